@@ -1,0 +1,359 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/tiers/backpressure"
+)
+
+// DefaultWriteThreshold is how many encoded bytes (1 MiB) Append buffers
+// before it hands them to the operating system without waiting for Sync.
+const DefaultWriteThreshold = 1 << 20
+
+// Option sets an optional parameter of Create, Recover or Open.
+type Option func(*options)
+
+type options struct {
+	stream         string
+	logger         *slog.Logger
+	writeThreshold int
+}
+
+// WithStream names the stream in errors and log lines.
+func WithStream(name string) Option { return func(o *options) { o.stream = name } }
+
+// WithLogger sets the logger; nil (the default) discards.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithWriteThreshold sets how many buffered bytes make Append write early
+// (default DefaultWriteThreshold). Early writes never move the durable
+// watermark; only Sync does.
+func WithWriteThreshold(bytes int) Option {
+	return func(o *options) {
+		if bytes > 0 {
+			o.writeThreshold = bytes
+		}
+	}
+}
+
+func buildOptions(opts []Option) options {
+	o := options{writeThreshold: DefaultWriteThreshold}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Writer appends records to the active segment of a stream.
+//
+// Append encodes records into a reusable buffer and assigns contiguous
+// logical offsets; Sync writes whatever is buffered and fsyncs it, in one
+// group commit, and only then advances the durable watermark. A record is
+// durable (and its message may be acked) once DurableOffset is above its
+// offset.
+//
+// A failed write or fsync is sticky: the call returns a *backpressure.Error
+// of kind Flush wrapping the cause, the durable watermark stays where it
+// was, and every later Append, Sync or Seal returns the same error. After a
+// failed fsync the kernel may have dropped the dirty pages, so the only
+// trustworthy state is what Recover finds on disk: close the writer and
+// reopen the segment with Recover.
+//
+// The methods are safe for concurrent use; the watermark getters do not
+// wait for a Sync in progress.
+type Writer struct {
+	fs     vfs.FS
+	dir    string
+	path   string
+	opts   options
+	header Header
+
+	mu       sync.Mutex
+	f        vfs.File
+	buf      []byte // encoded records not yet handed to the file
+	written  int64  // bytes handed to the file: header plus records
+	crc      uint64 // CRC-64/NVME of the bytes written
+	next     uint64
+	count    uint64
+	firstExt uint64
+	lastExt  uint64
+	failed   error
+	sealed   bool
+	closed   bool
+
+	durableBytes  atomic.Int64
+	durableOffset atomic.Uint64
+	durableExt    atomic.Uint64
+	durableCount  atomic.Uint64
+	nextOffset    atomic.Uint64
+	lastExtAtomic atomic.Uint64
+	size          atomic.Int64
+}
+
+// Create makes a new segment file <dir>/FileName(h.SegmentID), writes the
+// header, fsyncs the file and the directory, and returns its writer. It
+// fails if the file exists.
+func Create(fs vfs.FS, dir string, h Header, opts ...Option) (*Writer, error) {
+	o := buildOptions(opts)
+	path := filepath.Join(dir, FileName(h.SegmentID))
+	f, err := fs.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	var hb [HeaderSize]byte
+	encodeHeader(hb[:], h)
+	fail := func(what string, err error) (*Writer, error) {
+		f.Close()
+		fs.Remove(path)
+		return nil, fmt.Errorf("create segment %s: %s: %w", path, what, err)
+	}
+	if _, err := f.Write(hb[:]); err != nil {
+		return fail("write header", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail("fsync", err)
+	}
+	if err := fs.SyncDir(dir); err != nil {
+		return fail("fsync dir", err)
+	}
+	w := newWriter(fs, dir, path, f, h, o)
+	w.written = HeaderSize
+	w.crc = crc64Update(0, hb[:])
+	w.next = h.BaseOffset
+	w.publish()
+	return w, nil
+}
+
+func newWriter(fs vfs.FS, dir, path string, f vfs.File, h Header, o options) *Writer {
+	return &Writer{fs: fs, dir: dir, path: path, f: f, header: h, opts: o,
+		buf: make([]byte, 0, o.writeThreshold+o.writeThreshold/4)}
+}
+
+// publish makes the durable state visible to the atomic getters. Called with
+// mu held after the file and the fields agree.
+func (w *Writer) publish() {
+	w.durableBytes.Store(w.written)
+	w.durableOffset.Store(w.next)
+	w.durableExt.Store(w.lastExt)
+	w.durableCount.Store(w.count)
+	w.nextOffset.Store(w.next)
+	w.lastExtAtomic.Store(w.lastExt)
+	w.size.Store(w.written)
+}
+
+// Header returns the segment header.
+func (w *Writer) Header() Header { return w.header }
+
+// Path returns the segment file path.
+func (w *Writer) Path() string { return w.path }
+
+// NextOffset is the logical offset the next appended record gets.
+func (w *Writer) NextOffset() uint64 { return w.nextOffset.Load() }
+
+// DurableOffset is the durable watermark: every record with a lower logical
+// offset has been fsynced.
+func (w *Writer) DurableOffset() uint64 { return w.durableOffset.Load() }
+
+// DurableBytes is the file length covered by the last successful fsync.
+// Readers of an active segment use it as their limit (Reader.SetLimit).
+func (w *Writer) DurableBytes() int64 { return w.durableBytes.Load() }
+
+// Size is the length of the segment including buffered, unsynced records.
+func (w *Writer) Size() int64 { return w.size.Load() }
+
+// LastExtID is the ext id of the last record appended (the highest one when
+// records are appended in stream-sequence order), durable or not.
+func (w *Writer) LastExtID() uint64 { return w.lastExtAtomic.Load() }
+
+// DurableExtID is the ext id of the last durable record.
+func (w *Writer) DurableExtID() uint64 { return w.durableExt.Load() }
+
+// RecordCount is the number of records appended, durable or not.
+func (w *Writer) RecordCount() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.count
+}
+
+func (w *Writer) usable() error {
+	switch {
+	case w.failed != nil:
+		return w.failed
+	case w.closed:
+		return ErrClosed
+	case w.sealed:
+		return ErrSealed
+	}
+	return nil
+}
+
+// fail records a sticky write or fsync failure as Flush backpressure.
+func (w *Writer) fail(what string, err error) error {
+	w.failed = backpressure.New(backpressure.Flush, w.opts.stream,
+		fmt.Errorf("segment %d: %s %s: %w", w.header.SegmentID, what, w.path, err))
+	w.opts.logger.Error("segment writer failed", "stream", w.opts.stream,
+		"segment", w.header.SegmentID, "op", what, "err", err)
+	return w.failed
+}
+
+// Append encodes recs with contiguous logical offsets, all stamped with
+// nowMS, and returns the offset of the first. The records are durable only
+// after a later Sync returns nil. The batch is all or nothing: a payload
+// over MaxPayloadBytes rejects it before anything is encoded. Payloads are
+// copied; the caller may reuse them.
+func (w *Writer) Append(recs []Record, nowMS int64) (firstOffset uint64, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return 0, err
+	}
+	for i := range recs {
+		if len(recs[i].Payload) > MaxPayloadBytes {
+			return 0, fmt.Errorf("append: record %d: payload of %d bytes exceeds %d", i, len(recs[i].Payload), MaxPayloadBytes)
+		}
+	}
+	first := w.next
+	for i := range recs {
+		r := &recs[i]
+		w.buf = appendRecord(w.buf, w.next, nowMS, r.ExtID, r.Flags, r.Payload)
+		if w.count == 0 {
+			w.firstExt = r.ExtID
+		}
+		w.next++
+		w.count++
+		w.lastExt = r.ExtID
+	}
+	w.nextOffset.Store(w.next)
+	w.lastExtAtomic.Store(w.lastExt)
+	w.size.Store(w.written + int64(len(w.buf)))
+	if len(w.buf) >= w.opts.writeThreshold {
+		if err := w.writeBuffered(); err != nil {
+			return 0, err
+		}
+	}
+	return first, nil
+}
+
+// writeBuffered hands the buffer to the file. Called with mu held.
+func (w *Writer) writeBuffered() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n, err := w.f.Write(w.buf)
+	if n > 0 {
+		w.crc = crc64Update(w.crc, w.buf[:n])
+		w.written += int64(n)
+	}
+	if err == nil && n < len(w.buf) {
+		err = errors.New("short write")
+	}
+	if err != nil {
+		return w.fail("write", err)
+	}
+	if cap(w.buf) > 4*w.opts.writeThreshold {
+		// One huge record must not pin its buffer for the segment's life.
+		w.buf = make([]byte, 0, w.opts.writeThreshold+w.opts.writeThreshold/4)
+	} else {
+		w.buf = w.buf[:0]
+	}
+	return nil
+}
+
+// Sync writes everything appended so far and fsyncs it in one group commit,
+// then advances the durable watermark. On failure it returns a
+// *backpressure.Error of kind Flush and the watermark does not move.
+func (w *Writer) Sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.sync()
+}
+
+func (w *Writer) sync() error {
+	if err := w.writeBuffered(); err != nil {
+		return err
+	}
+	if w.written == w.durableBytes.Load() {
+		return nil
+	}
+	if err := w.f.Sync(); err != nil {
+		return w.fail("fsync", err)
+	}
+	w.publish()
+	return nil
+}
+
+// Seal syncs the segment, appends the footer, fsyncs it, and records the
+// segment in current.sealed (only when it is higher than what is there).
+// After Seal the writer accepts no appends; Close it. If only the
+// current.sealed update fails, the segment is sealed on disk all the same
+// (Recover notices the footer and repeats the update).
+func (w *Writer) Seal() (Footer, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return Footer{}, err
+	}
+	if err := w.sync(); err != nil {
+		return Footer{}, err
+	}
+	ft := Footer{
+		RecordCount:  w.count,
+		DurableBytes: uint64(w.written),
+		CRC64:        w.crc,
+		FirstExtID:   w.firstExt,
+		LastExtID:    w.lastExt,
+		FirstOffset:  w.header.BaseOffset,
+		LastOffset:   w.header.BaseOffset,
+		Flags:        FlagSealed,
+	}
+	if w.count > 0 {
+		ft.LastOffset = w.next - 1
+	}
+	var fb [FooterSize]byte
+	encodeFooter(fb[:], ft)
+	n, err := w.f.Write(fb[:])
+	if err == nil && n < len(fb) {
+		err = errors.New("short write")
+	}
+	if err != nil {
+		return Footer{}, w.fail("write footer", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return Footer{}, w.fail("fsync footer", err)
+	}
+	w.sealed = true
+	w.size.Store(w.written + FooterSize)
+	if err := advanceCurrentSealed(w.fs, w.dir, w.header.SegmentID, ft); err != nil {
+		return ft, fmt.Errorf("seal segment %d: %w", w.header.SegmentID, err)
+	}
+	return ft, nil
+}
+
+// Close releases the file. Buffered records that were not synced are
+// dropped: they were never reported durable.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	w.buf = nil
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("close segment %d: %w", w.header.SegmentID, err)
+	}
+	return nil
+}
