@@ -1,0 +1,440 @@
+package tier1
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bop-aof/aof/internal/vfs"
+)
+
+// Key names one artifact: a segment of a stream.
+type Key struct {
+	Stream  string
+	Segment uint64
+}
+
+func (k Key) String() string { return fmt.Sprintf("%s/%020d", k.Stream, k.Segment) }
+
+// Eviction is what the OnEvict callback receives.
+type Eviction struct {
+	Key   Key
+	Bytes int64
+}
+
+// CacheOptions configures a Cache.
+type CacheOptions struct {
+	// Root is the data root; artifacts live in <Root>/tier1/<stream>/<segment_id:020>.zst.
+	Root string
+	// FS is the file system; nil means vfs.Default.
+	FS vfs.FS
+	// MaxBytes is the byte budget; 0 means unlimited.
+	MaxBytes int64
+	// OnEvict is called before an evicted artifact's file is removed, so the
+	// store can write a LocalEvicted manifest record first. If it returns an
+	// error the artifact is kept and eviction moves on to the next candidate.
+	// It is called without the cache lock held, and never concurrently.
+	OnEvict func(Eviction) error
+	Logger  *slog.Logger
+	Meter   metric.Meter
+}
+
+// CacheStats is a point-in-time view of the cache.
+type CacheStats struct {
+	Bytes    int64
+	Files    int
+	MaxBytes int64
+	Pinned   int
+	Uploaded int
+}
+
+// ErrNotCached is returned for keys the cache does not hold.
+var ErrNotCached = errors.New("tier1: artifact not cached")
+
+type entry struct {
+	key      Key
+	bytes    int64
+	uploaded bool
+	pins     int
+	elem     *list.Element // in lru; front = most recently used
+}
+
+// Cache is the Tier 1 warm cache: artifacts on local disk under a byte
+// budget. Eviction is least-recently-used, and only ever removes artifacts
+// that are marked uploaded (confirmed in Tier 2) and not pinned, so the cache
+// may stay over budget while nothing is evictable; Stats shows it.
+//
+// The uploaded mark is not stored on disk: after a restart, Scan finds the
+// files and the store marks the uploaded ones again from the manifest.
+// Cache is safe for concurrent use.
+type Cache struct {
+	root    string
+	fs      vfs.FS
+	onEvict func(Eviction) error
+	log     *slog.Logger
+
+	evictMu sync.Mutex // serialises eviction passes, so OnEvict never runs concurrently
+
+	mu       sync.Mutex
+	entries  map[Key]*entry
+	lru      *list.List
+	bytes    int64
+	maxBytes int64
+}
+
+// NewCache returns an empty cache; call Scan to adopt artifacts already on disk.
+func NewCache(opts CacheOptions) (*Cache, error) {
+	if opts.Root == "" {
+		return nil, errors.New("tier1: cache root is empty")
+	}
+	c := &Cache{
+		root:     filepath.Join(opts.Root, "tier1"),
+		fs:       opts.FS,
+		onEvict:  opts.OnEvict,
+		log:      opts.Logger,
+		entries:  make(map[Key]*entry),
+		lru:      list.New(),
+		maxBytes: opts.MaxBytes,
+	}
+	if c.fs == nil {
+		c.fs = vfs.Default
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Meter != nil {
+		g, err := opts.Meter.Int64ObservableGauge("tier1_bytes", metric.WithUnit("By"),
+			metric.WithDescription("bytes of Tier 1 artifacts on local disk"))
+		if err != nil {
+			return nil, fmt.Errorf("tier1_bytes gauge: %w", err)
+		}
+		if _, err := opts.Meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			o.ObserveInt64(g, c.Stats().Bytes)
+			return nil
+		}, g); err != nil {
+			return nil, fmt.Errorf("tier1_bytes callback: %w", err)
+		}
+	}
+	if err := c.fs.MkdirAll(c.root, 0o755); err != nil {
+		return nil, fmt.Errorf("create tier1 dir: %w", err)
+	}
+	return c, nil
+}
+
+// Path is where the artifact for k lives.
+func (c *Cache) Path(k Key) string {
+	return filepath.Join(c.root, k.Stream, fmt.Sprintf("%020d.zst", k.Segment))
+}
+
+var artifactName = regexp.MustCompile(`^([0-9]{20})\.zst$`)
+
+// Scan rebuilds the cache from disk: every <stream>/<id>.zst becomes an
+// entry (not uploaded, not pinned), ordered for LRU by modification time;
+// leftover .tmp files from interrupted Puts are removed. Scan replaces the
+// current contents and then evicts if over budget (which, with nothing
+// marked uploaded yet, evicts nothing).
+func (c *Cache) Scan() error {
+	streams, err := c.fs.ReadDir(c.root)
+	if err != nil {
+		return fmt.Errorf("scan tier1: %w", err)
+	}
+	type found struct {
+		e     *entry
+		mtime int64
+	}
+	var all []found
+	for _, sd := range streams {
+		if !sd.IsDir() {
+			continue
+		}
+		dir := filepath.Join(c.root, sd.Name())
+		files, err := c.fs.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("scan tier1 stream %s: %w", sd.Name(), err)
+		}
+		for _, f := range files {
+			name := f.Name()
+			if strings.HasSuffix(name, ".tmp") {
+				if err := c.fs.Remove(filepath.Join(dir, name)); err != nil {
+					return fmt.Errorf("remove leftover %s: %w", name, err)
+				}
+				c.log.Info("tier1_leftover_removed", "path", filepath.Join(dir, name))
+				continue
+			}
+			m := artifactName.FindStringSubmatch(name)
+			if m == nil {
+				continue
+			}
+			id, _ := strconv.ParseUint(m[1], 10, 64)
+			info, err := f.Info()
+			if err != nil {
+				return fmt.Errorf("stat %s: %w", name, err)
+			}
+			all = append(all, found{e: &entry{key: Key{Stream: sd.Name(), Segment: id}, bytes: info.Size()}, mtime: info.ModTime().UnixNano()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mtime > all[j].mtime })
+	c.mu.Lock()
+	c.entries = make(map[Key]*entry, len(all))
+	c.lru.Init()
+	c.bytes = 0
+	for _, f := range all {
+		f.e.elem = c.lru.PushBack(f.e)
+		c.entries[f.e.key] = f.e
+		c.bytes += f.e.bytes
+	}
+	c.mu.Unlock()
+	c.evict()
+	return nil
+}
+
+// Put writes an artifact for k atomically: fill writes into a temp file,
+// which is fsynced, renamed into place and made durable with a directory
+// fsync. If anything fails the temp file is removed and the previous
+// artifact for k, if any, is untouched. A new artifact starts not uploaded
+// and most recently used. It returns the artifact size.
+func (c *Cache) Put(k Key, fill func(w io.Writer) error) (int64, error) {
+	path := c.Path(k)
+	dir := filepath.Dir(path)
+	if err := c.fs.MkdirAll(dir, 0o755); err != nil {
+		return 0, fmt.Errorf("create stream dir: %w", err)
+	}
+	tmp := path + ".tmp"
+	f, err := c.fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("create temp artifact: %w", err)
+	}
+	fail := func(stage string, err error) (int64, error) {
+		f.Close()
+		c.fs.Remove(tmp)
+		return 0, fmt.Errorf("put %s: %s: %w", k, stage, err)
+	}
+	cw := &countingWriter{w: f}
+	if err := fill(cw); err != nil {
+		return fail("write", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail("fsync", err)
+	}
+	if err := f.Close(); err != nil {
+		c.fs.Remove(tmp)
+		return 0, fmt.Errorf("put %s: close: %w", k, err)
+	}
+	if err := c.fs.Rename(tmp, path); err != nil {
+		c.fs.Remove(tmp)
+		return 0, fmt.Errorf("put %s: rename: %w", k, err)
+	}
+	if err := c.fs.SyncDir(dir); err != nil {
+		// The rename happened but may not survive a crash; report it and
+		// still account for the file, which is there now.
+		c.add(k, cw.n)
+		return cw.n, fmt.Errorf("put %s: fsync dir: %w", k, err)
+	}
+	c.add(k, cw.n)
+	c.evict()
+	return cw.n, nil
+}
+
+// PutBytes is Put for an artifact already in memory.
+func (c *Cache) PutBytes(k Key, data []byte) (int64, error) {
+	return c.Put(k, func(w io.Writer) error { _, err := w.Write(data); return err })
+}
+
+func (c *Cache) add(k Key, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[k]; ok {
+		c.bytes += n - e.bytes
+		e.bytes = n
+		e.uploaded = false
+		c.lru.MoveToFront(e.elem)
+		return
+	}
+	e := &entry{key: k, bytes: n}
+	e.elem = c.lru.PushFront(e)
+	c.entries[k] = e
+	c.bytes += n
+}
+
+// Open opens the artifact for k and marks it most recently used. Pin it
+// if it must not be evicted while in use (on POSIX an evicted file stays
+// readable through an open reader, but a new Open fails).
+func (c *Cache) Open(k Key) (*ArtifactReader, error) {
+	if !c.Touch(k) {
+		return nil, fmt.Errorf("open %s: %w", k, ErrNotCached)
+	}
+	return OpenArtifact(c.fs, c.Path(k))
+}
+
+// Contains reports whether k is cached, without touching it.
+func (c *Cache) Contains(k Key) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[k]
+	return ok
+}
+
+// Touch marks k most recently used. It reports whether k is cached.
+func (c *Cache) Touch(k Key) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if ok {
+		c.lru.MoveToFront(e.elem)
+	}
+	return ok
+}
+
+// Pin protects k from eviction until a matching Unpin. Pins nest.
+func (c *Cache) Pin(k Key) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok {
+		return fmt.Errorf("pin %s: %w", k, ErrNotCached)
+	}
+	e.pins++
+	return nil
+}
+
+// Unpin releases one Pin and evicts if the cache is over budget.
+func (c *Cache) Unpin(k Key) {
+	c.mu.Lock()
+	if e, ok := c.entries[k]; ok && e.pins > 0 {
+		e.pins--
+	}
+	c.mu.Unlock()
+	c.evict()
+}
+
+// MarkUploaded records that Tier 2 confirmed k (ETag and crc), which makes
+// it evictable, and evicts if the cache is over budget.
+func (c *Cache) MarkUploaded(k Key) error {
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	if ok {
+		e.uploaded = true
+	}
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("mark uploaded %s: %w", k, ErrNotCached)
+	}
+	c.evict()
+	return nil
+}
+
+// Remove deletes k's artifact whatever its state (segment retired or
+// deleted by an operator). It does not call OnEvict.
+func (c *Cache) Remove(k Key) error {
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	if ok {
+		c.drop(e)
+	}
+	c.mu.Unlock()
+	path := c.Path(k)
+	if err := c.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", k, err)
+	}
+	if err := c.fs.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("remove %s: fsync dir: %w", k, err)
+	}
+	return nil
+}
+
+func (c *Cache) drop(e *entry) {
+	c.lru.Remove(e.elem)
+	delete(c.entries, e.key)
+	c.bytes -= e.bytes
+}
+
+// SetMaxBytes changes the budget (0 = unlimited) and evicts if needed.
+func (c *Cache) SetMaxBytes(n int64) {
+	c.mu.Lock()
+	c.maxBytes = n
+	c.mu.Unlock()
+	c.evict()
+}
+
+// Stats returns the current totals.
+func (c *Cache) Stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := CacheStats{Bytes: c.bytes, Files: len(c.entries), MaxBytes: c.maxBytes}
+	for _, e := range c.entries {
+		if e.pins > 0 {
+			s.Pinned++
+		}
+		if e.uploaded {
+			s.Uploaded++
+		}
+	}
+	return s
+}
+
+// evict removes least recently used, uploaded, unpinned artifacts until the
+// cache is within budget or nothing else is evictable.
+func (c *Cache) evict() {
+	c.evictMu.Lock()
+	defer c.evictMu.Unlock()
+	skip := make(map[Key]bool)
+	for {
+		c.mu.Lock()
+		if c.maxBytes <= 0 || c.bytes <= c.maxBytes {
+			c.mu.Unlock()
+			return
+		}
+		var victim *entry
+		for el := c.lru.Back(); el != nil; el = el.Prev() {
+			e := el.Value.(*entry)
+			if e.uploaded && e.pins == 0 && !skip[e.key] {
+				victim = e
+				break
+			}
+		}
+		if victim == nil {
+			c.mu.Unlock()
+			return
+		}
+		ev := Eviction{Key: victim.key, Bytes: victim.bytes}
+		c.mu.Unlock()
+
+		if c.onEvict != nil {
+			if err := c.onEvict(ev); err != nil {
+				c.log.Warn("tier1_eviction_deferred", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
+				skip[ev.Key] = true
+				continue
+			}
+		}
+		c.mu.Lock()
+		// The entry may have been pinned, replaced or removed while OnEvict ran.
+		cur, ok := c.entries[ev.Key]
+		if !ok || cur != victim || cur.pins > 0 || !cur.uploaded {
+			c.mu.Unlock()
+			skip[ev.Key] = true
+			continue
+		}
+		c.drop(cur)
+		c.mu.Unlock()
+		path := c.Path(ev.Key)
+		if err := c.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Error("tier1_eviction_failed", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
+		} else if err := c.fs.SyncDir(filepath.Dir(path)); err != nil {
+			c.log.Error("tier1_eviction_failed", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
+		} else {
+			c.log.Info("tier1_evicted", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "bytes", ev.Bytes)
+		}
+	}
+}

@@ -1,0 +1,270 @@
+package tier1
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/bop-aof/aof/tiers/backpressure"
+)
+
+func TestHydratorRunsOneFetchForTwentyWaiters(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	h, err := NewHydrator(func(ctx context.Context, k string) (string, error) {
+		calls.Add(1)
+		<-release
+		return "data-" + k, nil
+	}, HydratorOptions{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var wg sync.WaitGroup
+	results := make(chan string, 20)
+	started := make(chan struct{}, 20)
+	for range 20 {
+		wg.Go(func() {
+			started <- struct{}{}
+			v, err := h.Get(context.Background(), "seg-7")
+			if err != nil {
+				t.Error(err)
+			}
+			results <- v
+		})
+	}
+	for range 20 {
+		<-started
+	}
+	// Every waiter attaches to the running job before the fetch ends.
+	waitFor(t, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		j := h.running["seg-7"]
+		return j != nil && j.waiters == 20
+	})
+	close(release)
+	wg.Wait()
+	close(results)
+	for v := range results {
+		if v != "data-seg-7" {
+			t.Fatalf("waiter got %q", v)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("fetch ran %d times for one key, want 1", n)
+	}
+}
+
+func TestHydratorBoundsConcurrentFetches(t *testing.T) {
+	var running, peak atomic.Int32
+	h, _ := NewHydrator(func(ctx context.Context, k int) (int, error) {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+		running.Add(-1)
+		return k, nil
+	}, HydratorOptions{Workers: 3})
+	defer h.Close()
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			if v, err := h.Get(context.Background(), i); err != nil || v != i {
+				t.Errorf("Get(%d) = %d, %v", i, v, err)
+			}
+		})
+	}
+	wg.Wait()
+	if p := peak.Load(); p > 3 || p < 2 {
+		t.Fatalf("peak concurrent fetches %d, want at most 3 (and more than 1)", p)
+	}
+}
+
+func TestHydratorTryGetAnswersBackpressureWhileFetching(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int32
+	h, _ := NewHydrator(func(ctx context.Context, k string) ([]byte, error) {
+		calls.Add(1)
+		<-release
+		return []byte("bytes"), nil
+	}, HydratorOptions{Workers: 1})
+	defer h.Close()
+	for range 3 {
+		_, err := h.TryGet("k")
+		var bp *backpressure.Error
+		if !errors.As(err, &bp) || bp.Kind != backpressure.Hydration {
+			t.Fatalf("TryGet during fetch: %v, want Hydration backpressure", err)
+		}
+	}
+	close(release)
+	var v []byte
+	waitFor(t, func() bool {
+		var err error
+		v, err = h.TryGet("k")
+		return err == nil
+	})
+	if string(v) != "bytes" || calls.Load() != 1 {
+		t.Fatalf("TryGet result %q after %d fetches, want \"bytes\" after 1", v, calls.Load())
+	}
+}
+
+func TestHydratorWaiterGivesUpWithoutCancellingTheFetch(t *testing.T) {
+	release := make(chan struct{})
+	h, _ := NewHydrator(func(ctx context.Context, k string) (string, error) {
+		<-release
+		return "ok", ctx.Err()
+	}, HydratorOptions{Workers: 1})
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := h.Get(context.Background(), "k"); done <- err }()
+	if _, err := h.Get(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("impatient waiter got %v, want deadline exceeded", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("patient waiter got %v", err)
+	}
+}
+
+func TestHydratorReportsQueueDepthAndLatency(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")
+	release := make(chan struct{})
+	h, err := NewHydrator(func(ctx context.Context, k int) (int, error) {
+		<-release
+		return k, nil
+	}, HydratorOptions{Workers: 1, Meter: meter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for i := range 4 {
+		h.TryGet(i)
+	}
+	waitFor(t, func() bool { return h.QueueDepth() == 3 })
+	if d := gaugeValue(t, reader, "hydration_queue_depth"); d != 3 {
+		t.Fatalf("hydration_queue_depth = %d, want 3 (one running, three queued)", d)
+	}
+	close(release)
+	for i := range 4 {
+		if _, err := h.Get(context.Background(), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	reader.Collect(context.Background(), &rm)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == "hydration_latency" {
+				hist := m.Data.(metricdata.Histogram[float64])
+				if hist.DataPoints[0].Count < 4 || m.Unit != "ms" {
+					t.Fatalf("hydration_latency: %d samples, unit %q", hist.DataPoints[0].Count, m.Unit)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("hydration_latency not reported")
+}
+
+func gaugeValue(t *testing.T, reader *sdkmetric.ManualReader, name string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == name {
+				return m.Data.(metricdata.Gauge[int64]).DataPoints[0].Value
+			}
+		}
+	}
+	t.Fatalf("metric %s not reported", name)
+	return 0
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPoolRunsJobsOnBoundedWorkersAndReportsDepth(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")
+	p, err := NewPool(PoolOptions{Workers: 2, QueueCap: 10, Meter: meter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var running, peak, done atomic.Int32
+	for range 7 {
+		err := p.Submit(context.Background(), func(ctx context.Context) {
+			n := running.Add(1)
+			for {
+				pk := peak.Load()
+				if n <= pk || peak.CompareAndSwap(pk, n) {
+					break
+				}
+			}
+			<-release
+			running.Add(-1)
+			done.Add(1)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return running.Load() == 2 })
+	if d := gaugeValue(t, reader, "compression_queue_depth"); d != 5 {
+		t.Fatalf("compression_queue_depth = %d, want 5", d)
+	}
+	close(release)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if done.Load() != 7 || peak.Load() != 2 {
+		t.Fatalf("done %d (want 7), peak %d (want 2)", done.Load(), peak.Load())
+	}
+	if err := p.Submit(context.Background(), func(context.Context) {}); !errors.Is(err, ErrPoolClosed) {
+		t.Fatalf("Submit after Close: %v", err)
+	}
+}
+
+func TestPoolSubmitGivesUpWhenQueueStaysFull(t *testing.T) {
+	p, _ := NewPool(PoolOptions{Workers: 1, QueueCap: 1})
+	release := make(chan struct{})
+	block := func(context.Context) { <-release }
+	p.Submit(context.Background(), block)
+	waitFor(t, func() bool { return p.QueueDepth() == 0 })
+	p.Submit(context.Background(), block)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := p.Submit(ctx, block); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Submit on full queue: %v, want deadline exceeded", err)
+	}
+	if p.QueueDepth() != 1 {
+		t.Fatalf("queue depth %d, want 1", p.QueueDepth())
+	}
+	close(release)
+	p.Close(context.Background())
+}
