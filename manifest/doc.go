@@ -1,0 +1,124 @@
+// Package manifest records every tier transition of the store in a
+// checksummed, chunked, append-only log per stream, folds it into a
+// per-segment index, snapshots that index, uploads chunks and snapshots to
+// Tier 2 and publishes every committed record through a Publisher (NATS in
+// the gateway; see manifest/natsmanifest). The package does not import NATS:
+// the store works without a broker.
+//
+// All integers are little-endian. CRC64 is CRC-64/NVME (polynomial
+// 0x9a6c9329ac4bc9b5, check value of "123456789" 0xae8b14860a799888).
+//
+// # Record (40-byte header + payload)
+//
+//	off size field
+//	0   2    record_type    (ids 0-15 below; readers skip unknown ids)
+//	2   2    flags          (bit 0 FlagTier1Copy on LocalEvicted)
+//	4   4    payload_len    (at most MaxPayloadSize)
+//	8   8    segment_id
+//	16  8    logical_offset
+//	24  8    timestamp_ms   (signed, Unix milliseconds)
+//	32  8    payload_crc64  (CRC64 of the payload bytes)
+//	40  n    payload
+//
+// Payloads (ids are those of the original AOF2 manifest; strings are raw
+// bytes preceded by a u16 length):
+//
+//	0  SegmentOpened       base_offset u64, epoch u32
+//	1  SealSegment         durable_bytes u64, segment_crc64 u64, ext_id u64,
+//	                       coordinator_watermark u64, flush_failure u8 (0|1)
+//	2  CompressionStarted  job_id u32
+//	3  CompressionDone     compressed_bytes u64, dictionary_id u32
+//	4  CompressionFailed   reason_code u32
+//	5  UploadStarted       key_len u16, key
+//	6  UploadDone          key_len u16, etag_len u16, key, etag
+//	7  UploadFailed        key_len u16, reason_code u32, key
+//	8  Tier2DeleteQueued   key_len u16, key
+//	9  Tier2Deleted        key_len u16, key
+//	10 HydrationStarted    source_tier u64
+//	11 HydrationDone       resident_bytes u64
+//	12 HydrationFailed     reason_code u32
+//	13 LocalEvicted        reclaimed_bytes u64
+//	14 SnapshotMarker      chunk_index u64, chunk_offset u64, snapshot_id u64
+//	15 CustomEvent         schema_id u32, blob_len u16, blob
+//
+// Reason codes: 0 transient, 1 codec (corrupt segment), 2 Tier 2 auth,
+// 3 unavailable, 4 Tier 2 object missing.
+//
+// # Chunk file <dir>/<chunk_index:020>.mlog (AOF2MLOG version 1)
+//
+// A chunk starts with two 72-byte header slots (ChunkHeaderSize = 144);
+// records follow back to back. Each header rewrite goes to the slot of its
+// generation (generation % 2), so a torn header write leaves the previous
+// generation readable; readers take the valid slot with the higher
+// generation.
+//
+//	off size field
+//	0   8    magic "AOF2MLOG"
+//	8   2    version = 1
+//	10  2    flags (bit 0 sealed, bit 1 uploaded)
+//	12  4    generation
+//	16  8    chunk_index
+//	24  8    base_record   (stream-wide ordinal of the first record)
+//	32  8    record_count  (committed records)
+//	40  8    tail_offset   (file offset of the last committed record, 0 if none)
+//	48  8    committed_len (committed record bytes after the header)
+//	56  8    chunk_crc64   (CRC64 of exactly the committed record bytes)
+//	64  8    header_crc64  (CRC64 of bytes 0-63 of this slot)
+//
+// Commit writes the records after the committed range, fsyncs, then
+// rewrites a header slot and fsyncs again. A chunk's first commit writes the
+// whole file under a temporary name and renames it into place, so a chunk
+// file exists only once it holds a committed record. Bytes after the
+// committed range are the torn tail of a commit that never returned; Open
+// trims them. Anything wrong inside the committed range (chunk or record
+// checksum, record count, tail offset) is an *IntegrityError and the stream
+// is quarantined: no further writes, no guessing.
+//
+// A chunk rotates (gets the sealed flag, and the next record opens chunk
+// index+1) when a record would overflow Options.ChunkCapacity or the chunk's
+// first record is older than Options.RotationPeriod.
+//
+// # Snapshot <dir>/snapshot_<snapshot_id:020>.bin (AOF2SNAP version 3)
+//
+//	off size field
+//	0   8    magic "AOF2SNAP"
+//	8   4    version = 3
+//	12  4    flags = 0
+//	16  8    snapshot_id
+//	24  8    chunk_index   \ position of the first record not folded into
+//	32  8    chunk_offset  / the index
+//	40  8    next_record   (stream-wide ordinal of that record)
+//	48  4    index_len
+//	52  n    index (below)
+//	52+n 8   crc64 of every preceding byte
+//
+// Index encoding (version 1): version u16, stream (u16 length + bytes),
+// records u64, unknown u64, custom u64, last_snapshot_id u64, segment_count
+// u32, then per segment in ascending id order: segment u64, base_offset u64,
+// epoch u32, last_logical_offset u64, last_timestamp_ms u64, record_count
+// u64, durable_bytes u64, crc64 u64, last_ext_id u64, compressed_bytes u64,
+// dictionary_id u32, resident_bytes u64, hydration_source u64, last_failure
+// u32, failures u32, reason u32, pending_jobs u8, state flags u8 (sealed,
+// flush_failure, tier0, tier1, tier2, needs_recovery, deleted from bit 0),
+// tier2_key and etag as u16 length + bytes.
+//
+// A snapshot is written atomically and then announced by a SnapshotMarker
+// record. Open loads the newest snapshot that verifies (skipping corrupt
+// ones with a log line) and replays only the records after its position.
+//
+// # Publication cursor <dir>/publish.cursor
+//
+// chunk u64, offset u64, crc64 of those 16 bytes: the position of the next
+// record to publish, rewritten atomically after each published batch. The
+// local log is the outbox; a restart republishes at most the batch in
+// flight, which subscribers deduplicate by (stream, chunk, offset).
+//
+// # Local retention and Tier 2
+//
+// Sealed chunks are uploaded as manifest/<stream>/<chunk_index>.mlog and
+// snapshots as snapshots/<stream>/<snapshot_id>.bin, in the background with
+// exponential backoff. A chunk file is deleted locally only when it is
+// older than the chunk before the active one, wholly covered by the latest
+// snapshot, confirmed uploaded (uploaded flag set after PutObject returned)
+// and, with a Publisher, fully published.
+package manifest
