@@ -34,6 +34,10 @@ type Reader struct {
 	pos    int64  // byte offset of the next record
 	next   uint64 // logical offset of the record at pos
 	target uint64 // Next skips records below this offset
+	// boundary is set when the limit is known to end on a record boundary
+	// (a footer or SetLimit); a record crossing it is then damage, not a
+	// record still being written.
+	boundary bool
 }
 
 // Open opens the segment at path and reads its header and, if the segment
@@ -73,7 +77,7 @@ func (r *Reader) init() error {
 	if err != nil {
 		return r.corrupt(size-FooterSize, err)
 	}
-	r.footer, r.sealed = ft, ok
+	r.footer, r.sealed, r.boundary = ft, ok, ok
 	limit := size
 	if ok {
 		limit = int64(ft.DurableBytes)
@@ -121,9 +125,17 @@ func (r *Reader) Footer() (ft Footer, ok bool) { return r.footer, r.sealed }
 func (r *Reader) Limit() int64 { return r.win.limit }
 
 // SetLimit sets the byte length the reader may read up to; for an active
-// segment pass Writer.DurableBytes. The limit of a sealed segment is fixed.
+// segment pass Writer.DurableBytes. The limit must fall on a record
+// boundary: a record crossing it is reported as corruption. Without
+// SetLimit an active segment is read up to its size at Open, and a partial
+// record there is taken for one still being written (io.EOF). The limit of
+// a sealed segment is fixed.
 func (r *Reader) SetLimit(n int64) {
-	if r.sealed || n == r.win.limit {
+	if r.sealed {
+		return
+	}
+	r.boundary = true
+	if n == r.win.limit {
 		return
 	}
 	r.win.limit = n
@@ -182,7 +194,7 @@ func (r *Reader) Next() (Entry, error) {
 			if !errors.Is(err, io.ErrUnexpectedEOF) {
 				return Entry{}, fmt.Errorf("read segment %d: %w", r.header.SegmentID, err)
 			}
-			if r.sealed {
+			if r.boundary {
 				return Entry{}, r.corrupt(r.pos, errShortRecord)
 			}
 			return Entry{}, io.EOF
