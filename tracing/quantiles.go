@@ -13,16 +13,17 @@ import (
 // equal-width buckets, so a bucket is at most 1/64 of its lower bound wide,
 // and reporting a bucket's midpoint is within 1/128 (0.8 %) of every value
 // it holds. Reports are clamped to the exact minimum and maximum seen, so
-// Quantile(0) and Quantile(1) are exact. Values below 2^quantMinExp
-// (about 1 ns when observing milliseconds) count in the first bucket, values
-// above 2^quantMaxExp (about 35 min) in the last; negative and NaN values are
-// ignored.
+// Quantile(0) and Quantile(1) are exact. Values below 2^(quantMinExp-1)
+// (about 0.5 ns when observing milliseconds), zero included, are reported as
+// the minimum seen; values above 2^quantMaxExp (about 35 min) count in the
+// last bucket; negative and NaN values are ignored.
 //
 // The zero value is not usable; create one with NewQuantiles. Safe for
 // concurrent use.
 type Quantiles struct {
 	mu     sync.Mutex
 	counts [quantBuckets]uint64
+	under  uint64 // observations below the first bucket
 	n      uint64
 	sum    float64
 	min    float64
@@ -41,16 +42,16 @@ func NewQuantiles() *Quantiles {
 	return &Quantiles{min: math.Inf(1), max: math.Inf(-1)}
 }
 
-// quantIndex maps v > 0 to its bucket. math.Frexp gives v = frac * 2^exp
+// quantIndex maps v to its bucket, -1 for values below the first one. math.Frexp gives v = frac * 2^exp
 // with frac in [0.5, 1); the sub-bucket is the position of frac in that
 // half-open interval.
 func quantIndex(v float64) int {
 	if v <= 0 {
-		return 0
+		return -1
 	}
 	frac, exp := math.Frexp(v)
 	if exp < quantMinExp {
-		return 0
+		return -1
 	}
 	if exp > quantMaxExp {
 		return quantBuckets - 1
@@ -78,7 +79,11 @@ func (q *Quantiles) Observe(v float64) {
 	}
 	i := quantIndex(v)
 	q.mu.Lock()
-	q.counts[i]++
+	if i < 0 {
+		q.under++
+	} else {
+		q.counts[i]++
+	}
 	q.n++
 	q.sum += v
 	q.min = math.Min(q.min, v)
@@ -112,7 +117,10 @@ func (q *Quantiles) quantileLocked(p float64) float64 {
 	if rank < 1 {
 		rank = 1
 	}
-	var seen uint64
+	seen := q.under
+	if seen >= rank {
+		return q.min
+	}
 	for i, c := range q.counts {
 		seen += c
 		if seen >= rank {
@@ -162,7 +170,7 @@ func (q *Quantiles) Reset() {
 	}
 	q.mu.Lock()
 	q.counts = [quantBuckets]uint64{}
-	q.n, q.sum = 0, 0
+	q.under, q.n, q.sum = 0, 0, 0
 	q.min, q.max = math.Inf(1), math.Inf(-1)
 	q.mu.Unlock()
 }
