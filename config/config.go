@@ -149,6 +149,9 @@ type Tier1 struct {
 
 // Tier2 is the S3-compatible object store holding the durable copy.
 type Tier2 struct {
+	// Enabled is true by default and should stay so: Tier 2 is the durable
+	// copy (REFERENCE.md). Switching it off is for tests of the store
+	// without an object store; a lab points it at a local S3 server.
 	Enabled bool `koanf:"enabled"`
 	// Endpoint keeps its scheme: http://host:port or https://host:port.
 	// Host and UseTLS derive the minio-go arguments from it.

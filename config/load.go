@@ -72,6 +72,9 @@ func DefaultPath() string {
 // Load builds the configuration from defaults, the file, the environment
 // and the flags (each overriding the previous), then validates it. Every
 // problem found is reported, joined with errors.Join; each is an *Error.
+// Input problems (missing or malformed file, unknown keys or variables,
+// values of the wrong type) are reported first and alone: validating a
+// configuration with dropped values would only add misleading messages.
 func Load(opts LoadOptions) (*Config, error) {
 	environ := opts.Env
 	if environ == nil {
