@@ -311,8 +311,9 @@ func (b *Budget) Admit(ctx context.Context, stream string, n int64) (*AdmissionG
 			b.mu.Unlock()
 			return nil, ErrClosed
 		case n > b.max: // SetMaxBytes may have lowered it while we evicted
+			err := &TooLargeError{Stream: stream, Bytes: n, MaxBytes: b.max}
 			b.mu.Unlock()
-			return nil, &TooLargeError{Stream: stream, Bytes: n, MaxBytes: b.max}
+			return nil, err
 		case b.queue.Len() > 0:
 			depth := b.queue.Len()
 			b.mu.Unlock()
@@ -325,10 +326,10 @@ func (b *Budget) Admit(ctx context.Context, stream string, n int64) (*AdmissionG
 		}
 		cands := b.pickLocked(n, skip)
 		if len(cands) == 0 {
-			free := b.max - b.used - b.reserved
+			limit, free := b.max, b.max-b.used-b.reserved
 			b.mu.Unlock()
 			return nil, backpressure.New(backpressure.Admission, stream,
-				fmt.Errorf("%w: need %d bytes, %d free of %d, nothing evictable", ErrBudgetFull, n, max(free, 0), b.max))
+				fmt.Errorf("%w: need %d bytes, %d free of %d, nothing evictable", ErrBudgetFull, n, max(free, 0), limit))
 		}
 		b.mu.Unlock()
 		failed := b.evictAll(ctx, cands)
@@ -361,8 +362,9 @@ func (b *Budget) AdmitWait(ctx context.Context, stream string, n int64) (*Admiss
 		return nil, ErrClosed
 	}
 	if n > b.max {
+		err := &TooLargeError{Stream: stream, Bytes: n, MaxBytes: b.max}
 		b.mu.Unlock()
-		return nil, &TooLargeError{Stream: stream, Bytes: n, MaxBytes: b.max}
+		return nil, err
 	}
 	if b.queue.Len() == 0 && b.fitsLocked(n) {
 		g := b.reserveLocked(stream, n)
