@@ -1,0 +1,536 @@
+package tiers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier1"
+	"github.com/bop-aof/aof/tiers/tier2"
+	"github.com/bop-aof/aof/tracing"
+)
+
+// jobKind names the background job types.
+type jobKind int
+
+const (
+	jobCompress jobKind = iota
+	jobUpload
+)
+
+type job struct {
+	kind    jobKind
+	log     *Log
+	segment uint64
+	// link is the span of the work that caused the job (the seal), so the
+	// compress and upload spans join the segment's trace.
+	link trace.SpanContext
+	// attempt counts failed tries, for backoff.
+	attempt int
+}
+
+// jobQueue is an unbounded FIFO: a seal must never block on a full queue,
+// and at boot every pending job of every stream is queued at once.
+type jobQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []job
+	closed bool
+}
+
+func newJobQueue() *jobQueue {
+	q := &jobQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *jobQueue) push(j job) {
+	q.mu.Lock()
+	if !q.closed {
+		q.items = append(q.items, j)
+		q.cond.Signal()
+	}
+	q.mu.Unlock()
+}
+
+func (q *jobQueue) pop() (job, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return job{}, false
+	}
+	j := q.items[0]
+	q.items = q.items[1:]
+	return j, true
+}
+
+func (q *jobQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
+func (q *jobQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// background runs the work that moves sealed segments down the tiers and
+// back: compression into Tier 1, upload to Tier 2, hydration, age-based
+// rollover and retention.
+type background struct {
+	s        *Store
+	cache    *tier1.Cache
+	hydrator *tier1.Hydrator[tier1.Key, struct{}]
+	compress *jobQueue
+	upload   *jobQueue
+
+	wg sync.WaitGroup
+}
+
+func newBackground(s *Store) (*background, error) {
+	b := &background{s: s, compress: newJobQueue(), upload: newJobQueue()}
+	cache, err := tier1.NewCache(tier1.CacheOptions{
+		Root:     s.opts.Root,
+		FS:       s.fs,
+		MaxBytes: s.opts.Tier1MaxBytes,
+		OnEvict:  b.onTier1Evict,
+		Logger:   s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tiers: tier1 cache: %w", err)
+	}
+	if err := cache.Scan(); err != nil {
+		return nil, fmt.Errorf("tiers: scan tier1: %w", err)
+	}
+	b.cache = cache
+	b.hydrator, err = tier1.NewHydrator(b.hydrate, tier1.HydratorOptions{Workers: s.opts.HydrationWorkers, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("tiers: hydrator: %w", err)
+	}
+	if in := s.opts.Instruments; in != nil {
+		in.RegisterGauge(tracing.MetricCompressionQueueDepth, func() int64 { return int64(b.compress.len()) })
+		in.RegisterGauge(tracing.MetricHydrationQueueDepth, b.hydrator.QueueDepth)
+		in.RegisterGauge(tracing.MetricTier1Bytes, func() int64 { return b.cache.Stats().Bytes })
+	}
+	return b, nil
+}
+
+func (b *background) start() {
+	for range b.s.opts.CompressionWorkers {
+		b.wg.Add(1)
+		go b.worker(b.compress)
+	}
+	for range b.s.opts.Tier2Concurrency {
+		b.wg.Add(1)
+		go b.worker(b.upload)
+	}
+	b.wg.Add(1)
+	go b.ticker()
+}
+
+func (b *background) stop() {
+	b.compress.close()
+	b.upload.close()
+	b.hydrator.Close()
+	b.wg.Wait()
+}
+
+func (b *background) tier1Has(stream string, id uint64) bool {
+	return b.cache.Contains(tier1.Key{Stream: stream, Segment: id})
+}
+
+func (b *background) enqueueCompress(l *Log, id uint64) {
+	b.compress.push(job{kind: jobCompress, log: l, segment: id})
+}
+
+func (b *background) enqueueCompressCtx(ctx context.Context, l *Log, id uint64) {
+	b.compress.push(job{kind: jobCompress, log: l, segment: id, link: trace.SpanContextFromContext(ctx)})
+}
+
+func (b *background) enqueueUpload(l *Log, id uint64) {
+	b.upload.push(job{kind: jobUpload, log: l, segment: id})
+}
+
+func (b *background) worker(q *jobQueue) {
+	defer b.wg.Done()
+	for {
+		j, ok := q.pop()
+		if !ok {
+			return
+		}
+		var err error
+		switch j.kind {
+		case jobCompress:
+			err = b.runCompress(j)
+		case jobUpload:
+			err = b.runUpload(j)
+		}
+		if err == nil || b.s.ctx.Err() != nil {
+			continue
+		}
+		// Retry with capped exponential backoff; the manifest already
+		// holds the failure record with its reason.
+		j.attempt++
+		delay := min(100*time.Millisecond<<min(j.attempt, 8), 30*time.Second)
+		go func() {
+			select {
+			case <-b.s.ctx.Done():
+			case <-time.After(delay):
+				q.push(j)
+			}
+		}()
+	}
+}
+
+// ticker drives age-based rollover and retention.
+func (b *background) ticker() {
+	defer b.wg.Done()
+	period := time.Second
+	if age := b.s.opts.SegmentMaxAge; age > 0 && age/4 < period {
+		period = max(age/4, 10*time.Millisecond)
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, name := range b.s.Streams() {
+			l, err := b.s.existing(name)
+			if err != nil {
+				continue
+			}
+			if err := l.MaybeRollByAge(b.s.ctx); err != nil {
+				b.s.log.Warn("segment_rollover_failed", "stream", name, "err", err)
+			}
+			if err := b.applyRetention(b.s.ctx, l); err != nil {
+				b.s.log.Warn("retention_failed", "stream", name, "err", err)
+			}
+		}
+	}
+}
+
+func (b *background) startSpan(j job, name string) (context.Context, trace.Span) {
+	opts := []trace.SpanStartOption{trace.WithAttributes(
+		tracing.AttrStream.String(j.log.name), tracing.AttrSegment.Int64(int64(j.segment)))}
+	if j.link.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: j.link}))
+	}
+	return b.s.opts.Tracer.Start(b.s.ctx, name, opts...)
+}
+
+// runCompress writes the Tier 1 artifact of a sealed segment.
+func (b *background) runCompress(j job) error {
+	l := j.log
+	ctx, span := b.startSpan(j, tracing.SpanTier1Compress)
+	defer span.End()
+	key := tier1.Key{Stream: l.name, Segment: j.segment}
+	if b.cache.Contains(key) {
+		return b.afterCompress(ctx, j, 0)
+	}
+	if err := l.record(manifest.Record{Type: manifest.CompressionStarted, Segment: j.segment,
+		Payload: manifest.CompressionStartedPayload{JobID: uint32(j.segment)}}); err != nil {
+		return err
+	}
+	path := filepath.Join(l.dir0, segment.FileName(j.segment))
+	bounds, size, err := recordBoundaries(b.s, path)
+	if err == nil {
+		var art tier1.Artifact
+		_, err = b.cache.Put(key, func(w io.Writer) error {
+			f, err := b.s.fs.OpenFile(path, 0, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			art, err = tier1.Compress(w, f, size, bounds, tier1.CompressOptions{
+				FrameBytes: b.s.opts.FrameBytes, Level: b.s.opts.CompressionLevel})
+			return err
+		})
+		if err == nil {
+			span.SetAttributes(tracing.AttrBytes.Int64(art.CompressedBytes))
+			b.s.log.Info("tier1_compression_success", "stream", l.name, "segment", j.segment,
+				"bytes", size, "compressed_bytes", art.CompressedBytes, "frames", art.Frames)
+			return b.afterCompress(ctx, j, art.CompressedBytes)
+		}
+	}
+	reason := manifest.ReasonTransient
+	var ce *segment.CorruptionError
+	if errors.As(err, &ce) {
+		reason = manifest.ReasonCodec
+	}
+	span.RecordError(err)
+	span.SetAttributes(tracing.AttrReasonCode.Int64(int64(reason)))
+	b.s.log.Error("tier1_compression_failed", "stream", l.name, "segment", j.segment, "reason", reason, "err", err)
+	if rerr := l.record(manifest.Record{Type: manifest.CompressionFailed, Segment: j.segment,
+		Payload: manifest.CompressionFailedPayload{Reason: reason}}); rerr != nil {
+		return rerr
+	}
+	if reason == manifest.ReasonCodec {
+		l.markNeedsRecovery(j.segment, reason)
+		return nil // no retry fixes a corrupt segment
+	}
+	return err
+}
+
+func (b *background) afterCompress(ctx context.Context, j job, compressed int64) error {
+	l := j.log
+	if err := l.record(manifest.Record{Type: manifest.CompressionDone, Segment: j.segment,
+		Payload: manifest.CompressionDonePayload{CompressedBytes: uint64(compressed)}}); err != nil {
+		return err
+	}
+	l.setTier1(j.segment, true, compressed)
+	b.s.budget.MarkInTier1(newSegmentKey(l.name, j.segment), true)
+	b.upload.push(job{kind: jobUpload, log: l, segment: j.segment, link: trace.SpanContextFromContext(ctx)})
+	return nil
+}
+
+// recordBoundaries scans a sealed segment for the byte and logical offset
+// of every record, which the Tier 1 index needs.
+func recordBoundaries(s *Store, path string) ([]tier1.RecordBoundary, int64, error) {
+	r, err := segment.Open(s.fs, path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer r.Close()
+	var bounds []tier1.RecordBoundary
+	pos := int64(segment.HeaderSize)
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		bounds = append(bounds, tier1.RecordBoundary{ByteOffset: pos, LogicalOffset: e.Offset})
+		pos += int64(segment.RecordHeaderSize + len(e.Payload))
+	}
+	st, err := s.fs.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return bounds, st.Size(), nil
+}
+
+// runUpload copies a Tier 1 artifact to Tier 2.
+func (b *background) runUpload(j job) error {
+	up := b.s.opts.Tier2
+	if up == nil {
+		return nil
+	}
+	l := j.log
+	ctx, span := b.startSpan(j, tracing.SpanTier2Upload)
+	defer span.End()
+	key := tier1.Key{Stream: l.name, Segment: j.segment}
+	objKey := tier2.SegmentKey(l.name, j.segment)
+	if err := b.cache.Pin(key); err != nil {
+		return fmt.Errorf("pin tier1 artifact: %w", err)
+	}
+	defer b.cache.Unpin(key)
+	info := l.info(j.segment)
+	if info == nil {
+		return nil
+	}
+	if err := l.record(manifest.Record{Type: manifest.UploadStarted, Segment: j.segment,
+		Payload: manifest.UploadStartedPayload{Key: objKey}}); err != nil {
+		return err
+	}
+	crc, err := fileCRC64(b.s, b.cache.Path(key))
+	if err != nil {
+		return fmt.Errorf("checksum tier1 artifact: %w", err)
+	}
+	res, err := up.UploadFile(ctx, objKey, b.cache.Path(key), tier2.ObjectMeta{
+		CRC64: crc, Records: info.next - info.base, FirstOffset: info.base, LastOffset: info.next - 1,
+	})
+	if err != nil {
+		reason := manifest.ReasonCode(tier2.Reason(err))
+		span.RecordError(err)
+		span.SetAttributes(tracing.AttrReasonCode.Int64(int64(reason)))
+		b.s.log.Warn("tier2_upload_failed", "stream", l.name, "segment", j.segment, "key", objKey, "reason", reason, "attempt", j.attempt, "err", err)
+		if rerr := l.record(manifest.Record{Type: manifest.UploadFailed, Segment: j.segment,
+			Payload: manifest.UploadFailedPayload{Key: objKey, Reason: reason}}); rerr != nil {
+			return rerr
+		}
+		return err
+	}
+	if err := l.record(manifest.Record{Type: manifest.UploadDone, Segment: j.segment,
+		Payload: manifest.UploadDonePayload{Key: objKey, ETag: res.ETag}}); err != nil {
+		return err
+	}
+	l.setTier2(j.segment, objKey, res.ETag)
+	b.s.log.Info("tier2_upload_success", "stream", l.name, "segment", j.segment, "key", objKey, "etag", res.ETag, "skipped", res.Skipped)
+	if err := b.cache.MarkUploaded(key); err != nil {
+		return err
+	}
+	return nil
+}
+
+// onTier1Evict records that a Tier 1 artifact leaves the cache. The cache
+// only offers artifacts already confirmed in Tier 2.
+func (b *background) onTier1Evict(ev tier1.Eviction) error {
+	l, err := b.s.existing(ev.Key.Stream)
+	if err != nil {
+		return err
+	}
+	if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy,
+		Segment: ev.Key.Segment, Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(ev.Bytes)}}); err != nil {
+		return err
+	}
+	l.setTier1(ev.Key.Segment, false, 0)
+	b.s.budget.MarkInTier1(newSegmentKey(ev.Key.Stream, ev.Key.Segment), false)
+	return nil
+}
+
+// hydrate brings a segment's artifact back into Tier 1 from Tier 2.
+func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, error) {
+	if b.cache.Contains(key) {
+		return struct{}{}, nil
+	}
+	l, err := b.s.existing(key.Stream)
+	if err != nil {
+		return struct{}{}, err
+	}
+	up := b.s.opts.Tier2
+	info := l.info(key.Segment)
+	if up == nil || info == nil || !info.inTier2 {
+		return struct{}{}, fmt.Errorf("segment %d of %s has no copy to hydrate from", key.Segment, key.Stream)
+	}
+	ctx, span := b.s.opts.Tracer.Start(ctx, tracing.SpanHydrate, trace.WithAttributes(
+		tracing.AttrStream.String(key.Stream), tracing.AttrSegment.Int64(int64(key.Segment)), tracing.AttrTier.Int(2)))
+	defer span.End()
+	start := time.Now()
+	l.setHydrating(key.Segment, true)
+	defer l.setHydrating(key.Segment, false)
+	if err := l.record(manifest.Record{Type: manifest.HydrationStarted, Segment: key.Segment,
+		Payload: manifest.HydrationStartedPayload{SourceTier: 2}}); err != nil {
+		return struct{}{}, err
+	}
+	n, err := b.cache.Put(key, func(w io.Writer) error {
+		_, err := up.Download(ctx, info.tier2Key, w)
+		return err
+	})
+	if err == nil {
+		// Verify what came back before anyone reads it.
+		var ar *tier1.ArtifactReader
+		if ar, err = b.cache.Open(key); err == nil {
+			ar.Close()
+		} else {
+			b.cache.Remove(key)
+		}
+	}
+	if err != nil {
+		reason := manifest.ReasonCode(tier2.Reason(err))
+		var ce *tier1.CorruptionError
+		if errors.As(err, &ce) {
+			reason = manifest.ReasonMissing
+		}
+		span.RecordError(err)
+		b.s.log.Error("tier1_hydration_failed", "stream", key.Stream, "segment", key.Segment, "reason", reason, "err", err)
+		l.record(manifest.Record{Type: manifest.HydrationFailed, Segment: key.Segment,
+			Payload: manifest.HydrationFailedPayload{Reason: reason}})
+		if reason == manifest.ReasonMissing || reason == manifest.ReasonCodec {
+			l.markNeedsRecovery(key.Segment, reason)
+		}
+		return struct{}{}, &HydrationError{Stream: key.Stream, Segment: key.Segment, Reason: reason, Err: err}
+	}
+	if err := l.record(manifest.Record{Type: manifest.HydrationDone, Segment: key.Segment,
+		Payload: manifest.HydrationDonePayload{ResidentBytes: uint64(n)}}); err != nil {
+		return struct{}{}, err
+	}
+	// A hydrated artifact came from Tier 2, so it may be evicted again.
+	b.cache.MarkUploaded(key)
+	l.setTier1(key.Segment, true, n)
+	b.s.opts.Instruments.ObserveHydration(ctx, time.Since(start))
+	return struct{}{}, nil
+}
+
+// HydrationError says a segment could not be brought back. Reason is one of
+// the manifest reason codes (4: the Tier 2 object is missing or corrupt).
+type HydrationError struct {
+	Stream  string
+	Segment uint64
+	Reason  manifest.ReasonCode
+	Err     error
+}
+
+func (e *HydrationError) Error() string {
+	return fmt.Sprintf("hydrate %s segment %d: %s: %v", e.Stream, e.Segment, e.Reason, e.Err)
+}
+
+func (e *HydrationError) Unwrap() error { return e.Err }
+
+// applyRetention deletes the oldest Tier 2 objects of a stream beyond
+// retention.max_age or retention.max_bytes. It never deletes the newest
+// sealed segment, nor one whose upload is unconfirmed, nor one with a
+// local copy still serving.
+func (b *background) applyRetention(ctx context.Context, l *Log) error {
+	up := b.s.opts.Tier2
+	maxAge, maxBytes := b.s.opts.RetentionMaxAge, b.s.opts.RetentionMaxBytes
+	if up == nil || (maxAge <= 0 && maxBytes <= 0) {
+		return nil
+	}
+	for _, id := range l.retentionVictims(b.s.opts.Now(), maxAge, maxBytes) {
+		key := l.info(id).tier2Key
+		if err := l.record(manifest.Record{Type: manifest.Tier2DeleteQueued, Segment: id,
+			Payload: manifest.Tier2DeleteQueuedPayload{Key: key}}); err != nil {
+			return err
+		}
+		if err := up.Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		b.cache.Remove(tier1.Key{Stream: l.name, Segment: id})
+		if err := l.record(manifest.Record{Type: manifest.Tier2Deleted, Segment: id,
+			Payload: manifest.Tier2DeletedPayload{Key: key}}); err != nil {
+			return err
+		}
+		l.dropSegment(id)
+		b.s.log.Info("tier2_deleted", "stream", l.name, "segment", id, "key", key)
+	}
+	return nil
+}
+
+// fileCRC64 is the CRC-64/NVME of a whole file.
+func fileCRC64(s *Store, path string) (uint64, error) {
+	f, err := s.fs.OpenFile(path, 0, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	h := crc64.New(tier2.CRC64Table)
+	if _, err := io.Copy(h, f); err != nil {
+		return 0, err
+	}
+	return h.Sum64(), nil
+}
+
+// manifestUploader puts manifest chunks and snapshots into Tier 2.
+type manifestUploader struct{ c *tier2.Client }
+
+func (u manifestUploader) PutObject(ctx context.Context, key string, data []byte, _ map[string]string) (string, error) {
+	res, err := u.c.UploadBytes(ctx, key, data, tier2.ObjectMeta{CRC64: crc64.Checksum(data, tier2.CRC64Table)})
+	return res.ETag, err
+}
+
+func (s *Store) manifestUploader() manifest.Uploader {
+	if s.opts.Tier2 == nil {
+		return nil
+	}
+	return manifestUploader{s.opts.Tier2}
+}

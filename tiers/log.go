@@ -1,0 +1,544 @@
+package tiers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/backpressure"
+	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tracing"
+)
+
+// segInfo is what a Log keeps in memory about one of its segments. The
+// manifest is the durable truth; this is its working copy for the append
+// and read paths.
+type segInfo struct {
+	id         uint64
+	base       uint64 // first logical offset
+	next       uint64 // one past the last logical offset
+	bytes      int64  // segment file size (Tier 0 bytes)
+	sealed     bool
+	firstExt   uint64
+	lastExt    uint64
+	crc64      uint64
+	inTier0    bool
+	inTier1    bool
+	inTier2    bool
+	tier2Key   string
+	etag       string
+	compressed int64
+	// hydrating is set while a hydration job for the segment runs.
+	hydrating     bool
+	needsRecovery bool
+	reason        manifest.ReasonCode
+	createdMS     int64
+}
+
+// Log is one stream's segmented log. Appends are serialised; reads may
+// run concurrently with appends.
+type Log struct {
+	s    *Store
+	name string
+	dir0 string // <root>/tier0/<stream>
+
+	mu     sync.Mutex
+	active *segment.Writer
+	segs   []*segInfo // ordered by id; the last one may be the active segment
+	man    *manifest.Log
+	failed error // sticky: a Flush failure until the log is reopened
+	cond   *sync.Cond
+}
+
+func openLog(ctx context.Context, s *Store, name string) (*Log, error) {
+	l := &Log{s: s, name: name, dir0: filepath.Join(s.opts.Root, "tier0", name)}
+	l.cond = sync.NewCond(&l.mu)
+	if err := s.fs.MkdirAll(l.dir0, 0o755); err != nil {
+		return nil, fmt.Errorf("create tier0 dir: %w", err)
+	}
+	start := s.opts.Now()
+	man, err := manifest.Open(s.fs, filepath.Join(s.opts.Root, "manifest", name), name, manifest.Options{
+		ChunkCapacity:  s.opts.ManifestChunkCapacity,
+		RotationPeriod: s.opts.ManifestRotationPeriod,
+		Logger:         s.log,
+		Publisher:      s.opts.Publisher,
+		Uploader:       s.manifestUploader(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open manifest: %w", err)
+	}
+	l.man = man
+	if err := l.recover(ctx); err != nil {
+		man.Close()
+		return nil, err
+	}
+	s.opts.Instruments.ObserveManifestReplay(ctx, s.opts.Now().Sub(start))
+	return l, nil
+}
+
+// Name returns the stream name.
+func (l *Log) Name() string { return l.name }
+
+// recover rebuilds the in-memory state from the manifest index and the
+// Tier 0 and Tier 1 files, redoing what a crash interrupted.
+func (l *Log) recover(ctx context.Context) error {
+	idx := l.man.Index()
+	states := map[uint64]manifest.SegmentState{}
+	for _, st := range idx.Segments() {
+		states[st.Segment] = st
+	}
+	files, err := segment.ListSegments(l.s.fs, l.dir0)
+	if err != nil {
+		return fmt.Errorf("list tier0: %w", err)
+	}
+	onDisk := map[uint64]bool{}
+	for _, id := range files {
+		onDisk[id] = true
+	}
+	mark, markOK, err := segment.ReadSealedMark(l.s.fs, l.dir0)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", segment.CurrentSealedName, err)
+	}
+
+	// Segments the manifest knows about.
+	ids := make([]uint64, 0, len(states)+len(files))
+	for id := range states {
+		ids = append(ids, id)
+	}
+	for _, id := range files {
+		if _, ok := states[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	tail := uint64(0)
+	if len(files) > 0 {
+		tail = files[len(files)-1]
+	}
+
+	for _, id := range ids {
+		st, known := states[id]
+		if known && st.Deleted {
+			continue
+		}
+		si := &segInfo{id: id}
+		if known {
+			si.base = st.BaseOffset
+			si.next = st.LastLogicalOffset
+			si.sealed = st.Sealed
+			si.bytes = int64(st.DurableBytes)
+			si.crc64 = st.CRC64
+			si.lastExt = st.LastExtID
+			si.inTier1 = st.InTier1
+			si.inTier2 = st.InTier2
+			si.tier2Key = st.Tier2Key
+			si.etag = st.ETag
+			si.compressed = int64(st.CompressedBytes)
+			si.needsRecovery = st.NeedsRecovery
+			si.reason = st.Reason
+		}
+		if onDisk[id] {
+			si.inTier0 = true
+			sealedOnDisk := markOK && id <= mark.SegmentID
+			if !sealedOnDisk && id == tail {
+				// The unsealed tail: keep the longest valid prefix.
+				w, rep, err := segment.Recover(l.s.fs, l.dir0, id, l.name, segment.WithLogger(l.s.log))
+				switch {
+				case err == nil:
+					if rep.CutBytes > 0 {
+						l.s.log.Warn("segment_tail_truncated", "stream", l.name, "segment", id,
+							"cut_bytes", rep.CutBytes, "cut_records", rep.CutRecords, "reason", rep.CutReason)
+					}
+					l.active = w
+					si.base = rep.Header.BaseOffset
+					si.next = rep.NextOffset
+					si.bytes = rep.DurableBytes
+					si.lastExt = w.DurableExtID()
+					si.sealed = false
+				case errors.Is(err, segment.ErrSealed):
+					sealedOnDisk = true
+				default:
+					return fmt.Errorf("recover segment %d: %w", id, err)
+				}
+			} else if !sealedOnDisk {
+				sealedOnDisk = true // an older unsealed file cannot be; the footer check decides
+			}
+			if sealedOnDisk && l.active == nil || sealedOnDisk && l.active != nil && l.active.Header().SegmentID != id {
+				if !si.sealed || si.bytes == 0 {
+					// Sealed on disk but the manifest missed it (crash between
+					// the footer and the record): redo the record.
+					ft, err := segment.ReadFooter(l.s.fs, filepath.Join(l.dir0, segment.FileName(id)))
+					if err != nil {
+						return fmt.Errorf("segment %d: %w", id, err)
+					}
+					fillFromFooter(si, ft)
+					if !si.sealed {
+						si.sealed = true
+						if err := l.recordSeal(si, ft); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			l.s.budget.Track(newSegmentKey(l.name, id), si.bytes, si.sealed, si.inTier1)
+		} else if known && st.InTier0 && !st.InTier1 && !st.InTier2 {
+			// The manifest says the only copy is in Tier 0, and it is gone.
+			si.needsRecovery = true
+			si.reason = manifest.ReasonMissing
+			l.s.log.Error("segment_missing", "stream", l.name, "segment", id, "reason", "tier0 file missing and no other copy")
+		}
+		if si.inTier1 && !l.s.bg.tier1Has(l.name, id) {
+			si.inTier1 = false
+			if !si.inTier0 && !si.inTier2 {
+				si.needsRecovery = true
+				si.reason = manifest.ReasonMissing
+			}
+		}
+		l.segs = append(l.segs, si)
+	}
+	if l.active == nil {
+		if err := l.openNextLocked(); err != nil {
+			return err
+		}
+	}
+	if err := l.man.Commit(); err != nil {
+		return fmt.Errorf("commit manifest: %w", err)
+	}
+	// Resume the background work the manifest shows as pending.
+	for _, si := range l.segs {
+		switch {
+		case si.needsRecovery:
+		case si.sealed && si.inTier0 && !si.inTier1:
+			l.s.bg.enqueueCompress(l, si.id)
+		case si.sealed && si.inTier1 && !si.inTier2:
+			l.s.bg.enqueueUpload(l, si.id)
+		}
+	}
+	return nil
+}
+
+func fillFromFooter(si *segInfo, ft segment.Footer) {
+	si.next = ft.LastOffset + 1
+	if ft.RecordCount == 0 {
+		si.next = si.base
+	}
+	si.bytes = int64(ft.DurableBytes)
+	si.crc64 = ft.CRC64
+	si.firstExt = ft.FirstExtID
+	si.lastExt = ft.LastExtID
+}
+
+// LastExtID is the highest ext_id durably stored in this stream.
+func (l *Log) LastExtID() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastExtLocked()
+}
+
+func (l *Log) lastExtLocked() uint64 {
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		si := l.segs[i]
+		if l.active != nil && si.id == l.active.Header().SegmentID {
+			if ext := l.active.DurableExtID(); ext > 0 {
+				return ext
+			}
+			continue
+		}
+		if si.lastExt > 0 {
+			return si.lastExt
+		}
+	}
+	return 0
+}
+
+// NextOffset is the logical offset the next record will get.
+func (l *Log) NextOffset() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.active.NextOffset()
+}
+
+// DurableOffset: every record below it is durable.
+func (l *Log) DurableOffset() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.active.DurableOffset()
+}
+
+// AppendDurable appends recs and syncs them with one fsync (group commit).
+// It returns the logical offset of the first record.
+//
+// Admission to Tier 0 is taken first and does not wait: when the budget is
+// exhausted nothing is appended and the error is Admission backpressure. A
+// failed fsync returns Flush backpressure; the log then refuses appends
+// until it is reopened, because only a recovery scan can say what is on
+// disk.
+func (l *Log) AppendDurable(ctx context.Context, recs []Record) (uint64, error) {
+	if len(recs) == 0 {
+		return l.NextOffset(), nil
+	}
+	var n int64
+	for _, r := range recs {
+		n += int64(segment.RecordHeaderSize + len(r.Payload))
+	}
+	guard, err := l.s.budget.Admit(ctx, l.name, n)
+	if err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		guard.Release()
+		return 0, l.failed
+	}
+	if l.shouldRollLocked(n) {
+		if err := l.rollLocked(ctx); err != nil {
+			guard.Release()
+			return 0, err
+		}
+	}
+	w := l.active
+	key := newSegmentKey(l.name, w.Header().SegmentID)
+	_, span := l.s.opts.Tracer.Start(ctx, tracing.SpanAppend, trace.WithAttributes(
+		tracing.AttrStream.String(l.name), tracing.AttrSegment.Int64(int64(w.Header().SegmentID)),
+		tracing.AttrRecords.Int(len(recs)), tracing.AttrBytes.Int64(n)))
+	first, err := w.Append(recs, l.s.opts.Now().UnixMilli())
+	span.End()
+	if err != nil {
+		guard.Release()
+		return 0, l.failLocked(err)
+	}
+	_, fspan := l.s.opts.Tracer.Start(ctx, tracing.SpanFsync, trace.WithAttributes(
+		tracing.AttrStream.String(l.name), tracing.AttrSegment.Int64(int64(w.Header().SegmentID))))
+	err = w.Sync()
+	fspan.End()
+	// Whatever reached the file counts against Tier 0, synced or not.
+	guard.Commit(key)
+	if err != nil {
+		l.s.opts.Instruments.IncFlushFailure(ctx)
+		return 0, l.failLocked(err)
+	}
+	si := l.segs[len(l.segs)-1]
+	si.next = w.NextOffset()
+	si.bytes = w.Size()
+	si.lastExt = w.DurableExtID()
+	l.cond.Broadcast()
+	return first, nil
+}
+
+func (l *Log) failLocked(err error) error {
+	if !backpressure.Is(err, backpressure.Flush) {
+		err = backpressure.New(backpressure.Flush, l.name, err)
+	}
+	l.failed = err
+	l.s.log.Error("flush_failed", "stream", l.name, "err", err)
+	return err
+}
+
+func (l *Log) shouldRollLocked(n int64) bool {
+	w := l.active
+	if w.RecordCount() == 0 {
+		return false
+	}
+	if w.Size()+n > l.s.opts.SegmentTargetBytes {
+		return true
+	}
+	if age := l.s.opts.SegmentMaxAge; age > 0 {
+		created := w.Header().CreatedMS
+		if l.s.opts.Now().UnixMilli()-created >= age.Milliseconds() {
+			return true
+		}
+	}
+	return false
+}
+
+// Flush makes everything appended durable.
+func (l *Log) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		return l.failed
+	}
+	if err := l.active.Sync(); err != nil {
+		return l.failLocked(err)
+	}
+	return nil
+}
+
+// Seal seals the active segment and opens the next one. An empty active
+// segment is left alone unless force is set. It returns the sealed id.
+func (l *Log) Seal(ctx context.Context, force bool) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		return 0, l.failed
+	}
+	if l.active.RecordCount() == 0 && !force {
+		return 0, nil
+	}
+	id := l.active.Header().SegmentID
+	if err := l.rollLocked(ctx); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// MaybeRollByAge seals the active segment when it is older than
+// segment.max_age and holds records. The background ticker calls it.
+func (l *Log) MaybeRollByAge(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil || l.s.opts.SegmentMaxAge <= 0 || !l.shouldRollLocked(0) {
+		return nil
+	}
+	return l.rollLocked(ctx)
+}
+
+// rollLocked seals the active segment, records SealSegment, opens the next
+// segment and queues the sealed one for compression.
+func (l *Log) rollLocked(ctx context.Context) error {
+	w := l.active
+	id := w.Header().SegmentID
+	_, span := l.s.opts.Tracer.Start(ctx, tracing.SpanSeal, trace.WithAttributes(
+		tracing.AttrStream.String(l.name), tracing.AttrSegment.Int64(int64(id))))
+	defer span.End()
+	ft, err := w.Seal()
+	if err != nil {
+		return l.failLocked(err)
+	}
+	w.Close()
+	si := l.segs[len(l.segs)-1]
+	fillFromFooter(si, ft)
+	si.sealed = true
+	if err := l.recordSeal(si, ft); err != nil {
+		return err
+	}
+	l.s.budget.MarkSealed(newSegmentKey(l.name, id))
+	if err := l.openNextLocked(); err != nil {
+		return err
+	}
+	if err := l.man.Commit(); err != nil {
+		return fmt.Errorf("commit manifest: %w", err)
+	}
+	span.SetAttributes(tracing.AttrBytes.Int64(int64(ft.DurableBytes)), tracing.AttrRecords.Int64(int64(ft.RecordCount)))
+	l.s.bg.enqueueCompressCtx(ctx, l, id)
+	return nil
+}
+
+func (l *Log) recordSeal(si *segInfo, ft segment.Footer) error {
+	_, err := l.man.Append(manifest.Record{
+		Type:          manifest.SealSegment,
+		Segment:       si.id,
+		LogicalOffset: si.next,
+		TimestampMS:   l.s.opts.Now().UnixMilli(),
+		Payload: manifest.SealSegmentPayload{
+			DurableBytes:         ft.DurableBytes,
+			SegmentCRC64:         ft.CRC64,
+			ExtID:                ft.LastExtID,
+			CoordinatorWatermark: si.next,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("manifest SealSegment: %w", err)
+	}
+	return nil
+}
+
+// openNextLocked creates the next active segment after the last one known.
+func (l *Log) openNextLocked() error {
+	id, base := uint64(1), uint64(0)
+	if n := len(l.segs); n > 0 {
+		last := l.segs[n-1]
+		id, base = last.id+1, last.next
+	}
+	now := l.s.opts.Now().UnixMilli()
+	w, err := segment.Create(l.s.fs, l.dir0, segment.Header{
+		StreamID:   manifest.CRC64([]byte(l.name)),
+		SegmentID:  id,
+		BaseOffset: base,
+		CreatedMS:  now,
+	}, segment.WithStream(l.name), segment.WithLogger(l.s.log))
+	if err != nil {
+		return fmt.Errorf("open segment %d: %w", id, err)
+	}
+	if _, err := l.man.Append(manifest.Record{
+		Type: manifest.SegmentOpened, Segment: id, LogicalOffset: base, TimestampMS: now,
+		Payload: manifest.SegmentOpenedPayload{BaseOffset: base},
+	}); err != nil {
+		w.Close()
+		return fmt.Errorf("manifest SegmentOpened: %w", err)
+	}
+	l.active = w
+	l.segs = append(l.segs, &segInfo{id: id, base: base, next: base, bytes: w.Size(), inTier0: true, createdMS: now})
+	l.s.budget.Track(newSegmentKey(l.name, id), w.Size(), false, false)
+	return nil
+}
+
+// segment returns the info of segment id, or nil.
+func (l *Log) segmentLocked(id uint64) *segInfo {
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].id >= id })
+	if i < len(l.segs) && l.segs[i].id == id {
+		return l.segs[i]
+	}
+	return nil
+}
+
+// segmentFor returns the segment holding logical offset off.
+func (l *Log) segmentForLocked(off uint64) *segInfo {
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].next > off })
+	for ; i < len(l.segs); i++ {
+		if l.segs[i].next > l.segs[i].base || l.segs[i] == l.segs[len(l.segs)-1] {
+			return l.segs[i]
+		}
+	}
+	return nil
+}
+
+// evictTier0 removes the Tier 0 file of a sealed segment that has a Tier 1
+// copy. The LocalEvicted record is committed before the file goes, so a
+// crash in between leaves a file the next boot evicts again.
+func (l *Log) evictTier0(ctx context.Context, id uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	si := l.segmentLocked(id)
+	if si == nil || !si.sealed || !si.inTier1 || !si.inTier0 {
+		return fmt.Errorf("segment %d is not evictable from tier 0", id)
+	}
+	if _, err := l.man.Append(manifest.Record{
+		Type: manifest.LocalEvicted, Segment: id, LogicalOffset: si.next, TimestampMS: l.s.opts.Now().UnixMilli(),
+		Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.bytes)},
+	}); err != nil {
+		return err
+	}
+	if err := l.man.Commit(); err != nil {
+		return err
+	}
+	if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	si.inTier0 = false
+	l.s.log.Info("tier0_evicted", "stream", l.name, "segment", id, "bytes", si.bytes)
+	return nil
+}
+
+func (l *Log) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	if l.active != nil {
+		if l.failed == nil {
+			errs = append(errs, l.active.Sync())
+		}
+		errs = append(errs, l.active.Close())
+	}
+	errs = append(errs, l.man.Commit(), l.man.Close())
+	l.cond.Broadcast()
+	return errors.Join(errs...)
+}

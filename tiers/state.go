@@ -1,0 +1,252 @@
+package tiers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier1"
+)
+
+// record appends a manifest record for this stream and commits it, so the
+// transition it describes is durable before the caller reports it done.
+func (l *Log) record(r manifest.Record) error {
+	if r.TimestampMS == 0 {
+		r.TimestampMS = l.s.opts.Now().UnixMilli()
+	}
+	if _, err := l.man.Append(r); err != nil {
+		l.s.opts.Instruments.IncMetadataFailure(l.s.ctx)
+		return fmt.Errorf("manifest %s: %w", r.Type, err)
+	}
+	if err := l.man.Commit(); err != nil {
+		l.s.opts.Instruments.IncMetadataFailure(l.s.ctx)
+		return fmt.Errorf("manifest commit: %w", err)
+	}
+	return nil
+}
+
+// info returns a copy of what the log knows of segment id, or nil.
+func (l *Log) info(id uint64) *segInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	si := l.segmentLocked(id)
+	if si == nil {
+		return nil
+	}
+	c := *si
+	return &c
+}
+
+func (l *Log) setTier1(id uint64, in bool, compressed int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if si := l.segmentLocked(id); si != nil {
+		si.inTier1 = in
+		if compressed > 0 {
+			si.compressed = compressed
+		}
+	}
+	l.cond.Broadcast()
+}
+
+func (l *Log) setHydrating(id uint64, on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if si := l.segmentLocked(id); si != nil {
+		si.hydrating = on
+	}
+}
+
+func (l *Log) setTier2(id uint64, key, etag string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if si := l.segmentLocked(id); si != nil {
+		si.inTier2, si.tier2Key, si.etag = true, key, etag
+	}
+}
+
+func (l *Log) markNeedsRecovery(id uint64, reason manifest.ReasonCode) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if si := l.segmentLocked(id); si != nil {
+		si.needsRecovery, si.reason = true, reason
+	}
+}
+
+// retentionVictims returns, oldest first, the segments retention should
+// delete from Tier 2.
+func (l *Log) retentionVictims(now time.Time, maxAge time.Duration, maxBytes int64) []uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var sealed []*segInfo
+	var total int64
+	for _, si := range l.segs {
+		if si.sealed && si.inTier2 {
+			sealed = append(sealed, si)
+			total += si.compressed
+		}
+	}
+	// The newest sealed segment always stays.
+	newest := uint64(0)
+	for _, si := range l.segs {
+		if si.sealed {
+			newest = si.id
+		}
+	}
+	var victims []uint64
+	for _, si := range sealed {
+		if si.id == newest {
+			break
+		}
+		old := maxAge > 0 && si.createdMS > 0 && now.Sub(time.UnixMilli(si.createdMS)) > maxAge
+		over := maxBytes > 0 && total > maxBytes
+		if !old && !over {
+			break
+		}
+		victims = append(victims, si.id)
+		total -= si.compressed
+	}
+	return victims
+}
+
+// dropSegment forgets a segment deleted by retention, with its local files.
+func (l *Log) dropSegment(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, si := range l.segs {
+		if si.id != id {
+			continue
+		}
+		if si.inTier0 {
+			if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
+				l.s.log.Warn("retention_remove_failed", "stream", l.name, "segment", id, "err", err)
+			}
+		}
+		l.s.budget.Forget(newSegmentKey(l.name, id))
+		l.segs = append(l.segs[:i], l.segs[i+1:]...)
+		return
+	}
+}
+
+// SegmentStatus is one segment as operators see it.
+type SegmentStatus struct {
+	Stream           string `json:"stream"`
+	Segment          uint64 `json:"segment"`
+	State            string `json:"state"` // active, sealed, needs_recovery
+	BaseOffset       uint64 `json:"base_offset"`
+	NextOffset       uint64 `json:"next_offset"`
+	Records          uint64 `json:"records"`
+	Bytes            int64  `json:"bytes"`
+	CompressedBytes  int64  `json:"compressed_bytes,omitempty"`
+	InTier0          bool   `json:"in_tier0"`
+	InTier1          bool   `json:"in_tier1"`
+	InTier2          bool   `json:"in_tier2"`
+	Tier2Key         string `json:"tier2_key,omitempty"`
+	ETag             string `json:"etag,omitempty"`
+	PendingHydration bool   `json:"pending_hydration,omitempty"`
+	NeedsRecovery    bool   `json:"needs_recovery,omitempty"`
+	Reason           string `json:"reason,omitempty"`
+}
+
+// Segments lists the segments of stream ("" for all), oldest first.
+func (s *Store) Segments(stream string) []SegmentStatus {
+	var out []SegmentStatus
+	for _, name := range s.Streams() {
+		if stream != "" && name != stream {
+			continue
+		}
+		l, err := s.existing(name)
+		if err != nil {
+			continue
+		}
+		out = append(out, l.Segments()...)
+	}
+	return out
+}
+
+// Segments lists this log's segments, oldest first.
+func (l *Log) Segments() []SegmentStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]SegmentStatus, 0, len(l.segs))
+	activeID := l.active.Header().SegmentID
+	for _, si := range l.segs {
+		st := SegmentStatus{
+			Stream: l.name, Segment: si.id, BaseOffset: si.base, NextOffset: si.next,
+			Records: si.next - si.base, Bytes: si.bytes, CompressedBytes: si.compressed,
+			InTier0: si.inTier0, InTier1: si.inTier1, InTier2: si.inTier2,
+			Tier2Key: si.tier2Key, ETag: si.etag, NeedsRecovery: si.needsRecovery,
+			State: "sealed",
+		}
+		if si.id == activeID {
+			st.State = "active"
+			st.Bytes = l.active.Size()
+			st.NextOffset = l.active.DurableOffset()
+			st.Records = st.NextOffset - si.base
+		}
+		if si.needsRecovery {
+			st.State = "needs_recovery"
+			st.Reason = si.reason.String()
+		}
+		st.PendingHydration = si.hydrating
+		out = append(out, st)
+	}
+	return out
+}
+
+// Hydrate brings segment id of stream back into Tier 1 from Tier 2 and
+// waits for it. It is a no-op for a segment already local.
+func (s *Store) Hydrate(ctx context.Context, stream string, id uint64) error {
+	l, err := s.existing(stream)
+	if err != nil {
+		return err
+	}
+	si := l.info(id)
+	if si == nil {
+		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
+	}
+	if si.inTier0 || si.inTier1 {
+		return nil
+	}
+	_, err = s.bg.hydrator.Get(ctx, tier1.Key{Stream: stream, Segment: id})
+	return err
+}
+
+// EvictLocal drops the local copies of a sealed segment that Tier 2 holds,
+// so that the next read hydrates it: Tier 0 first, then Tier 1. It is
+// refused for a segment without a confirmed Tier 2 copy.
+func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error {
+	l, err := s.existing(stream)
+	if err != nil {
+		return err
+	}
+	si := l.info(id)
+	if si == nil {
+		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
+	}
+	if !si.sealed || !si.inTier2 {
+		return fmt.Errorf("segment %d of %s is not confirmed in tier 2; refusing to evict its local copies", id, stream)
+	}
+	if si.inTier0 {
+		if err := l.evictTier0(ctx, id); err != nil {
+			return err
+		}
+		s.budget.Forget(newSegmentKey(stream, id))
+	}
+	key := tier1.Key{Stream: stream, Segment: id}
+	if s.bg.cache.Contains(key) {
+		if err := s.bg.onTier1Evict(tier1.Eviction{Key: key}); err != nil {
+			return err
+		}
+		return s.bg.cache.Remove(key)
+	}
+	return nil
+}
+
+// ErrSegmentNotFound is returned for a segment a stream does not hold.
+var ErrSegmentNotFound = errors.New("tiers: segment not found")

@@ -1,0 +1,388 @@
+package tiers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/bop-aof/aof/config"
+	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier0"
+	"github.com/bop-aof/aof/tiers/tier2"
+	"github.com/bop-aof/aof/tracing"
+)
+
+// Record is one record to append: an opaque payload and the ext_id that
+// identifies its source (for the gateway, the JetStream stream sequence).
+type Record = segment.Record
+
+// Entry is one record read back.
+type Entry = segment.Entry
+
+// Options configure a Store. Zero values take the defaults noted.
+type Options struct {
+	Root string
+	FS   vfs.FS // vfs.Default
+
+	Tier0MaxBytes      int64         // 2 GiB
+	SegmentTargetBytes int64         // 64 MiB: roll the active segment past this
+	SegmentMaxAge      time.Duration // 0: no age-based rollover
+
+	Tier1MaxBytes      int64 // 8 GiB
+	FrameBytes         int   // 1 MiB: Tier 1 frame size
+	CompressionLevel   int   // 3
+	CompressionWorkers int   // 2
+	HydrationWorkers   int   // 2
+
+	// Tier2 is the object store. Nil keeps segments in Tier 1 only: for
+	// library tests; the gateway always sets it, since Tier 2 is the
+	// durable copy.
+	Tier2 *tier2.Client
+	// Tier2Concurrency is the number of parallel uploads; 4.
+	Tier2Concurrency int
+
+	ManifestChunkCapacity  int64
+	ManifestRotationPeriod time.Duration
+	// Publisher, when set, publishes each committed manifest record (the
+	// gateway plugs NATS in here).
+	Publisher manifest.Publisher
+
+	RetentionMaxAge   time.Duration // 0: keep forever
+	RetentionMaxBytes int64         // 0: no byte limit
+
+	Logger      *slog.Logger
+	Tracer      trace.Tracer
+	Instruments *tracing.Instruments
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Tier0MaxBytes <= 0 {
+		o.Tier0MaxBytes = 2 << 30
+	}
+	if o.SegmentTargetBytes <= 0 {
+		o.SegmentTargetBytes = 64 << 20
+	}
+	if o.Tier1MaxBytes <= 0 {
+		o.Tier1MaxBytes = 8 << 30
+	}
+	if o.FrameBytes <= 0 {
+		o.FrameBytes = 1 << 20
+	}
+	if o.CompressionLevel == 0 {
+		o.CompressionLevel = 3
+	}
+	if o.CompressionWorkers <= 0 {
+		o.CompressionWorkers = 2
+	}
+	if o.HydrationWorkers <= 0 {
+		o.HydrationWorkers = 2
+	}
+	if o.Tier2Concurrency <= 0 {
+		o.Tier2Concurrency = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Tracer == nil {
+		o.Tracer = tracenoop.NewTracerProvider().Tracer("tiers")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Store is the tiered store of one data root. Its methods are safe for
+// concurrent use. Each stream has a single writer: appends to one stream
+// are serialised.
+type Store struct {
+	opts   Options
+	fs     vfs.FS
+	log    *slog.Logger
+	budget *tier0.Budget
+
+	mu     sync.Mutex
+	logs   map[string]*Log
+	closed bool
+
+	bg     *background
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// ErrClosed is returned by a closed store.
+var ErrClosed = errors.New("tiers: store closed")
+
+// ErrStreamNotFound is returned for a stream the store has never seen.
+var ErrStreamNotFound = errors.New("tiers: stream not found")
+
+// Open opens (or creates) the store at opts.Root and reopens every stream
+// found there: manifest replay, recovery of each unsealed tail segment,
+// reconciliation with the files present, and resumption of the background
+// jobs the manifest shows as pending.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	opts.setDefaults()
+	if opts.Root == "" {
+		return nil, errors.New("tiers: open: empty data root")
+	}
+	s := &Store{opts: opts, fs: opts.FS, log: opts.Logger, logs: make(map[string]*Log)}
+	for _, d := range []string{"tier0", "tier1", "manifest"} {
+		if err := s.fs.MkdirAll(filepath.Join(opts.Root, d), 0o755); err != nil {
+			return nil, fmt.Errorf("tiers: create %s dir: %w", d, err)
+		}
+	}
+	budget, err := tier0.New(tier0.Options{
+		MaxBytes: opts.Tier0MaxBytes,
+		Evict:    s.evictTier0,
+		Logger:   opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tiers: %w", err)
+	}
+	s.budget = budget
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.bg, err = newBackground(s); err != nil {
+		budget.Close()
+		return nil, err
+	}
+	s.registerGauges()
+
+	streams, err := s.discoverStreams()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, name := range streams {
+		if _, err := s.openLog(ctx, name); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	s.bg.start()
+	return s, nil
+}
+
+// discoverStreams lists stream names that have a Tier 0 or manifest dir.
+func (s *Store) discoverStreams() ([]string, error) {
+	seen := map[string]bool{}
+	for _, d := range []string{"tier0", "manifest", "tier1"} {
+		entries, err := s.fs.ReadDir(filepath.Join(s.opts.Root, d))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("tiers: list %s: %w", d, err)
+		}
+		for _, e := range entries {
+			if e.IsDir() && config.ValidStreamName(e.Name()) == nil {
+				seen[e.Name()] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Streams returns the names of the streams the store holds.
+func (s *Store) Streams() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.logs))
+	for n := range s.logs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Log returns the log of stream, creating it if it does not exist.
+func (s *Store) Log(ctx context.Context, stream string) (*Log, error) {
+	if err := config.ValidStreamName(stream); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	l := s.logs[stream]
+	s.mu.Unlock()
+	if l != nil {
+		return l, nil
+	}
+	return s.openLog(ctx, stream)
+}
+
+// existing returns the log of stream or ErrStreamNotFound.
+func (s *Store) existing(stream string) (*Log, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	l := s.logs[stream]
+	if l == nil {
+		return nil, fmt.Errorf("%w: %q", ErrStreamNotFound, stream)
+	}
+	return l, nil
+}
+
+func (s *Store) openLog(ctx context.Context, stream string) (*Log, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.logs[stream]; l != nil {
+		return l, nil
+	}
+	l, err := openLog(ctx, s, stream)
+	if err != nil {
+		return nil, fmt.Errorf("tiers: open stream %s: %w", stream, err)
+	}
+	s.logs[stream] = l
+	return l, nil
+}
+
+// AppendDurable appends recs to stream and returns once all are durable.
+// When Tier 0 cannot admit them it appends nothing and returns
+// *backpressure.Error of kind Admission.
+func (s *Store) AppendDurable(ctx context.Context, stream string, recs []Record) error {
+	l, err := s.Log(ctx, stream)
+	if err != nil {
+		return err
+	}
+	_, err = l.AppendDurable(ctx, recs)
+	return err
+}
+
+// LastExtID is the highest ext_id durably stored for stream; 0 when the
+// stream holds nothing.
+func (s *Store) LastExtID(stream string) (uint64, error) {
+	s.mu.Lock()
+	l := s.logs[stream]
+	s.mu.Unlock()
+	if l == nil {
+		return 0, nil
+	}
+	return l.LastExtID(), nil
+}
+
+// WaitForAdmission blocks until n bytes could be admitted to Tier 0, or
+// ctx ends. Space may be taken by another writer before the caller
+// appends; the caller then gets Admission backpressure again and waits again.
+func (s *Store) WaitForAdmission(ctx context.Context, n int64) error {
+	g, err := s.budget.AdmitWait(ctx, "", n)
+	if err != nil {
+		return err
+	}
+	g.Release()
+	return nil
+}
+
+// Seal seals the active segment of stream (rollover on demand). It is a
+// no-op for an empty active segment unless force is set, in which case
+// the segment is sealed with no records.
+func (s *Store) Seal(ctx context.Context, stream string, force bool) (uint64, error) {
+	l, err := s.existing(stream)
+	if err != nil {
+		return 0, err
+	}
+	return l.Seal(ctx, force)
+}
+
+// Flush makes everything appended to stream durable.
+func (s *Store) Flush(ctx context.Context, stream string) error {
+	l, err := s.existing(stream)
+	if err != nil {
+		return err
+	}
+	return l.Flush()
+}
+
+// SetTier0MaxBytes changes the Tier 0 budget at runtime; raising it admits
+// waiting writers at once.
+func (s *Store) SetTier0MaxBytes(n int64) error { return s.budget.SetMaxBytes(n) }
+
+// Tier0Stats reports the Tier 0 budget.
+func (s *Store) Tier0Stats() tier0.Stats { return s.budget.Stats() }
+
+// Close stops background work, syncs and closes every log. Unfinished
+// background jobs resume at the next Open from the manifest.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	logs := make([]*Log, 0, len(s.logs))
+	for _, l := range s.logs {
+		logs = append(logs, l)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	if s.bg != nil {
+		s.bg.stop()
+	}
+	var errs []error
+	for _, l := range logs {
+		errs = append(errs, l.close())
+	}
+	errs = append(errs, s.budget.Close())
+	return errors.Join(errs...)
+}
+
+// evictTier0 is the Tier 0 budget's evictor: it removes a sealed segment
+// file whose Tier 1 copy exists, after recording LocalEvicted.
+func (s *Store) evictTier0(ctx context.Context, key tier0.SegmentKey) error {
+	l, err := s.existing(key.Stream)
+	if err != nil {
+		return err
+	}
+	return l.evictTier0(ctx, key.Segment)
+}
+
+func (s *Store) registerGauges() {
+	in := s.opts.Instruments
+	if in == nil {
+		return
+	}
+	in.RegisterGauge(tracing.MetricActivationQueueDepth, func() int64 { return int64(s.budget.Stats().QueueDepth) })
+	in.RegisterGauge(tracing.MetricTier0Bytes, func() int64 { return s.budget.Stats().UsedBytes })
+	in.RegisterResidency(func() tracing.Residency {
+		var r tracing.Residency
+		for _, st := range s.Segments("") {
+			switch {
+			case st.NeedsRecovery:
+				r.NeedsRecovery++
+			case st.InTier0:
+				r.ResidentInTier0++
+			case st.PendingHydration:
+				r.StagedForTier0++
+			}
+			if st.InTier2 {
+				r.UploadedToTier2++
+			}
+		}
+		return r
+	})
+}
+
+// newSegmentKey returns the Tier 0 budget key of a segment.
+func newSegmentKey(stream string, id uint64) tier0.SegmentKey {
+	return tier0.SegmentKey{Stream: stream, Segment: id}
+}

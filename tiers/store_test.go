@@ -1,0 +1,245 @@
+package tiers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bop-aof/aof/integration/harness"
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/backpressure"
+	"github.com/bop-aof/aof/tiers/tier2"
+)
+
+func payload(stream string, i int) []byte {
+	return []byte(fmt.Sprintf("%s record %06d %s", stream, i, bytes.Repeat([]byte{'x'}, i%97)))
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func openStore(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := Open(testCtx(t), opts)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	return s
+}
+
+func appendN(t *testing.T, s *Store, stream string, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		if err := s.AppendDurable(testCtx(t), stream, []Record{{Payload: payload(stream, i), ExtID: uint64(i + 1)}}); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+}
+
+// readAll reads stream from offset 0 and checks every record.
+func readAll(t *testing.T, s *Store, stream string, n int) {
+	t.Helper()
+	r, err := s.Reader(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := 0; i < n; i++ {
+		e, err := r.Next(testCtx(t))
+		if err != nil {
+			t.Fatalf("read offset %d: %v", i, err)
+		}
+		if e.Offset != uint64(i) || e.ExtID != uint64(i+1) || !bytes.Equal(e.Payload, payload(stream, i)) {
+			t.Fatalf("offset %d: got offset %d ext %d payload %q", i, e.Offset, e.ExtID, e.Payload)
+		}
+	}
+	if _, err := r.TryNext(testCtx(t)); !backpressure.Is(err, backpressure.Tail) {
+		t.Fatalf("read past the tail: %v, want Tail backpressure", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestAppendRollReadAcrossTiers0And1(t *testing.T) {
+	root := t.TempDir()
+	s := openStore(t, Options{Root: root, SegmentTargetBytes: 4 << 10, FrameBytes: 1 << 10})
+	appendN(t, s, "orders", 0, 500)
+	readAll(t, s, "orders", 500)
+
+	segs := s.Segments("orders")
+	if len(segs) < 5 {
+		t.Fatalf("want several segments from 4 KiB rollover, got %d", len(segs))
+	}
+	waitFor(t, "sealed segments compressed into tier 1", func() bool {
+		for _, st := range s.Segments("orders") {
+			if st.State == "sealed" && !st.InTier1 {
+				return false
+			}
+		}
+		return true
+	})
+	if got, _ := s.LastExtID("orders"); got != 500 {
+		t.Fatalf("LastExtID = %d, want 500", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	// Restart: every record is still there, the ext id watermark too, and
+	// appends continue at the next offset.
+	s = openStore(t, Options{Root: root, SegmentTargetBytes: 4 << 10, FrameBytes: 1 << 10})
+	defer s.Close()
+	if got, _ := s.LastExtID("orders"); got != 500 {
+		t.Fatalf("LastExtID after restart = %d, want 500", got)
+	}
+	appendN(t, s, "orders", 500, 10)
+	readAll(t, s, "orders", 510)
+}
+
+func TestTier0BudgetGivesAdmissionBackpressureThenEvictsTier1Copies(t *testing.T) {
+	root := t.TempDir()
+	// The active segment may grow past the whole budget: unsealed data
+	// cannot be evicted, so the budget fills.
+	s := openStore(t, Options{Root: root, SegmentTargetBytes: 64 << 10, Tier0MaxBytes: 8 << 10})
+	defer s.Close()
+	var err error
+	i := 0
+	for ; i < 10000; i++ {
+		err = s.AppendDurable(testCtx(t), "hot", []Record{{Payload: payload("hot", i), ExtID: uint64(i + 1)}})
+		if err != nil {
+			break
+		}
+	}
+	if !backpressure.Is(err, backpressure.Admission) {
+		t.Fatalf("filling tier 0: %v after %d records, want Admission backpressure", err, i)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- s.WaitForAdmission(testCtx(t), 512) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("admission granted while tier 0 holds only unsealed data: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if got := s.Tier0Stats().QueueDepth; got != 1 {
+		t.Fatalf("activation queue depth = %d, want 1", got)
+	}
+	// Sealing lets the segment reach Tier 1; then it can be evicted and
+	// the waiter is admitted.
+	if _, err := s.Seal(testCtx(t), "hot", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("wait for admission: %v", err)
+	}
+	appendN(t, s, "hot", i, 20)
+	readAll(t, s, "hot", i+20)
+	if st := s.Segments("hot")[0]; st.InTier0 || !st.InTier1 {
+		t.Fatalf("first segment should have been evicted from tier 0 to make room: %+v", st)
+	}
+}
+
+func TestFullSegmentLifeThroughTier2(t *testing.T) {
+	srv := harness.StartS3(t)
+	ctx := testCtx(t)
+	t2, err := tier2.New(ctx, tier2.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	opts := Options{Root: root, SegmentTargetBytes: 8 << 10, FrameBytes: 2 << 10, Tier2: t2}
+	s := openStore(t, opts)
+	appendN(t, s, "life", 0, 400)
+	if _, err := s.Seal(ctx, "life", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every sealed segment uploaded", func() bool {
+		for _, st := range s.Segments("life") {
+			if st.State == "sealed" && !st.InTier2 {
+				return false
+			}
+		}
+		return true
+	})
+	// Drop every local copy: reads must come back from Tier 2.
+	for _, st := range s.Segments("life") {
+		if st.State == "sealed" {
+			if err := s.EvictLocal(ctx, "life", st.Segment); err != nil {
+				t.Fatalf("evict %d: %v", st.Segment, err)
+			}
+		}
+	}
+	for _, st := range s.Segments("life") {
+		if st.State == "sealed" && (st.InTier0 || st.InTier1) {
+			t.Fatalf("segment %d still local after eviction: %+v", st.Segment, st)
+		}
+	}
+	readAll(t, s, "life", 400)
+
+	// The manifest says the same, also after a restart.
+	s.Close()
+	s = openStore(t, opts)
+	defer s.Close()
+	readAll(t, s, "life", 400)
+	l, _ := s.existing("life")
+	idx := l.man.Index()
+	uploaded := 0
+	for _, st := range idx.Segments() {
+		if st.InTier2 {
+			uploaded++
+			if st.ETag == "" || st.Tier2Key == "" {
+				t.Fatalf("segment %d uploaded without key/etag in manifest: %+v", st.Segment, st)
+			}
+		}
+	}
+	if uploaded == 0 {
+		t.Fatal("manifest records no upload")
+	}
+}
+
+func TestHydrationOfMissingObjectMarksNeedsRecovery(t *testing.T) {
+	srv := harness.StartS3(t)
+	ctx := testCtx(t)
+	t2, err := tier2.New(ctx, tier2.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
+		Retry: tier2.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: t2})
+	defer s.Close()
+	appendN(t, s, "gone", 0, 50)
+	id, err := s.Seal(ctx, "gone", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "upload", func() bool { st := s.Segments("gone"); return st[0].InTier2 })
+	if err := s.EvictLocal(ctx, "gone", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := t2.Delete(ctx, tier2.SegmentKey("gone", id)); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.Reader("gone")
+	_, err = r.Next(ctx)
+	var he *HydrationError
+	if !errors.As(err, &he) || he.Reason != manifest.ReasonMissing {
+		t.Fatalf("read of a segment whose object is gone: %v, want HydrationError reason 4", err)
+	}
+	if st := s.Segments("gone")[0]; !st.NeedsRecovery {
+		t.Fatalf("segment not marked needs-recovery: %+v", st)
+	}
+}
