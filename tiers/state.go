@@ -11,6 +11,7 @@ import (
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/segment"
 	"github.com/bop-aof/aof/tiers/tier1"
+	"github.com/bop-aof/aof/tiers/tier2"
 )
 
 // record appends a manifest record for this stream and commits it, so the
@@ -250,3 +251,60 @@ func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error 
 
 // ErrSegmentNotFound is returned for a segment a stream does not hold.
 var ErrSegmentNotFound = errors.New("tiers: segment not found")
+
+// Root is the data root of the store.
+func (s *Store) Root() string { return s.opts.Root }
+
+// Tier2 is the store's object store client; nil when it has none.
+func (s *Store) Tier2() *tier2.Client { return s.opts.Tier2 }
+
+// ManifestIndex returns a copy of stream's folded manifest index.
+func (s *Store) ManifestIndex(stream string) (*manifest.Index, error) {
+	l, err := s.existing(stream)
+	if err != nil {
+		return nil, err
+	}
+	return l.man.Index(), nil
+}
+
+// ManifestChunks lists stream's local manifest chunks.
+func (s *Store) ManifestChunks(stream string) ([]manifest.ChunkInfo, error) {
+	l, err := s.existing(stream)
+	if err != nil {
+		return nil, err
+	}
+	return l.man.Chunks(), nil
+}
+
+// Snapshot writes a manifest snapshot of stream and returns its id.
+func (s *Store) Snapshot(stream string) (uint64, error) {
+	l, err := s.existing(stream)
+	if err != nil {
+		return 0, err
+	}
+	return l.man.Snapshot()
+}
+
+// QueueDepths reports the background queues, for status output.
+type QueueDepths struct {
+	Activation  int   `json:"activation_queue_depth"`
+	Compression int   `json:"compression_queue_depth"`
+	Upload      int   `json:"upload_queue_depth"`
+	Hydration   int64 `json:"hydration_queue_depth"`
+}
+
+// Queues reports the current queue depths.
+func (s *Store) Queues() QueueDepths {
+	return QueueDepths{
+		Activation:  s.budget.Stats().QueueDepth,
+		Compression: s.bg.compress.len(),
+		Upload:      s.bg.upload.len(),
+		Hydration:   s.bg.hydrator.QueueDepth(),
+	}
+}
+
+// Tier1Stats reports the Tier 1 cache.
+func (s *Store) Tier1Stats() tier1.CacheStats { return s.bg.cache.Stats() }
+
+// SetTier1MaxBytes changes the Tier 1 budget at runtime.
+func (s *Store) SetTier1MaxBytes(n int64) { s.bg.cache.SetMaxBytes(n) }
