@@ -617,3 +617,25 @@ func (s *syncBuffer) Bytes() []byte {
 	defer s.mu.Unlock()
 	return slices.Clone(s.buf.Bytes())
 }
+
+func TestQueueWarnThresholdLogsWhenReached(t *testing.T) {
+	var buf syncBuffer
+	b, err := New(Options{MaxBytes: 10, QueueWarnThreshold: 2, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fill(t, b, map[uint64]int64{1: 10})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admitAsync(ctx, b, "orders", 1)
+	waitDepth(t, b, 1)
+	if bytes.Contains(buf.Bytes(), []byte("tier0_activation_queue_high")) {
+		t.Fatal("warned below the threshold")
+	}
+	admitAsync(ctx, b, "orders", 1)
+	waitDepth(t, b, 2)
+	if !bytes.Contains(buf.Bytes(), []byte(`"msg":"tier0_activation_queue_high","depth":2`)) {
+		t.Fatalf("no queue warning at depth 2 in %s", buf.Bytes())
+	}
+}
