@@ -348,7 +348,9 @@ func (b *Budget) Admit(ctx context.Context, stream string, n int64) (*AdmissionG
 // AdmitWait reserves n bytes for stream, waiting in the activation queue
 // (first in, first out; see the package doc) until they are free or ctx
 // ends. While at the head of the queue it evicts as Admit does, again on
-// every wake. When ctx ends first it leaves the queue and returns
+// every wake; a segment whose eviction failed is not retried until the next
+// wake (space freed, a segment sealed, put in Tier 1 or unpinned, the budget
+// raised), so a broken Evictor cannot make it spin. When ctx ends first it leaves the queue and returns
 // *backpressure.Error of kind Admission wrapping ctx.Err(). A request larger
 // than MaxBytes returns a *TooLargeError at once, and a queued request is
 // failed the same way if SetMaxBytes lowers the budget below it.
@@ -428,7 +430,7 @@ func (b *Budget) AdmitWait(ctx context.Context, stream string, n int64) (*Admiss
 				// Granted while we were giving up: put the bytes back, as
 				// the caller will not get a guard to release them with.
 				b.reserved -= n
-			} else if w.err == nil {
+			} else {
 				b.queue.Remove(w.elem)
 			}
 			b.grantLocked()
