@@ -183,3 +183,21 @@ func TestInjectWithoutSpanOrIntoNilMap(t *testing.T) {
 	}
 	Inject(context.Background(), nil) // documented no-op, must not panic
 }
+
+// Extract runs once per ingested message. Baseline: the same propagator
+// over a header map that needs no case-insensitive scan.
+func BenchmarkExtractLowercase(b *testing.B) {
+	h := map[string][]string{"traceparent": {sampleTraceparent}, "Nats-Msg-Id": {"1"}, "Aof-Stream": {"s"}}
+	ctx := context.Background()
+	for b.Loop() {
+		_ = Extract(ctx, h)
+	}
+}
+
+func BenchmarkExtractMixedCase(b *testing.B) {
+	h := map[string][]string{"Traceparent": {sampleTraceparent}, "Nats-Msg-Id": {"1"}, "Aof-Stream": {"s"}}
+	ctx := context.Background()
+	for b.Loop() {
+		_ = Extract(ctx, h)
+	}
+}
