@@ -305,3 +305,17 @@ func TestNilInstrumentsDoNothing(t *testing.T) {
 	}
 	u()
 }
+
+func TestWithoutRuntimeMetricsLeavesOnlyInstruments(t *testing.T) {
+	p := setupForTest(t, WithoutRuntimeMetrics())
+	if _, err := p.Instruments(); err != nil {
+		t.Fatal(err)
+	}
+	_, names := scrape(t, p)
+	if names["go_goroutines"] || names["process_cpu_seconds_total"] {
+		t.Error("runtime collectors registered despite WithoutRuntimeMetrics")
+	}
+	if !names["flush_failures_total"] {
+		t.Error("instruments missing from the scrape")
+	}
+}
