@@ -707,6 +707,21 @@ func (l *Log) Chunks() []ChunkInfo {
 	return out
 }
 
+// Tail returns the position after the last committed record: where the
+// next committed record will start (or a new chunk's first record, if the
+// current chunk is sealed or full).
+func (l *Log) Tail() Position {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m := l.lastChunk(); m != nil {
+		if m.hdr.Sealed() {
+			return Position{Chunk: m.hdr.Index + 1, Offset: ChunkHeaderSize}
+		}
+		return Position{Chunk: m.hdr.Index, Offset: m.hdr.End()}
+	}
+	return Position{Chunk: l.cur.index, Offset: ChunkHeaderSize}
+}
+
 // Stream returns the stream name.
 func (l *Log) Stream() string { return l.stream }
 
