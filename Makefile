@@ -1,0 +1,58 @@
+# bop AOF gateway: build, test and run everything from here.
+#
+#   make run    gateway + embedded NATS + local S3 (versitygw) + the demo
+#   make test   installs tools, vets, runs every test (race detector on the
+#               packages that share state)
+#   make bench  benchmarks, each next to its baseline from the same run
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+VERSITYGW_VERSION := v1.8.0
+VERSITYGW := $(BIN)/versitygw
+
+# Packages whose types are used from several goroutines run under -race.
+RACE_PKGS := ./internal/... ./tiers/... ./manifest/... ./ingest/... ./control/...
+# Everything else (configuration, tracing setup, binaries, end-to-end tests).
+PLAIN_PKGS = $(shell $(GO) list ./... | grep -v -E '/(internal|tiers|manifest|ingest|control)(/|$$)')
+
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all tools build test test-race test-plain vet bench run run-gateway fuzz docs clean
+
+all: build
+
+tools: $(VERSITYGW)
+
+$(VERSITYGW):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+test: tools vet build test-race test-plain
+
+test-race:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+
+test-plain:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PLAIN_PKGS)
+
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -count 1 ./tiers/segment/ ./manifest/ ./tiers/tier1/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./tiers/segment/
+	$(GO) test -run '^$$' -fuzz FuzzRecover -fuzztime 30s ./tiers/segment/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./manifest/
+	$(GO) test -run '^$$' -fuzz FuzzReadChunk -fuzztime 30s ./manifest/
+
+run: tools build
+	./scripts/run-local.sh
+
+clean:
+	rm -rf $(BIN) ./data

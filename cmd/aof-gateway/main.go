@@ -1,0 +1,143 @@
+// Command aof-gateway is the bop AOF gateway daemon: it consumes producers'
+// messages from NATS JetStream (subjects aof.ingest.<stream>), stores each
+// one exactly once in the tiered store, acks it only once it is fsynced, and
+// moves sealed segments to Tier 1 and Tier 2 in the background.
+//
+// Exit codes: 0 clean shutdown, 1 usage or configuration error, 3 NATS or
+// Tier 2 authentication failure, 4 I/O or connection error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bop-aof/aof/config"
+)
+
+// Exit codes shared with aof2-admin (REFERENCE.md).
+const (
+	exitOK    = 0
+	exitUsage = 1
+	exitAuth  = 3
+	exitIO    = 4
+)
+
+// exitError carries the process exit code of a failure.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// flagKeys maps the gateway's short flags onto configuration keys.
+var flagKeys = map[string]string{
+	"dev":            "nats.embedded.enabled",
+	"dev-host":       "nats.embedded.host",
+	"dev-port":       "nats.embedded.port",
+	"nats-url":       "nats.url",
+	"nats-creds":     "nats.creds",
+	"nats-nkey":      "nats.nkey",
+	"nats-user":      "nats.user",
+	"nats-password":  "nats.password",
+	"nats-ca":        "nats.tls.ca",
+	"nats-cert":      "nats.tls.cert",
+	"nats-key":       "nats.tls.key",
+	"data-root":      "data_root",
+	"metrics-listen": "metrics.listen",
+	"log-level":      "log.level",
+	"log-format":     "log.format",
+}
+
+func newRootCommand() *cobra.Command {
+	var sealOnShutdown bool
+	cmd := &cobra.Command{
+		Use:   "aof-gateway",
+		Short: "NATS JetStream ingestion gateway over the tiered append-only store",
+		Long: `aof-gateway consumes messages published to aof.ingest.<stream> through a
+durable JetStream consumer, appends each one to the stream's segmented log,
+acks JetStream only once the record is fsynced, seals segments into seekable
+zstd files (Tier 1), archives them to S3-compatible storage (Tier 2), and
+publishes every tier transition on aof.manifest.<stream>.
+
+Configuration: defaults < TOML file (--config, $AOF2_CONFIG or
+~/.config/bop-aof/config.toml) < AOF2_* environment variables < flags.
+
+HTTP (metrics.listen, default 127.0.0.1:9464): /healthz, /readyz, /metrics.
+Signals: SIGINT/SIGTERM stop fetching, finish and ack the batch in hand,
+commit the manifest and exit; SIGHUP reloads the configuration.`,
+		Example: `  # Local development: embedded NATS, data under ./data
+  aof-gateway --dev --config examples/aof2-demo/config/local.toml
+
+  # Production: an existing NATS cluster with a creds file
+  aof-gateway --nats-url tls://nats.example.com:4222 --nats-creds /etc/aof/gw.creds \
+      --config /etc/aof/config.toml`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(config.LoadOptions{Flags: cmd.Flags(), FlagKeys: flagKeys})
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cfg, runOptions{
+				SealOnShutdown: sealOnShutdown,
+				ConfigLoader: func() (*config.Config, error) {
+					return config.Load(config.LoadOptions{Flags: cmd.Flags(), FlagKeys: flagKeys})
+				},
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.String(config.ConfigFlag, "", "configuration file (default ~/.config/bop-aof/config.toml, or $AOF2_CONFIG)")
+	f.Bool("dev", false, "run an embedded JetStream nats-server on loopback (store under <data_root>/nats)")
+	f.String("dev-host", "127.0.0.1", "embedded nats-server listen host (with --dev)")
+	f.Int("dev-port", 4222, "embedded nats-server port (with --dev)")
+	f.String("nats-url", "", "NATS server URL(s), comma separated (ignored with --dev)")
+	f.String("nats-creds", "", "NATS credentials (.creds) file")
+	f.String("nats-nkey", "", "NATS nkey seed file")
+	f.String("nats-user", "", "NATS user")
+	f.String("nats-password", "", "NATS password")
+	f.String("nats-ca", "", "CA bundle to verify the NATS server")
+	f.String("nats-cert", "", "client certificate for NATS TLS")
+	f.String("nats-key", "", "client key for NATS TLS")
+	f.String("data-root", "", "data root directory (tier0, tier1, manifest)")
+	f.String("metrics-listen", "", "HTTP listen address for /healthz, /readyz and /metrics (\"\" disables)")
+	f.String("log-level", "", "log level: debug, info, warn, error")
+	f.String("log-format", "", "log format: text or json")
+	f.BoolVar(&sealOnShutdown, "seal-on-shutdown", false, "seal every active segment before exiting (rolling upgrades)")
+	cmd.Version = version
+	return cmd
+}
+
+func main() {
+	err := newRootCommand().ExecuteContext(context.Background())
+	if err == nil {
+		os.Exit(exitOK)
+	}
+	fmt.Fprintln(os.Stderr, "aof-gateway:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
+	}
+	os.Exit(exitUsage)
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/bop-aof/aof/config"
+)
+
+// reloadResult says what a configuration reload changed.
+type reloadResult struct {
+	Applied  []config.Change `json:"applied"`
+	Rejected []config.Change `json:"rejected,omitempty"`
+}
+
+// reload re-reads the configuration and applies the keys that can change
+// at runtime. Keys that cannot are refused by name and keep their running
+// value; the rest still apply.
+func (g *gateway) reload(load func() (*config.Config, error)) (reloadResult, error) {
+	var res reloadResult
+	if load == nil {
+		return res, errors.New("reload: no configuration source")
+	}
+	next, err := load()
+	if err != nil {
+		return res, fmt.Errorf("reload: %w", err)
+	}
+	g.mu.Lock()
+	cur := g.cfg
+	g.mu.Unlock()
+	for _, ch := range config.Diff(cur, next) {
+		if !ch.Reloadable {
+			res.Rejected = append(res.Rejected, ch)
+			continue
+		}
+		if err := g.apply(ch.Key, next); errors.Is(err, errNotLive) {
+			res.Rejected = append(res.Rejected, ch)
+			continue
+		} else if err != nil {
+			return res, fmt.Errorf("reload %s: %w", ch.Key, err)
+		}
+		res.Applied = append(res.Applied, ch)
+		g.log.Info("config_reloaded", "key", ch.Key, "old", ch.Old, "new", ch.New)
+	}
+	for _, ch := range res.Rejected {
+		g.log.Warn("config_reload_rejected", "key", ch.Key, "old", ch.Old, "new", ch.New,
+			"reason", "not reloadable at runtime; restart the gateway to apply")
+	}
+	if len(res.Rejected) > 0 {
+		keys := make([]string, len(res.Rejected))
+		for i, ch := range res.Rejected {
+			keys[i] = ch.Key
+		}
+		err = fmt.Errorf("reload: not reloadable at runtime (restart to apply): %s", strings.Join(keys, ", "))
+	}
+	return res, err
+}
+
+// errNotLive marks a key the schema calls reloadable that this gateway
+// version still reads only at start: it is refused by name rather than
+// silently ignored.
+var errNotLive = errors.New("not applied at runtime by this version")
+
+// apply sets one reloadable key on the running gateway.
+func (g *gateway) apply(key string, next *config.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch key {
+	case "tier0.cluster_max_bytes":
+		if err := g.store.SetTier0MaxBytes(int64(next.Tier0.ClusterMaxBytes)); err != nil {
+			return err
+		}
+		g.cfg.Tier0.ClusterMaxBytes = next.Tier0.ClusterMaxBytes
+	case "tier1.max_bytes":
+		g.store.SetTier1MaxBytes(int64(next.Tier1.MaxBytes))
+		g.cfg.Tier1.MaxBytes = next.Tier1.MaxBytes
+	case "log.level":
+		lvl, err := parseLevel(next.Log.Level)
+		if err != nil {
+			return err
+		}
+		g.level.Set(lvl)
+		g.cfg.Log.Level = next.Log.Level
+	default:
+		return errNotLive
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
