@@ -232,3 +232,25 @@ func TestRetentionWaitsForPublication(t *testing.T) {
 	pub.set(false)
 	eventually(t, "retention after publication", func() bool { return len(l.Chunks()) < n })
 }
+
+// TestQuarantineOnDamageFoundByPublisher: damage inside committed data that
+// the publisher reads stops the stream from accepting writes.
+func TestQuarantineOnDamageFoundByPublisher(t *testing.T) {
+	dir := t.TempDir()
+	pub := &recordingPublisher{failing: true}
+	l := openLog(t, vfs.Default, dir, Options{Publisher: pub, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
+	defer l.Close()
+	appendCommit(t, l, sampleRecords()...)
+	b, _ := os.ReadFile(ChunkPath(dir, 0))
+	b[len(b)-1] ^= 1 // last payload byte of the last record
+	os.WriteFile(ChunkPath(dir, 0), b, 0o644)
+	pub.set(false)
+	eventually(t, "quarantine", func() bool { return l.Err() != nil })
+	var ie *IntegrityError
+	if _, err := l.Append(sampleRecords()[0]); !errors.As(err, &ie) || ie.Chunk != 0 || ie.Stream != "demo" {
+		t.Fatalf("append after damage: %v, want *IntegrityError", err)
+	}
+	if evs, _ := pub.snapshot(); len(evs) != 15 {
+		t.Fatalf("%d events published; the 15 intact records before the damage should be", len(evs))
+	}
+}

@@ -355,6 +355,9 @@ func (l *Log) recover() error {
 	if len(replay) > 0 && replay[0] != from.Chunk {
 		return l.integrity(from.Chunk, -1, fmt.Errorf("%w: replay starts at chunk %d, found chunk %d first", ErrChunkMissing, from.Chunk, replay[0]))
 	}
+	if len(replay) == 0 && from.Offset > ChunkHeaderSize {
+		return l.integrity(from.Chunk, -1, fmt.Errorf("%w: snapshot %d covers records up to offset %d of it", ErrChunkMissing, l.snap.ID, from.Offset))
+	}
 	l.cur = openChunk{index: from.Chunk, baseRecord: nextRecord, size: ChunkHeaderSize}
 	for i, c := range replay {
 		if c != from.Chunk+uint64(i) {
@@ -517,6 +520,11 @@ func (l *Log) usable() error {
 }
 
 func (l *Log) appendLocked(r Record) Position {
+	if r.Payload == nil && r.Type.Known() {
+		// Apply the same payload replay will decode, so the live index and a
+		// rebuilt one agree.
+		r.Payload = deref(newPayload(r.Type))
+	}
 	start := 0
 	var b *batch
 	if n := len(l.pending); n > 0 && l.pending[n-1].index == l.cur.index {

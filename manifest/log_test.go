@@ -383,6 +383,9 @@ func TestReplayFromSnapshotEqualsFullReplay(t *testing.T) {
 			want := fold(recs)
 			withSnap := openLog(t, vfs.Default, dir, opts)
 			got := withSnap.Index()
+			if snaps > 0 && withSnap.snap.ID != uint64(snaps) {
+				t.Fatalf("open loaded snapshot %d, want the newest, %d", withSnap.snap.ID, snaps)
+			}
 			withSnap.Close()
 			if !got.Equal(want) {
 				t.Fatalf("snapshot+tail (%d snapshots) differs from folding:\n got %+v\nwant %+v", snaps, got, want)
@@ -451,5 +454,21 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	le.PutUint32(b[8:], 2)
 	if _, err := DecodeSnapshot(b); !errors.Is(err, ErrSnapshot) {
 		t.Fatalf("bad version accepted: %v", err)
+	}
+}
+
+func TestNilPayloadLiveIndexMatchesReplay(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, vfs.Default, dir, Options{})
+	appendCommit(t, l, Record{Type: SegmentOpened, Segment: 1}, Record{Type: SealSegment, Segment: 1})
+	live := l.Index()
+	l.Close()
+	if s, _ := live.Get(1); !s.Sealed || !s.InTier0 {
+		t.Fatalf("nil payload not applied as the zero payload: %+v", s)
+	}
+	l = openLog(t, vfs.Default, dir, Options{})
+	defer l.Close()
+	if !l.Index().Equal(live) {
+		t.Fatal("replayed index differs from live index")
 	}
 }

@@ -503,6 +503,9 @@ func (r Record) Validate() error {
 	case CustomEventPayload:
 		return checkLen("blob", len(v.Blob))
 	case UnknownPayload:
+		if r.Type.Known() {
+			return fmt.Errorf("%w: raw payload under known record type %s", ErrPayload, r.Type)
+		}
 		if len(v.Raw) > MaxPayloadSize {
 			return fmt.Errorf("%w: payload of %d bytes", ErrPayload, len(v.Raw))
 		}

@@ -178,6 +178,9 @@ func TestValidate(t *testing.T) {
 	if err := (Record{Type: UploadStarted, Payload: UploadStartedPayload{Key: strings.Repeat("k", 70000)}}).Validate(); !errors.Is(err, ErrPayload) {
 		t.Errorf("key over 65535 bytes: %v", err)
 	}
+	if err := (Record{Type: HydrationDone, Payload: UnknownPayload{Type: HydrationDone, Raw: []byte{1}}}).Validate(); !errors.Is(err, ErrPayload) {
+		t.Errorf("raw payload under a known type would not decode at replay: %v", err)
+	}
 	if err := (Record{Type: SealSegment}).Validate(); err != nil {
 		t.Errorf("nil payload is the zero payload: %v", err)
 	}
