@@ -1,0 +1,426 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tracing"
+)
+
+// Defaults of Options.
+const (
+	DefaultName          = "aof-admin"
+	DefaultSubjectPrefix = "aof.admin"
+	DefaultVersion       = "0.1.0"
+	// DefaultRequestTimeout bounds one request's work when it names none.
+	DefaultRequestTimeout = 60 * time.Second
+)
+
+// Options configure a Service. Zero values take the defaults.
+type Options struct {
+	Name          string // micro service name; DefaultName
+	SubjectPrefix string // endpoints under <prefix>.<endpoint>; DefaultSubjectPrefix
+	Version       string // semver; DefaultVersion
+	Logger        *slog.Logger
+	// Status, when set, adds the gateway's own status (ingest) to the
+	// status answer under "gateway". It must return a JSON-encodable value.
+	Status func() any
+	// Reload, when set, serves config.reload; without it config.reload
+	// answers 501.
+	Reload      func(ctx context.Context) (any, error)
+	Instruments *tracing.Instruments
+}
+
+// Service is the aof-admin NATS micro service over one store. Requests are
+// served concurrently; each runs under DefaultRequestTimeout (or the
+// request's own timeout where it has one) and stops when the service stops.
+type Service struct {
+	svc   micro.Service
+	store *tiers.Store
+	opts  Options
+	log   *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New registers the service and its endpoints on nc.
+func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
+	if nc == nil || store == nil {
+		return nil, errors.New("control: nil connection or store")
+	}
+	if opts.Name == "" {
+		opts.Name = DefaultName
+	}
+	if opts.SubjectPrefix == "" {
+		opts.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if opts.Version == "" {
+		opts.Version = DefaultVersion
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{store: store, opts: opts, log: opts.Logger}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        opts.Name,
+		Version:     opts.Version,
+		Description: "bop AOF gateway administration: residency, seal, flush, hydrate, segments, manifest, read",
+		Metadata:    map[string]string{"subject_prefix": opts.SubjectPrefix},
+	})
+	if err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("control: add service: %w", err)
+	}
+	s.svc = svc
+	handlers := map[string]func(context.Context, []byte) (any, error){
+		EndpointStatus:          s.status,
+		EndpointDump:            s.dump,
+		EndpointSeal:            s.seal,
+		EndpointFlush:           s.flush,
+		EndpointHydrate:         s.hydrate,
+		EndpointSegmentsList:    s.segmentsList,
+		EndpointSegmentsDelete:  s.segmentsDelete,
+		EndpointManifestCheck:   s.manifestCheck,
+		EndpointManifestInspect: s.manifestInspect,
+		EndpointRead:            s.read,
+		EndpointSnapshotCreate:  s.snapshotCreate,
+		EndpointSnapshotList:    s.snapshotList,
+		EndpointConfigReload:    s.configReload,
+	}
+	for _, name := range Endpoints {
+		h := handlers[name]
+		err := svc.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) { s.serve(name, h, req) }),
+			micro.WithEndpointSubject(opts.SubjectPrefix+"."+name))
+		if err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("control: add endpoint %s: %w", name, err)
+		}
+	}
+	return s, nil
+}
+
+// Info returns the micro service's info (name, id, endpoints).
+func (s *Service) Info() micro.Info { return s.svc.Info() }
+
+// Stop unregisters the service and cancels requests in flight, waiting for
+// their handlers to return.
+func (s *Service) Stop() error {
+	s.cancel()
+	err := s.svc.Stop()
+	s.wg.Wait()
+	return err
+}
+
+// serve runs a handler off the subscription goroutine, so a long hydrate
+// or check does not hold up other requests.
+func (s *Service) serve(name string, h func(context.Context, []byte) (any, error), req micro.Request) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, DefaultRequestTimeout)
+		defer cancel()
+		res, err := h(ctx, req.Data())
+		if err != nil {
+			ce := asError(err)
+			s.log.Warn("control_request_failed", "endpoint", name, "code", ce.Code, "err", ce.Message)
+			body, _ := json.Marshal(ce)
+			if rerr := req.Error(ce.Code, ce.Message, body); rerr != nil {
+				s.log.Warn("control_respond_failed", "endpoint", name, "err", rerr)
+			}
+			return
+		}
+		if rerr := req.RespondJSON(res); rerr != nil {
+			s.log.Warn("control_respond_failed", "endpoint", name, "err", rerr)
+		}
+	}()
+}
+
+// decode parses a JSON request; an empty body is the zero request.
+func decode(data []byte, v any) error {
+	if len(data) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return Errorf(CodeBadRequest, "malformed request: %v", err)
+	}
+	return nil
+}
+
+func (s *Service) status(ctx context.Context, data []byte) (any, error) {
+	res := StatusResponse{
+		Service: s.opts.Name, Version: s.opts.Version, Root: s.store.Root(), Tier2: s.store.Tier2() != nil,
+		Streams: s.store.Streams(), Tier0: s.store.Tier0Stats(), Tier1: s.store.Tier1Stats(),
+		Queues: s.store.Queues(), Latency: latency(s.opts.Instruments),
+	}
+	if res.Streams == nil {
+		res.Streams = []string{}
+	}
+	if s.opts.Status != nil {
+		b, err := json.Marshal(s.opts.Status())
+		if err != nil {
+			return nil, fmt.Errorf("encode gateway status: %w", err)
+		}
+		res.Gateway = b
+	}
+	return res, nil
+}
+
+func (s *Service) dump(ctx context.Context, data []byte) (any, error) {
+	var req DumpRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return Dump(s.store, req.Stream, s.opts.Instruments)
+}
+
+func (s *Service) seal(ctx context.Context, data []byte) (any, error) {
+	var req SealRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	var streams []string
+	switch {
+	case req.All:
+		streams = s.store.Streams()
+	case req.Stream != "":
+		if err := checkStream(s.store, req.Stream); err != nil {
+			return nil, err
+		}
+		streams = []string{req.Stream}
+	default:
+		return nil, Errorf(CodeBadRequest, "seal needs a stream (or all)")
+	}
+	res := SealResponse{Sealed: []SealedSegment{}}
+	for _, name := range streams {
+		id, err := s.store.Seal(ctx, name, req.Force)
+		if err != nil {
+			return nil, fmt.Errorf("seal %s: %w", name, err)
+		}
+		res.Sealed = append(res.Sealed, SealedSegment{Stream: name, Segment: id, Skipped: id == 0 && !req.Force})
+	}
+	return res, nil
+}
+
+func (s *Service) flush(ctx context.Context, data []byte) (any, error) {
+	var req FlushRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.Stream == "" {
+		return nil, Errorf(CodeBadRequest, "flush needs a stream")
+	}
+	if req.TimeoutMS > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMS)*time.Millisecond)
+		defer cancel()
+	}
+	return FlushStream(ctx, s.store, req.Stream)
+}
+
+// FlushStream makes stream durable, giving up (with CodeUnavailable) when
+// ctx ends first; the fsync itself then still completes in the background.
+func FlushStream(ctx context.Context, st *tiers.Store, stream string) (FlushResponse, error) {
+	if err := checkStream(st, stream); err != nil {
+		return FlushResponse{}, err
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- st.Flush(context.WithoutCancel(ctx), stream) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return FlushResponse{}, fmt.Errorf("flush %s: %w", stream, err)
+		}
+	case <-ctx.Done():
+		return FlushResponse{}, Errorf(CodeUnavailable, "flush %s: not durable within the timeout (%v)", stream, ctx.Err())
+	}
+	res := FlushResponse{Stream: stream, DurationMS: time.Since(start).Milliseconds()}
+	for _, seg := range st.Segments(stream) {
+		res.NextOffset = max(res.NextOffset, seg.NextOffset)
+	}
+	return res, nil
+}
+
+func (s *Service) hydrate(ctx context.Context, data []byte) (any, error) {
+	var req HydrateRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return HydrateSegment(ctx, s.store, req)
+}
+
+// HydrateSegment brings a segment back into Tier 1 and waits for it.
+func HydrateSegment(ctx context.Context, st *tiers.Store, req HydrateRequest) (HydrateResponse, error) {
+	seg, err := findSegment(st, req.Stream, req.Segment)
+	if err != nil {
+		return HydrateResponse{}, err
+	}
+	res := HydrateResponse{Stream: seg.Stream, Segment: seg.Segment, AlreadyLocal: seg.InTier0 || seg.InTier1}
+	start := time.Now()
+	if err := st.Hydrate(ctx, seg.Stream, seg.Segment); err != nil {
+		return res, err
+	}
+	res.DurationMS = time.Since(start).Milliseconds()
+	if after, err := findSegment(st, seg.Stream, seg.Segment); err == nil {
+		res.Bytes = after.CompressedBytes
+	}
+	return res, nil
+}
+
+func (s *Service) segmentsList(ctx context.Context, data []byte) (any, error) {
+	var req SegmentsListRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return ListSegments(s.store, req)
+}
+
+func (s *Service) segmentsDelete(ctx context.Context, data []byte) (any, error) {
+	var req SegmentsDeleteRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return DeleteSegment(ctx, s.store, req)
+}
+
+// DeleteSegment removes the local copies of a retired segment. A segment
+// is retired when it is sealed and confirmed in Tier 2; only then may its
+// Tier 0 and Tier 1 copies go (tier 1 removes both: the store keeps a
+// Tier 0 copy only while Tier 1 holds it). Without Force the newest sealed
+// segment of the stream and a segment being hydrated are refused as still
+// in use. Deleting the Tier 2 copy itself is left to retention (tier 2
+// answers CodeNotImplemented): the store has no operation recording it.
+func DeleteSegment(ctx context.Context, st *tiers.Store, req SegmentsDeleteRequest) (SegmentsDeleteResponse, error) {
+	if req.Tier == 2 {
+		return SegmentsDeleteResponse{}, Errorf(CodeNotImplemented,
+			"deleting a segment's Tier 2 copy is done by retention (retention.max_age, retention.max_bytes); the store offers no manual Tier 2 delete")
+	}
+	if req.Tier != 0 && req.Tier != 1 {
+		return SegmentsDeleteResponse{}, Errorf(CodeBadRequest, "tier must be 0, 1 or 2, got %d", req.Tier)
+	}
+	seg, err := findSegment(st, req.Stream, req.Segment)
+	if err != nil {
+		return SegmentsDeleteResponse{}, err
+	}
+	if seg.State == "active" {
+		return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d of %s is the active segment: seal it first", seg.Segment, seg.Stream)
+	}
+	if !seg.InTier2 {
+		return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d of %s is not confirmed in Tier 2: its local copies are the only ones", seg.Segment, seg.Stream)
+	}
+	if !req.Force {
+		if seg.PendingHydration {
+			return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d of %s is being hydrated (use --force)", seg.Segment, seg.Stream)
+		}
+		newest := uint64(0)
+		for _, o := range st.Segments(seg.Stream) {
+			if o.State == "sealed" {
+				newest = max(newest, o.Segment)
+			}
+		}
+		if seg.Segment == newest {
+			return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d is the newest sealed segment of %s and likely still read (use --force)", seg.Segment, seg.Stream)
+		}
+	}
+	res := SegmentsDeleteResponse{Stream: seg.Stream, Segment: seg.Segment, Removed: []int{}}
+	if err := st.EvictLocal(ctx, seg.Stream, seg.Segment); err != nil {
+		return res, err
+	}
+	if seg.InTier0 {
+		res.Removed = append(res.Removed, 0)
+	}
+	if seg.InTier1 {
+		res.Removed = append(res.Removed, 1)
+	}
+	return res, nil
+}
+
+func (s *Service) manifestCheck(ctx context.Context, data []byte) (any, error) {
+	var req ManifestCheckRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkStream(s.store, req.Stream); err != nil {
+		return nil, err
+	}
+	rep, err := Check(ctx, CheckOptions{Root: s.store.Root(), Stream: req.Stream, Tier2: s.store.Tier2(), Index: s.store.ManifestIndex})
+	if err != nil {
+		return nil, err
+	}
+	if req.Repair {
+		for i := range rep.Problems {
+			switch rep.Problems[i].Kind {
+			case "torn-tail", "temp-file":
+				rep.Problems[i].RepairNote = "trimmed by the gateway at its next start, or stop it and run `aof2-admin manifest check --root <data root> --repair`"
+			}
+		}
+		RepairFromTier2(ctx, s.store, &rep)
+	}
+	return rep, nil
+}
+
+func (s *Service) manifestInspect(ctx context.Context, data []byte) (any, error) {
+	var req ManifestInspectRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return Inspect(s.store, req)
+}
+
+func (s *Service) read(ctx context.Context, data []byte) (any, error) {
+	var req ReadRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return Read(ctx, s.store, req)
+}
+
+func (s *Service) snapshotCreate(ctx context.Context, data []byte) (any, error) {
+	var req SnapshotRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.Stream == "" {
+		return nil, Errorf(CodeBadRequest, "snapshot needs a stream")
+	}
+	id, err := s.store.Snapshot(req.Stream)
+	if err != nil {
+		return nil, err
+	}
+	return SnapshotResponse{Stream: req.Stream, SnapshotID: id}, nil
+}
+
+func (s *Service) snapshotList(ctx context.Context, data []byte) (any, error) {
+	var req StreamRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return ListSnapshots(nil, s.store.Root(), req.Stream)
+}
+
+func (s *Service) configReload(ctx context.Context, data []byte) (any, error) {
+	if s.opts.Reload == nil {
+		return nil, Errorf(CodeNotImplemented, "this gateway does not support config reload")
+	}
+	out, err := s.opts.Reload(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encode reload result: %w", err)
+	}
+	return ReloadResponse{Result: b}, nil
+}
