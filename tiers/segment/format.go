@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"hash/crc64"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -181,25 +182,27 @@ type recordHeader struct {
 }
 
 // appendRecord encodes one record onto buf and returns the extended slice.
+// It allocates only when buf must grow.
 func appendRecord(buf []byte, offset uint64, appendMS int64, extID uint64, flags uint32, payload []byte) []byte {
 	start := len(buf)
-	buf = append(buf, make([]byte, RecordHeaderSize)...) // no allocation: the compiler turns this into a grow + clear
-	h := buf[start:]
-	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
-	binary.LittleEndian.PutUint64(h[8:], offset)
-	binary.LittleEndian.PutUint64(h[16:], uint64(appendMS))
-	binary.LittleEndian.PutUint64(h[24:], extID)
-	binary.LittleEndian.PutUint32(h[32:], flags)
-	binary.LittleEndian.PutUint32(h[4:], recordCRC(h[:RecordHeaderSize], payload))
-	return append(buf, payload...)
+	buf = slices.Grow(buf, RecordHeaderSize+len(payload))
+	buf = buf[:start+RecordHeaderSize+len(payload)]
+	rec := buf[start:]
+	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(rec[8:], offset)
+	binary.LittleEndian.PutUint64(rec[16:], uint64(appendMS))
+	binary.LittleEndian.PutUint64(rec[24:], extID)
+	binary.LittleEndian.PutUint32(rec[32:], flags)
+	copy(rec[RecordHeaderSize:], payload)
+	binary.LittleEndian.PutUint32(rec[4:], recordCRC(rec))
+	return buf
 }
 
-// recordCRC is the CRC-32C of payload_len, the fields after the crc, and
-// the payload: everything in the record except the crc itself.
-func recordCRC(hdr, payload []byte) uint32 {
-	c := crc32.Update(0, castagnoli, hdr[0:4])
-	c = crc32.Update(c, castagnoli, hdr[8:RecordHeaderSize])
-	return crc32.Update(c, castagnoli, payload)
+// recordCRC is the CRC-32C of a whole encoded record except its crc field:
+// bytes 8 to the end (fields and payload, contiguous), then bytes 0-3
+// (payload_len).
+func recordCRC(rec []byte) uint32 {
+	return crc32.Update(crc32.Checksum(rec[8:], castagnoli), castagnoli, rec[0:4])
 }
 
 func decodeRecordHeader(b []byte) recordHeader {
@@ -231,7 +234,7 @@ func DecodeRecord(b []byte) (Entry, int, error) {
 		return Entry{}, 0, errShortRecord
 	}
 	payload := b[RecordHeaderSize:n:n]
-	if recordCRC(b[:RecordHeaderSize], payload) != rh.crc {
+	if recordCRC(b[:n]) != rh.crc {
 		return Entry{}, 0, fmt.Errorf("record: %w", ErrChecksum)
 	}
 	return Entry{Offset: rh.offset, ExtID: rh.extID, AppendMS: rh.appendMS, Flags: rh.flags, Payload: payload}, n, nil

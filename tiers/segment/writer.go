@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -82,7 +83,6 @@ type Writer struct {
 	f        vfs.File
 	buf      []byte // encoded records not yet handed to the file
 	written  int64  // bytes handed to the file: header plus records
-	crc      uint64 // CRC-64/NVME of the bytes written
 	next     uint64
 	count    uint64
 	firstExt uint64
@@ -95,9 +95,6 @@ type Writer struct {
 	durableOffset atomic.Uint64
 	durableExt    atomic.Uint64
 	durableCount  atomic.Uint64
-	nextOffset    atomic.Uint64
-	lastExtAtomic atomic.Uint64
-	size          atomic.Int64
 }
 
 // Create makes a new segment file <dir>/FileName(h.SegmentID), writes the
@@ -128,7 +125,6 @@ func Create(fs vfs.FS, dir string, h Header, opts ...Option) (*Writer, error) {
 	}
 	w := newWriter(fs, dir, path, f, h, o)
 	w.written = HeaderSize
-	w.crc = crc64Update(0, hb[:])
 	w.next = h.BaseOffset
 	w.publish()
 	return w, nil
@@ -146,9 +142,6 @@ func (w *Writer) publish() {
 	w.durableOffset.Store(w.next)
 	w.durableExt.Store(w.lastExt)
 	w.durableCount.Store(w.count)
-	w.nextOffset.Store(w.next)
-	w.lastExtAtomic.Store(w.lastExt)
-	w.size.Store(w.written)
 }
 
 // Header returns the segment header.
@@ -158,7 +151,11 @@ func (w *Writer) Header() Header { return w.header }
 func (w *Writer) Path() string { return w.path }
 
 // NextOffset is the logical offset the next appended record gets.
-func (w *Writer) NextOffset() uint64 { return w.nextOffset.Load() }
+func (w *Writer) NextOffset() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.next
+}
 
 // DurableOffset is the durable watermark: every record with a lower logical
 // offset has been fsynced.
@@ -169,11 +166,22 @@ func (w *Writer) DurableOffset() uint64 { return w.durableOffset.Load() }
 func (w *Writer) DurableBytes() int64 { return w.durableBytes.Load() }
 
 // Size is the length of the segment including buffered, unsynced records.
-func (w *Writer) Size() int64 { return w.size.Load() }
+func (w *Writer) Size() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sealed {
+		return w.written + FooterSize
+	}
+	return w.written + int64(len(w.buf))
+}
 
 // LastExtID is the ext id of the last record appended (the highest one when
 // records are appended in stream-sequence order), durable or not.
-func (w *Writer) LastExtID() uint64 { return w.lastExtAtomic.Load() }
+func (w *Writer) LastExtID() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastExt
+}
 
 // DurableExtID is the ext id of the last durable record.
 func (w *Writer) DurableExtID() uint64 { return w.durableExt.Load() }
@@ -233,9 +241,6 @@ func (w *Writer) Append(recs []Record, nowMS int64) (firstOffset uint64, err err
 		w.count++
 		w.lastExt = r.ExtID
 	}
-	w.nextOffset.Store(w.next)
-	w.lastExtAtomic.Store(w.lastExt)
-	w.size.Store(w.written + int64(len(w.buf)))
 	if len(w.buf) >= w.opts.writeThreshold {
 		if err := w.writeBuffered(); err != nil {
 			return 0, err
@@ -250,10 +255,7 @@ func (w *Writer) writeBuffered() error {
 		return nil
 	}
 	n, err := w.f.Write(w.buf)
-	if n > 0 {
-		w.crc = crc64Update(w.crc, w.buf[:n])
-		w.written += int64(n)
-	}
+	w.written += int64(n)
 	if err == nil && n < len(w.buf) {
 		err = errors.New("short write")
 	}
@@ -309,10 +311,14 @@ func (w *Writer) Seal() (Footer, error) {
 	if err := w.sync(); err != nil {
 		return Footer{}, err
 	}
+	crc, err := w.checksumWritten()
+	if err != nil {
+		return Footer{}, fmt.Errorf("seal segment %d: %w", w.header.SegmentID, err)
+	}
 	ft := Footer{
 		RecordCount:  w.count,
 		DurableBytes: uint64(w.written),
-		CRC64:        w.crc,
+		CRC64:        crc,
 		FirstExtID:   w.firstExt,
 		LastExtID:    w.lastExt,
 		FirstOffset:  w.header.BaseOffset,
@@ -335,11 +341,35 @@ func (w *Writer) Seal() (Footer, error) {
 		return Footer{}, w.fail("fsync footer", err)
 	}
 	w.sealed = true
-	w.size.Store(w.written + FooterSize)
 	if err := advanceCurrentSealed(w.fs, w.dir, w.header.SegmentID, ft); err != nil {
 		return ft, fmt.Errorf("seal segment %d: %w", w.header.SegmentID, err)
 	}
 	return ft, nil
+}
+
+// checksumWritten computes the footer's CRC-64 by reading the segment back.
+// Doing it at seal rather than per group commit keeps the checksum off the
+// path every acknowledgement waits for, and it covers the bytes as the file
+// holds them. Called with mu held.
+func (w *Writer) checksumWritten() (uint64, error) {
+	buf := w.buf[:cap(w.buf)]
+	if len(buf) < windowSize {
+		buf = make([]byte, windowSize)
+	}
+	var crc uint64
+	for pos := int64(0); pos < w.written; {
+		chunk := buf[:min(int64(len(buf)), w.written-pos)]
+		n, err := w.f.ReadAt(chunk, pos)
+		if n < len(chunk) {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, fmt.Errorf("read back for crc64: %w", err)
+		}
+		crc = crc64Update(crc, chunk)
+		pos += int64(n)
+	}
+	return crc, nil
 }
 
 // Close releases the file. Buffered records that were not synced are
