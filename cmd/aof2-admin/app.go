@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/bop-aof/aof/config"
+	"github.com/bop-aof/aof/control"
+	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/tier2"
+)
+
+// app holds what every command shares: the global flags, the streams and
+// the lazily loaded configuration and connection.
+type app struct {
+	stdout, stderr io.Writer
+	// env is the environment config.Load sees; nil means os.Environ().
+	env []string
+	// isTerminal says whether stdout is a terminal (progress bars).
+	isTerminal bool
+
+	configFile string
+	natsURL    string
+	creds      string
+	user       string
+	password   string
+	prefix     string
+	timeout    time.Duration
+	jsonOut    bool
+
+	cfg *config.Config
+	nc  *nats.Conn
+}
+
+// usageError marks an error as a usage error (exit code 1).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// commandError marks an error returned by a command's work, so run can
+// tell it from cobra's own argument and flag errors (which are usage errors).
+type commandError struct{ err error }
+
+func (e commandError) Error() string { return e.err.Error() }
+func (e commandError) Unwrap() error { return e.err }
+
+// exitCode maps the error of a command run to the process exit code.
+func exitCode(err error) int {
+	if err == nil {
+		return control.ExitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return control.ExitUsage
+	}
+	var ce commandError
+	if !errors.As(err, &ce) {
+		return control.ExitUsage // cobra: unknown command or flag, bad arguments
+	}
+	var pe problemsRemain
+	if errors.As(err, &pe) {
+		return control.ExitIO
+	}
+	return control.ExitCode(ce.err)
+}
+
+// problemsRemain is returned by manifest check when problems are left.
+type problemsRemain struct{ n int }
+
+func (e problemsRemain) Error() string { return fmt.Sprintf("%d problem(s) remain", e.n) }
+
+// run executes aof2-admin with args and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, env []string) int {
+	a := &app{stdout: stdout, stderr: stderr, env: env}
+	if f, ok := stdout.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			a.isTerminal = true
+		}
+	}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if a.nc != nil {
+		a.nc.Close()
+	}
+	code := exitCode(err)
+	if err != nil {
+		fmt.Fprintf(stderr, "aof2-admin: %v\n", err)
+		if code == control.ExitUsage {
+			var ce commandError
+			if !errors.As(err, &ce) {
+				fmt.Fprintln(stderr, "Run 'aof2-admin --help' for usage.")
+			}
+		}
+	}
+	return code
+}
+
+// wrapRun marks the errors of fn as command errors.
+func wrapRun(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := fn(cmd, args); err != nil {
+			var ue usageError
+			if errors.As(err, &ue) {
+				return err
+			}
+			return commandError{err}
+		}
+		return nil
+	}
+}
+
+const rootLong = `aof2-admin manages a bop AOF gateway's tiered store.
+
+Online, it talks to a running gateway through its NATS micro service
+(aof-admin, endpoints under aof.admin.>). With --root, dump, segments list,
+manifest check, manifest inspect and read work offline on the data root of a
+stopped gateway instead.
+
+Configuration comes from ~/.config/bop-aof/config.toml, the file named by
+AOF2_CONFIG or --config, and AOF2_* environment variables (for example
+AOF2_NATS_URL, AOF2_TIER2_ENDPOINT, AOF2_TIER2_ACCESS_KEY). Only what a command
+needs must be set: an incomplete configuration (no Tier 2 credentials, say)
+is fine for commands that do not use it.
+
+Exit codes: 0 success, 1 usage error, 2 segment or stream not found,
+3 authentication failure (NATS or Tier 2), 4 I/O error (or problems left by
+manifest check).`
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "aof2-admin",
+		Short: "Operate a bop AOF gateway: residency, seal, flush, hydrate, segments, manifest, read",
+		Long:  rootLong,
+		Example: `  aof2-admin dump
+  aof2-admin dump --root ./data --stream demo
+  aof2-admin seal --stream demo
+  aof2-admin hydrate --stream demo --segment 3
+  aof2-admin manifest check --root ./data --repair
+  aof2-admin read --stream demo --from 0 --count 10`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configFile, config.ConfigFlag, "", "configuration file (default ~/.config/bop-aof/config.toml, or $AOF2_CONFIG)")
+	pf.StringVar(&a.natsURL, "nats-url", "", "NATS server URL(s) (default nats.url from the configuration, else nats://127.0.0.1:4222)")
+	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (default nats.creds)")
+	pf.StringVar(&a.user, "user", "", "NATS user (default nats.user)")
+	pf.StringVar(&a.password, "password", "", "NATS password (default nats.password)")
+	pf.StringVar(&a.prefix, "prefix", "", "subject prefix of the admin service (default control.subject_prefix, aof.admin)")
+	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each request to the gateway")
+	pf.BoolVar(&a.jsonOut, "json", false, "print the answer as JSON instead of a table")
+
+	root.AddCommand(a.statusCommand(), a.dumpCommand(), a.sealCommand(), a.flushCommand(), a.hydrateCommand(),
+		a.segmentsCommand(), a.manifestCommand(), a.readCommand(), a.tailCommand(), a.snapshotCommand(), a.configCommand())
+	return root
+}
+
+// config loads the configuration leniently: a configuration that does not
+// validate (typically Tier 2 without endpoint or credentials) is retried
+// with Tier 2 disabled, and a broken one falls back to the defaults with a
+// warning, so that commands that need neither still work. An explicitly
+// named file that cannot be read is a usage error.
+func (a *app) config(cmd *cobra.Command) (*config.Config, error) {
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
+	env := a.env
+	if env == nil {
+		env = os.Environ()
+	}
+	// Only AOF2_* variables naming keys matter; the admin's own flags are
+	// not configuration keys, so no flag set is passed.
+	opts := config.LoadOptions{File: a.configFile, Env: env}
+	cfg, err := config.Load(opts)
+	if err != nil {
+		opts.Env = append(append([]string(nil), env...), "AOF2_TIER2_ENABLED=false")
+		if cfg2, err2 := config.Load(opts); err2 == nil {
+			cfg, err = cfg2, nil
+			cfg.Tier2.Enabled = cfg.Tier2.Endpoint != "" && cfg.Tier2.Bucket != ""
+		}
+	}
+	if err != nil {
+		if a.configFile != "" && strings.Contains(err.Error(), a.configFile) {
+			return nil, usageError{err}
+		}
+		fmt.Fprintf(a.stderr, "aof2-admin: warning: configuration not usable, using defaults and flags: %v\n", err)
+		cfg = config.Default()
+		cfg.Tier2.Enabled = false
+	}
+	a.cfg = cfg
+	return cfg, nil
+}
+
+// connect connects to NATS with the flags over the configuration.
+func (a *app) connect(cmd *cobra.Command) (*nats.Conn, error) {
+	if a.nc != nil {
+		return a.nc, nil
+	}
+	cfg, err := a.config(cmd)
+	if err != nil {
+		return nil, err
+	}
+	url := first(a.natsURL, cfg.NATS.URL, nats.DefaultURL)
+	opts := []nats.Option{nats.Name("aof2-admin"), nats.Timeout(a.timeout), nats.MaxReconnects(0)}
+	if c := first(a.creds, cfg.NATS.Creds); c != "" {
+		opts = append(opts, nats.UserCredentials(c))
+	}
+	if u := first(a.user, cfg.NATS.User); u != "" {
+		opts = append(opts, nats.UserInfo(u, first(a.password, cfg.NATS.Password)))
+	}
+	if t := cfg.NATSTLS(); !t.IsZero() {
+		if t.CA != "" {
+			opts = append(opts, nats.RootCAs(t.CA))
+		}
+		if t.Cert != "" {
+			opts = append(opts, nats.ClientCert(t.Cert, t.Key))
+		}
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		if isNATSAuth(err) {
+			return nil, control.Errorf(control.CodeUnauthorized, "connect to %s: authentication failed: %v", url, err)
+		}
+		return nil, control.Errorf(control.CodeInternal, "connect to %s: %v", url, err)
+	}
+	a.nc = nc
+	return nc, nil
+}
+
+func isNATSAuth(err error) bool {
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+		return true
+	}
+	s := strings.ToLower(err.Error())
+	return strings.Contains(s, "authorization violation") || strings.Contains(s, "authentication")
+}
+
+// client returns a client of the gateway's admin service.
+func (a *app) client(cmd *cobra.Command) (*control.Client, error) {
+	nc, err := a.connect(cmd)
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := a.config(cmd)
+	return control.NewClient(nc, first(a.prefix, cfg.Control.SubjectPrefix)), nil
+}
+
+// requestCtx bounds one request by --timeout.
+func (a *app) requestCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), a.timeout)
+}
+
+// openRoot opens a stopped gateway's data root without Tier 2.
+func (a *app) openRoot(cmd *cobra.Command, root string) (*tiers.Store, error) {
+	return control.OpenOffline(cmd.Context(), root, nil)
+}
+
+// tier2Client connects to Tier 2 when the configuration names it; nil
+// without an error when it does not.
+func (a *app) tier2Client(cmd *cobra.Command) (*tier2.Client, error) {
+	cfg, err := a.config(cmd)
+	if err != nil {
+		return nil, err
+	}
+	t := cfg.Tier2
+	if t.Endpoint == "" || t.Bucket == "" {
+		return nil, nil
+	}
+	ctx, cancel := a.requestCtx(cmd)
+	defer cancel()
+	c, err := tier2.New(ctx, tier2.Options{
+		Endpoint: t.Endpoint, Bucket: t.Bucket, AccessKey: t.AccessKey, SecretKey: t.SecretKey,
+		Region: t.Region, Prefix: t.Prefix, CAFile: cfg.Tier2TLS().CA,
+		Retry: tier2.RetryPolicy{MaxAttempts: 2},
+	})
+	if err != nil {
+		if tier2.Reason(err) == tier2.ReasonAuth {
+			return nil, control.Errorf(control.CodeUnauthorized, "tier 2: %v", err)
+		}
+		return nil, control.Errorf(control.CodeInternal, "tier 2: %v", err)
+	}
+	return c, nil
+}
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// changed reports whether a flag was set on the command line.
+func changed(fs *pflag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	return f != nil && f.Changed
+}

@@ -1,0 +1,719 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bop-aof/aof/control"
+	"github.com/bop-aof/aof/tiers"
+)
+
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the running gateway's status: streams, budgets, queues",
+		Long:  "status asks the running gateway for its store status: data root, streams, Tier 0 and Tier 1 budgets, background queue depths and hydration latency, plus the gateway's ingest status.",
+		Example: `  aof2-admin status
+  aof2-admin status --json --nats-url nats://10.0.0.5:4222`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.requestCtx(cmd)
+			defer cancel()
+			res, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			printStatus(a.stdout, res)
+			return nil
+		}),
+	}
+}
+
+func (a *app) dumpCommand() *cobra.Command {
+	var root, stream string
+	var jsonOnly bool
+	cmd := &cobra.Command{
+		Use:   "dump",
+		Short: "Residency of every segment per tier, then a JSON footer",
+		Long: `dump prints one line per segment and tier it is resident in, like
+  Tier 0 | stream demo | seg 42 | state active | bytes 134217728
+(bytes are the segment file size in Tier 0 and the compressed size in Tiers 1
+and 2), segments with no readable copy as "Tier - | ... | reason ...", and
+ends with a one-line JSON footer: segment counts and bytes per tier, queue
+depths and hydration latency p50/p90/p99 in milliseconds.
+
+With --root it reads the data root of a stopped gateway instead of asking a
+running one (queues are then 0 and latency is unknown: 0).`,
+		Example: `  aof2-admin dump
+  aof2-admin dump --stream demo
+  aof2-admin dump --root /var/lib/aof --json-only | jq .tier2.segments`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			var res control.DumpResponse
+			if root != "" {
+				s, err := a.openRoot(cmd, root)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				if res, err = control.Dump(s, stream, nil); err != nil {
+					return err
+				}
+			} else {
+				c, err := a.client(cmd)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := a.requestCtx(cmd)
+				defer cancel()
+				if res, err = c.Dump(ctx, control.DumpRequest{Stream: stream}); err != nil {
+					return err
+				}
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			printDump(a.stdout, res, jsonOnly)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&root, "root", "", "read this data root offline (gateway stopped) instead of asking the gateway")
+	cmd.Flags().StringVar(&stream, "stream", "", "only this stream")
+	cmd.Flags().BoolVar(&jsonOnly, "json-only", false, "print only the JSON footer")
+	return cmd
+}
+
+func (a *app) sealCommand() *cobra.Command {
+	var req control.SealRequest
+	cmd := &cobra.Command{
+		Use:   "seal",
+		Short: "Force rollover of a stream's active segment",
+		Long: `seal seals the active segment of a stream now (rollover on demand) so it is
+compressed into Tier 1 and uploaded to Tier 2 without waiting for
+segment.target_bytes or segment.max_age. An empty active segment is left
+alone unless --force is given. --all seals every stream (before a rolling
+upgrade, for example).`,
+		Example: `  aof2-admin seal --stream demo
+  aof2-admin seal --stream demo --force
+  aof2-admin seal --all`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			if req.Stream == "" && !req.All {
+				return usagef("seal needs --stream or --all")
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.requestCtx(cmd)
+			defer cancel()
+			res, err := c.Seal(ctx, req)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			for _, s := range res.Sealed {
+				if s.Skipped {
+					fmt.Fprintf(a.stdout, "stream %s: active segment empty, nothing sealed (use --force)\n", s.Stream)
+				} else {
+					fmt.Fprintf(a.stdout, "stream %s: sealed segment %d\n", s.Stream, s.Segment)
+				}
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&req.Stream, "stream", "", "stream whose active segment to seal")
+	cmd.Flags().BoolVar(&req.Force, "force", false, "seal even an empty active segment")
+	cmd.Flags().BoolVar(&req.All, "all", false, "seal the active segment of every stream")
+	return cmd
+}
+
+func (a *app) flushCommand() *cobra.Command {
+	var stream string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "flush",
+		Short: "Force a stream's pending writes durable",
+		Long: `flush fsyncs everything appended to a stream and reports the next offset.
+It fails with exit code 4 when the write is not durable within --timeout
+(Flush backpressure: the disk is slow or failing).`,
+		Example: `  aof2-admin flush --stream demo
+  aof2-admin flush --stream demo --timeout 5s`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			if stream == "" {
+				return usagef("flush needs --stream")
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), max(a.timeout, timeout+time.Second))
+			defer cancel()
+			res, err := c.Flush(ctx, control.FlushRequest{Stream: stream, TimeoutMS: timeout.Milliseconds()})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			fmt.Fprintf(a.stdout, "stream %s: durable through offset %d (%d ms)\n", res.Stream, res.NextOffset, res.DurationMS)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&stream, "stream", "", "stream to flush")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "give up when not durable within this time")
+	return cmd
+}
+
+func (a *app) hydrateCommand() *cobra.Command {
+	var stream, tier1Path string
+	var segment uint64
+	var maxRetries int
+	cmd := &cobra.Command{
+		Use:   "hydrate",
+		Short: "Bring a segment back into Tier 1 from Tier 2, with progress",
+		Long: `hydrate brings a segment whose local copies were evicted back into Tier 1
+from Tier 2 and waits for it. On a terminal it draws a progress bar (the
+store reports no byte progress, so the bar shows elapsed time against the
+timeout); otherwise it prints one progress line per attempt and per second.
+Transient failures (Tier 2 unavailable, timeouts) are retried up to
+--max-retries times with exponential backoff; a missing segment (exit 2)
+or a Tier 2 authentication failure (exit 3) is not retried.`,
+		Example: `  aof2-admin hydrate --stream demo --segment 3
+  aof2-admin hydrate --segment 3 --max-retries 5 --timeout 2m`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			if !changed(cmd.Flags(), "segment") {
+				return usagef("hydrate needs --segment")
+			}
+			if maxRetries < 0 {
+				return usagef("--max-retries must be >= 0")
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			return a.hydrate(cmd, c, control.HydrateRequest{Stream: stream, Segment: segment}, maxRetries)
+		}),
+	}
+	cmd.Flags().StringVar(&stream, "stream", "", "stream of the segment (needed when the id exists in several streams)")
+	cmd.Flags().Uint64Var(&segment, "segment", 0, "segment id to hydrate")
+	cmd.Flags().IntVar(&maxRetries, "max-retries", 3, "retries of transient failures")
+	cmd.Flags().StringVar(&tier1Path, "tier1-path", "", "ignored: the gateway keeps Tier 1 under <data_root>/tier1")
+	_ = cmd.Flags().MarkDeprecated("tier1-path", "the gateway keeps Tier 1 under <data_root>/tier1")
+	return cmd
+}
+
+func (a *app) segmentsCommand() *cobra.Command {
+	seg := &cobra.Command{
+		Use:   "segments",
+		Short: "List or delete segments",
+		Long:  "segments lists segments with their tiers and sizes, or deletes the local copies of retired segments.",
+		Example: `  aof2-admin segments list --stream demo
+  aof2-admin segments delete --stream demo --segment 3 --tier 1`,
+		Args: cobra.NoArgs,
+	}
+	var root, stream string
+	var tier int
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Segments with state, tiers and sizes",
+		Long: `segments list prints every segment (oldest first per stream) with its state
+(active, sealed, needs_recovery), the tiers holding it, its records, its
+Tier 0 bytes and its compressed bytes. --tier keeps the segments resident in
+that tier. With --root it reads a stopped gateway's data root.`,
+		Example: `  aof2-admin segments list
+  aof2-admin segments list --stream demo --tier 2
+  aof2-admin segments list --root ./data --json`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			req := control.SegmentsListRequest{Stream: stream}
+			if changed(cmd.Flags(), "tier") {
+				if tier < 0 || tier > 2 {
+					return usagef("--tier must be 0, 1 or 2")
+				}
+				req.Tier = &tier
+			}
+			var res control.SegmentsListResponse
+			if root != "" {
+				s, err := a.openRoot(cmd, root)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				if res, err = control.ListSegments(s, req); err != nil {
+					return err
+				}
+			} else {
+				c, err := a.client(cmd)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := a.requestCtx(cmd)
+				defer cancel()
+				if res, err = c.SegmentsList(ctx, req); err != nil {
+					return err
+				}
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			printSegments(a.stdout, res.Segments)
+			return nil
+		}),
+	}
+	list.Flags().StringVar(&root, "root", "", "read this data root offline (gateway stopped)")
+	list.Flags().StringVar(&stream, "stream", "", "only this stream")
+	list.Flags().IntVar(&tier, "tier", 0, "only segments resident in this tier (0, 1 or 2)")
+
+	var del control.SegmentsDeleteRequest
+	remove := &cobra.Command{
+		Use:   "delete",
+		Short: "Remove the local copies of a retired segment",
+		Long: `segments delete removes the local (Tier 0 and Tier 1) copies of a retired
+segment: one that is sealed and confirmed in Tier 2, so reads hydrate it back
+when needed. A segment without a confirmed Tier 2 copy is always refused
+(exit 1): its local copies are the only ones. Without --force the newest
+sealed segment of a stream and a segment being hydrated are refused as still
+in use. --tier 2 (delete the durable copy) is left to retention
+(retention.max_age, retention.max_bytes) and refused with exit 1.`,
+		Example: `  aof2-admin segments delete --stream demo --segment 3
+  aof2-admin segments delete --stream demo --segment 7 --force`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			if !changed(cmd.Flags(), "segment") {
+				return usagef("segments delete needs --segment")
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.requestCtx(cmd)
+			defer cancel()
+			res, err := c.SegmentsDelete(ctx, del)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			fmt.Fprintf(a.stdout, "stream %s segment %d: local copies removed from tiers %v; Tier 2 keeps the durable copy\n", res.Stream, res.Segment, res.Removed)
+			return nil
+		}),
+	}
+	remove.Flags().StringVar(&del.Stream, "stream", "", "stream of the segment (needed when the id exists in several streams)")
+	remove.Flags().Uint64Var(&del.Segment, "segment", 0, "segment id")
+	remove.Flags().IntVar(&del.Tier, "tier", 1, "tier to delete from: 1 removes the local copies (Tier 0 and Tier 1); 2 is refused")
+	remove.Flags().BoolVar(&del.Force, "force", false, "also delete the newest sealed segment or one being hydrated")
+	seg.AddCommand(list, remove)
+	return seg
+}
+
+func (a *app) manifestCommand() *cobra.Command {
+	m := &cobra.Command{
+		Use:   "manifest",
+		Short: "Check or inspect the manifest",
+		Long:  "manifest checks the integrity of the manifest and every file it names, or prints its chunks, segment states and recent records.",
+		Example: `  aof2-admin manifest check --root ./data --repair
+  aof2-admin manifest inspect --stream demo --recent 20`,
+		Args: cobra.NoArgs,
+	}
+	var root, stream string
+	var repair bool
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate manifest integrity and every checksum",
+		Long: `manifest check verifies every manifest chunk and record checksum, every
+snapshot, every Tier 0 segment (record CRC-32C, footer CRC-64 against the
+manifest), every Tier 1 artifact the manifest names (all frames decoded) and,
+when Tier 2 is configured, every Tier 2 object's presence and crc64. Each
+problem is printed with its stream, segment or chunk and reason. The exit
+code is 4 when problems remain, 3 when Tier 2 refuses the credentials.
+
+--repair trims torn manifest tails and removes temp files of unfinished
+writes (only offline, with --root: the gateway must be stopped), and drops
+damaged local segment copies that Tier 2 holds and hydrates them back.
+Online (without --root) the check runs inside the gateway against its live
+files.`,
+		Example: `  aof2-admin manifest check
+  aof2-admin manifest check --root ./data
+  AOF2_TIER2_ENDPOINT=http://127.0.0.1:7070 aof2-admin manifest check --root ./data --repair`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			var rep control.CheckReport
+			if root != "" {
+				t2, err := a.tier2Client(cmd)
+				if err != nil {
+					return err
+				}
+				if rep, err = control.CheckOffline(cmd.Context(), root, stream, t2, repair); err != nil {
+					return err
+				}
+			} else {
+				c, err := a.client(cmd)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := a.requestCtx(cmd)
+				defer cancel()
+				if rep, err = c.ManifestCheck(ctx, control.ManifestCheckRequest{Stream: stream, Repair: repair}); err != nil {
+					return err
+				}
+			}
+			if a.jsonOut {
+				if err := a.printJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				printCheck(a.stdout, rep)
+			}
+			if n := rep.Remaining(); n > 0 {
+				return problemsRemain{n}
+			}
+			return nil
+		}),
+	}
+	check.Flags().StringVar(&root, "root", "", "check this data root offline (gateway stopped)")
+	check.Flags().StringVar(&stream, "stream", "", "only this stream")
+	check.Flags().BoolVar(&repair, "repair", false, "repair what can be repaired (torn tails, temp files, local copies Tier 2 holds)")
+
+	var iroot, istream string
+	var recent int
+	inspect := &cobra.Command{
+		Use:   "inspect",
+		Short: "Print manifest chunks, segment states and recent records",
+		Long: `manifest inspect prints, per stream, the manifest chunk files (base record,
+records, committed bytes, sealed and uploaded flags), the folded state of
+every segment (tiers, sizes, failures, pending jobs) and, with --recent N,
+the last N manifest records decoded. With --root it reads a stopped
+gateway's data root.`,
+		Example: `  aof2-admin manifest inspect --stream demo
+  aof2-admin manifest inspect --stream demo --recent 20
+  aof2-admin manifest inspect --root ./data --json`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			if recent < 0 {
+				return usagef("--recent must be >= 0")
+			}
+			req := control.ManifestInspectRequest{Stream: istream, Recent: recent}
+			var res control.ManifestInspectResponse
+			if iroot != "" {
+				s, err := a.openRoot(cmd, iroot)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				if res, err = control.Inspect(s, req); err != nil {
+					return err
+				}
+			} else {
+				c, err := a.client(cmd)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := a.requestCtx(cmd)
+				defer cancel()
+				if res, err = c.ManifestInspect(ctx, req); err != nil {
+					return err
+				}
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			printInspect(a.stdout, res)
+			return nil
+		}),
+	}
+	inspect.Flags().StringVar(&iroot, "root", "", "read this data root offline (gateway stopped)")
+	inspect.Flags().StringVar(&istream, "stream", "", "only this stream")
+	inspect.Flags().IntVar(&recent, "recent", 10, "print the last N manifest records (0: none)")
+	m.AddCommand(check, inspect)
+	return m
+}
+
+func (a *app) readCommand() *cobra.Command {
+	var root, stream string
+	var from uint64
+	var count, maxBytes int
+	cmd := &cobra.Command{
+		Use:   "read",
+		Short: "Print records of a stream from an offset",
+		Long: `read prints up to --count records of a stream starting at logical offset
+--from: offset, ext id (JetStream sequence), append time, subject, headers and
+body (quoted text, or base64 when not UTF-8). Cold segments are hydrated
+from Tier 2 first. The read stops at the durable end of the stream. With
+--root it reads a stopped gateway's data root (Tier 0 and Tier 1 only).`,
+		Example: `  aof2-admin read --stream demo --from 0 --count 10
+  aof2-admin read --stream demo --from 1000 --json | jq -r '.messages[].body | @base64d'
+  aof2-admin read --root ./data --stream demo --from 0`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			if stream == "" {
+				return usagef("read needs --stream")
+			}
+			if count <= 0 || count > control.MaxReadCount {
+				return usagef("--count must be between 1 and %d", control.MaxReadCount)
+			}
+			req := control.ReadRequest{Stream: stream, From: from, Count: count, MaxBytes: maxBytes}
+			var res control.ReadResponse
+			if root != "" {
+				s, err := a.openRoot(cmd, root)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				ctx, cancel := a.requestCtx(cmd)
+				defer cancel()
+				if res, err = readAll(ctx, s, req); err != nil {
+					return err
+				}
+			} else {
+				c, err := a.client(cmd)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := a.requestCtx(cmd)
+				defer cancel()
+				if res, err = readAllRemote(ctx, c, req); err != nil {
+					return err
+				}
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			for _, m := range res.Messages {
+				printMessage(a.stdout, m)
+			}
+			if len(res.Messages) == 0 {
+				fmt.Fprintf(a.stderr, "no records at offset %d of %s (end of stream)\n", from, stream)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&root, "root", "", "read this data root offline (gateway stopped)")
+	cmd.Flags().StringVar(&stream, "stream", "", "stream to read")
+	cmd.Flags().Uint64Var(&from, "from", 0, "first logical offset")
+	cmd.Flags().IntVar(&count, "count", 10, "records to print at most")
+	cmd.Flags().IntVar(&maxBytes, "max-bytes", control.DefaultReadMaxBytes, "body bytes per request at most")
+	return cmd
+}
+
+// readAll repeats offline reads until count records or the tail.
+func readAll(ctx context.Context, s *tiers.Store, req control.ReadRequest) (control.ReadResponse, error) {
+	return collect(req, func(r control.ReadRequest) (control.ReadResponse, error) { return control.Read(ctx, s, r) })
+}
+
+func readAllRemote(ctx context.Context, c *control.Client, req control.ReadRequest) (control.ReadResponse, error) {
+	return collect(req, func(r control.ReadRequest) (control.ReadResponse, error) { return c.Read(ctx, r) })
+}
+
+func collect(req control.ReadRequest, read func(control.ReadRequest) (control.ReadResponse, error)) (control.ReadResponse, error) {
+	out := control.ReadResponse{Stream: req.Stream, Messages: []control.Message{}, Next: req.From}
+	want := req.Count
+	for len(out.Messages) < want {
+		req.Count = want - len(out.Messages)
+		req.From = out.Next
+		res, err := read(req)
+		if err != nil {
+			return out, err
+		}
+		out.Messages = append(out.Messages, res.Messages...)
+		out.Next = res.Next
+		if res.AtTail || len(res.Messages) == 0 {
+			out.AtTail = res.AtTail
+			break
+		}
+	}
+	return out, nil
+}
+
+func (a *app) tailCommand() *cobra.Command {
+	var stream string
+	var from int64
+	cmd := &cobra.Command{
+		Use:   "tail",
+		Short: "Follow new records of a stream until Ctrl-C",
+		Long: `tail prints the records of a stream as they become durable, like read,
+until interrupted (Ctrl-C or SIGTERM). It starts at the end of the stream, or
+at --from.`,
+		Example: `  aof2-admin tail --stream demo
+  aof2-admin tail --stream demo --from 0`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			if stream == "" {
+				return usagef("tail needs --stream")
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			var next uint64
+			if from >= 0 {
+				next = uint64(from)
+			} else {
+				rctx, cancel := a.requestCtx(cmd)
+				segs, err := c.SegmentsList(rctx, control.SegmentsListRequest{Stream: stream})
+				cancel()
+				if err != nil {
+					return err
+				}
+				for _, s := range segs.Segments {
+					next = max(next, s.NextOffset)
+				}
+			}
+			return a.tail(ctx, c, stream, next)
+		}),
+	}
+	cmd.Flags().StringVar(&stream, "stream", "", "stream to follow")
+	cmd.Flags().Int64Var(&from, "from", -1, "start at this offset (default: the end of the stream)")
+	return cmd
+}
+
+// tail long-polls read from next until ctx ends.
+func (a *app) tail(ctx context.Context, c *control.Client, stream string, next uint64) error {
+	const wait = 2 * time.Second
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, wait+a.timeout)
+		res, err := c.Read(rctx, control.ReadRequest{Stream: stream, From: next, Count: control.DefaultReadCount, WaitMS: wait.Milliseconds()})
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return err
+		}
+		for _, m := range res.Messages {
+			if a.jsonOut {
+				if err := a.printJSON(m); err != nil {
+					return err
+				}
+			} else {
+				printMessage(a.stdout, m)
+			}
+		}
+		next = res.Next
+	}
+	if errors.Is(context.Cause(ctx), context.Canceled) || ctx.Err() != nil {
+		return nil
+	}
+	return nil
+}
+
+func (a *app) snapshotCommand() *cobra.Command {
+	s := &cobra.Command{
+		Use:     "snapshot",
+		Short:   "Create or list manifest snapshots",
+		Long:    "snapshot writes a manifest snapshot of a stream now, or lists the snapshot files of the running gateway.",
+		Example: "  aof2-admin snapshot create --stream demo\n  aof2-admin snapshot list",
+		Args:    cobra.NoArgs,
+	}
+	var stream string
+	create := &cobra.Command{
+		Use:     "create",
+		Short:   "Write a manifest snapshot of a stream now",
+		Long:    "snapshot create folds the stream's manifest into a snapshot file (AOF2SNAP), so replay at the next start begins there, and prints its id.",
+		Example: "  aof2-admin snapshot create --stream demo",
+		Args:    cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			if stream == "" {
+				return usagef("snapshot create needs --stream")
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.requestCtx(cmd)
+			defer cancel()
+			res, err := c.SnapshotCreate(ctx, control.SnapshotRequest{Stream: stream})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			fmt.Fprintf(a.stdout, "stream %s: snapshot %d written\n", res.Stream, res.SnapshotID)
+			return nil
+		}),
+	}
+	create.Flags().StringVar(&stream, "stream", "", "stream to snapshot")
+	var lstream string
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List manifest snapshot files",
+		Long:    "snapshot list prints every snapshot file of the running gateway with the manifest position it covers and whether it verifies.",
+		Example: "  aof2-admin snapshot list\n  aof2-admin snapshot list --stream demo --json",
+		Args:    cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.requestCtx(cmd)
+			defer cancel()
+			res, err := c.SnapshotList(ctx, control.StreamRequest{Stream: lstream})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			printSnapshots(a.stdout, res.Snapshots)
+			return nil
+		}),
+	}
+	list.Flags().StringVar(&lstream, "stream", "", "only this stream")
+	s.AddCommand(create, list)
+	return s
+}
+
+func (a *app) configCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:     "config",
+		Short:   "Manage the running gateway's configuration",
+		Long:    "config acts on the configuration of the running gateway.",
+		Example: "  aof2-admin config reload",
+		Args:    cobra.NoArgs,
+	}
+	reload := &cobra.Command{
+		Use:   "reload",
+		Short: "Make the gateway re-read its configuration",
+		Long: `config reload asks the running gateway to re-read its configuration file and
+environment and apply the keys that can change at runtime (budgets, retry
+policies, retention, log level); it prints what the gateway reports.`,
+		Example: "  aof2-admin config reload",
+		Args:    cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			cl, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.requestCtx(cmd)
+			defer cancel()
+			res, err := cl.ConfigReload(ctx)
+			if err != nil {
+				return err
+			}
+			return a.printJSON(res.Result)
+		}),
+	}
+	c.AddCommand(reload)
+	return c
+}
