@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/manifest"
@@ -56,6 +57,9 @@ func OpenOffline(ctx context.Context, root string, t2 *tier2.Client) (*tiers.Sto
 func checkStream(s *tiers.Store, stream string) error {
 	if stream == "" {
 		return nil
+	}
+	if err := config.ValidStreamName(stream); err != nil {
+		return Errorf(CodeBadRequest, "%v", err)
 	}
 	for _, n := range s.Streams() {
 		if n == stream {
@@ -170,6 +174,9 @@ func findSegment(s *tiers.Store, stream string, id uint64) (tiers.SegmentStatus,
 func Read(ctx context.Context, s *tiers.Store, req ReadRequest) (ReadResponse, error) {
 	if req.Stream == "" {
 		return ReadResponse{}, Errorf(CodeBadRequest, "read needs a stream")
+	}
+	if err := checkStream(s, req.Stream); err != nil {
+		return ReadResponse{}, err
 	}
 	count, maxBytes := req.Count, req.MaxBytes
 	if count <= 0 {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tracing"
 )
@@ -40,8 +42,8 @@ type Options struct {
 	Instruments *tracing.Instruments
 }
 
-// Service is the aof-admin NATS micro service over one store. Requests are
-// served concurrently; each runs under DefaultRequestTimeout (or the
+// Service is the aof-admin NATS micro service over one store. Endpoints
+// are served concurrently, requests to one endpoint in order; each runs under DefaultRequestTimeout (or the
 // request's own timeout where it has one) and stops when the service stops.
 type Service struct {
 	svc   micro.Service
@@ -101,7 +103,8 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 	}
 	for _, name := range Endpoints {
 		h := handlers[name]
-		err := svc.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) { s.serve(name, h, req) }),
+		// Micro endpoint names allow no dots; the subject keeps them.
+		err := svc.AddEndpoint(strings.ReplaceAll(name, ".", "-"), micro.HandlerFunc(func(req micro.Request) { s.serve(name, h, req) }),
 			micro.WithEndpointSubject(opts.SubjectPrefix+"."+name))
 		if err != nil {
 			s.Stop()
@@ -123,28 +126,28 @@ func (s *Service) Stop() error {
 	return err
 }
 
-// serve runs a handler off the subscription goroutine, so a long hydrate
-// or check does not hold up other requests.
+// serve runs a handler and answers. It runs on the endpoint's own
+// subscription goroutine (micro reads the request's outcome for its stats
+// once the handler returns, so the answer must be sent before that): a
+// long hydrate holds up other hydrates, not other endpoints.
 func (s *Service) serve(name string, h func(context.Context, []byte) (any, error), req micro.Request) {
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, DefaultRequestTimeout)
-		defer cancel()
-		res, err := h(ctx, req.Data())
-		if err != nil {
-			ce := asError(err)
-			s.log.Warn("control_request_failed", "endpoint", name, "code", ce.Code, "err", ce.Message)
-			body, _ := json.Marshal(ce)
-			if rerr := req.Error(ce.Code, ce.Message, body); rerr != nil {
-				s.log.Warn("control_respond_failed", "endpoint", name, "err", rerr)
-			}
-			return
-		}
-		if rerr := req.RespondJSON(res); rerr != nil {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(s.ctx, DefaultRequestTimeout)
+	defer cancel()
+	res, err := h(ctx, req.Data())
+	if err != nil {
+		ce := asError(err)
+		s.log.Warn("control_request_failed", "endpoint", name, "code", ce.Code, "err", ce.Message)
+		body, _ := json.Marshal(ce)
+		if rerr := req.Error(ce.Code, ce.Message, body); rerr != nil {
 			s.log.Warn("control_respond_failed", "endpoint", name, "err", rerr)
 		}
-	}()
+		return
+	}
+	if rerr := req.RespondJSON(res); rerr != nil {
+		s.log.Warn("control_respond_failed", "endpoint", name, "err", rerr)
+	}
 }
 
 // decode parses a JSON request; an empty body is the zero request.
@@ -359,13 +362,16 @@ func (s *Service) manifestCheck(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Repair {
-		for i := range rep.Problems {
-			switch rep.Problems[i].Kind {
-			case "torn-tail", "temp-file":
-				rep.Problems[i].RepairNote = "trimmed by the gateway at its next start, or stop it and run `aof2-admin manifest check --root <data root> --repair`"
-			}
+	// The live log trimmed torn tails and temp files when it opened; any
+	// seen now belong to a commit or snapshot in flight, not to damage.
+	kept := rep.Problems[:0]
+	for _, p := range rep.Problems {
+		if p.Kind != string(manifest.ProblemTornTail) && p.Kind != string(manifest.ProblemTempFile) {
+			kept = append(kept, p)
 		}
+	}
+	rep.Problems = kept
+	if req.Repair {
 		RepairFromTier2(ctx, s.store, &rep)
 	}
 	return rep, nil
