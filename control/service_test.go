@@ -91,7 +91,10 @@ func TestEndpointsAnswerFromTheStore(t *testing.T) {
 	c, _ := startService(t, s, Options{
 		SubjectPrefix: "ops.admin", Instruments: in,
 		Status: func() any { return map[string]int{"consumers": 1} },
-		Reload: func(context.Context) (any, error) { reloaded++; return map[string]string{"applied": "tier0.cluster_max_bytes"}, nil },
+		Reload: func(context.Context) (any, error) {
+			reloaded++
+			return map[string]string{"applied": "tier0.cluster_max_bytes"}, nil
+		},
 	})
 	ctx := testCtx(t)
 
