@@ -198,7 +198,9 @@ func TestTailFollowsNewRecords(t *testing.T) {
 	defer cancel()
 	var out, errOut syncBuffer
 	done := make(chan int)
-	go func() { done <- run(ctx, []string{url, "tail", "--stream", "demo"}, &out, &errOut, []string{"HOME=" + t.TempDir()}) }()
+	go func() {
+		done <- run(ctx, []string{url, "tail", "--stream", "demo"}, &out, &errOut, []string{"HOME=" + t.TempDir()})
+	}()
 	time.Sleep(300 * time.Millisecond)
 	p := ingest.AppendEnvelope(nil, ingest.Envelope{Subject: "aof.ingest.demo", Body: []byte("late arrival")})
 	if err := s.AppendDurable(ctx, "demo", []tiers.Record{{Payload: p, ExtID: 100}}); err != nil {
