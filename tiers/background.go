@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc64"
 	"io"
 	"path/filepath"
 	"sync"
@@ -352,18 +351,16 @@ func (b *background) runUpload(j job) error {
 		Payload: manifest.UploadStartedPayload{Key: objKey}}); err != nil {
 		return err
 	}
-	crc, err := fileCRC64(b.s, b.cache.Path(key))
-	if err != nil {
-		return fmt.Errorf("checksum tier1 artifact: %w", err)
-	}
+	// The client computes the object's CRC-64 and skips an upload whose
+	// object already exists with it (a replay after a crash).
 	res, err := up.UploadFile(ctx, objKey, b.cache.Path(key), tier2.ObjectMeta{
-		CRC64: crc, Records: info.next - info.base, FirstOffset: info.base, LastOffset: info.next - 1,
+		Records: info.next - info.base, FirstOffset: info.base, LastOffset: info.next - 1,
 	})
 	if err != nil {
 		reason := manifest.ReasonCode(tier2.Reason(err))
 		span.RecordError(err)
 		span.SetAttributes(tracing.AttrReasonCode.Int64(int64(reason)))
-		b.s.log.Warn("tier2_upload_failed", "stream", l.name, "segment", j.segment, "key", objKey, "reason", reason, "attempt", j.attempt, "err", err)
+		b.s.log.Warn("segment_upload_failed", "stream", l.name, "segment", j.segment, "key", objKey, "reason", reason, "attempt", j.attempt, "err", err)
 		if rerr := l.record(manifest.Record{Type: manifest.UploadFailed, Segment: j.segment,
 			Payload: manifest.UploadFailedPayload{Key: objKey, Reason: reason}}); rerr != nil {
 			return rerr
@@ -375,7 +372,7 @@ func (b *background) runUpload(j job) error {
 		return err
 	}
 	l.setTier2(j.segment, objKey, res.ETag)
-	b.s.log.Info("tier2_upload_success", "stream", l.name, "segment", j.segment, "key", objKey, "etag", res.ETag, "skipped", res.Skipped)
+	b.s.log.Info("segment_uploaded", "stream", l.name, "segment", j.segment, "key", objKey, "etag", res.ETag, "skipped", res.Skipped)
 	if err := b.cache.MarkUploaded(key); err != nil {
 		return err
 	}
@@ -506,25 +503,11 @@ func (b *background) applyRetention(ctx context.Context, l *Log) error {
 	return nil
 }
 
-// fileCRC64 is the CRC-64/NVME of a whole file.
-func fileCRC64(s *Store, path string) (uint64, error) {
-	f, err := s.fs.OpenFile(path, 0, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	h := crc64.New(tier2.CRC64Table)
-	if _, err := io.Copy(h, f); err != nil {
-		return 0, err
-	}
-	return h.Sum64(), nil
-}
-
 // manifestUploader puts manifest chunks and snapshots into Tier 2.
 type manifestUploader struct{ c *tier2.Client }
 
 func (u manifestUploader) PutObject(ctx context.Context, key string, data []byte, _ map[string]string) (string, error) {
-	res, err := u.c.UploadBytes(ctx, key, data, tier2.ObjectMeta{CRC64: crc64.Checksum(data, tier2.CRC64Table)})
+	res, err := u.c.UploadBytes(ctx, key, data, tier2.ObjectMeta{})
 	return res.ETag, err
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -150,6 +151,21 @@ func (l *Log) recover(ctx context.Context) error {
 			if !sealedOnDisk && id == tail {
 				// The unsealed tail: keep the longest valid prefix.
 				w, rep, err := segment.Recover(l.s.fs, l.dir0, id, l.name, segment.WithLogger(l.s.log))
+				if err != nil && l.tornCreation(id) {
+					// A crash inside segment creation, before its header was
+					// durable: the file never held a record. Drop it; the
+					// next segment is created again below.
+					l.s.log.Warn("segment_torn_creation_removed", "stream", l.name, "segment", id, "err", err)
+					if rerr := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); rerr != nil {
+						return fmt.Errorf("remove torn segment %d: %w", id, rerr)
+					}
+					if !known {
+						continue
+					}
+					si.inTier0 = false
+					l.segs = append(l.segs, si)
+					continue
+				}
 				switch {
 				case err == nil:
 					if rep.CutBytes > 0 {
@@ -194,6 +210,10 @@ func (l *Log) recover(ctx context.Context) error {
 			si.reason = manifest.ReasonMissing
 			l.s.log.Error("segment_missing", "stream", l.name, "segment", id, "reason", "tier0 file missing and no other copy")
 		}
+		if si.inTier1 && si.inTier2 {
+			// The cache does not persist its uploaded mark; the manifest does.
+			l.s.bg.cache.MarkUploaded(tier1.Key{Stream: l.name, Segment: id})
+		}
 		if si.inTier1 && !l.s.bg.tier1Has(l.name, id) {
 			si.inTier1 = false
 			if !si.inTier0 && !si.inTier2 {
@@ -222,6 +242,14 @@ func (l *Log) recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// tornCreation reports whether segment id's file is no longer than a
+// header: what a crash between creating the file and fsyncing its header
+// leaves behind.
+func (l *Log) tornCreation(id uint64) bool {
+	st, err := l.s.fs.Stat(filepath.Join(l.dir0, segment.FileName(id)))
+	return err == nil && st.Size() <= segment.HeaderSize
 }
 
 func fillFromFooter(si *segInfo, ft segment.Footer) {

@@ -1,0 +1,276 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bop-aof/aof/ingest"
+	"github.com/bop-aof/aof/integration/harness"
+	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/tier2"
+)
+
+var (
+	buildMu sync.Mutex
+	binDir  string
+	built   = map[string]error{}
+)
+
+// binary builds the project command name once per test run and returns
+// its path.
+func binary(t testing.TB, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "aof-integration-bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = dir
+	}
+	err, done := built[name]
+	if !done {
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/"+name)
+		cmd.Dir = harness.RepoRoot(t)
+		if out, berr := cmd.CombinedOutput(); berr != nil {
+			err = fmt.Errorf("go build ./cmd/%s: %v\n%s", name, berr, out)
+		}
+		built[name] = err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(binDir, name)
+}
+
+// env is one test's servers and data root.
+type env struct {
+	t     *testing.T
+	nats  *harness.NATS
+	s3    *harness.S3
+	root  string
+	extra []string // additional AOF2_* settings
+}
+
+func newEnv(t *testing.T, extra ...string) *env {
+	return &env{t: t, nats: harness.StartNATS(t), s3: harness.StartS3(t), root: t.TempDir(), extra: extra}
+}
+
+func (e *env) environ(metricsAddr string) []string {
+	base := []string{
+		"AOF2_DATA_ROOT=" + filepath.Join(e.root, "data"),
+		"AOF2_NATS_URL=" + e.nats.URL,
+		"AOF2_TIER2_ENDPOINT=" + e.s3.Endpoint,
+		"AOF2_TIER2_BUCKET=" + e.s3.Bucket,
+		"AOF2_TIER2_ACCESS_KEY=" + e.s3.AccessKey,
+		"AOF2_TIER2_SECRET_KEY=" + e.s3.SecretKey,
+		"AOF2_METRICS_LISTEN=" + metricsAddr,
+		"AOF2_SEGMENT_TARGET_BYTES=256KiB",
+		"AOF2_TIER0_CLUSTER_MAX_BYTES=64MiB",
+		"AOF2_TIER1_MAX_BYTES=64MiB",
+		"AOF2_LOG_LEVEL=info",
+	}
+	out := append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.root}, base...)
+	return append(out, e.extra...)
+}
+
+// gateway is one running aof-gateway process.
+type gateway struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	metrics string
+	log     *os.File
+	done    chan error
+}
+
+func (e *env) startGateway(args ...string) *gateway {
+	e.t.Helper()
+	metrics := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(e.t))
+	logf, err := os.OpenFile(filepath.Join(e.root, "gateway.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := exec.Command(binary(e.t, "aof-gateway"), args...)
+	cmd.Env = e.environ(metrics)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start gateway: %v", err)
+	}
+	g := &gateway{t: e.t, cmd: cmd, metrics: metrics, log: logf, done: make(chan error, 1)}
+	go func() { g.done <- cmd.Wait() }()
+	e.t.Cleanup(func() { g.kill() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if st, err := g.status(); err == nil && st.Ready {
+			return g
+		}
+		select {
+		case err := <-g.done:
+			g.done <- err
+			e.t.Fatalf("gateway exited during start: %v\n%s", err, e.gatewayLog())
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("gateway not ready after 30s\n%s", e.gatewayLog())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func (e *env) gatewayLog() string {
+	b, _ := os.ReadFile(filepath.Join(e.root, "gateway.log"))
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	return string(b)
+}
+
+type readyz struct {
+	Ready  bool          `json:"ready"`
+	Ingest ingest.Status `json:"ingest"`
+}
+
+func (g *gateway) status() (readyz, error) {
+	var st readyz
+	resp, err := http.Get("http://" + g.metrics + "/readyz")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
+}
+
+func (g *gateway) metricsText() string {
+	resp, err := http.Get("http://" + g.metrics + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return b.String()
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (g *gateway) stop() {
+	g.t.Helper()
+	if g.cmd.ProcessState != nil {
+		return
+	}
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-g.done:
+		if err != nil {
+			g.t.Fatalf("gateway exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		g.t.Fatal("gateway did not stop within 30s of SIGTERM")
+	}
+}
+
+// kill sends SIGKILL: a crash at an arbitrary point.
+func (g *gateway) kill() {
+	if g.cmd.ProcessState != nil {
+		return
+	}
+	g.cmd.Process.Kill()
+	select {
+	case <-g.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// waitDrained waits until the gateway's consumer has acked everything in
+// AOF_INGEST.
+func (e *env) waitDrained(js jetstream.JetStream, timeout time.Duration) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		c, err := js.Consumer(ctx, "AOF_INGEST", "aof-gateway")
+		if err == nil {
+			info, err := c.Info(ctx)
+			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			e.t.Fatalf("ingest not drained within %v\n%s", timeout, e.gatewayLog())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// openStore opens the data root offline (the gateway must be stopped),
+// with Tier 2 so evicted segments can be read.
+func (e *env) openStore() *tiers.Store {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	t2, err := tier2.New(ctx, tier2.Options{Endpoint: e.s3.Endpoint, Bucket: e.s3.Bucket, AccessKey: e.s3.AccessKey, SecretKey: e.s3.SecretKey})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s, err := tiers.Open(ctx, tiers.Options{Root: filepath.Join(e.root, "data"), Tier2: t2})
+	if err != nil {
+		e.t.Fatalf("open store offline: %v", err)
+	}
+	e.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// storedMessage is one record read back and decoded.
+type storedMessage struct {
+	Offset  uint64
+	Seq     uint64
+	Subject string
+	Header  map[string][]string
+	Body    []byte
+}
+
+// readStream reads every record of stream.
+func readStream(t *testing.T, s *tiers.Store, stream string) []storedMessage {
+	t.Helper()
+	r, err := s.Reader(stream)
+	if err != nil {
+		t.Fatalf("reader %s: %v", stream, err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out []storedMessage
+	for {
+		e, err := r.TryNext(ctx)
+		if err != nil {
+			if strings.Contains(err.Error(), "backpressure: tail") {
+				return out
+			}
+			if strings.Contains(err.Error(), "backpressure: hydration") {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			t.Fatalf("read %s at %d: %v", stream, r.Offset(), err)
+		}
+		env, err := ingest.DecodeEnvelope(e.Payload)
+		if err != nil {
+			t.Fatalf("%s offset %d: %v", stream, e.Offset, err)
+		}
+		out = append(out, storedMessage{Offset: e.Offset, Seq: e.ExtID, Subject: env.Subject, Header: env.Header, Body: append([]byte(nil), env.Body...)})
+	}
+}
