@@ -162,6 +162,9 @@ func (b *background) enqueueCompressCtx(ctx context.Context, l *Log, id uint64) 
 }
 
 func (b *background) enqueueUpload(l *Log, id uint64) {
+	if b.s.opts.Tier2 == nil {
+		return
+	}
 	b.upload.push(job{kind: jobUpload, log: l, segment: id})
 }
 
@@ -296,7 +299,9 @@ func (b *background) afterCompress(ctx context.Context, j job, compressed int64)
 	}
 	l.setTier1(j.segment, true, compressed)
 	b.s.budget.MarkInTier1(newSegmentKey(l.name, j.segment), true)
-	b.upload.push(job{kind: jobUpload, log: l, segment: j.segment, link: trace.SpanContextFromContext(ctx)})
+	if b.s.opts.Tier2 != nil {
+		b.upload.push(job{kind: jobUpload, log: l, segment: j.segment, link: trace.SpanContextFromContext(ctx)})
+	}
 	return nil
 }
 
