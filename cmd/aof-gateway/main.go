@@ -45,7 +45,7 @@ func withCode(code int, err error) error {
 }
 
 // version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+var version = "0.1.0-dev"
 
 // flagKeys maps the gateway's short flags onto configuration keys.
 var flagKeys = map[string]string{
