@@ -463,3 +463,145 @@ func TestRestartAfterSealOpensOnlyTheTail(t *testing.T) {
 		t.Fatalf("restart did not open the tail (opened: %v)", cfs.opened)
 	}
 }
+
+// TestCreateIsAtomicAtEveryStep: Create fails at each of its steps (open of
+// the temp file, a torn or failed header write, its fsync, the rename, the
+// directory fsync, the reopen), once as an error Create cleans up after and
+// once as a crash, modelled by also failing every Remove so that nothing
+// after the failed step happens. Either way the directory holds no segment
+// file or one with a complete header, never a torn one; ListSegments never
+// lists the temp file; after the restart Recover or RemoveTempFiles clears
+// it and the segment can be created again.
+func TestCreateIsAtomicAtEveryStep(t *testing.T) {
+	const id = 7
+	isTemp := func(name string) bool { return strings.HasSuffix(name, TempFileName(id)) }
+	isFinal := func(name string) bool { return strings.HasSuffix(name, FileName(id)) }
+	steps := []struct {
+		name      string
+		fault     vfs.Fault
+		renamedOK bool // the rename happened before the failure
+	}{
+		{"open temp", vfs.Fault{Op: vfs.OpOpen, Match: isTemp}, false},
+		{"write header nothing", vfs.Fault{Op: vfs.OpWrite, Match: isTemp}, false},
+		{"write header torn", vfs.Fault{Op: vfs.OpWrite, Match: isTemp, ShortBytes: HeaderSize / 2}, false},
+		{"fsync temp", vfs.Fault{Op: vfs.OpSync, Match: isTemp}, false},
+		{"rename", vfs.Fault{Op: vfs.OpRename, Match: isFinal}, false},
+		{"fsync dir", vfs.Fault{Op: vfs.OpSyncDir}, true},
+		{"reopen", vfs.Fault{Op: vfs.OpOpen, Match: isFinal}, true},
+	}
+	for _, st := range steps {
+		for _, crash := range []bool{false, true} {
+			name := st.name + "/error"
+			if crash {
+				name = st.name + "/crash"
+			}
+			t.Run(name, func(t *testing.T) {
+				dir := t.TempDir()
+				ffs := vfs.NewFaultFS(vfs.Default)
+				ffs.Inject(st.fault)
+				if crash {
+					ffs.Inject(vfs.Fault{Op: vfs.OpRemove})
+				}
+				w, err := Create(ffs, dir, testHeader(id, 100), WithStream(testStream))
+				if err == nil {
+					w.Close()
+					t.Fatalf("create succeeded with a failing %s", st.name)
+				}
+				if !errors.Is(err, vfs.ErrInjected) {
+					t.Fatalf("create = %v, want the injected fault", err)
+				}
+				ffs.Reset()
+
+				// The restart: what is on disk now is what a crash left.
+				ids, err := ListSegments(vfs.Default, dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(dir, FileName(id))
+				_, statErr := os.Stat(path)
+				exists := statErr == nil
+				if exists != (crash && st.renamedOK) {
+					t.Fatalf("segment file exists = %v after a %s at %s", exists, name, st.name)
+				}
+				if exists != slices.Equal(ids, []uint64{id}) || !exists && len(ids) != 0 {
+					t.Fatalf("ListSegments = %v with segment file present = %v", ids, exists)
+				}
+				_, tmpErr := os.Stat(filepath.Join(dir, TempFileName(id)))
+				tmpLeft := tmpErr == nil
+				if !crash && tmpLeft {
+					t.Fatal("a failed create left its temp file behind")
+				}
+				if exists {
+					// Complete and durable header: Recover reopens it empty
+					// and clears any temp file.
+					w, rep, err := Recover(vfs.Default, dir, id, testStream)
+					if err != nil {
+						t.Fatalf("recover the created segment: %v", err)
+					}
+					if rep.Header != testHeader(id, 100) || rep.Records != 0 || rep.CutBytes != 0 || w.NextOffset() != 100 {
+						t.Fatalf("recovered %+v, want an empty segment with the written header", rep)
+					}
+					w.Close()
+					if _, err := Create(vfs.Default, dir, testHeader(id, 100)); !errors.Is(err, os.ErrExist) {
+						t.Fatalf("create over an existing segment = %v, want os.ErrExist", err)
+					}
+					return
+				}
+				n, err := RemoveTempFiles(vfs.Default, dir)
+				if err != nil || n != map[bool]int{true: 1, false: 0}[tmpLeft] {
+					t.Fatalf("RemoveTempFiles = %d, %v with temp file left = %v", n, err, tmpLeft)
+				}
+				if tmpLeft {
+					// Create also copes without the cleanup: put the
+					// leftover back and create over it.
+					if err := os.WriteFile(filepath.Join(dir, TempFileName(id)), []byte("torn"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				w, err = Create(vfs.Default, dir, testHeader(id, 100))
+				if err != nil {
+					t.Fatalf("create again after the restart: %v", err)
+				}
+				appendN(t, w, 3, true)
+				w.Close()
+				recoverAndCheck(t, dir, id, 103)
+			})
+		}
+	}
+}
+
+// TestRecoverRemovesTempFiles: a temp file of a crashed Create of the next
+// segment is removed when the tail is recovered; other files stay.
+func TestRecoverRemovesTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Create(vfs.Default, dir, testHeader(1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, w, 2, true)
+	w.Close()
+	for _, name := range []string{TempFileName(2), "notes.tmp", "x.seg.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, 10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids, _ := ListSegments(vfs.Default, dir); !slices.Equal(ids, []uint64{1}) {
+		t.Fatalf("ListSegments = %v, want [1]", ids)
+	}
+	w, rep, err := Recover(vfs.Default, dir, 1, testStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if rep.TempFilesRemoved != 1 {
+		t.Fatalf("TempFilesRemoved = %d, want 1", rep.TempFilesRemoved)
+	}
+	if _, err := os.Stat(filepath.Join(dir, TempFileName(2))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temp file of segment 2 still there: %v", err)
+	}
+	for _, name := range []string{"notes.tmp", "x.seg.tmp"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Fatalf("Recover removed %s, which is not a segment temp file: %v", name, err)
+		}
+	}
+}

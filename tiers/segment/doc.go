@@ -10,6 +10,13 @@
 // ParseFileName) and current.sealed. Segment ids rise; at most the highest
 // segment is unsealed (active).
 //
+// Create writes a new segment's header to <segment_id:020>.seg.tmp
+// (TempFileName), fsyncs it, renames it to its .seg name and fsyncs the
+// directory, so every .seg file has a complete, durable header. A .seg.tmp
+// file is the remnant of a Create a crash interrupted: ListSegments does
+// not list it, Recover deletes it (RemoveTempFiles), and Create of the same
+// id overwrites it.
+//
 // # Segment format (AOF2SEGM, version 2)
 //
 // All integers are little-endian. A segment is a header, zero or more

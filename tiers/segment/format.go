@@ -117,6 +117,14 @@ var (
 // FileName returns the base file name of segment id: "<id:020>.seg".
 func FileName(id uint64) string { return fmt.Sprintf("%020d.seg", id) }
 
+// tempSuffix marks a segment file that Create has not yet renamed into
+// place.
+const tempSuffix = ".tmp"
+
+// TempFileName returns the base name Create writes segment id's header
+// under before renaming it to FileName(id): "<id:020>.seg.tmp".
+func TempFileName(id uint64) string { return FileName(id) + tempSuffix }
+
 // ParseFileName returns the segment id named by a base file name produced
 // by FileName; ok is false for any other name.
 func ParseFileName(name string) (id uint64, ok bool) {

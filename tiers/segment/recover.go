@@ -28,6 +28,9 @@ type RecoveryReport struct {
 	// holds it and Recover returned ErrSealed.
 	Sealed bool
 	Footer Footer
+	// TempFilesRemoved counts the temp files of an interrupted Create that
+	// Recover deleted from the directory (RemoveTempFiles).
+	TempFilesRemoved int
 }
 
 // Recover reopens the unsealed segment id in dir for appending after a
@@ -45,6 +48,10 @@ type RecoveryReport struct {
 // that already has a valid footer (a crash between sealing and updating
 // current.sealed) it brings current.sealed up to date and returns ErrSealed
 // with the footer in the report.
+//
+// Recover first removes the temp files a crash inside Create left in dir
+// (RemoveTempFiles) and counts them in RecoveryReport.TempFilesRemoved; it
+// must not run while a Create in dir is in progress.
 func Recover(fsys vfs.FS, dir string, id uint64, stream string, opts ...Option) (*Writer, RecoveryReport, error) {
 	o := buildOptions(append([]Option{WithStream(stream)}, opts...))
 	rep := RecoveryReport{Segment: id}
@@ -53,6 +60,13 @@ func Recover(fsys vfs.FS, dir string, id uint64, stream string, opts ...Option) 
 		return nil, rep, fmt.Errorf("recover segment %d: %w", id, err)
 	}
 	rep.LastSealed, rep.LastSealedKnown = mark.SegmentID, ok
+	if rep.TempFilesRemoved, err = RemoveTempFiles(fsys, dir); err != nil {
+		return nil, rep, fmt.Errorf("recover segment %d: %w", id, err)
+	}
+	if rep.TempFilesRemoved > 0 {
+		o.logger.Warn("segment temp files of an interrupted create removed", "stream", o.stream,
+			"dir", dir, "count", rep.TempFilesRemoved)
+	}
 	if ok && id <= mark.SegmentID {
 		return nil, rep, fmt.Errorf("recover segment %d: %w (%s names %d)", id, ErrSealed, CurrentSealedName, mark.SegmentID)
 	}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/bop-aof/aof/internal/vfs"
 )
@@ -126,7 +128,8 @@ func advanceCurrentSealed(fsys vfs.FS, dir string, id uint64, ft Footer) error {
 }
 
 // ListSegments returns the ids of the segment files in dir, ascending. It
-// reads the directory only; no segment is opened.
+// reads the directory only; no segment is opened. Temp files of an
+// unfinished Create (TempFileName) are not segments and are not listed.
 func ListSegments(fsys vfs.FS, dir string) ([]uint64, error) {
 	ents, err := fsys.ReadDir(dir)
 	if err != nil {
@@ -143,4 +146,31 @@ func ListSegments(fsys vfs.FS, dir string) ([]uint64, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// RemoveTempFiles deletes the temp files (TempFileName) that a crash inside
+// Create left in dir and returns how many it removed. Such a file never was
+// a segment: nothing was appended to it and no caller was told it exists.
+// Recover calls it; a caller that boots without recovering a tail may call
+// it too. It must not run while a Create in dir is in progress.
+func RemoveTempFiles(fsys vfs.FS, dir string) (int, error) {
+	ents, err := fsys.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("remove segment temp files: %w", err)
+	}
+	removed := 0
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), tempSuffix)
+		if e.IsDir() || !ok {
+			continue
+		}
+		if _, ok := ParseFileName(name); !ok {
+			continue
+		}
+		if err := fsys.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, fmt.Errorf("remove segment temp file: %w", err)
+		}
+		removed++
+	}
+	return removed, nil
 }

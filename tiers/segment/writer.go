@@ -97,31 +97,71 @@ type Writer struct {
 	durableCount  atomic.Uint64
 }
 
-// Create makes a new segment file <dir>/FileName(h.SegmentID), writes the
-// header, fsyncs the file and the directory, and returns its writer. It
-// fails if the file exists.
+// Create makes a new segment file <dir>/FileName(h.SegmentID) with a
+// durable header and returns its writer. It fails if the file exists.
+//
+// Creation is atomic: the header is written to TempFileName(h.SegmentID),
+// fsynced, renamed into place and the directory fsynced, so a crash at any
+// step leaves either no segment file or one whose header is complete and
+// durable, never a torn one. A crash before the rename can leave the temp
+// file behind; Create of the same id overwrites it, and Recover and
+// RemoveTempFiles remove it. A directory has one creator at a time (the
+// stream's owner), which is what makes the existence check and the rename
+// safe together.
 func Create(fs vfs.FS, dir string, h Header, opts ...Option) (*Writer, error) {
 	o := buildOptions(opts)
 	path := filepath.Join(dir, FileName(h.SegmentID))
-	f, err := fs.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	tmp := filepath.Join(dir, TempFileName(h.SegmentID))
+	if _, err := fs.Stat(path); err == nil {
+		return nil, fmt.Errorf("create segment: %s: %w", path, os.ErrExist)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	tf, err := fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	var hb [HeaderSize]byte
-	encodeHeader(hb[:], h)
-	fail := func(what string, err error) (*Writer, error) {
-		f.Close()
-		fs.Remove(path)
+	renamed := false
+	fail := func(what string, err error, f vfs.File) (*Writer, error) {
+		if f != nil {
+			f.Close()
+		}
+		if renamed {
+			fs.Remove(path)
+		} else {
+			fs.Remove(tmp)
+		}
 		return nil, fmt.Errorf("create segment %s: %s: %w", path, what, err)
 	}
-	if _, err := f.Write(hb[:]); err != nil {
-		return fail("write header", err)
+	var hb [HeaderSize]byte
+	encodeHeader(hb[:], h)
+	if n, err := tf.Write(hb[:]); err != nil || n < len(hb) {
+		if err == nil {
+			err = errors.New("short write")
+		}
+		return fail("write header", err, tf)
 	}
-	if err := f.Sync(); err != nil {
-		return fail("fsync", err)
+	if err := tf.Sync(); err != nil {
+		return fail("fsync", err, tf)
 	}
+	if err := tf.Close(); err != nil {
+		return fail("close temp file", err, nil)
+	}
+	if err := fs.Rename(tmp, path); err != nil {
+		return fail("rename", err, nil)
+	}
+	renamed = true
 	if err := fs.SyncDir(dir); err != nil {
-		return fail("fsync dir", err)
+		return fail("fsync dir", err, nil)
+	}
+	// Reopen under the final name so the file's name in errors, logs and
+	// fault injection is the segment's.
+	f, err := fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fail("reopen", err, nil)
+	}
+	if _, err := f.Seek(HeaderSize, io.SeekStart); err != nil {
+		return fail("seek", err, f)
 	}
 	w := newWriter(fs, dir, path, f, h, o)
 	w.written = HeaderSize
