@@ -60,6 +60,8 @@ type Pipeline struct {
 	tr    trace.Tracer
 
 	inst *tracing.Instruments
+	// ack acknowledges a stored message; tests replace it to lose acks.
+	ack func(jetstream.Msg) error
 
 	mu          sync.Mutex
 	blocked     bool // waiting for Tier 0 admission
@@ -95,7 +97,8 @@ func NewPipeline(js jetstream.JetStream, store Store, opts Options) (*Pipeline, 
 	if opts.Tracer == nil {
 		opts.Tracer = tracenoop.NewTracerProvider().Tracer("ingest")
 	}
-	return &Pipeline{js: js, store: store, opts: opts, log: opts.Logger, tr: opts.Tracer, inst: opts.Instruments}, nil
+	return &Pipeline{js: js, store: store, opts: opts, log: opts.Logger, tr: opts.Tracer, inst: opts.Instruments,
+		ack: func(m jetstream.Msg) error { return m.Ack() }}, nil
 }
 
 // Status is a point-in-time view for /readyz and the control service.
@@ -258,7 +261,7 @@ func (p *Pipeline) process(ctx context.Context, batch []jetstream.Msg) error {
 	var firstErr error
 	for i, r := range results {
 		for _, m := range r.acks {
-			if err := m.Ack(); err != nil {
+			if err := p.ack(m); err != nil {
 				// The record is durable; a lost ack only means a
 				// redelivery, which is recognised by sequence.
 				p.log.Warn("ingest_ack_failed", "stream", order[i], "err", err)

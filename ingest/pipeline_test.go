@@ -1,0 +1,274 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bop-aof/aof/integration/harness"
+	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/segment"
+)
+
+// rig is an embedded JetStream, a real store and a pipeline over them.
+type rig struct {
+	t     *testing.T
+	js    jetstream.JetStream
+	store *tiers.Store
+	opts  Options
+}
+
+func newRig(t *testing.T, ackWait time.Duration) *rig {
+	t.Helper()
+	n := harness.StartNATS(t)
+	js := n.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := EnsureIngestStream(ctx, js, StreamSettings{Name: "AOF_INGEST", Subjects: []string{"aof.ingest.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureDeadLetterStream(ctx, js, "AOF_INGEST_DEADLETTER", "aof.deadletter"); err != nil {
+		t.Fatal(err)
+	}
+	store, err := tiers.Open(ctx, tiers.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return &rig{t: t, js: js, store: store, opts: Options{
+		Consumer:  ConsumerSettings{Stream: "AOF_INGEST", Durable: "gw", AckWait: ackWait, MaxAckPending: 1000},
+		BatchSize: 16,
+	}}
+}
+
+func (r *rig) publish(stream string, n int) {
+	r.t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := r.js.Publish(context.Background(), "aof.ingest."+stream, []byte(fmt.Sprintf("%s-%d", stream, i))); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// run runs p until every published message is acked, then stops it.
+func (r *rig) run(p *Pipeline) error {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case err := <-errc:
+			cancel()
+			return err
+		case <-deadline:
+			cancel()
+			r.t.Fatal("pipeline did not drain within 60s")
+		case <-time.After(20 * time.Millisecond):
+		}
+		c, err := r.js.Consumer(context.Background(), "AOF_INGEST", "gw")
+		if err != nil {
+			continue
+		}
+		info, err := c.Info(context.Background())
+		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+			cancel()
+			return <-errc
+		}
+	}
+}
+
+// expectStored checks stream holds exactly bodies stream-0..n-1, in order, once.
+func (r *rig) expectStored(stream string, n int) {
+	r.t.Helper()
+	rd, err := r.store.Reader(stream)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer rd.Close()
+	for i := 0; i < n; i++ {
+		e, err := rd.TryNext(context.Background())
+		if err != nil {
+			r.t.Fatalf("%s record %d: %v", stream, i, err)
+		}
+		env, err := DecodeEnvelope(e.Payload)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if want := fmt.Sprintf("%s-%d", stream, i); !bytes.Equal(env.Body, []byte(want)) {
+			r.t.Fatalf("%s record %d = %q, want %q", stream, i, env.Body, want)
+		}
+	}
+	if e, err := rd.TryNext(context.Background()); err == nil {
+		r.t.Fatalf("%s holds an extra record at offset %d: stored twice", stream, e.Offset)
+	}
+}
+
+// slowStore delays the first appends beyond the ack wait.
+type slowStore struct {
+	*tiers.Store
+	delay time.Duration
+	slow  atomic.Int32
+}
+
+func (s *slowStore) AppendDurable(ctx context.Context, stream string, recs []segment.Record) error {
+	if s.slow.Add(-1) >= 0 {
+		time.Sleep(s.delay)
+	}
+	return s.Store.AppendDurable(ctx, stream, recs)
+}
+
+func TestAckWaitExpiryRedeliveriesAreNotStoredTwice(t *testing.T) {
+	r := newRig(t, 300*time.Millisecond)
+	r.publish("slow", 100)
+	store := &slowStore{Store: r.store, delay: 900 * time.Millisecond}
+	store.slow.Store(2)
+	p, err := NewPipeline(r.js, store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(p); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Status(); st.Duplicates == 0 {
+		t.Fatalf("no redelivery was seen (status %+v): the test did not exercise ack-wait expiry", st)
+	}
+	r.expectStored("slow", 100)
+}
+
+func TestNakedMessagesAreRecognisedBySequenceOnRedelivery(t *testing.T) {
+	r := newRig(t, 5*time.Second)
+	r.publish("nak", 50)
+	p, err := NewPipeline(r.js, r.store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first 20 stored messages are naked instead of acked, as if the
+	// ack were lost: JetStream delivers them again at once.
+	var naks atomic.Int32
+	p.ack = func(m jetstream.Msg) error {
+		if naks.Add(1) <= 20 {
+			return m.Nak()
+		}
+		return m.Ack()
+	}
+	if err := r.run(p); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Status(); st.Duplicates < 20 || st.Stored != 50 {
+		t.Fatalf("status %+v: want 50 stored and the 20 naked ones recognised as duplicates", st)
+	}
+	r.expectStored("nak", 50)
+}
+
+// failingStore fails one append after some have succeeded.
+type failingStore struct {
+	*tiers.Store
+	mu       sync.Mutex
+	okBefore int
+}
+
+var errDisk = errors.New("injected: disk went away")
+
+func (s *failingStore) AppendDurable(ctx context.Context, stream string, recs []segment.Record) error {
+	s.mu.Lock()
+	s.okBefore--
+	fail := s.okBefore == 0
+	s.mu.Unlock()
+	if fail {
+		return errDisk
+	}
+	return s.Store.AppendDurable(ctx, stream, recs)
+}
+
+func TestStoreFailureStopsThePipelineAndARestartResumesAtTheAckFloor(t *testing.T) {
+	r := newRig(t, 5*time.Second)
+	r.publish("a", 60)
+	r.publish("b", 60)
+	store := &failingStore{Store: r.store, okBefore: 3}
+	p, err := NewPipeline(r.js, store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(p); !errors.Is(err, errDisk) {
+		t.Fatalf("run: %v, want the store error", err)
+	}
+	// A new pipeline (a restarted gateway) gets everything not acked,
+	// in order, and stores each message once.
+	p2, err := NewPipeline(r.js, r.store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(p2); err != nil {
+		t.Fatal(err)
+	}
+	r.expectStored("a", 60)
+	r.expectStored("b", 60)
+}
+
+func TestEnvelopeRoundTripKeepsSubjectHeadersAndBody(t *testing.T) {
+	cases := []Envelope{
+		{Subject: "aof.ingest.x", Body: []byte("plain")},
+		{Subject: "aof.ingest.y", Header: map[string][]string{"A": {"1", "2"}, "traceparent": {"00-abc-def-01"}}, Body: []byte{}},
+		{Subject: "aof.ingest.z", Header: map[string][]string{"K": {""}}, Body: bytes.Repeat([]byte{0, 1, 2}, 1000)},
+	}
+	for _, c := range cases {
+		got, err := DecodeEnvelope(AppendEnvelope(nil, c))
+		if err != nil {
+			t.Fatalf("%s: %v", c.Subject, err)
+		}
+		if got.Subject != c.Subject || !bytes.Equal(got.Body, c.Body) || fmt.Sprint(got.Header) != fmt.Sprint(c.Header) {
+			if !(len(c.Header) == 0 && len(got.Header) == 0) || got.Subject != c.Subject || !bytes.Equal(got.Body, c.Body) {
+				t.Fatalf("round trip of %+v gave %+v", c, got)
+			}
+		}
+	}
+	for _, bad := range [][]byte{nil, {2, 0, 0, 0, 0, 0, 0}, {1, 5, 0, 0, 0, 0, 0, 'a'}} {
+		if _, err := DecodeEnvelope(bad); !errors.Is(err, ErrEnvelope) {
+			t.Fatalf("DecodeEnvelope(%v) = %v, want ErrEnvelope", bad, err)
+		}
+	}
+}
+
+func TestStreamFromSubject(t *testing.T) {
+	for _, c := range []struct {
+		subject, stream, errPart string
+	}{
+		{"aof.ingest.orders", "orders", ""},
+		{"aof.ingest.Orders_2-x", "Orders_2-x", ""},
+		{"aof.ingest.a.b", "", "one token"},
+		{"aof.other.a", "", "not under"},
+		{"aof.ingest.bad$", "", "stream name"},
+	} {
+		got, err := StreamFromSubject("aof.ingest", c.subject)
+		if c.errPart == "" && (err != nil || got != c.stream) {
+			t.Errorf("%s: got %q, %v; want %q", c.subject, got, err, c.stream)
+		}
+		if c.errPart != "" && (err == nil || !bytes.Contains([]byte(err.Error()), []byte(c.errPart))) {
+			t.Errorf("%s: error %v, want one containing %q", c.subject, err, c.errPart)
+		}
+	}
+}
+
+func FuzzDecodeEnvelope(f *testing.F) {
+	f.Add(AppendEnvelope(nil, Envelope{Subject: "aof.ingest.x", Header: map[string][]string{"A": {"b"}}, Body: []byte("c")}))
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := DecodeEnvelope(b)
+		if err != nil {
+			return
+		}
+		again, err := DecodeEnvelope(AppendEnvelope(nil, e))
+		if err != nil || again.Subject != e.Subject || !bytes.Equal(again.Body, e.Body) {
+			t.Fatalf("re-encoding a decoded envelope changed it: %+v vs %+v (%v)", e, again, err)
+		}
+	})
+}
