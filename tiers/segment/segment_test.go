@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bop-aof/aof/internal/vfs"
 )
@@ -413,5 +414,100 @@ func TestClosedAndSealedWritersRefuseAppends(t *testing.T) {
 	}
 	if _, err := Create(vfs.Default, dir, testHeader(1, 0)); err == nil {
 		t.Fatal("create over an existing segment succeeded")
+	}
+}
+
+// blockingSyncFS makes every file fsync wait until release is closed, and
+// says on entered when one has started.
+type blockingSyncFS struct {
+	vfs.FS
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingSyncFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := b.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &blockingSyncFile{File: f, fs: b}, nil
+}
+
+type blockingSyncFile struct {
+	vfs.File
+	fs *blockingSyncFS
+}
+
+func (f *blockingSyncFile) Sync() error {
+	f.fs.entered <- struct{}{}
+	<-f.fs.release
+	return f.File.Sync()
+}
+
+// TestAppendsContinueDuringFsync: while a group commit's fsync is in
+// progress, Append (even one that writes early) returns without waiting for
+// it, and when the fsync ends the watermark covers exactly the records
+// appended before the Sync, not those appended during it.
+func TestAppendsContinueDuringFsync(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Create(vfs.Default, dir, testHeader(1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	bfs := &blockingSyncFS{FS: vfs.Default, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	w, _, err = Recover(bfs, dir, 1, testStream, WithWriteThreshold(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for range 3 {
+		off := w.NextOffset()
+		if _, err := w.Append([]Record{{Payload: payloadFor(off), ExtID: extFor(off)}}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synced := make(chan error, 1)
+	go func() { synced <- w.Sync() }()
+	<-bfs.entered // the fsync of records 0-2 is in progress
+
+	appended := make(chan error, 1)
+	go func() {
+		for range 4 { // payloads exceed the 64-byte threshold: each Append writes early
+			off := w.NextOffset()
+			if _, err := w.Append([]Record{{Payload: payloadFor(off), ExtID: extFor(off)}}, 1); err != nil {
+				appended <- err
+				return
+			}
+		}
+		appended <- nil
+	}()
+	select {
+	case err := <-appended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(bfs.release)
+		t.Fatal("Append waited for an fsync in progress")
+	}
+	if w.DurableOffset() != 0 {
+		t.Fatalf("watermark %d before the fsync ended", w.DurableOffset())
+	}
+	close(bfs.release)
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if w.DurableOffset() != 3 || w.DurableExtID() != extFor(2) {
+		t.Fatalf("watermark %d (ext %d) after the fsync of records 0-2, want 3 (ext %d)", w.DurableOffset(), w.DurableExtID(), extFor(2))
+	}
+	if w.NextOffset() != 7 {
+		t.Fatalf("next offset %d, want 7", w.NextOffset())
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if w.DurableOffset() != 7 || w.DurableBytes() != w.Size() {
+		t.Fatalf("watermark %d/%d after the second sync, want 7/%d", w.DurableOffset(), w.DurableBytes(), w.Size())
 	}
 }

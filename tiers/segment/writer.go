@@ -70,8 +70,11 @@ func buildOptions(opts []Option) options {
 // trustworthy state is what Recover finds on disk: close the writer and
 // reopen the segment with Recover.
 //
-// The methods are safe for concurrent use; the watermark getters do not
-// wait for a Sync in progress.
+// The methods are safe for concurrent use. Sync fsyncs without holding the
+// lock Append takes, so appends go on during an fsync; the watermark moves
+// only to what that fsync covered (the bytes written before it started).
+// Syncs, Seal and Close run one at a time. The watermark getters never
+// wait.
 type Writer struct {
 	fs     vfs.FS
 	dir    string
@@ -79,6 +82,9 @@ type Writer struct {
 	opts   options
 	header Header
 
+	// syncMu serializes Sync, Seal and Close so one fsync runs at a time
+	// and the watermark only rises; it is taken before mu.
+	syncMu   sync.Mutex
 	mu       sync.Mutex
 	f        vfs.File
 	buf      []byte // encoded records not yet handed to the file
@@ -175,13 +181,29 @@ func newWriter(fs vfs.FS, dir, path string, f vfs.File, h Header, o options) *Wr
 		buf: make([]byte, 0, o.writeThreshold+o.writeThreshold/4)}
 }
 
+// durableState is what one fsync makes durable: the writer's position when
+// the bytes it covers had all been written.
+type durableState struct {
+	bytes int64
+	next  uint64
+	ext   uint64
+	count uint64
+}
+
+// current returns the writer's position. Called with mu held.
+func (w *Writer) current() durableState {
+	return durableState{bytes: w.written, next: w.next, ext: w.lastExt, count: w.count}
+}
+
 // publish makes the durable state visible to the atomic getters. Called with
 // mu held after the file and the fields agree.
-func (w *Writer) publish() {
-	w.durableBytes.Store(w.written)
-	w.durableOffset.Store(w.next)
-	w.durableExt.Store(w.lastExt)
-	w.durableCount.Store(w.count)
+func (w *Writer) publish() { w.publishState(w.current()) }
+
+func (w *Writer) publishState(st durableState) {
+	w.durableBytes.Store(st.bytes)
+	w.durableOffset.Store(st.next)
+	w.durableExt.Store(st.ext)
+	w.durableCount.Store(st.count)
 }
 
 // Header returns the segment header.
@@ -312,18 +334,47 @@ func (w *Writer) writeBuffered() error {
 }
 
 // Sync writes everything appended so far and fsyncs it in one group commit,
-// then advances the durable watermark. On failure it returns a
-// *backpressure.Error of kind Flush and the watermark does not move.
+// then advances the durable watermark to the records appended before the
+// call. Appends made while the fsync runs are not covered and wait for the
+// next Sync. On failure it returns a *backpressure.Error of kind Flush and
+// the watermark does not move.
 func (w *Writer) Sync() error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
+		w.mu.Unlock()
 		return err
 	}
-	return w.sync()
+	if err := w.writeBuffered(); err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	st := w.current()
+	f := w.f
+	w.mu.Unlock()
+	if st.bytes == w.durableBytes.Load() {
+		return nil
+	}
+	// The fsync runs without mu: Append keeps encoding (and may write early)
+	// meanwhile. It covers at least the st.bytes written above.
+	err := f.Sync()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		// An early write failed during the fsync; the writer is poisoned
+		// and its watermark stays, as for any failure.
+		return w.failed
+	}
+	if err != nil {
+		return w.fail("fsync", err)
+	}
+	w.publishState(st)
+	return nil
 }
 
-func (w *Writer) sync() error {
+// syncLocked is Sync for callers holding syncMu and mu.
+func (w *Writer) syncLocked() error {
 	if err := w.writeBuffered(); err != nil {
 		return err
 	}
@@ -343,12 +394,14 @@ func (w *Writer) sync() error {
 // current.sealed update fails, the segment is sealed on disk all the same
 // (Recover notices the footer and repeats the update).
 func (w *Writer) Seal() (Footer, error) {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
 		return Footer{}, err
 	}
-	if err := w.sync(); err != nil {
+	if err := w.syncLocked(); err != nil {
 		return Footer{}, err
 	}
 	crc, err := w.checksumWritten()
@@ -413,8 +466,11 @@ func (w *Writer) checksumWritten() (uint64, error) {
 }
 
 // Close releases the file. Buffered records that were not synced are
-// dropped: they were never reported durable.
+// dropped: they were never reported durable. It waits for a Sync in
+// progress.
 func (w *Writer) Close() error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
