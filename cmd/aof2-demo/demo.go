@@ -280,6 +280,7 @@ func (d *demo) publish(ctx context.Context) error {
 		f   jetstream.PubAckFuture
 	}
 	prog := NewProgress(d.o.Progress, d.o.ProgressTerminal, "publish", d.o.Records)
+	prog.Rate = true
 	ch := make(chan inflight, 2048)
 	var (
 		wg              sync.WaitGroup

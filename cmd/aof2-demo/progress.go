@@ -17,8 +17,10 @@ type Progress struct {
 	terminal bool
 	label    string
 	total    int
-	start    time.Time
-	now      func() time.Time
+	// Rate adds units per second to the bar (records, not steps).
+	Rate  bool
+	start time.Time
+	now   func() time.Time
 
 	done      int
 	lastDraw  time.Time
@@ -83,10 +85,10 @@ func (p *Progress) drawBar(now time.Time) {
 		frac = float64(p.done) / float64(p.total)
 	}
 	fill := min(int(frac*barWidth), barWidth)
-	rate := 0.0
-	if el := now.Sub(p.start).Seconds(); el > 0 {
-		rate = float64(p.done) / el
+	fmt.Fprintf(p.w, "\r%-9s [%s%s] %d/%d %3.0f%%", p.label,
+		strings.Repeat("=", fill), strings.Repeat(" ", barWidth-fill), p.done, p.total, frac*100)
+	// A rate over the first moments says nothing but noise.
+	if el := now.Sub(p.start).Seconds(); p.Rate && el >= 0.25 {
+		fmt.Fprintf(p.w, " %.0f/s", float64(p.done)/el)
 	}
-	fmt.Fprintf(p.w, "\r%-9s [%s%s] %d/%d %3.0f%% %.0f/s", p.label,
-		strings.Repeat("=", fill), strings.Repeat(" ", barWidth-fill), p.done, p.total, frac*100, rate)
 }
