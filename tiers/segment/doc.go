@@ -99,7 +99,9 @@
 // # Durability and recovery
 //
 // Writer.Append only encodes; Writer.Sync writes and fsyncs and then moves
-// the durable watermark (DurableOffset, DurableBytes). A failed write or
+// the durable watermark (DurableOffset, DurableBytes). The fsync runs
+// outside the lock Append takes, so appends continue during it; the
+// watermark moves only to the bytes written before that fsync started. A failed write or
 // fsync is Flush backpressure and poisons the writer; the caller reopens the
 // segment with Recover.
 //
