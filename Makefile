@@ -9,6 +9,7 @@ GO        ?= go
 BIN       := $(CURDIR)/bin
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(BIN)/versitygw
+JAEGER    := $(BIN)/jaeger
 
 # Packages whose types are used from several goroutines run under -race.
 RACE_PKGS := ./internal/... ./tiers/... ./manifest/... ./ingest/... ./control/...
@@ -17,15 +18,19 @@ PLAIN_PKGS = $(shell $(GO) list ./... | grep -v -E '/(internal|tiers|manifest|in
 
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all tools build test test-race test-plain vet bench run run-gateway fuzz docs clean
+.PHONY: all tools build test test-race test-plain vet bench run fuzz docs clean
 
 all: build
 
-tools: $(VERSITYGW)
+tools: $(VERSITYGW) $(JAEGER)
 
 $(VERSITYGW):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+# Jaeger all-in-one, the trace viewer of the observability test (~3 min to build once).
+$(JAEGER):
+	./scripts/install-jaeger.sh
 
 build:
 	@mkdir -p $(BIN)
@@ -42,14 +47,25 @@ test-race:
 test-plain:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PLAIN_PKGS)
 
+# Every benchmark prints its figure next to a baseline measured in the same run.
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -count 1 ./tiers/segment/ ./manifest/ ./tiers/tier1/
+	$(GO) test -run '^$$' -bench AppendGroupCommit -benchmem -count 1 ./tiers/segment/
+	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./manifest/
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./tiers/tier1/
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./tiers/
+	$(GO) test -run '^$$' -bench IngestVsPlainConsumer -benchtime 1x -timeout 30m ./ingest/
+
+# Regenerates docs/cli-reference.md and the configuration key table.
+docs:
+	$(GO) test ./cmd/aof2-admin -run '^TestCLIReferenceIsCurrent$$' -count=1 -args -update-docs
+	$(GO) test ./docs -run '^TestConfigKeyTableIsCurrent$$' -count=1 -args -update-docs
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./tiers/segment/
 	$(GO) test -run '^$$' -fuzz FuzzRecover -fuzztime 30s ./tiers/segment/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./manifest/
 	$(GO) test -run '^$$' -fuzz FuzzReadChunk -fuzztime 30s ./manifest/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope -fuzztime 30s ./ingest/
 
 run: tools build
 	./scripts/run-local.sh

@@ -21,11 +21,14 @@ import (
 
 // Store is what the pipeline needs of the tiered store.
 type Store interface {
-	// AppendDurable appends recs to stream and returns once every one of
-	// them is durable. When Tier 0 cannot admit them it appends nothing
-	// and returns *backpressure.Error of kind Admission.
-	AppendDurable(ctx context.Context, stream string, recs []segment.Record) error
-	// LastExtID is the highest ext_id stored for stream, 0 for none.
+	// Append appends recs to stream without waiting for durability and
+	// returns the offset after the last record. When Tier 0 cannot admit
+	// them it appends nothing and returns *backpressure.Error of kind
+	// Admission.
+	Append(ctx context.Context, stream string, recs []segment.Record) (next uint64, err error)
+	// SyncTo returns once every record of stream below next is durable.
+	SyncTo(ctx context.Context, stream string, next uint64) error
+	// LastExtID is the highest ext_id appended to stream, 0 for none.
 	LastExtID(stream string) (uint64, error)
 	// WaitForAdmission blocks until n bytes could be admitted to Tier 0
 	// or ctx ends.
@@ -164,15 +167,28 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		feeder.Wait()
 	}()
 
-	batch := make([]jetstream.Msg, 0, p.opts.BatchSize)
+	// Two stages: this goroutine validates, dedupes and appends batch k+1
+	// while the syncer fsyncs batch k and then acks it. Appends stay in
+	// order, and a message is acked only after the fsync covering it.
+	synced := make(chan *inflight, 1)
+	syncErr := make(chan error, 1)
+	go func() { syncErr <- p.syncer(synced) }()
+	stopSyncer := func() error {
+		close(synced)
+		return <-syncErr
+	}
+
 	for {
-		batch = batch[:0]
+		batch := make([]jetstream.Msg, 0, p.opts.BatchSize)
 		select {
 		case <-ctx.Done():
-			return nil
+			return stopSyncer()
+		case err := <-syncErr:
+			close(synced)
+			return err
 		case m, ok := <-feed:
 			if !ok {
-				return nil
+				return stopSyncer()
 			}
 			batch = append(batch, m)
 		}
@@ -189,11 +205,68 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 		}
 		// The batch in hand is finished even when ctx ends meanwhile:
-		// stored records get their acks.
-		if err := p.process(ctx, batch); err != nil {
-			return err
+		// appended records get their fsync and their acks.
+		fl, err := p.appendBatch(ctx, batch)
+		if fl != nil {
+			select {
+			case synced <- fl:
+			case err2 := <-syncErr:
+				close(synced)
+				return errors.Join(err, err2)
+			}
+		}
+		if err != nil {
+			return errors.Join(err, stopSyncer())
 		}
 	}
+}
+
+// inflight is a batch appended but not yet durable: per stream the offset
+// to sync to, then the messages to ack.
+type inflight struct {
+	span  trace.Span
+	ctx   context.Context
+	syncs map[string]uint64
+	acks  []jetstream.Msg
+}
+
+// syncer makes each appended batch durable, then acks its messages.
+func (p *Pipeline) syncer(in <-chan *inflight) error {
+	var failed error
+	for fl := range in {
+		if failed != nil {
+			fl.span.End()
+			continue // nothing after a failed sync is acked
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for stream, next := range fl.syncs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := p.store.SyncTo(fl.ctx, stream, next); err != nil {
+					mu.Lock()
+					failed = errors.Join(failed, fmt.Errorf("stream %s: %w", stream, err))
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if failed != nil {
+			fl.span.RecordError(failed)
+			fl.span.End()
+			continue
+		}
+		for _, m := range fl.acks {
+			if err := p.ack(m); err != nil {
+				// The record is durable; a lost ack only means a
+				// redelivery, which is recognised by sequence.
+				p.log.Warn("ingest_ack_failed", "subject", m.Subject(), "err", err)
+			}
+		}
+		fl.span.End()
+	}
+	return failed
 }
 
 // pending is one message on its way to the store.
@@ -203,7 +276,10 @@ type pending struct {
 	stream string
 }
 
-func (p *Pipeline) process(ctx context.Context, batch []jetstream.Msg) error {
+// appendBatch validates, dead-letters and appends one batch, returning it
+// for the syncer. On error the returned inflight holds what was appended
+// before the failure, which is still synced and acked.
+func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inflight, error) {
 	work := context.WithoutCancel(ctx)
 	links := make([]trace.Link, 0, len(batch))
 	for _, m := range batch {
@@ -211,28 +287,30 @@ func (p *Pipeline) process(ctx context.Context, batch []jetstream.Msg) error {
 			links = append(links, l)
 		}
 	}
-	spanCtx, span := p.tr.Start(work, tracing.SpanIngestBatch, trace.WithLinks(links...),
-		trace.WithAttributes(tracing.AttrRecords.Int(len(batch))))
-	defer span.End()
-	// With one producer message the batch span is its child, so the
-	// trace reads straight from producer to fsync.
+	var spanCtx context.Context
+	var span trace.Span
 	if len(links) == 1 && len(batch) == 1 {
-		span.End()
-		parent := tracing.Extract(work, batch[0].Headers())
-		spanCtx, span = p.tr.Start(parent, tracing.SpanIngestBatch, trace.WithAttributes(tracing.AttrRecords.Int(1)))
+		// With one producer message the batch span is its child, so the
+		// trace reads straight from producer to fsync.
+		spanCtx, span = p.tr.Start(tracing.Extract(work, batch[0].Headers()), tracing.SpanIngestBatch,
+			trace.WithAttributes(tracing.AttrRecords.Int(1)))
+	} else {
+		spanCtx, span = p.tr.Start(work, tracing.SpanIngestBatch, trace.WithLinks(links...),
+			trace.WithAttributes(tracing.AttrRecords.Int(len(batch))))
 	}
+	fl := &inflight{span: span, ctx: spanCtx, syncs: map[string]uint64{}}
 
 	groups := make(map[string][]pending)
 	var order []string
 	for _, m := range batch {
 		meta, err := m.Metadata()
 		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
+			return fl, fmt.Errorf("message metadata: %w", err)
 		}
 		stream, err := StreamFromSubject(p.opts.SubjectPrefix, m.Subject())
 		if err != nil {
 			if err := p.deadLetter(spanCtx, m, meta.Sequence.Stream, InvalidStream, err.Error()); err != nil {
-				return err
+				return fl, err
 			}
 			continue
 		}
@@ -244,6 +322,7 @@ func (p *Pipeline) process(ctx context.Context, batch []jetstream.Msg) error {
 
 	type result struct {
 		acks []jetstream.Msg
+		next uint64
 		err  error
 	}
 	results := make([]result, len(order))
@@ -252,42 +331,38 @@ func (p *Pipeline) process(ctx context.Context, batch []jetstream.Msg) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acks, err := p.storeGroup(ctx, spanCtx, stream, groups[stream])
-			results[i] = result{acks, err}
+			acks, next, err := p.appendGroup(ctx, spanCtx, stream, groups[stream])
+			results[i] = result{acks, next, err}
 		}()
 	}
 	wg.Wait()
 
 	var firstErr error
 	for i, r := range results {
-		for _, m := range r.acks {
-			if err := p.ack(m); err != nil {
-				// The record is durable; a lost ack only means a
-				// redelivery, which is recognised by sequence.
-				p.log.Warn("ingest_ack_failed", "stream", order[i], "err", err)
-			}
+		fl.acks = append(fl.acks, r.acks...)
+		if r.next > 0 {
+			fl.syncs[order[i]] = r.next
 		}
 		if r.err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("stream %s: %w", order[i], r.err)
 		}
 	}
-	if firstErr != nil {
-		span.RecordError(firstErr)
-	}
-	return firstErr
+	return fl, firstErr
 }
 
-// storeGroup stores one stream's messages of a batch in sequence order and
-// returns the messages to ack: those stored, the redeliveries, and the
-// dead-lettered ones are handled inside. On error, the returned messages
-// are the ones stored before it; nothing after the failure is acked.
-func (p *Pipeline) storeGroup(ctx, spanCtx context.Context, stream string, msgs []pending) ([]jetstream.Msg, error) {
+// appendGroup appends one stream's messages of a batch in sequence order.
+// It returns the messages to ack once the stream is synced to next: those
+// appended and the redeliveries of already appended ones. On error the
+// messages returned are the ones appended before it; nothing after the
+// failure is acked.
+func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs []pending) ([]jetstream.Msg, uint64, error) {
 	last, err := p.store.LastExtID(stream)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var acks, toStore []jetstream.Msg
+	var acks []jetstream.Msg
 	recs := make([]segment.Record, 0, len(msgs))
+	toStore := make([]jetstream.Msg, 0, len(msgs))
 	var size int64
 	for _, pm := range msgs {
 		if pm.seq <= last {
@@ -299,7 +374,7 @@ func (p *Pipeline) storeGroup(ctx, spanCtx context.Context, stream string, msgs 
 		if len(payload) > p.opts.MaxRecordBytes {
 			reason := fmt.Sprintf("record of %d bytes exceeds ingest.max_record_bytes (%d)", len(payload), p.opts.MaxRecordBytes)
 			if err := p.deadLetter(spanCtx, pm.msg, pm.seq, stream, reason); err != nil {
-				return acks, err
+				return acks, 0, err
 			}
 			continue
 		}
@@ -309,42 +384,58 @@ func (p *Pipeline) storeGroup(ctx, spanCtx context.Context, stream string, msgs 
 		size += int64(len(payload))
 	}
 	if len(recs) == 0 {
-		return acks, nil
+		// Redeliveries only: their originals may still be syncing in the
+		// previous batch, so sync to the end of what is appended.
+		if len(acks) == 0 {
+			return nil, 0, nil
+		}
+		next, err := p.store.Append(spanCtx, stream, nil)
+		return acks, next, err
 	}
-	if err := p.appendWithAdmission(ctx, spanCtx, stream, recs, toStore); err != nil {
-		return acks, err
+	next, stored, err := p.appendWithAdmission(ctx, spanCtx, stream, recs, toStore)
+	acks = append(acks, toStore[:stored]...)
+	if stored > 0 {
+		p.inst.AddIngest(spanCtx, int64(stored), size)
+		p.count(&p.stored, uint64(stored))
 	}
-	p.inst.AddIngest(spanCtx, int64(len(recs)), size)
-	p.count(&p.stored, uint64(len(recs)))
-	return append(acks, toStore...), nil
+	return acks, next, err
 }
 
 // appendWithAdmission appends recs, waiting for Tier 0 admission when the
 // budget is full. While it waits, the messages are kept alive with
 // in-progress acks so JetStream does not redeliver them. A batch too big to
 // admit at once goes in halves, in order, so a small budget still drains.
-func (p *Pipeline) appendWithAdmission(ctx, spanCtx context.Context, stream string, recs []segment.Record, msgs []jetstream.Msg) error {
-	for {
-		err := p.store.AppendDurable(spanCtx, stream, recs)
+// It returns the sync target and how many records were appended.
+func (p *Pipeline) appendWithAdmission(ctx, spanCtx context.Context, stream string, recs []segment.Record, msgs []jetstream.Msg) (uint64, int, error) {
+	var next uint64
+	done := 0
+	for len(recs) > 0 {
+		n, err := p.store.Append(spanCtx, stream, recs)
 		if err == nil {
-			return nil
+			return n, done + len(recs), nil
 		}
 		if !backpressure.Is(err, backpressure.Admission) {
-			return err
+			return next, done, err
 		}
 		p.inst.IncBackpressure(spanCtx, backpressure.Admission.String())
 		if len(recs) > 1 {
 			half := len(recs) / 2
-			if err := p.appendWithAdmission(ctx, spanCtx, stream, recs[:half], msgs[:half]); err != nil {
-				return err
+			n, k, err := p.appendWithAdmission(ctx, spanCtx, stream, recs[:half], msgs[:half])
+			if k > 0 {
+				next = n
+			}
+			done += k
+			if err != nil {
+				return next, done, err
 			}
 			recs, msgs = recs[half:], msgs[half:]
 			continue
 		}
 		if err := p.waitAdmission(ctx, stream, int64(len(recs[0].Payload)), msgs); err != nil {
-			return err
+			return next, done, err
 		}
 	}
+	return next, done, nil
 }
 
 func (p *Pipeline) waitAdmission(ctx context.Context, stream string, n int64, msgs []jetstream.Msg) error {

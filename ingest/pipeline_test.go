@@ -119,11 +119,11 @@ type slowStore struct {
 	slow  atomic.Int32
 }
 
-func (s *slowStore) AppendDurable(ctx context.Context, stream string, recs []segment.Record) error {
+func (s *slowStore) SyncTo(ctx context.Context, stream string, next uint64) error {
 	if s.slow.Add(-1) >= 0 {
 		time.Sleep(s.delay)
 	}
-	return s.Store.AppendDurable(ctx, stream, recs)
+	return s.Store.SyncTo(ctx, stream, next)
 }
 
 func TestAckWaitExpiryRedeliveriesAreNotStoredTwice(t *testing.T) {
@@ -178,15 +178,15 @@ type failingStore struct {
 
 var errDisk = errors.New("injected: disk went away")
 
-func (s *failingStore) AppendDurable(ctx context.Context, stream string, recs []segment.Record) error {
+func (s *failingStore) Append(ctx context.Context, stream string, recs []segment.Record) (uint64, error) {
 	s.mu.Lock()
 	s.okBefore--
 	fail := s.okBefore == 0
 	s.mu.Unlock()
 	if fail {
-		return errDisk
+		return 0, errDisk
 	}
-	return s.Store.AppendDurable(ctx, stream, recs)
+	return s.Store.Append(ctx, stream, recs)
 }
 
 func TestStoreFailureStopsThePipelineAndARestartResumesAtTheAckFloor(t *testing.T) {

@@ -151,21 +151,6 @@ func (l *Log) recover(ctx context.Context) error {
 			if !sealedOnDisk && id == tail {
 				// The unsealed tail: keep the longest valid prefix.
 				w, rep, err := segment.Recover(l.s.fs, l.dir0, id, l.name, segment.WithLogger(l.s.log))
-				if err != nil && l.tornCreation(id) {
-					// A crash inside segment creation, before its header was
-					// durable: the file never held a record. Drop it; the
-					// next segment is created again below.
-					l.s.log.Warn("segment_torn_creation_removed", "stream", l.name, "segment", id, "err", err)
-					if rerr := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); rerr != nil {
-						return fmt.Errorf("remove torn segment %d: %w", id, rerr)
-					}
-					if !known {
-						continue
-					}
-					si.inTier0 = false
-					l.segs = append(l.segs, si)
-					continue
-				}
 				switch {
 				case err == nil:
 					if rep.CutBytes > 0 {
@@ -244,14 +229,6 @@ func (l *Log) recover(ctx context.Context) error {
 	return nil
 }
 
-// tornCreation reports whether segment id's file is no longer than a
-// header: what a crash between creating the file and fsyncing its header
-// leaves behind.
-func (l *Log) tornCreation(id uint64) bool {
-	st, err := l.s.fs.Stat(filepath.Join(l.dir0, segment.FileName(id)))
-	return err == nil && st.Size() <= segment.HeaderSize
-}
-
 func fillFromFooter(si *segInfo, ft segment.Footer) {
 	si.next = ft.LastOffset + 1
 	if ft.RecordCount == 0 {
@@ -263,7 +240,8 @@ func fillFromFooter(si *segInfo, ft segment.Footer) {
 	si.lastExt = ft.LastExtID
 }
 
-// LastExtID is the highest ext_id durably stored in this stream.
+// LastExtID is the highest ext_id appended to this stream. After a
+// restart only durable records remain, so it is then the durable one.
 func (l *Log) LastExtID() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -274,7 +252,7 @@ func (l *Log) lastExtLocked() uint64 {
 	for i := len(l.segs) - 1; i >= 0; i-- {
 		si := l.segs[i]
 		if l.active != nil && si.id == l.active.Header().SegmentID {
-			if ext := l.active.DurableExtID(); ext > 0 {
+			if ext := l.active.LastExtID(); ext > 0 {
 				return ext
 			}
 			continue
@@ -309,8 +287,22 @@ func (l *Log) DurableOffset() uint64 {
 // until it is reopened, because only a recovery scan can say what is on
 // disk.
 func (l *Log) AppendDurable(ctx context.Context, recs []Record) (uint64, error) {
+	first, next, err := l.Append(ctx, recs)
+	if err != nil {
+		return 0, err
+	}
+	return first, l.SyncTo(ctx, next)
+}
+
+// Append appends recs without waiting for them to be durable and returns
+// the offset of the first record and the offset after the last: pass the
+// latter to SyncTo before acknowledging anything. Appends are ordered;
+// LastExtID counts appended records at once, so a redelivery that arrives
+// while the original is still being synced is recognised.
+func (l *Log) Append(ctx context.Context, recs []Record) (first, next uint64, err error) {
 	if len(recs) == 0 {
-		return l.NextOffset(), nil
+		n := l.NextOffset()
+		return n, n, nil
 	}
 	var n int64
 	for _, r := range recs {
@@ -318,47 +310,98 @@ func (l *Log) AppendDurable(ctx context.Context, recs []Record) (uint64, error) 
 	}
 	guard, err := l.s.budget.Admit(ctx, l.name, n)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failed != nil {
-		guard.Release()
-		return 0, l.failed
+		if err := l.reopenActiveLocked(); err != nil {
+			guard.Release()
+			return 0, 0, err
+		}
 	}
 	if l.shouldRollLocked(n) {
 		if err := l.rollLocked(ctx); err != nil {
 			guard.Release()
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	w := l.active
-	key := newSegmentKey(l.name, w.Header().SegmentID)
 	_, span := l.s.opts.Tracer.Start(ctx, tracing.SpanAppend, trace.WithAttributes(
 		tracing.AttrStream.String(l.name), tracing.AttrSegment.Int64(int64(w.Header().SegmentID)),
 		tracing.AttrRecords.Int(len(recs)), tracing.AttrBytes.Int64(n)))
-	first, err := w.Append(recs, l.s.opts.Now().UnixMilli())
+	first, err = w.Append(recs, l.s.opts.Now().UnixMilli())
 	span.End()
+	// Whatever reached the writer counts against Tier 0.
+	guard.Commit(newSegmentKey(l.name, w.Header().SegmentID))
 	if err != nil {
-		guard.Release()
-		return 0, l.failLocked(err)
-	}
-	_, fspan := l.s.opts.Tracer.Start(ctx, tracing.SpanFsync, trace.WithAttributes(
-		tracing.AttrStream.String(l.name), tracing.AttrSegment.Int64(int64(w.Header().SegmentID))))
-	err = w.Sync()
-	fspan.End()
-	// Whatever reached the file counts against Tier 0, synced or not.
-	guard.Commit(key)
-	if err != nil {
-		l.s.opts.Instruments.IncFlushFailure(ctx)
-		return 0, l.failLocked(err)
+		return 0, 0, l.failLocked(err)
 	}
 	si := l.segs[len(l.segs)-1]
 	si.next = w.NextOffset()
 	si.bytes = w.Size()
-	si.lastExt = w.DurableExtID()
+	si.lastExt = w.LastExtID()
+	return first, si.next, nil
+}
+
+// SyncTo returns once every record below offset next is durable. Callers
+// syncing at the same time share fsyncs (group commit), and appends go on
+// while an fsync runs.
+func (l *Log) SyncTo(ctx context.Context, next uint64) error {
+	l.mu.Lock()
+	if l.failed != nil {
+		l.mu.Unlock()
+		return l.failed
+	}
+	w := l.active
+	if w.Header().BaseOffset >= next || w.DurableOffset() >= next {
+		// Sealed with an earlier segment (sealing syncs), or already durable.
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.Unlock()
+	_, span := l.s.opts.Tracer.Start(ctx, tracing.SpanFsync, trace.WithAttributes(
+		tracing.AttrStream.String(l.name), tracing.AttrSegment.Int64(int64(w.Header().SegmentID))))
+	err := w.Sync()
+	span.End()
+	if err != nil && w.DurableOffset() >= next {
+		// The writer was sealed or closed by a concurrent rollover after
+		// making these records durable.
+		err = nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.s.opts.Instruments.IncFlushFailure(ctx)
+		if l.failed == nil {
+			return l.failLocked(err)
+		}
+		return l.failed
+	}
 	l.cond.Broadcast()
-	return first, nil
+	return nil
+}
+
+// reopenActiveLocked recovers the active segment after a write or fsync
+// failure: only what a recovery scan finds on disk is trusted, so records
+// whose fsync failed are dropped (they were never acknowledged) and the
+// ext_id watermark falls back to the durable one.
+func (l *Log) reopenActiveLocked() error {
+	w := l.active
+	id := w.Header().SegmentID
+	w.Close()
+	nw, rep, err := segment.Recover(l.s.fs, l.dir0, id, l.name, segment.WithLogger(l.s.log))
+	if err != nil {
+		return fmt.Errorf("%w (reopen after failure: %v)", l.failed, err)
+	}
+	l.s.log.Warn("segment_reopened_after_failure", "stream", l.name, "segment", id,
+		"records", rep.Records, "cut_bytes", rep.CutBytes, "after", l.failed)
+	l.active = nw
+	si := l.segs[len(l.segs)-1]
+	si.next, si.bytes, si.lastExt = nw.NextOffset(), nw.Size(), nw.DurableExtID()
+	l.s.budget.Track(newSegmentKey(l.name, id), nw.Size(), false, false)
+	l.failed = nil
+	return nil
 }
 
 func (l *Log) failLocked(err error) error {

@@ -269,8 +269,29 @@ func (s *Store) AppendDurable(ctx context.Context, stream string, recs []Record)
 	return err
 }
 
-// LastExtID is the highest ext_id durably stored for stream; 0 when the
-// stream holds nothing.
+// Append appends recs to stream without waiting for durability; see
+// Log.Append. Sync the returned offset with SyncTo before acknowledging.
+func (s *Store) Append(ctx context.Context, stream string, recs []Record) (next uint64, err error) {
+	l, err := s.Log(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	_, next, err = l.Append(ctx, recs)
+	return next, err
+}
+
+// SyncTo returns once every record of stream below offset next is durable.
+func (s *Store) SyncTo(ctx context.Context, stream string, next uint64) error {
+	l, err := s.existing(stream)
+	if err != nil {
+		return err
+	}
+	return l.SyncTo(ctx, next)
+}
+
+// LastExtID is the highest ext_id appended to stream (durable, or being
+// synced by a caller that will not acknowledge before SyncTo returns); 0
+// when the stream holds nothing.
 func (s *Store) LastExtID(stream string) (uint64, error) {
 	s.mu.Lock()
 	l := s.logs[stream]
