@@ -57,12 +57,12 @@ bench: tools
 
 # Regenerates docs/cli-reference.md and the configuration key table.
 docs:
-	$(GO) test ./cmd/aof2-admin -run '^TestCLIReferenceIsCurrent$$' -count=1 -args -update-docs
+	$(GO) run ./cmd/aof2-admin gen-docs --out docs/cli-reference.md
 	$(GO) test ./docs -run '^TestConfigKeyTableIsCurrent$$' -count=1 -args -update-docs
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./tiers/segment/
-	$(GO) test -run '^$$' -fuzz FuzzRecover -fuzztime 30s ./tiers/segment/
+	$(GO) test -run '^$$' -fuzz FuzzRecover -fuzztime 30s -fuzzminimizetime 2s ./tiers/segment/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./manifest/
 	$(GO) test -run '^$$' -fuzz FuzzReadChunk -fuzztime 30s ./manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope -fuzztime 30s ./ingest/
