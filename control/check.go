@@ -385,7 +385,11 @@ func RepairFromTier2(ctx context.Context, s *tiers.Store, rep *CheckReport) {
 		switch p.Kind {
 		case KindTier0Corrupt, KindTier0Mismatch, KindTier1Corrupt, KindTier1Missing:
 		case KindTier2Missing, KindTier2Corrupt:
-			p.RepairNote = "re-uploading a Tier 2 object from a local copy is not supported by the store yet"
+			if err := s.Reupload(ctx, p.Stream, p.Segment); err != nil {
+				p.RepairNote = "re-upload from the local copy: " + err.Error()
+				continue
+			}
+			p.Repaired, p.RepairNote = true, "Tier 2 object re-uploaded from the local copy"
 			continue
 		default:
 			if p.RepairNote == "" {

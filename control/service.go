@@ -298,19 +298,15 @@ func (s *Service) segmentsDelete(ctx context.Context, data []byte) (any, error) 
 	return DeleteSegment(ctx, s.store, req)
 }
 
-// DeleteSegment removes the local copies of a retired segment. A segment
-// is retired when it is sealed and confirmed in Tier 2; only then may its
-// Tier 0 and Tier 1 copies go (tier 1 removes both: the store keeps a
-// Tier 0 copy only while Tier 1 holds it). Without Force the newest sealed
-// segment of the stream and a segment being hydrated are refused as still
-// in use. Deleting the Tier 2 copy itself is left to retention (tier 2
-// answers CodeNotImplemented): the store has no operation recording it.
+// DeleteSegment removes copies of a sealed segment. Tier 0 removes only
+// the Tier 0 file (the segment must have a Tier 1 copy, which then serves
+// reads); tier 1 removes both local copies (the segment must be confirmed
+// in Tier 2, which then serves reads through hydration); tier 2 retires the
+// segment: its Tier 2 object and every local copy are deleted and its
+// records are gone. Without Force the newest sealed segment of the stream
+// and a segment being hydrated are refused as still in use.
 func DeleteSegment(ctx context.Context, st *tiers.Store, req SegmentsDeleteRequest) (SegmentsDeleteResponse, error) {
-	if req.Tier == 2 {
-		return SegmentsDeleteResponse{}, Errorf(CodeNotImplemented,
-			"deleting a segment's Tier 2 copy is done by retention (retention.max_age, retention.max_bytes); the store offers no manual Tier 2 delete")
-	}
-	if req.Tier != 0 && req.Tier != 1 {
+	if req.Tier != 0 && req.Tier != 1 && req.Tier != 2 {
 		return SegmentsDeleteResponse{}, Errorf(CodeBadRequest, "tier must be 0, 1 or 2, got %d", req.Tier)
 	}
 	seg, err := findSegment(st, req.Stream, req.Segment)
@@ -320,7 +316,10 @@ func DeleteSegment(ctx context.Context, st *tiers.Store, req SegmentsDeleteReque
 	if seg.State == "active" {
 		return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d of %s is the active segment: seal it first", seg.Segment, seg.Stream)
 	}
-	if !seg.InTier2 {
+	if req.Tier == 0 && !seg.InTier1 {
+		return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d of %s has no Tier 1 copy yet: its Tier 0 file is the only local copy", seg.Segment, seg.Stream)
+	}
+	if req.Tier == 1 && !seg.InTier2 {
 		return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d of %s is not confirmed in Tier 2: its local copies are the only ones", seg.Segment, seg.Stream)
 	}
 	if !req.Force {
@@ -338,14 +337,26 @@ func DeleteSegment(ctx context.Context, st *tiers.Store, req SegmentsDeleteReque
 		}
 	}
 	res := SegmentsDeleteResponse{Stream: seg.Stream, Segment: seg.Segment, Removed: []int{}}
-	if err := st.EvictLocal(ctx, seg.Stream, seg.Segment); err != nil {
+
+	switch req.Tier {
+	case 0:
+		err = st.EvictTier0(ctx, seg.Stream, seg.Segment)
+	case 1:
+		err = st.EvictLocal(ctx, seg.Stream, seg.Segment)
+	case 2:
+		err = st.Retire(ctx, seg.Stream, seg.Segment)
+	}
+	if err != nil {
 		return res, err
 	}
 	if seg.InTier0 {
 		res.Removed = append(res.Removed, 0)
 	}
-	if seg.InTier1 {
+	if seg.InTier1 && req.Tier >= 1 {
 		res.Removed = append(res.Removed, 1)
+	}
+	if seg.InTier2 && req.Tier == 2 {
+		res.Removed = append(res.Removed, 2)
 	}
 	return res, nil
 }

@@ -398,7 +398,8 @@ func TestTier2CheckAndRepair(t *testing.T) {
 		t.Fatalf("after repair: %v, %v", rep.Problems, err)
 	}
 
-	// A Tier 2 object that disappeared is reported.
+	// A Tier 2 object that disappeared is reported and re-uploaded from
+	// the local copy.
 	if err := t2.Delete(ctx, tier2.SegmentKey("demo", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +407,14 @@ func TestTier2CheckAndRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := kinds(rep)[KindTier2Missing]; !ok || p.Segment != 1 || p.Repaired {
+	if p, ok := kinds(rep)[KindTier2Missing]; !ok || p.Segment != 1 || !p.Repaired {
 		t.Fatalf("missing tier 2 object: %v", rep.Problems)
+	}
+	if _, err := t2.Stat(ctx, tier2.SegmentKey("demo", 1)); err != nil {
+		t.Fatalf("object after repair: %v", err)
+	}
+	rep, err = c.ManifestCheck(ctx, ManifestCheckRequest{})
+	if err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("after re-upload: %v, %v", rep.Problems, err)
 	}
 }

@@ -225,6 +225,7 @@ func (b *background) ticker() {
 			if err := b.applyRetention(b.s.ctx, l); err != nil {
 				b.s.log.Warn("retention_failed", "stream", name, "err", err)
 			}
+			l.maybeSnapshot()
 		}
 	}
 }
@@ -489,21 +490,9 @@ func (b *background) applyRetention(ctx context.Context, l *Log) error {
 		return nil
 	}
 	for _, id := range l.retentionVictims(b.s.opts.Now(), maxAge, maxBytes) {
-		key := l.info(id).tier2Key
-		if err := l.record(manifest.Record{Type: manifest.Tier2DeleteQueued, Segment: id,
-			Payload: manifest.Tier2DeleteQueuedPayload{Key: key}}); err != nil {
+		if err := b.retire(ctx, l, id); err != nil {
 			return err
 		}
-		if err := up.Delete(ctx, key); err != nil {
-			return fmt.Errorf("delete %s: %w", key, err)
-		}
-		b.cache.Remove(tier1.Key{Stream: l.name, Segment: id})
-		if err := l.record(manifest.Record{Type: manifest.Tier2Deleted, Segment: id,
-			Payload: manifest.Tier2DeletedPayload{Key: key}}); err != nil {
-			return err
-		}
-		l.dropSegment(id)
-		b.s.log.Info("tier2_deleted", "stream", l.name, "segment", id, "key", key)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -56,10 +57,13 @@ type Log struct {
 	man    *manifest.Log
 	failed error // sticky: a Flush failure until the log is reopened
 	cond   *sync.Cond
+
+	lastSnapshot time.Time         // when maybeSnapshot last wrote one
+	snapshotAt   manifest.Position // the manifest tail it covered
 }
 
 func openLog(ctx context.Context, s *Store, name string) (*Log, error) {
-	l := &Log{s: s, name: name, dir0: filepath.Join(s.opts.Root, "tier0", name)}
+	l := &Log{s: s, name: name, dir0: filepath.Join(s.opts.Root, "tier0", name), lastSnapshot: s.opts.Now()}
 	l.cond = sync.NewCond(&l.mu)
 	if err := s.fs.MkdirAll(l.dir0, 0o755); err != nil {
 		return nil, fmt.Errorf("create tier0 dir: %w", err)

@@ -99,6 +99,9 @@ func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
 		if si == nil {
 			return Entry{}, fmt.Errorf("%w: %s offset %d", ErrOffsetNotFound, r.l.name, r.next)
 		}
+		if si.base > r.next {
+			return Entry{}, fmt.Errorf("%w: %s offset %d was retired; the earliest retained offset is %d", ErrOffsetNotFound, r.l.name, r.next, si.base)
+		}
 		var e Entry
 		switch {
 		case si.inTier0:

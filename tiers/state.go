@@ -308,3 +308,33 @@ func (s *Store) Tier1Stats() tier1.CacheStats { return s.bg.cache.Stats() }
 
 // SetTier1MaxBytes changes the Tier 1 budget at runtime.
 func (s *Store) SetTier1MaxBytes(n int64) { s.bg.cache.SetMaxBytes(n) }
+
+// maybeSnapshot writes a manifest snapshot when manifest.snapshot_interval
+// has passed since the last one and records were added meanwhile, so a
+// restart replays only the tail and old chunks can be pruned.
+func (l *Log) maybeSnapshot() {
+	every := l.s.opts.SnapshotInterval
+	if every <= 0 {
+		return
+	}
+	now := l.s.opts.Now()
+	l.mu.Lock()
+	due := now.Sub(l.lastSnapshot) >= every
+	l.mu.Unlock()
+	if !due {
+		return
+	}
+	tail := l.man.Tail()
+	if tail == l.snapshotAt {
+		return
+	}
+	id, err := l.man.Snapshot()
+	if err != nil {
+		l.s.log.Warn("snapshot_failed", "stream", l.name, "err", err)
+		return
+	}
+	l.mu.Lock()
+	l.lastSnapshot, l.snapshotAt = now, l.man.Tail()
+	l.mu.Unlock()
+	l.s.log.Info("snapshot_created", "stream", l.name, "snapshot", id)
+}

@@ -54,6 +54,9 @@ type Options struct {
 
 	ManifestChunkCapacity  int64
 	ManifestRotationPeriod time.Duration
+	// SnapshotInterval is how often a stream's manifest is snapshotted
+	// (manifest.snapshot_interval); 0 disables periodic snapshots.
+	SnapshotInterval time.Duration
 	// Publisher, when set, publishes each committed manifest record (the
 	// gateway plugs NATS in here).
 	Publisher manifest.Publisher

@@ -353,6 +353,7 @@ func (g *gateway) openStore(ctx context.Context) error {
 		Tier2Concurrency:       cfg.Tier2.Concurrency,
 		ManifestChunkCapacity:  int64(cfg.Manifest.ChunkCapacity),
 		ManifestRotationPeriod: cfg.Manifest.RotationPeriod.D(),
+		SnapshotInterval:       cfg.Manifest.SnapshotInterval.D(),
 		Publisher:              pub,
 		RetentionMaxAge:        cfg.Retention.MaxAge.D(),
 		RetentionMaxBytes:      int64(cfg.Retention.MaxBytes),

@@ -285,16 +285,23 @@ that tier. With --root it reads a stopped gateway's data root.`,
 	var del control.SegmentsDeleteRequest
 	remove := &cobra.Command{
 		Use:   "delete",
-		Short: "Remove the local copies of a retired segment",
-		Long: `segments delete removes the local (Tier 0 and Tier 1) copies of a retired
-segment: one that is sealed and confirmed in Tier 2, so reads hydrate it back
-when needed. A segment without a confirmed Tier 2 copy is always refused
-(exit 1): its local copies are the only ones. Without --force the newest
-sealed segment of a stream and a segment being hydrated are refused as still
-in use. --tier 2 (delete the durable copy) is left to retention
-(retention.max_age, retention.max_bytes) and refused with exit 1.`,
+		Short: "Remove copies of a sealed segment from Tier 0, Tier 1 or all tiers",
+		Long: `segments delete removes copies of a sealed segment, down to the given tier:
+
+  --tier 0  only the Tier 0 file; the segment must have a Tier 1 copy, which
+            then serves reads
+  --tier 1  the Tier 0 and Tier 1 copies (the default); the segment must be
+            confirmed in Tier 2, and reads hydrate it back when needed
+  --tier 2  retire the segment: its Tier 2 object and every local copy are
+            deleted, the deletion is recorded in the manifest, and its records
+            are gone for good
+
+The active segment is always refused (seal it first), and so is a deletion
+that would remove the only copy. Without --force the newest sealed segment of
+a stream and a segment being hydrated are refused as still in use.`,
 		Example: `  aof2-admin segments delete --stream demo --segment 3
-  aof2-admin segments delete --stream demo --segment 7 --force`,
+  aof2-admin segments delete --stream demo --segment 3 --tier 0
+  aof2-admin segments delete --stream demo --segment 7 --tier 2 --force`,
 		Args: cobra.NoArgs,
 		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
 			if !changed(cmd.Flags(), "segment") {
@@ -313,7 +320,14 @@ in use. --tier 2 (delete the durable copy) is left to retention
 			if a.jsonOut {
 				return a.printJSON(res)
 			}
-			fmt.Fprintf(a.stdout, "stream %s segment %d: local copies removed from tiers %v; Tier 2 keeps the durable copy\n", res.Stream, res.Segment, res.Removed)
+			switch {
+			case del.Tier == 2:
+				fmt.Fprintf(a.stdout, "stream %s segment %d: retired, copies removed from tiers %v\n", res.Stream, res.Segment, res.Removed)
+			case del.Tier == 1:
+				fmt.Fprintf(a.stdout, "stream %s segment %d: local copies removed from tiers %v; Tier 2 keeps the durable copy\n", res.Stream, res.Segment, res.Removed)
+			default:
+				fmt.Fprintf(a.stdout, "stream %s segment %d: Tier 0 file removed; Tier 1 serves reads\n", res.Stream, res.Segment)
+			}
 			return nil
 		}),
 	}

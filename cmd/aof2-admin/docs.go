@@ -194,10 +194,11 @@ func dedentExample(ex string) string {
 func (a *app) genDocsCommand() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
-		Use:    "gen-docs",
-		Short:  "Write the markdown command reference (docs/cli-reference.md)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
+		Use:     "gen-docs",
+		Short:   "Write the markdown command reference (docs/cli-reference.md)",
+		Example: "  aof2-admin gen-docs --out docs/cli-reference.md",
+		Hidden:  true,
+		Args:    cobra.NoArgs,
 		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
 			if out != "" {
 				if err := writeCLIReferenceFile(out); err != nil {

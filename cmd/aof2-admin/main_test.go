@@ -237,7 +237,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 1},
 		{"seal without stream", []string{url, "seal"}, 1},
 		{"read with bad count", []string{"read", "--stream", "demo", "--count", "0"}, 1},
-		{"delete from tier 2", []string{url, "segments", "delete", "--segment", "1", "--tier", "2"}, 1},
+		{"delete from tier 3", []string{url, "segments", "delete", "--segment", "1", "--tier", "3"}, 1},
 		{"missing stream offline", []string{"dump", "--root", root, "--stream", "nosuch"}, 2},
 		{"missing stream online", []string{url, "seal", "--stream", "nosuch"}, 2},
 		{"missing segment", []string{url, "hydrate", "--stream", "demo", "--segment", "77"}, 2},

@@ -1,0 +1,144 @@
+package tiers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/tier1"
+	"github.com/bop-aof/aof/tiers/tier2"
+)
+
+// EvictTier0 removes only the Tier 0 file of a sealed segment whose Tier 1
+// copy exists; reads are then served from Tier 1.
+func (s *Store) EvictTier0(ctx context.Context, stream string, id uint64) error {
+	l, err := s.existing(stream)
+	if err != nil {
+		return err
+	}
+	si := l.info(id)
+	if si == nil {
+		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
+	}
+	if !si.inTier0 {
+		return nil
+	}
+	if !si.sealed || !si.inTier1 {
+		return fmt.Errorf("segment %d of %s has no Tier 1 copy yet; refusing to remove its Tier 0 file", id, stream)
+	}
+	if err := l.evictTier0(ctx, id); err != nil {
+		return err
+	}
+	s.budget.Forget(newSegmentKey(stream, id))
+	return nil
+}
+
+// Retire deletes a sealed segment from every tier: its Tier 2 object
+// (Tier2DeleteQueued, Tier2Deleted) and its local copies. Its records are
+// gone afterwards; readers get ErrOffsetNotFound for them. The active
+// segment cannot be retired.
+func (s *Store) Retire(ctx context.Context, stream string, id uint64) error {
+	l, err := s.existing(stream)
+	if err != nil {
+		return err
+	}
+	si := l.info(id)
+	if si == nil {
+		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
+	}
+	if !si.sealed {
+		return fmt.Errorf("segment %d of %s is the active segment: seal it before retiring it", id, stream)
+	}
+	return s.bg.retire(ctx, l, id)
+}
+
+// Reupload writes segment id's Tier 2 object again from its local copy
+// (compressing the Tier 0 file first when there is no Tier 1 copy). It is
+// the repair for a Tier 2 object that is missing or fails its checksum.
+func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
+	if s.opts.Tier2 == nil {
+		return errors.New("tiers: no Tier 2 configured")
+	}
+	l, err := s.existing(stream)
+	if err != nil {
+		return err
+	}
+	si := l.info(id)
+	if si == nil {
+		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
+	}
+	if !si.sealed || (!si.inTier0 && !si.inTier1) {
+		return fmt.Errorf("segment %d of %s has no sealed local copy to upload from", id, stream)
+	}
+	j := job{kind: jobUpload, log: l, segment: id}
+	if !s.bg.cache.Contains(tier1.Key{Stream: stream, Segment: id}) {
+		if err := s.bg.runCompress(job{kind: jobCompress, log: l, segment: id}); err != nil {
+			return fmt.Errorf("compress segment %d: %w", id, err)
+		}
+	}
+	// The object's metadata may claim the right checksum over damaged
+	// bytes, which would make the upload look already done: remove it.
+	key := tier2.SegmentKey(stream, id)
+	if err := s.opts.Tier2.Delete(ctx, key); err != nil && tier2.Reason(err) != tier2.ReasonMissing {
+		return fmt.Errorf("remove damaged object %s: %w", key, err)
+	}
+	l.clearTier2(id)
+	if err := s.bg.runUpload(j); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if si := l.segmentLocked(id); si != nil {
+		si.needsRecovery = false
+	}
+	return nil
+}
+
+func (l *Log) clearTier2(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if si := l.segmentLocked(id); si != nil {
+		si.inTier2, si.etag = false, ""
+	}
+}
+
+// retire deletes one segment from Tier 2 and then locally, recording the
+// deletion in the manifest first.
+func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
+	si := l.info(id)
+	if si == nil {
+		return nil
+	}
+	if si.inTier2 && b.s.opts.Tier2 != nil {
+		key := si.tier2Key
+		if err := l.record(manifest.Record{Type: manifest.Tier2DeleteQueued, Segment: id,
+			Payload: manifest.Tier2DeleteQueuedPayload{Key: key}}); err != nil {
+			return err
+		}
+		if err := b.s.opts.Tier2.Delete(ctx, key); err != nil && tier2.Reason(err) != tier2.ReasonMissing {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		if err := l.record(manifest.Record{Type: manifest.Tier2Deleted, Segment: id,
+			Payload: manifest.Tier2DeletedPayload{Key: key}}); err != nil {
+			return err
+		}
+	}
+	key := tier1.Key{Stream: l.name, Segment: id}
+	if b.cache.Contains(key) {
+		if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
+			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.compressed)}}); err != nil {
+			return err
+		}
+		b.cache.Remove(key)
+	}
+	if si.inTier0 {
+		if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Segment: id,
+			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.bytes)}}); err != nil {
+			return err
+		}
+	}
+	l.dropSegment(id)
+	b.s.log.Info("segment_retired", "stream", l.name, "segment", id, "key", si.tier2Key)
+	return nil
+}

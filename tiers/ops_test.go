@@ -1,0 +1,166 @@
+package tiers
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bop-aof/aof/integration/harness"
+	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/tiers/backpressure"
+	"github.com/bop-aof/aof/tiers/tier2"
+)
+
+func tier2Client(t *testing.T) (*tier2.Client, *harness.S3) {
+	t.Helper()
+	srv := harness.StartS3(t)
+	c, err := tier2.New(testCtx(t), tier2.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
+		Retry: tier2.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, srv
+}
+
+func waitUploaded(t *testing.T, s *Store, stream string) {
+	t.Helper()
+	waitFor(t, "every sealed segment uploaded", func() bool {
+		for _, st := range s.Segments(stream) {
+			if st.State == "sealed" && !st.InTier2 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestEvictTier0KeepsTheTier1CopyServing(t *testing.T) {
+	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10})
+	defer s.Close()
+	appendN(t, s, "t0", 0, 100)
+	waitFor(t, "tier 1 copies", func() bool { return s.Segments("t0")[0].InTier1 })
+	if err := s.EvictTier0(testCtx(t), "t0", 1); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Segments("t0")[0]; st.InTier0 || !st.InTier1 {
+		t.Fatalf("after EvictTier0: %+v", st)
+	}
+	readAll(t, s, "t0", 100)
+	active := s.Segments("t0")[len(s.Segments("t0"))-1].Segment
+	if err := s.EvictTier0(testCtx(t), "t0", active); err == nil {
+		t.Fatal("evicting the active segment's only copy was allowed")
+	}
+}
+
+func TestRetireDeletesEveryCopyAndRecordsIt(t *testing.T) {
+	t2, _ := tier2Client(t)
+	root := t.TempDir()
+	s := openStore(t, Options{Root: root, SegmentTargetBytes: 4 << 10, Tier2: t2})
+	appendN(t, s, "ret", 0, 100)
+	waitUploaded(t, s, "ret")
+	if err := s.Retire(testCtx(t), "ret", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := t2.Stat(testCtx(t), tier2.SegmentKey("ret", 1)); tier2.Reason(err) != tier2.ReasonMissing {
+		t.Fatalf("object of a retired segment: %v, want missing", err)
+	}
+	r, _ := s.Reader("ret")
+	if _, err := r.Next(testCtx(t)); !errors.Is(err, ErrOffsetNotFound) {
+		t.Fatalf("read of a retired offset: %v, want ErrOffsetNotFound", err)
+	}
+	s.Close()
+	s = openStore(t, Options{Root: root, SegmentTargetBytes: 4 << 10, Tier2: t2})
+	defer s.Close()
+	for _, st := range s.Segments("ret") {
+		if st.Segment == 1 {
+			t.Fatalf("retired segment back after restart: %+v", st)
+		}
+	}
+	idx, _ := s.ManifestIndex("ret")
+	if st, ok := idx.Get(1); !ok || !st.Deleted {
+		t.Fatalf("manifest does not record segment 1 deleted: %+v", st)
+	}
+}
+
+func TestReuploadRepairsAMissingObject(t *testing.T) {
+	t2, _ := tier2Client(t)
+	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: t2})
+	defer s.Close()
+	appendN(t, s, "re", 0, 60)
+	waitUploaded(t, s, "re")
+	key := tier2.SegmentKey("re", 1)
+	if err := t2.Delete(testCtx(t), key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reupload(testCtx(t), "re", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := t2.Stat(testCtx(t), key); err != nil {
+		t.Fatalf("object after reupload: %v", err)
+	}
+	// And it serves reads once the local copies are gone.
+	if err := s.EvictLocal(testCtx(t), "re", 1); err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, s, "re", 60)
+}
+
+func TestFailedFsyncIsFlushBackpressureAndTheLogRecovers(t *testing.T) {
+	ffs := vfs.NewFaultFS(nil)
+	root := t.TempDir()
+	s := openStore(t, Options{Root: root, FS: ffs})
+	defer s.Close()
+	appendN(t, s, "fl", 0, 10)
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Times: 1, Match: func(n string) bool { return strings.HasSuffix(n, ".seg") }})
+	err := s.AppendDurable(testCtx(t), "fl", []Record{{Payload: payload("fl", 10), ExtID: 11}})
+	if !backpressure.Is(err, backpressure.Flush) {
+		t.Fatalf("append with failing fsync: %v, want Flush backpressure", err)
+	}
+	if got, _ := s.LastExtID("fl"); got > 11 {
+		t.Fatalf("LastExtID %d", got)
+	}
+	// The next append recovers the segment from disk and goes on. The
+	// record whose fsync failed was never acknowledged; whether it
+	// survived is what the recovery scan finds, and LastExtID says which.
+	err = s.AppendDurable(testCtx(t), "fl", []Record{{Payload: payload("fl", 11), ExtID: 12}})
+	if err != nil {
+		t.Fatalf("append after recovery: %v", err)
+	}
+	if got, _ := s.LastExtID("fl"); got != 12 {
+		t.Fatalf("LastExtID after recovery = %d, want 12", got)
+	}
+	r, _ := s.Reader("fl")
+	var exts []uint64
+	for {
+		e, err := r.TryNext(context.Background())
+		if err != nil {
+			break
+		}
+		exts = append(exts, e.ExtID)
+	}
+	if len(exts) < 11 || exts[len(exts)-1] != 12 || exts[9] != 10 {
+		t.Fatalf("ext ids after recovery: %v", exts)
+	}
+	for i := 1; i < len(exts); i++ {
+		if exts[i] <= exts[i-1] {
+			t.Fatalf("ext ids not increasing after recovery: %v", exts)
+		}
+	}
+}
+
+func TestPeriodicSnapshotsAreWritten(t *testing.T) {
+	root := t.TempDir()
+	s := openStore(t, Options{Root: root, SegmentTargetBytes: 4 << 10, SnapshotInterval: 50 * time.Millisecond})
+	appendN(t, s, "snap", 0, 200)
+	waitFor(t, "a snapshot file", func() bool {
+		m, _ := filepath.Glob(filepath.Join(root, "manifest", "snap", "snapshot_*.bin"))
+		return len(m) > 0
+	})
+	s.Close()
+	s = openStore(t, Options{Root: root})
+	defer s.Close()
+	readAll(t, s, "snap", 200)
+}
