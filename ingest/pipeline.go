@@ -44,6 +44,9 @@ type Options struct {
 	MaxRecordBytes   int    // 1 MiB: the whole stored envelope
 	Logger           *slog.Logger
 	Tracer           trace.Tracer
+	// OnReplayStarted is called once the consumer was recreated at the
+	// start of the stream (Consumer.ReplayFromStart).
+	OnReplayStarted func()
 	// Instruments records ingest_messages, ingest_bytes, backpressure and
 	// deadletters; nil records nothing.
 	Instruments *tracing.Instruments
@@ -128,6 +131,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	cons, start, err := resetConsumer(ctx, p.js, p.opts.Consumer)
 	if err != nil {
 		return err
+	}
+	if p.opts.Consumer.ReplayFromStart {
+		// Once: the recreated consumer's own ack floor carries the
+		// replay across later restarts.
+		p.opts.Consumer.ReplayFromStart = false
+		if p.opts.OnReplayStarted != nil {
+			p.opts.OnReplayStarted()
+		}
 	}
 	p.mu.Lock()
 	p.startSeq = start

@@ -77,6 +77,11 @@ type ConsumerSettings struct {
 	FilterSubject string
 	AckWait       time.Duration
 	MaxAckPending int
+	// ReplayFromStart recreates the consumer at the first message of the
+	// stream instead of its ack floor: after a data root was rebuilt from
+	// Tier 2, messages acknowledged but never uploaded come back, and
+	// sequence dedupe skips those Tier 2 already holds.
+	ReplayFromStart bool
 }
 
 // resetConsumer recreates the durable consumer so that delivery restarts at
@@ -109,6 +114,9 @@ func resetConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerSettin
 		// Redeliveries are never a reason to give up on a message: the
 		// gateway must store every one.
 		MaxDeliver: -1,
+	}
+	if c.ReplayFromStart {
+		start = 1
 	}
 	if start > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy

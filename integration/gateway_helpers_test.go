@@ -99,6 +99,13 @@ type gateway struct {
 
 func (e *env) startGateway(args ...string) *gateway {
 	e.t.Helper()
+	return e.startGatewayWith(nil, args...)
+}
+
+// startGatewayWith starts the gateway with its environment passed through
+// edit first.
+func (e *env) startGatewayWith(edit func([]string) []string, args ...string) *gateway {
+	e.t.Helper()
 	metrics := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(e.t))
 	logf, err := os.OpenFile(filepath.Join(e.root, "gateway.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -106,6 +113,9 @@ func (e *env) startGateway(args ...string) *gateway {
 	}
 	cmd := exec.Command(binary(e.t, "aof-gateway"), args...)
 	cmd.Env = e.environ(metrics)
+	if edit != nil {
+		cmd.Env = edit(cmd.Env)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start gateway: %v", err)
@@ -131,11 +141,18 @@ func (e *env) startGateway(args ...string) *gateway {
 	}
 }
 
+// gatewayLog returns the end of the gateway's log, for failure messages.
 func (e *env) gatewayLog() string {
-	b, _ := os.ReadFile(filepath.Join(e.root, "gateway.log"))
+	b := e.fullGatewayLog()
 	if len(b) > 8000 {
 		b = b[len(b)-8000:]
 	}
+	return b
+}
+
+// fullGatewayLog returns every line the gateway processes of e logged.
+func (e *env) fullGatewayLog() string {
+	b, _ := os.ReadFile(filepath.Join(e.root, "gateway.log"))
 	return string(b)
 }
 

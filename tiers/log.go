@@ -42,7 +42,14 @@ type segInfo struct {
 	needsRecovery bool
 	reason        manifest.ReasonCode
 	createdMS     int64
+	// links are the span contexts of the appends into the segment (up to
+	// maxSealLinks), so its seal, compress and upload spans can be found
+	// from the producers' traces.
+	links []trace.Link
 }
+
+// maxSealLinks bounds the append links a seal span carries.
+const maxSealLinks = 32
 
 // Log is one stream's segmented log. Appends are serialised; reads may
 // run concurrently with appends.
@@ -182,6 +189,18 @@ func (l *Log) recover(ctx context.Context) error {
 					ft, err := segment.ReadFooter(l.s.fs, filepath.Join(l.dir0, segment.FileName(id)))
 					if err != nil {
 						return fmt.Errorf("segment %d: %w", id, err)
+					}
+					if !known {
+						// A segment restored from Tier 2 or sealed by a
+						// crash before its SegmentOpened was committed.
+						si.base = ft.FirstOffset
+						if ft.RecordCount == 0 {
+							si.base = ft.LastOffset
+						}
+						if _, err := l.man.Append(manifest.Record{Type: manifest.SegmentOpened, Segment: id,
+							LogicalOffset: si.base, Payload: manifest.SegmentOpenedPayload{BaseOffset: si.base}}); err != nil {
+							return fmt.Errorf("manifest SegmentOpened: %w", err)
+						}
 					}
 					fillFromFooter(si, ft)
 					if !si.sealed {
@@ -345,6 +364,10 @@ func (l *Log) Append(ctx context.Context, recs []Record) (first, next uint64, er
 	si.next = w.NextOffset()
 	si.bytes = w.Size()
 	si.lastExt = w.LastExtID()
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && len(si.links) < maxSealLinks &&
+		(len(si.links) == 0 || si.links[len(si.links)-1].SpanContext.TraceID() != sc.TraceID()) {
+		si.links = append(si.links, trace.Link{SpanContext: sc})
+	}
 	return first, si.next, nil
 }
 
@@ -481,8 +504,9 @@ func (l *Log) MaybeRollByAge(ctx context.Context) error {
 func (l *Log) rollLocked(ctx context.Context) error {
 	w := l.active
 	id := w.Header().SegmentID
-	_, span := l.s.opts.Tracer.Start(ctx, tracing.SpanSeal, trace.WithAttributes(
-		tracing.AttrStream.String(l.name), tracing.AttrSegment.Int64(int64(id))))
+	sctx, span := l.s.opts.Tracer.Start(ctx, tracing.SpanSeal, trace.WithAttributes(
+		tracing.AttrStream.String(l.name), tracing.AttrSegment.Int64(int64(id))),
+		trace.WithLinks(l.segs[len(l.segs)-1].links...))
 	defer span.End()
 	ft, err := w.Seal()
 	if err != nil {
@@ -503,7 +527,8 @@ func (l *Log) rollLocked(ctx context.Context) error {
 		return fmt.Errorf("commit manifest: %w", err)
 	}
 	span.SetAttributes(tracing.AttrBytes.Int64(int64(ft.DurableBytes)), tracing.AttrRecords.Int64(int64(ft.RecordCount)))
-	l.s.bg.enqueueCompressCtx(ctx, l, id)
+	l.s.bg.enqueueCompressCtx(sctx, l, id)
+	l.segs[len(l.segs)-2].links = nil
 	return nil
 }
 

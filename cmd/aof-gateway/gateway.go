@@ -386,12 +386,23 @@ func (g *gateway) provision(ctx context.Context) error {
 	if err := ingest.EnsureDeadLetterStream(pctx, g.js, deadLetterStreamName(cfg), cfg.Ingest.DeadletterPrefix); err != nil {
 		return withCode(exitIO, err)
 	}
+	recovered, markerDone := tiers.TakeRecoveredMarker(nil, cfg.DataRoot)
+	if recovered {
+		g.log.Warn("ingest_replay_after_recovery", "detail",
+			"data root was rebuilt from Tier 2: re-reading the ingest stream from its first message; messages already in Tier 2 are skipped by sequence")
+	}
 	p, err := ingest.NewPipeline(g.js, g.store, ingest.Options{
 		Consumer: ingest.ConsumerSettings{
-			Stream:        cfg.Ingest.StreamName,
-			Durable:       cfg.Ingest.ConsumerName,
-			AckWait:       cfg.Ingest.AckWait.D(),
-			MaxAckPending: cfg.Ingest.MaxAckPending,
+			Stream:          cfg.Ingest.StreamName,
+			Durable:         cfg.Ingest.ConsumerName,
+			AckWait:         cfg.Ingest.AckWait.D(),
+			MaxAckPending:   cfg.Ingest.MaxAckPending,
+			ReplayFromStart: recovered,
+		},
+		OnReplayStarted: func() {
+			if err := markerDone(); err != nil {
+				g.log.Error("remove_recovery_marker_failed", "err", err)
+			}
 		},
 		SubjectPrefix:    cfg.Ingest.SubjectPrefix,
 		DeadLetterPrefix: cfg.Ingest.DeadletterPrefix,

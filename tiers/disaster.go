@@ -1,0 +1,274 @@
+package tiers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier1"
+	"github.com/bop-aof/aof/tiers/tier2"
+)
+
+// RecoveredMarker is the file RecoverFromTier2 leaves in the data root. A
+// gateway that finds it re-reads its ingest stream from the start once, so
+// that messages acknowledged before the disaster but never uploaded are
+// stored again (sequence dedupe skips what Tier 2 already holds), then
+// removes it.
+const RecoveredMarker = "RECOVERED_FROM_TIER2"
+
+// RecoverOptions configure RecoverFromTier2.
+type RecoverOptions struct {
+	Root   string
+	FS     vfs.FS
+	Tier2  *tier2.Client
+	Logger *slog.Logger
+	// Force allows a data root that still holds manifest or segment files;
+	// they are kept and Tier 2 copies are written beside them.
+	Force bool
+}
+
+// RecoverReport says what RecoverFromTier2 rebuilt.
+type RecoverReport struct {
+	Streams []StreamRecovery `json:"streams"`
+}
+
+// StreamRecovery is one stream's part of a RecoverReport.
+type StreamRecovery struct {
+	Stream          string   `json:"stream"`
+	ManifestChunks  int      `json:"manifest_chunks"`
+	Snapshots       int      `json:"snapshots"`
+	Segments        int      `json:"segments_in_tier2"`
+	Restored        []uint64 `json:"segments_restored_to_tier0,omitempty"`
+	LastExtID       uint64   `json:"last_ext_id"`
+	NotInTier2      []uint64 `json:"segments_lost,omitempty"`
+	ManifestRecords uint64   `json:"manifest_records"`
+}
+
+// RecoverFromTier2 rebuilds a data root whose Tier 0, Tier 1 and manifest
+// were lost, from what Tier 2 holds: the uploaded manifest chunks and
+// snapshots are downloaded, and every segment object the rebuilt manifest
+// does not show as uploaded (segments sealed after the last uploaded
+// manifest chunk) is restored as a sealed Tier 0 file, which the next Open
+// reconciles into the manifest. Segments the manifest knew only locally are
+// reported as lost (their records may come back from the ingest stream, see
+// RecoveredMarker).
+func RecoverFromTier2(ctx context.Context, o RecoverOptions) (RecoverReport, error) {
+	var rep RecoverReport
+	if o.Tier2 == nil {
+		return rep, errors.New("tiers: recover: no Tier 2 client")
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if !o.Force {
+		for _, d := range []string{"tier0", "tier1", "manifest"} {
+			entries, err := o.FS.ReadDir(filepath.Join(o.Root, d))
+			if err == nil && len(entries) > 0 {
+				return rep, fmt.Errorf("tiers: recover: %s is not empty; recover into an empty data root (or force)", filepath.Join(o.Root, d))
+			}
+		}
+	}
+	chunks, err := listKeys(ctx, o.Tier2, "manifest/", ".mlog")
+	if err != nil {
+		return rep, err
+	}
+	snaps, err := listKeys(ctx, o.Tier2, "snapshots/", ".bin")
+	if err != nil {
+		return rep, err
+	}
+	segs, err := listKeys(ctx, o.Tier2, "segments/", ".zst")
+	if err != nil {
+		return rep, err
+	}
+	streams := map[string]bool{}
+	for _, m := range []map[string][]uint64{chunks, snaps, segs} {
+		for s := range m {
+			streams[s] = true
+		}
+	}
+	names := make([]string, 0, len(streams))
+	for s := range streams {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	for _, stream := range names {
+		sr, err := recoverStream(ctx, o, stream, chunks[stream], snaps[stream], segs[stream])
+		if err != nil {
+			return rep, fmt.Errorf("tiers: recover stream %s: %w", stream, err)
+		}
+		rep.Streams = append(rep.Streams, sr)
+	}
+	marker, _ := json.Marshal(map[string]any{"recovered_at": time.Now().UTC().Format(time.RFC3339), "report": rep})
+	if err := o.FS.MkdirAll(o.Root, 0o755); err != nil {
+		return rep, err
+	}
+	if err := vfs.WriteFileAtomic(o.FS, filepath.Join(o.Root, RecoveredMarker), marker, 0o644); err != nil {
+		return rep, fmt.Errorf("tiers: recover: write marker: %w", err)
+	}
+	return rep, nil
+}
+
+// listKeys lists <prefix><stream>/<n><ext> objects as stream -> sorted n.
+func listKeys(ctx context.Context, c *tier2.Client, prefix, ext string) (map[string][]uint64, error) {
+	objs, err := c.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("tiers: recover: list %s: %w", prefix, err)
+	}
+	out := map[string][]uint64{}
+	for _, o := range objs {
+		rest := strings.TrimPrefix(o.Key, prefix)
+		stream, file, ok := strings.Cut(rest, "/")
+		num, isExt := strings.CutSuffix(file, ext)
+		if !ok || !isExt {
+			continue
+		}
+		n, err := strconv.ParseUint(num, 10, 64)
+		if err != nil {
+			continue
+		}
+		out[stream] = append(out[stream], n)
+	}
+	for s := range out {
+		sort.Slice(out[s], func(i, j int) bool { return out[s][i] < out[s][j] })
+	}
+	return out, nil
+}
+
+func download(ctx context.Context, o RecoverOptions, key, path string) error {
+	var buf bytes.Buffer
+	if _, err := o.Tier2.Download(ctx, key, &buf); err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	if err := o.FS.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return vfs.WriteFileAtomic(o.FS, path, buf.Bytes(), 0o644)
+}
+
+func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks, snaps, segs []uint64) (StreamRecovery, error) {
+	sr := StreamRecovery{Stream: stream, ManifestChunks: len(chunks), Snapshots: len(snaps), Segments: len(segs)}
+	dir := filepath.Join(o.Root, "manifest", stream)
+	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+		return sr, err
+	}
+	for _, c := range chunks {
+		if err := download(ctx, o, manifest.ChunkKey(stream, c), manifest.ChunkPath(dir, c)); err != nil {
+			return sr, err
+		}
+	}
+	for _, id := range snaps {
+		if err := download(ctx, o, manifest.SnapshotKey(stream, id), manifest.SnapshotPath(dir, id)); err != nil {
+			return sr, err
+		}
+	}
+	man, err := manifest.Open(o.FS, dir, stream, manifest.Options{Logger: o.Logger})
+	if err != nil {
+		return sr, fmt.Errorf("open downloaded manifest: %w", err)
+	}
+	idx := man.Index()
+	if err := man.Close(); err != nil {
+		return sr, err
+	}
+	sr.ManifestRecords = idx.Records
+	inTier2 := map[uint64]bool{}
+	for _, id := range segs {
+		inTier2[id] = true
+	}
+	for _, st := range idx.Segments() {
+		if !st.Deleted && !inTier2[st.Segment] && st.Sealed {
+			sr.NotInTier2 = append(sr.NotInTier2, st.Segment)
+		}
+		if st.InTier2 && st.LastExtID > sr.LastExtID {
+			sr.LastExtID = st.LastExtID
+		}
+	}
+
+	// Segments uploaded after the last uploaded manifest chunk: restore
+	// them as sealed Tier 0 files.
+	dir0 := filepath.Join(o.Root, "tier0", stream)
+	var highest uint64
+	for _, id := range segs {
+		if st, ok := idx.Get(id); ok && st.Sealed && st.InTier2 {
+			continue
+		}
+		if err := o.FS.MkdirAll(dir0, 0o755); err != nil {
+			return sr, err
+		}
+		tmp := filepath.Join(dir0, segment.FileName(id)+".zst.tmp")
+		if err := download(ctx, o, tier2.SegmentKey(stream, id), tmp); err != nil {
+			return sr, err
+		}
+		ft, err := restoreSegment(o.FS, tmp, filepath.Join(dir0, segment.FileName(id)))
+		o.FS.Remove(tmp)
+		if err != nil {
+			return sr, fmt.Errorf("restore segment %d: %w", id, err)
+		}
+		sr.Restored = append(sr.Restored, id)
+		sr.LastExtID = max(sr.LastExtID, ft.LastExtID)
+		highest = max(highest, id)
+	}
+	if highest > 0 {
+		if err := segment.WriteCurrentSealed(o.FS, dir0, highest); err != nil {
+			return sr, err
+		}
+	}
+	o.Logger.Info("stream_recovered_from_tier2", "stream", stream, "chunks", len(chunks), "snapshots", len(snaps),
+		"segments", len(segs), "restored", len(sr.Restored), "lost", len(sr.NotInTier2))
+	return sr, nil
+}
+
+// restoreSegment decompresses a Tier 1/2 artifact into a segment file and
+// verifies it end to end.
+func restoreSegment(fs vfs.FS, artifact, path string) (segment.Footer, error) {
+	ar, err := tier1.OpenArtifact(fs, artifact)
+	if err != nil {
+		return segment.Footer{}, err
+	}
+	data, err := ar.ReadRange(0, ar.Size())
+	ar.Close()
+	if err != nil {
+		return segment.Footer{}, err
+	}
+	if err := vfs.WriteFileAtomic(fs, path, data, 0o644); err != nil {
+		return segment.Footer{}, err
+	}
+	ft, err := segment.Verify(fs, path)
+	if err != nil {
+		fs.Remove(path)
+		return segment.Footer{}, err
+	}
+	return ft, nil
+}
+
+// TakeRecoveredMarker reports whether root was rebuilt by RecoverFromTier2
+// and not yet re-read by a gateway; done removes the marker.
+func TakeRecoveredMarker(fs vfs.FS, root string) (found bool, done func() error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	path := filepath.Join(root, RecoveredMarker)
+	if _, err := fs.Stat(path); err != nil {
+		return false, func() error { return nil }
+	}
+	return true, func() error {
+		if err := fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return fs.SyncDir(root)
+	}
+}
