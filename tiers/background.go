@@ -440,8 +440,11 @@ func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, erro
 	}
 	if err != nil {
 		reason := manifest.ReasonCode(tier2.Reason(err))
+		// A Tier 2 object that fails its checksum, or whose frames do not
+		// decode, is as good as missing: reason 4, repair needed.
 		var ce *tier1.CorruptionError
-		if errors.As(err, &ce) {
+		var oe *tier2.CorruptionError
+		if errors.As(err, &ce) || errors.As(err, &oe) {
 			reason = manifest.ReasonMissing
 		}
 		span.RecordError(err)
