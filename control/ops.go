@@ -168,9 +168,14 @@ func findSegment(s *tiers.Store, stream string, id uint64) (tiers.SegmentStatus,
 	return tiers.SegmentStatus{}, Errorf(CodeBadRequest, "segment %d exists in streams %s: name one with --stream", id, strings.Join(names, ", "))
 }
 
+// RangedReadMaxCount is the largest read served from a cold segment by
+// ranged GETs instead of hydration.
+const RangedReadMaxCount = 8
+
 // Read returns records of req.Stream from req.From within the count and
-// byte bounds. Cold segments are hydrated (waiting up to ctx's deadline);
-// the read stops at the durable tail.
+// byte bounds. Reads of up to RangedReadMaxCount records are served from a
+// segment that is only in Tier 2 with ranged GETs; larger ones hydrate it
+// (waiting up to ctx's deadline). The read stops at the durable tail.
 func Read(ctx context.Context, s *tiers.Store, req ReadRequest) (ReadResponse, error) {
 	if req.Stream == "" {
 		return ReadResponse{}, Errorf(CodeBadRequest, "read needs a stream")
@@ -194,6 +199,9 @@ func Read(ctx context.Context, s *tiers.Store, req ReadRequest) (ReadResponse, e
 	}
 	defer r.Close()
 	r.Seek(req.From)
+	// A handful of records from a segment that is only in Tier 2 are
+	// served with ranged GETs of their frames, without hydrating it.
+	r.SetRangedReads(count <= RangedReadMaxCount)
 	out := ReadResponse{Stream: req.Stream, Messages: []Message{}, Next: req.From}
 	size := 0
 	backoff := 10 * time.Millisecond

@@ -164,3 +164,42 @@ func TestPeriodicSnapshotsAreWritten(t *testing.T) {
 	defer s.Close()
 	readAll(t, s, "snap", 200)
 }
+
+func TestRangedReadsServeAColdSegmentWithoutHydrating(t *testing.T) {
+	t2, _ := tier2Client(t)
+	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 64 << 10, FrameBytes: 4 << 10, Tier2: t2})
+	defer s.Close()
+	appendN(t, s, "cold", 0, 400)
+	if _, err := s.Seal(testCtx(t), "cold", false); err != nil {
+		t.Fatal(err)
+	}
+	waitUploaded(t, s, "cold")
+	for _, st := range s.Segments("cold") {
+		if st.State == "sealed" {
+			if err := s.EvictLocal(testCtx(t), "cold", st.Segment); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r, _ := s.Reader("cold")
+	defer r.Close()
+	r.SetRangedReads(true)
+	for _, off := range []uint64{350, 351, 7, 0, 399} {
+		r.Seek(off)
+		e, err := r.Next(testCtx(t))
+		if err != nil {
+			t.Fatalf("ranged read of offset %d: %v", off, err)
+		}
+		if e.Offset != off || string(e.Payload) != string(payload("cold", int(off))) {
+			t.Fatalf("offset %d: got offset %d payload %q", off, e.Offset, e.Payload)
+		}
+	}
+	for _, st := range s.Segments("cold") {
+		if st.State == "sealed" && (st.InTier1 || st.InTier0) {
+			t.Fatalf("ranged reads hydrated segment %d: %+v", st.Segment, st)
+		}
+	}
+	if q := s.Tier1Stats(); q.Files != 0 {
+		t.Fatalf("tier 1 holds %d artifacts after ranged reads, want 0", q.Files)
+	}
+}

@@ -31,6 +31,9 @@ type Reader struct {
 	t0    *segment.Reader
 	t0pos uint64 // the offset t0.Next would return
 	t1    *tier1.ArtifactReader
+	// remote is set when t1 reads a Tier 2 object with ranged GETs.
+	remote bool
+	ranged bool
 }
 
 // Reader returns a reader of stream positioned at offset 0.
@@ -75,7 +78,7 @@ func (r *Reader) closeSource() {
 		r.t1.Close()
 		r.t1 = nil
 	}
-	r.segID = 0
+	r.segID, r.remote = 0, false
 }
 
 func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
@@ -110,6 +113,8 @@ func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
 			e, err = r.readTier1(si)
 		case si.needsRecovery:
 			return Entry{}, fmt.Errorf("%s segment %d needs recovery (%s): not readable until `aof2-admin manifest check --repair`", r.l.name, si.id, si.reason)
+		case si.inTier2 && r.ranged:
+			e, err = r.readRanged(ctx, si)
 		case si.inTier2:
 			key := tier1.Key{Stream: r.l.name, Segment: si.id}
 			if !wait {
@@ -169,8 +174,20 @@ func (r *Reader) readTier0(si *segInfo, active bool, durableBytes int64) (Entry,
 	return e, nil
 }
 
+func (r *Reader) readRanged(ctx context.Context, si *segInfo) (Entry, error) {
+	if r.t1 == nil || r.segID != si.id || !r.remote {
+		r.closeSource()
+		ar, err := r.s.openRemote(ctx, r.l.name, si.id, si.tier2Key)
+		if err != nil {
+			return Entry{}, err
+		}
+		r.t1, r.segID, r.remote = ar, si.id, true
+	}
+	return r.decodeFrom(si)
+}
+
 func (r *Reader) readTier1(si *segInfo) (Entry, error) {
-	if r.t1 == nil || r.segID != si.id {
+	if r.t1 == nil || r.segID != si.id || r.remote {
 		r.closeSource()
 		key := tier1.Key{Stream: r.l.name, Segment: si.id}
 		ar, err := r.s.bg.cache.Open(key)
@@ -180,6 +197,11 @@ func (r *Reader) readTier1(si *segInfo) (Entry, error) {
 		r.s.bg.cache.Touch(key)
 		r.t1, r.segID = ar, si.id
 	}
+	return r.decodeFrom(si)
+}
+
+// decodeFrom reads the record at r.next from the open artifact.
+func (r *Reader) decodeFrom(si *segInfo) (Entry, error) {
 	b, err := r.t1.ReadRecord(r.next)
 	if err != nil {
 		return Entry{}, err
