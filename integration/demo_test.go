@@ -98,6 +98,9 @@ func checkDemoSummary(t *testing.T, r demoRun, n int, firstOffset int) {
 			t.Errorf("read check of tier %s (segment %s, offset %s) failed", m[1], m[2], m[3])
 		}
 	}
+	if !regexp.MustCompile(`(?m)^read tier 1 .*tier 1 artifact`).MatchString(r.stdout) {
+		t.Errorf("the tier 1 read check was not served by a tier 1 artifact:\n%s", r.stdout)
+	}
 	if len(tiersRead) != 3 {
 		t.Errorf("read checks of tiers %v, want 0, 1 and 2\n%s", tiersRead, r.stdout)
 	}

@@ -669,6 +669,15 @@ func (d *demo) readTier1(ctx context.Context, segs []tiers.SegmentStatus, start,
 	if pick == nil {
 		return ReadCheck{Tier: 1, Error: "no segment of this run is in tier 1"}
 	}
+	if pick.InTier0 && pick.Segment != d.sum.HydratedSegment {
+		// Drop only the Tier 0 file, so the read exercises the Tier 1
+		// artifact (one frame decompressed per record).
+		if _, err := d.admin.SegmentsDelete(ctx, control.SegmentsDeleteRequest{
+			Stream: d.o.Stream, Segment: pick.Segment, Tier: 0, Force: true}); err != nil {
+			return ReadCheck{Tier: 1, Segment: pick.Segment, Error: "evict tier 0 copy: " + err.Error()}
+		}
+		pick.InTier0 = false
+	}
 	return d.readAt(ctx, 1, *pick, middle(*pick, start, end))
 }
 
