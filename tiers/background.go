@@ -488,7 +488,7 @@ func (e *HydrationError) Unwrap() error { return e.Err }
 // local copy still serving.
 func (b *background) applyRetention(ctx context.Context, l *Log) error {
 	up := b.s.opts.Tier2
-	maxAge, maxBytes := b.s.opts.RetentionMaxAge, b.s.opts.RetentionMaxBytes
+	maxAge, maxBytes := b.s.retention()
 	if up == nil || (maxAge <= 0 && maxBytes <= 0) {
 		return nil
 	}

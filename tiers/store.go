@@ -123,6 +123,9 @@ type Store struct {
 	logs   map[string]*Log
 	closed bool
 
+	// retentionMu guards the retention limits, which a reload may change.
+	retentionMu sync.Mutex
+
 	bg     *background
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -340,6 +343,20 @@ func (s *Store) Flush(ctx context.Context, stream string) error {
 // SetTier0MaxBytes changes the Tier 0 budget at runtime; raising it admits
 // waiting writers at once.
 func (s *Store) SetTier0MaxBytes(n int64) error { return s.budget.SetMaxBytes(n) }
+
+// SetRetention changes retention.max_age and retention.max_bytes at
+// runtime; the next retention pass (within a second) applies them.
+func (s *Store) SetRetention(maxAge time.Duration, maxBytes int64) {
+	s.retentionMu.Lock()
+	s.opts.RetentionMaxAge, s.opts.RetentionMaxBytes = maxAge, maxBytes
+	s.retentionMu.Unlock()
+}
+
+func (s *Store) retention() (time.Duration, int64) {
+	s.retentionMu.Lock()
+	defer s.retentionMu.Unlock()
+	return s.opts.RetentionMaxAge, s.opts.RetentionMaxBytes
+}
 
 // Tier0Stats reports the Tier 0 budget.
 func (s *Store) Tier0Stats() tier0.Stats { return s.budget.Stats() }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/bop-aof/aof/config"
+	"github.com/bop-aof/aof/tiers/tier2"
 )
 
 // reloadResult says what a configuration reload changed.
@@ -76,6 +78,20 @@ func (g *gateway) apply(key string, next *config.Config) error {
 	case "tier1.max_bytes":
 		g.store.SetTier1MaxBytes(int64(next.Tier1.MaxBytes))
 		g.cfg.Tier1.MaxBytes = next.Tier1.MaxBytes
+	case "retention.max_age", "retention.max_bytes":
+		g.store.SetRetention(next.Retention.MaxAge.D(), int64(next.Retention.MaxBytes))
+		g.cfg.Retention = next.Retention
+	case "tier2.retry.max_attempts", "tier2.retry.base_delay_ms", "tier2.retry.jitter":
+		t2 := g.store.Tier2()
+		if t2 == nil {
+			return errNotLive
+		}
+		r := next.Tier2.Retry
+		if err := t2.SetRetry(tier2.RetryPolicy{MaxAttempts: r.MaxAttempts,
+			BaseDelay: time.Duration(r.BaseDelayMS) * time.Millisecond, Jitter: r.Jitter}); err != nil {
+			return err
+		}
+		g.cfg.Tier2.Retry = r
 	case "log.level":
 		lvl, err := parseLevel(next.Log.Level)
 		if err != nil {

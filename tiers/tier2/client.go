@@ -53,6 +53,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -140,7 +141,8 @@ type Client struct {
 	bucket  string
 	prefix  string
 	secret  string
-	retry   RetryPolicy
+	retryMu sync.RWMutex
+	retry   RetryPolicy // guarded by retryMu after New
 	breaker *breaker
 	log     *slog.Logger
 
@@ -305,9 +307,10 @@ func (c *Client) BreakerState() BreakerState { return c.breaker.State() }
 func (c *Client) do(ctx context.Context, onRetry func(), attempt func(ctx context.Context) error) (int, error) {
 	var err error
 	n := 0
-	for n < c.retry.MaxAttempts {
+	pol := c.policy()
+	for n < pol.MaxAttempts {
 		if n > 0 {
-			if werr := sleep(ctx, c.backoff(n)); werr != nil {
+			if werr := sleep(ctx, pol.backoff(n)); werr != nil {
 				return n, errors.Join(err, werr)
 			}
 			if onRetry != nil {
@@ -321,7 +324,7 @@ func (c *Client) do(ctx context.Context, onRetry func(), attempt func(ctx contex
 			return n, fmt.Errorf("%w (after: %w)", ErrBreakerOpen, err)
 		}
 		n++
-		actx, cancel := context.WithTimeout(ctx, c.retry.AttemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, pol.AttemptTimeout)
 		err = attempt(actx)
 		cancel()
 		if ctx.Err() != nil {
@@ -341,13 +344,44 @@ func (c *Client) do(ctx context.Context, onRetry func(), attempt func(ctx contex
 	return n, err
 }
 
-func (c *Client) backoff(n int) time.Duration {
-	d := c.retry.BaseDelay << (n - 1)
-	if d > c.retry.MaxDelay || d <= 0 {
-		d = c.retry.MaxDelay
+func (p RetryPolicy) backoff(n int) time.Duration {
+	d := p.BaseDelay << (n - 1)
+	if d > p.MaxDelay || d <= 0 {
+		d = p.MaxDelay
 	}
-	f := 1 + c.retry.Jitter*(2*rand.Float64()-1)
+	f := 1 + p.Jitter*(2*rand.Float64()-1)
 	return time.Duration(float64(d) * f)
+}
+
+// policy is the retry policy in force.
+func (c *Client) policy() RetryPolicy {
+	c.retryMu.RLock()
+	defer c.retryMu.RUnlock()
+	return c.retry
+}
+
+// SetRetry changes the retry policy at runtime (configuration reload).
+// Zero fields keep their current value; calls in flight finish under the
+// policy they started with.
+func (c *Client) SetRetry(p RetryPolicy) error {
+	if p.Jitter < 0 || p.Jitter > 1 {
+		return fmt.Errorf("tier2: retry jitter %v outside [0, 1]", p.Jitter)
+	}
+	c.retryMu.Lock()
+	defer c.retryMu.Unlock()
+	if p.MaxAttempts > 0 {
+		c.retry.MaxAttempts = p.MaxAttempts
+	}
+	if p.BaseDelay > 0 {
+		c.retry.BaseDelay = p.BaseDelay
+	}
+	if p.MaxDelay > 0 {
+		c.retry.MaxDelay = p.MaxDelay
+	}
+	if p.Jitter > 0 {
+		c.retry.Jitter = p.Jitter
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bop-aof/aof/config"
+	"github.com/bop-aof/aof/tiers"
+)
+
+func TestFlagKeysNameConfigurationKeys(t *testing.T) {
+	keys := config.Keys()
+	for flag, key := range flagKeys {
+		if !slices.Contains(keys, key) {
+			t.Errorf("flag --%s maps to unknown key %q", flag, key)
+		}
+		if newRootCommand().Flags().Lookup(flag) == nil {
+			t.Errorf("flag --%s is mapped but not defined", flag)
+		}
+	}
+}
+
+func TestRedactURLHidesUserInfo(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":          "nats://127.0.0.1:4222",
+		"nats://user:s3cret@host:4222":   "nats://[REDACTED]@host:4222",
+		"tls://a:4222,nats://tok@b:4222": "tls://a:4222,nats://[REDACTED]@b:4222",
+		"nats://u:p@w@host:4222":         "nats://[REDACTED]@host:4222",
+	} {
+		if got := redactURL(in); got != want || strings.Contains(got, "s3cret") {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestReloadAppliesRuntimeKeysAndRefusesOthersByName(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.DataRoot = t.TempDir()
+	store, err := tiers.Open(ctx, tiers.Options{Root: cfg.DataRoot, Tier0MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var level slog.LevelVar
+	g := &gateway{cfg: cfg, store: store, level: &level, log: slog.New(slog.DiscardHandler)}
+
+	next := *cfg
+	next.Tier0.ClusterMaxBytes = 64 << 20
+	next.Log.Level = "debug"
+	next.Retention.MaxAge = config.Duration(24 * time.Hour)
+	next.Ingest.BatchSize = 999       // not reloadable
+	next.Tier1.CompressionWorkers = 7 // reloadable in the schema, not live here
+	res, err := g.reload(func() (*config.Config, error) { return &next, nil })
+	if err == nil || !strings.Contains(err.Error(), "ingest.batch_size") || !strings.Contains(err.Error(), "tier1.compression_workers") {
+		t.Fatalf("reload error %v: want the refused keys named", err)
+	}
+	applied := map[string]bool{}
+	for _, c := range res.Applied {
+		applied[c.Key] = true
+	}
+	for _, k := range []string{"tier0.cluster_max_bytes", "log.level", "retention.max_age"} {
+		if !applied[k] {
+			t.Errorf("%s not applied: %+v", k, res.Applied)
+		}
+	}
+	if got := store.Tier0Stats().MaxBytes; got != 64<<20 {
+		t.Errorf("tier 0 budget after reload = %d, want 64 MiB", got)
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("log level after reload = %v", level.Level())
+	}
+	if g.cfg.Ingest.BatchSize == 999 {
+		t.Error("a refused key changed the running configuration")
+	}
+}
