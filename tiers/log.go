@@ -211,7 +211,11 @@ func (l *Log) recover(ctx context.Context) error {
 					}
 				}
 			}
-			l.s.budget.Track(newSegmentKey(l.name, id), si.bytes, si.sealed, si.inTier1)
+			fileBytes := si.bytes
+			if st, err := l.s.fs.Stat(filepath.Join(l.dir0, segment.FileName(id))); err == nil {
+				fileBytes = st.Size()
+			}
+			l.s.budget.Track(newSegmentKey(l.name, id), fileBytes, si.sealed, si.inTier1)
 		} else if known && st.InTier0 && !st.InTier1 && !st.InTier2 {
 			// The manifest says the only copy is in Tier 0, and it is gone.
 			si.needsRecovery = true
@@ -512,6 +516,8 @@ func (l *Log) rollLocked(ctx context.Context) error {
 	if err != nil {
 		return l.failLocked(err)
 	}
+	// The footer counts against Tier 0 like the rest of the file.
+	l.s.budget.Track(newSegmentKey(l.name, id), w.Size(), true, false)
 	w.Close()
 	si := l.segs[len(l.segs)-1]
 	fillFromFooter(si, ft)
