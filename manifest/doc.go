@@ -92,10 +92,11 @@
 //	52  n    index (below)
 //	52+n 8   crc64 of every preceding byte
 //
-// Index encoding (version 1): version u16, stream (u16 length + bytes),
+// Index encoding (version 2): version u16, stream (u16 length + bytes),
 // records u64, unknown u64, custom u64, last_snapshot_id u64, segment_count
 // u32, then per segment in ascending id order: segment u64, base_offset u64,
-// epoch u32, last_logical_offset u64, last_timestamp_ms u64, record_count
+// epoch u32, last_logical_offset u64, last_timestamp_ms u64, opened_ms u64
+// (absent in version 1, which readers still accept), record_count
 // u64, durable_bytes u64, crc64 u64, last_ext_id u64, compressed_bytes u64,
 // dictionary_id u32, resident_bytes u64, hydration_source u64, last_failure
 // u32, failures u32, reason u32, pending_jobs u8, state flags u8 (sealed,

@@ -26,7 +26,10 @@ type SegmentState struct {
 	// LastLogicalOffset is the largest logical offset any record carried.
 	LastLogicalOffset uint64
 	LastTimestampMS   int64
-	RecordCount       uint64
+	// OpenedMS is when the segment was opened (its SegmentOpened record):
+	// retention by age counts from it.
+	OpenedMS    int64
+	RecordCount uint64
 
 	Sealed       bool
 	DurableBytes uint64
@@ -111,6 +114,7 @@ func (x *Index) Apply(r Record) {
 	case SegmentOpenedPayload:
 		s.BaseOffset, s.Epoch = p.BaseOffset, p.Epoch
 		s.InTier0, s.Deleted = true, false
+		s.OpenedMS = r.TimestampMS
 	case SealSegmentPayload:
 		s.Sealed = true
 		s.DurableBytes, s.CRC64, s.LastExtID, s.FlushFailure = p.DurableBytes, p.SegmentCRC64, p.ExtID, p.FlushFailure
@@ -214,7 +218,7 @@ func (x *Index) Equal(y *Index) bool {
 
 // indexVersion is the version of the encoding AppendBinary writes; it is
 // part of snapshot format v3.
-const indexVersion = 1
+const indexVersion = 2
 
 // AppendBinary appends the deterministic encoding of x (segments in id
 // order, layout in the package doc) to b.
@@ -232,6 +236,7 @@ func (x *Index) AppendBinary(b []byte) []byte {
 		b = le.AppendUint32(b, s.Epoch)
 		b = le.AppendUint64(b, s.LastLogicalOffset)
 		b = le.AppendUint64(b, uint64(s.LastTimestampMS))
+		b = le.AppendUint64(b, uint64(s.OpenedMS))
 		b = le.AppendUint64(b, s.RecordCount)
 		b = le.AppendUint64(b, s.DurableBytes)
 		b = le.AppendUint64(b, s.CRC64)
@@ -275,24 +280,31 @@ func (s *SegmentState) flags() byte {
 }
 
 // segmentFixedSize is the encoded size of a segment's fixed-width fields.
-const segmentFixedSize = 8*11 + 4*5 + 2
+const segmentFixedSize = 8*12 + 4*5 + 2
 
 // DecodeIndex decodes what AppendBinary wrote.
 func DecodeIndex(b []byte) (*Index, error) {
 	d := decoder{b: b}
-	if v := d.u16(); v != indexVersion {
-		return nil, fmt.Errorf("index version %d, want %d", v, indexVersion)
+	v := d.u16()
+	if v != indexVersion && v != 1 {
+		return nil, fmt.Errorf("index version %d, want 1 or %d", v, indexVersion)
 	}
 	x := NewIndex(d.str())
 	x.Records, x.Unknown, x.Custom, x.LastSnapshotID = d.u64(), d.u64(), d.u64(), d.u64()
 	n := d.u32()
-	if d.err == nil && uint64(n)*segmentFixedSize > uint64(len(d.b)) {
+	if d.err == nil && uint64(n)*(segmentFixedSize-8) > uint64(len(d.b)) {
 		return nil, fmt.Errorf("index: %d segments in %d bytes", n, len(d.b))
 	}
 	for i := uint32(0); i < n && d.err == nil; i++ {
 		s := &SegmentState{Stream: x.Stream}
 		s.Segment, s.BaseOffset, s.Epoch = d.u64(), d.u64(), d.u32()
-		s.LastLogicalOffset, s.LastTimestampMS, s.RecordCount = d.u64(), int64(d.u64()), d.u64()
+		s.LastLogicalOffset, s.LastTimestampMS = d.u64(), int64(d.u64())
+		if v >= 2 {
+			// Version 1 did not carry it: such segments are not aged by
+			// retention until they are seen opened again.
+			s.OpenedMS = int64(d.u64())
+		}
+		s.RecordCount = d.u64()
 		s.DurableBytes, s.CRC64, s.LastExtID = d.u64(), d.u64(), d.u64()
 		s.CompressedBytes, s.DictionaryID, s.ResidentBytes, s.HydrationSource = d.u64(), d.u32(), d.u64(), d.u64()
 		s.LastFailure, s.Failures, s.Reason = ReasonCode(d.u32()), d.u32(), ReasonCode(d.u32())

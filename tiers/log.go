@@ -155,6 +155,7 @@ func (l *Log) recover(ctx context.Context) error {
 			si.compressed = int64(st.CompressedBytes)
 			si.needsRecovery = st.NeedsRecovery
 			si.reason = st.Reason
+			si.createdMS = st.OpenedMS
 		}
 		if onDisk[id] {
 			si.inTier0 = true

@@ -30,6 +30,9 @@ type Reader struct {
 	segID uint64
 	t0    *segment.Reader
 	t0pos uint64 // the offset t0.Next would return
+	// t0active is set when t0 was opened on the active segment: once that
+	// segment is sealed, t0 is reopened to see the whole sealed file.
+	t0active bool
 	t1    *tier1.ArtifactReader
 	// remote is set when t1 reads a Tier 2 object with ranged GETs.
 	remote bool
@@ -147,13 +150,16 @@ func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
 var errMoved = errors.New("segment moved")
 
 func (r *Reader) readTier0(si *segInfo, active bool, durableBytes int64) (Entry, error) {
+	if r.t0 != nil && r.segID == si.id && r.t0active && !active {
+		r.closeSource()
+	}
 	if r.t0 == nil || r.segID != si.id {
 		r.closeSource()
 		rd, err := segment.Open(r.s.fs, filepath.Join(r.l.dir0, segment.FileName(si.id)))
 		if err != nil {
 			return Entry{}, fmt.Errorf("%w: %v", errMoved, err)
 		}
-		r.t0, r.segID, r.t0pos = rd, si.id, ^uint64(0)
+		r.t0, r.segID, r.t0pos, r.t0active = rd, si.id, ^uint64(0), active
 	}
 	if active {
 		r.t0.SetLimit(durableBytes)

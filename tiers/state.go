@@ -84,12 +84,22 @@ func (l *Log) markNeedsRecovery(id uint64, reason manifest.ReasonCode) {
 func (l *Log) retentionVictims(now time.Time, maxAge time.Duration, maxBytes int64) []uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Retention takes the oldest segments, contiguously: it stops at the
+	// first sealed segment whose upload is unconfirmed rather than delete
+	// newer ones around it and leave a hole in the readable log.
 	var sealed []*segInfo
 	var total int64
+	prefix := true
 	for _, si := range l.segs {
-		if si.sealed && si.inTier2 {
-			sealed = append(sealed, si)
+		if !si.sealed {
+			continue
+		}
+		if si.inTier2 {
 			total += si.compressed
+		}
+		prefix = prefix && si.inTier2
+		if prefix {
+			sealed = append(sealed, si)
 		}
 	}
 	// The newest sealed segment always stays.

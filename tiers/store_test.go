@@ -243,3 +243,37 @@ func TestHydrationOfMissingObjectMarksNeedsRecovery(t *testing.T) {
 		t.Fatalf("segment not marked needs-recovery: %+v", st)
 	}
 }
+
+func TestTailReaderFollowsAcrossRollovers(t *testing.T) {
+	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 2 << 10})
+	defer s.Close()
+	appendN(t, s, "follow", 0, 1)
+	r, err := s.Reader("follow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 300; i++ {
+			e, err := r.Next(testCtx(t))
+			if err != nil {
+				done <- fmt.Errorf("offset %d: %w", i, err)
+				return
+			}
+			if e.Offset != uint64(i) {
+				done <- fmt.Errorf("got offset %d, want %d", e.Offset, i)
+				return
+			}
+		}
+		done <- nil
+	}()
+	// The reader waits at the tail of the active segment while it is
+	// sealed and the next one opens, many times over.
+	for i := 1; i < 300; i++ {
+		appendN(t, s, "follow", i, 1)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

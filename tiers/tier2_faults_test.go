@@ -560,3 +560,27 @@ func TestConcurrentReadersOfAColdSegmentShareOneDownload(t *testing.T) {
 			id, started, done, readers)
 	}
 }
+
+func TestRetentionMaxAgeAppliesAfterRestart(t *testing.T) {
+	srv := harness.StartS3(t)
+	c := faultTier2(t, srv, time.Second)
+	root := t.TempDir()
+	const stream = "aged"
+	clock := &fakeClock{t: time.Now()}
+	opts := Options{Root: root, SegmentTargetBytes: 4 << 10, Tier2: c, RetentionMaxAge: time.Hour, Now: clock.Now}
+	s := openStore(t, opts)
+	appendN(t, s, stream, 0, 100)
+	if _, err := s.Seal(testCtx(t), stream, false); err != nil {
+		t.Fatal(err)
+	}
+	waitUploaded(t, s, stream)
+	sealed := sealedIDs(s, stream)
+	s.Close()
+	clock.Add(2 * time.Hour)
+	s = openStore(t, opts)
+	defer s.Close()
+	waitFor(t, "retention after the restart", func() bool {
+		got := bucketSegments(t, c, stream)
+		return len(got) == 1 && got[0] == sealed[len(sealed)-1]
+	})
+}
