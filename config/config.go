@@ -114,7 +114,7 @@ type Ingest struct {
 	SubjectPrefix  string   `koanf:"subject_prefix"` // subjects are <prefix>.<stream>
 	StreamName     string   `koanf:"stream_name"`
 	ConsumerName   string   `koanf:"consumer_name"`
-	BatchSize      int      `koanf:"batch_size"`       // messages per fetch
+	BatchSize      int      `koanf:"batch_size"`       // most messages appended per group fsync
 	MaxRecordBytes Bytes    `koanf:"max_record_bytes"` // larger messages go to dead letters
 	AckWait        Duration `koanf:"ack_wait"`
 	MaxAckPending  int      `koanf:"max_ack_pending"`
@@ -250,7 +250,7 @@ func Default() *Config {
 			SubjectPrefix:    "aof.ingest",
 			StreamName:       "AOF_INGEST",
 			ConsumerName:     "aof-gateway",
-			BatchSize:        256,
+			BatchSize:        2048,
 			MaxRecordBytes:   1 * MiB,
 			AckWait:          Duration(30e9),
 			MaxAckPending:    4096,

@@ -82,7 +82,7 @@ func TestPrecedenceDefaultFileEnvFlag(t *testing.T) {
 		file, env, flag     string // raw forms
 		fileVal, envVal, fv any
 	}{
-		{"ingest.batch_size", func(c *Config) any { return c.Ingest.BatchSize }, 256,
+		{"ingest.batch_size", func(c *Config) any { return c.Ingest.BatchSize }, 2048,
 			"100", "200", "300", 100, 200, 300},
 		{"tier0.cluster_max_bytes", func(c *Config) any { return c.Tier0.ClusterMaxBytes }, 2 * GiB,
 			`"512MiB"`, "1.5GB", "3GiB", 512 * MiB, Bytes(1_500_000_000), 3 * GiB},

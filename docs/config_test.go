@@ -27,7 +27,7 @@ var keyHelp = map[string]string{
 	"control.subject_prefix":                "admin endpoints are `<prefix>.<endpoint>`; aof2-admin `--prefix` must match",
 	"data_root":                             "directory holding `tier0/`, `tier1/`, `manifest/` (and `nats/` with the embedded server)",
 	"ingest.ack_wait":                       "JetStream ack wait of the durable consumer",
-	"ingest.batch_size":                     "messages per fetch; one fsync per stream per batch",
+	"ingest.batch_size":                     "most messages appended between group fsyncs; batches form from what is buffered, so a large value costs no latency",
 	"ingest.consumer_name":                  "durable pull consumer name on the ingest stream",
 	"ingest.deadletter_prefix":              "rejected messages go to `<prefix>.<stream>` with an `Aof-Error` header",
 	"ingest.discard":                        "`old` or `new`: what JetStream drops when the ingest stream is full",

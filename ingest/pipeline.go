@@ -40,7 +40,7 @@ type Options struct {
 	Consumer         ConsumerSettings
 	SubjectPrefix    string // aof.ingest
 	DeadLetterPrefix string // aof.deadletter
-	BatchSize        int    // 256
+	BatchSize        int    // 2048: the most messages one group fsync covers
 	MaxRecordBytes   int    // 1 MiB: the whole stored envelope
 	Logger           *slog.Logger
 	Tracer           trace.Tracer
@@ -86,7 +86,7 @@ func NewPipeline(js jetstream.JetStream, store Store, opts Options) (*Pipeline, 
 		opts.DeadLetterPrefix = "aof.deadletter"
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 256
+		opts.BatchSize = 2048
 	}
 	if opts.MaxRecordBytes <= 0 {
 		opts.MaxRecordBytes = 1 << 20
@@ -145,7 +145,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.mu.Unlock()
 	p.log.Info("ingest_started", "consumer", p.opts.Consumer.Durable, "start_sequence", start)
 
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * p.opts.BatchSize))
+	it, err := cons.Messages(pullOptions(p.opts.BatchSize))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", p.opts.Consumer.Durable, err)
 	}
@@ -181,7 +181,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// Two stages: this goroutine validates, dedupes and appends batch k+1
 	// while the syncer fsyncs batch k and then acks it. Appends stay in
 	// order, and a message is acked only after the fsync covering it.
-	synced := make(chan *inflight, 1)
+	synced := make(chan *inflight, 4)
 	syncErr := make(chan error, 1)
 	go func() { syncErr <- p.syncer(synced) }()
 	stopSyncer := func() error {
@@ -241,43 +241,86 @@ type inflight struct {
 	acks  []jetstream.Msg
 }
 
-// syncer makes each appended batch durable, then acks its messages.
+// syncer makes appended batches durable, then acks their messages. When
+// it falls behind, every batch waiting for it shares one fsync per stream
+// (group commit across batches).
 func (p *Pipeline) syncer(in <-chan *inflight) error {
 	var failed error
 	for fl := range in {
-		if failed != nil {
-			fl.span.End()
-			continue // nothing after a failed sync is acked
-		}
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for stream, next := range fl.syncs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := p.store.SyncTo(fl.ctx, stream, next); err != nil {
-					mu.Lock()
-					failed = errors.Join(failed, fmt.Errorf("stream %s: %w", stream, err))
-					mu.Unlock()
+		group := []*inflight{fl}
+	more:
+		for {
+			select {
+			case next, ok := <-in:
+				if !ok {
+					break more
 				}
-			}()
-		}
-		wg.Wait()
-		if failed != nil {
-			fl.span.RecordError(failed)
-			fl.span.End()
-			continue
-		}
-		for _, m := range fl.acks {
-			if err := p.ack(m); err != nil {
-				// The record is durable; a lost ack only means a
-				// redelivery, which is recognised by sequence.
-				p.log.Warn("ingest_ack_failed", "subject", m.Subject(), "err", err)
+				group = append(group, next)
+			default:
+				break more
 			}
 		}
-		fl.span.End()
+		if failed == nil {
+			failed = p.syncGroup(group)
+		}
+		for _, fl := range group {
+			if failed != nil {
+				// Nothing after a failed sync is acked.
+				fl.span.RecordError(failed)
+				fl.span.End()
+				continue
+			}
+			for _, m := range fl.acks {
+				if err := p.ack(m); err != nil {
+					// The record is durable; a lost ack only means a
+					// redelivery, which is recognised by sequence.
+					p.log.Warn("ingest_ack_failed", "subject", m.Subject(), "err", err)
+				}
+			}
+			fl.span.End()
+		}
 	}
 	return failed
+}
+
+// syncGroup syncs every stream of group to the furthest offset any batch
+// of it appended, streams in parallel.
+func (p *Pipeline) syncGroup(group []*inflight) error {
+	targets := map[string]uint64{}
+	ctxs := map[string]context.Context{}
+	for _, fl := range group {
+		for stream, next := range fl.syncs {
+			if next >= targets[stream] {
+				targets[stream], ctxs[stream] = next, fl.ctx
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed error
+	for stream, next := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.store.SyncTo(ctxs[stream], stream, next); err != nil {
+				mu.Lock()
+				failed = errors.Join(failed, fmt.Errorf("stream %s: %w", stream, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// PullBufferBytes bounds the bytes of messages the consumer buffers ahead
+// of the pipeline, whatever the batch size and message size.
+const PullBufferBytes = 64 << 20
+
+// pullOptions is how the pipeline pulls: up to two batches buffered ahead,
+// within PullBufferBytes. Benchmarks give their baseline the same.
+func pullOptions(batch int) jetstream.PullMessagesOpt {
+	return jetstream.PullMaxMessagesWithBytesLimit(2*batch, PullBufferBytes)
 }
 
 // pending is one message on its way to the store.
