@@ -10,16 +10,25 @@ import (
 	"github.com/bop-aof/aof/tiers/tier2"
 )
 
-// EvictTier0 removes only the Tier 0 file of a sealed segment whose Tier 1
-// copy exists; reads are then served from Tier 1.
-func (s *Store) EvictTier0(ctx context.Context, stream string, id uint64) error {
+// lookup returns stream's log and a copy of what it knows of segment id.
+func (s *Store) lookup(stream string, id uint64) (*Log, *segInfo, error) {
 	l, err := s.existing(stream)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	si := l.info(id)
 	if si == nil {
-		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
+		return nil, nil, fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
+	}
+	return l, si, nil
+}
+
+// EvictTier0 removes only the Tier 0 file of a sealed segment whose Tier 1
+// copy exists; reads are then served from Tier 1.
+func (s *Store) EvictTier0(ctx context.Context, stream string, id uint64) error {
+	l, si, err := s.lookup(stream, id)
+	if err != nil {
+		return err
 	}
 	if !si.inTier0 {
 		return nil
@@ -39,13 +48,9 @@ func (s *Store) EvictTier0(ctx context.Context, stream string, id uint64) error 
 // gone afterwards; readers get ErrOffsetNotFound for them. The active
 // segment cannot be retired.
 func (s *Store) Retire(ctx context.Context, stream string, id uint64) error {
-	l, err := s.existing(stream)
+	l, si, err := s.lookup(stream, id)
 	if err != nil {
 		return err
-	}
-	si := l.info(id)
-	if si == nil {
-		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
 	}
 	if !si.sealed {
 		return fmt.Errorf("segment %d of %s is the active segment: seal it before retiring it", id, stream)
@@ -60,13 +65,9 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	if s.opts.Tier2 == nil {
 		return errors.New("tiers: no Tier 2 configured")
 	}
-	l, err := s.existing(stream)
+	l, si, err := s.lookup(stream, id)
 	if err != nil {
 		return err
-	}
-	si := l.info(id)
-	if si == nil {
-		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
 	}
 	if !si.sealed || (!si.inTier0 && !si.inTier1) {
 		return fmt.Errorf("segment %d of %s has no sealed local copy to upload from", id, stream)

@@ -213,13 +213,9 @@ func (l *Log) Segments() []SegmentStatus {
 // Hydrate brings segment id of stream back into Tier 1 from Tier 2 and
 // waits for it. It is a no-op for a segment already local.
 func (s *Store) Hydrate(ctx context.Context, stream string, id uint64) error {
-	l, err := s.existing(stream)
+	_, si, err := s.lookup(stream, id)
 	if err != nil {
 		return err
-	}
-	si := l.info(id)
-	if si == nil {
-		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
 	}
 	if si.inTier0 || si.inTier1 {
 		return nil
@@ -232,13 +228,9 @@ func (s *Store) Hydrate(ctx context.Context, stream string, id uint64) error {
 // so that the next read hydrates it: Tier 0 first, then Tier 1. It is
 // refused for a segment without a confirmed Tier 2 copy.
 func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error {
-	l, err := s.existing(stream)
+	l, si, err := s.lookup(stream, id)
 	if err != nil {
 		return err
-	}
-	si := l.info(id)
-	if si == nil {
-		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
 	}
 	if !si.sealed || !si.inTier2 {
 		return fmt.Errorf("segment %d of %s is not confirmed in tier 2; refusing to evict its local copies", id, stream)

@@ -271,6 +271,30 @@ func (a *app) openRoot(cmd *cobra.Command, root string) (*tiers.Store, error) {
 	return control.OpenOffline(cmd.Context(), root, nil)
 }
 
+// answer runs a command that works both ways: offline on the data root
+// of a stopped gateway when root is set, else through the running
+// gateway's control service.
+func answer[Res any](a *app, cmd *cobra.Command, root string,
+	offline func(context.Context, *tiers.Store) (Res, error),
+	online func(context.Context, *control.Client) (Res, error)) (Res, error) {
+	var zero Res
+	ctx, cancel := a.requestCtx(cmd)
+	defer cancel()
+	if root != "" {
+		s, err := a.openRoot(cmd, root)
+		if err != nil {
+			return zero, err
+		}
+		defer s.Close()
+		return offline(ctx, s)
+	}
+	c, err := a.client(cmd)
+	if err != nil {
+		return zero, err
+	}
+	return online(ctx, c)
+}
+
 // tier2Client connects to Tier 2 when the configuration names it; nil
 // without an error when it does not.
 func (a *app) tier2Client(cmd *cobra.Command) (*tier2.Client, error) {

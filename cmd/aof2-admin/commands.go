@@ -62,26 +62,15 @@ running one (queues are then 0 and latency is unknown: 0).`,
   aof2-admin dump --root /var/lib/aof --json-only | jq .tier2.segments`,
 		Args: cobra.NoArgs,
 		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
-			var res control.DumpResponse
-			if root != "" {
-				s, err := a.openRoot(cmd, root)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				if res, err = control.Dump(s, stream, nil); err != nil {
-					return err
-				}
-			} else {
-				c, err := a.client(cmd)
-				if err != nil {
-					return err
-				}
-				ctx, cancel := a.requestCtx(cmd)
-				defer cancel()
-				if res, err = c.Dump(ctx, control.DumpRequest{Stream: stream}); err != nil {
-					return err
-				}
+			res, err := answer(a, cmd, root,
+				func(_ context.Context, s *tiers.Store) (control.DumpResponse, error) {
+					return control.Dump(s, stream, nil)
+				},
+				func(ctx context.Context, c *control.Client) (control.DumpResponse, error) {
+					return c.Dump(ctx, control.DumpRequest{Stream: stream})
+				})
+			if err != nil {
+				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(res)
@@ -250,26 +239,15 @@ that tier. With --root it reads a stopped gateway's data root.`,
 				}
 				req.Tier = &tier
 			}
-			var res control.SegmentsListResponse
-			if root != "" {
-				s, err := a.openRoot(cmd, root)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				if res, err = control.ListSegments(s, req); err != nil {
-					return err
-				}
-			} else {
-				c, err := a.client(cmd)
-				if err != nil {
-					return err
-				}
-				ctx, cancel := a.requestCtx(cmd)
-				defer cancel()
-				if res, err = c.SegmentsList(ctx, req); err != nil {
-					return err
-				}
+			res, err := answer(a, cmd, root,
+				func(_ context.Context, s *tiers.Store) (control.SegmentsListResponse, error) {
+					return control.ListSegments(s, req)
+				},
+				func(ctx context.Context, c *control.Client) (control.SegmentsListResponse, error) {
+					return c.SegmentsList(ctx, req)
+				})
+			if err != nil {
+				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(res)
@@ -426,26 +404,15 @@ gateway's data root.`,
 				return usagef("--recent must be >= 0")
 			}
 			req := control.ManifestInspectRequest{Stream: istream, Recent: recent}
-			var res control.ManifestInspectResponse
-			if iroot != "" {
-				s, err := a.openRoot(cmd, iroot)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				if res, err = control.Inspect(s, req); err != nil {
-					return err
-				}
-			} else {
-				c, err := a.client(cmd)
-				if err != nil {
-					return err
-				}
-				ctx, cancel := a.requestCtx(cmd)
-				defer cancel()
-				if res, err = c.ManifestInspect(ctx, req); err != nil {
-					return err
-				}
+			res, err := answer(a, cmd, iroot,
+				func(_ context.Context, s *tiers.Store) (control.ManifestInspectResponse, error) {
+					return control.Inspect(s, req)
+				},
+				func(ctx context.Context, c *control.Client) (control.ManifestInspectResponse, error) {
+					return c.ManifestInspect(ctx, req)
+				})
+			if err != nil {
+				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(res)
@@ -485,28 +452,13 @@ from Tier 2 first. The read stops at the durable end of the stream. With
 				return usagef("--count must be between 1 and %d", control.MaxReadCount)
 			}
 			req := control.ReadRequest{Stream: stream, From: from, Count: count, MaxBytes: maxBytes}
-			var res control.ReadResponse
-			if root != "" {
-				s, err := a.openRoot(cmd, root)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				ctx, cancel := a.requestCtx(cmd)
-				defer cancel()
-				if res, err = readAll(ctx, s, req); err != nil {
-					return err
-				}
-			} else {
-				c, err := a.client(cmd)
-				if err != nil {
-					return err
-				}
-				ctx, cancel := a.requestCtx(cmd)
-				defer cancel()
-				if res, err = readAllRemote(ctx, c, req); err != nil {
-					return err
-				}
+			res, err := answer(a, cmd, root,
+				func(ctx context.Context, s *tiers.Store) (control.ReadResponse, error) { return readAll(ctx, s, req) },
+				func(ctx context.Context, c *control.Client) (control.ReadResponse, error) {
+					return readAllRemote(ctx, c, req)
+				})
+			if err != nil {
+				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(res)
