@@ -162,6 +162,7 @@ func gatewayRate(b *testing.B, js jetstream.JetStream, durable string, n int, op
 		store.Close()
 	}
 }
+
 // plainConsumerRate drains the stream with a plain durable pull consumer
 // that acks every message explicitly, the same batch size as the gateway,
 // and no storage at all. It returns messages per second.

@@ -33,7 +33,7 @@ type Reader struct {
 	// t0active is set when t0 was opened on the active segment: once that
 	// segment is sealed, t0 is reopened to see the whole sealed file.
 	t0active bool
-	t1    *tier1.ArtifactReader
+	t1       *tier1.ArtifactReader
 	// remote is set when t1 reads a Tier 2 object with ranged GETs.
 	remote bool
 	ranged bool

@@ -23,13 +23,9 @@ func (a *app) statusCommand() *cobra.Command {
   aof2-admin status --json --nats-url nats://10.0.0.5:4222`,
 		Args: cobra.NoArgs,
 		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.requestCtx(cmd)
-			defer cancel()
-			res, err := c.Status(ctx)
+			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.StatusResponse, error) {
+				return c.Status(ctx)
+			})
 			if err != nil {
 				return err
 			}
@@ -103,13 +99,9 @@ upgrade, for example).`,
 			if req.Stream == "" && !req.All {
 				return usagef("seal needs --stream or --all")
 			}
-			c, err := a.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.requestCtx(cmd)
-			defer cancel()
-			res, err := c.Seal(ctx, req)
+			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.SealResponse, error) {
+				return c.Seal(ctx, req)
+			})
 			if err != nil {
 				return err
 			}
@@ -285,13 +277,9 @@ a stream and a segment being hydrated are refused as still in use.`,
 			if !changed(cmd.Flags(), "segment") {
 				return usagef("segments delete needs --segment")
 			}
-			c, err := a.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.requestCtx(cmd)
-			defer cancel()
-			res, err := c.SegmentsDelete(ctx, del)
+			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.SegmentsDeleteResponse, error) {
+				return c.SegmentsDelete(ctx, del)
+			})
 			if err != nil {
 				return err
 			}
@@ -602,13 +590,9 @@ func (a *app) snapshotCommand() *cobra.Command {
 			if stream == "" {
 				return usagef("snapshot create needs --stream")
 			}
-			c, err := a.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.requestCtx(cmd)
-			defer cancel()
-			res, err := c.SnapshotCreate(ctx, control.SnapshotRequest{Stream: stream})
+			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.SnapshotResponse, error) {
+				return c.SnapshotCreate(ctx, control.SnapshotRequest{Stream: stream})
+			})
 			if err != nil {
 				return err
 			}
@@ -628,13 +612,9 @@ func (a *app) snapshotCommand() *cobra.Command {
 		Example: "  aof2-admin snapshot list\n  aof2-admin snapshot list --stream demo --json",
 		Args:    cobra.NoArgs,
 		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.requestCtx(cmd)
-			defer cancel()
-			res, err := c.SnapshotList(ctx, control.StreamRequest{Stream: lstream})
+			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.SnapshotListResponse, error) {
+				return c.SnapshotList(ctx, control.StreamRequest{Stream: lstream})
+			})
 			if err != nil {
 				return err
 			}
@@ -667,13 +647,9 @@ policies, retention, log level); it prints what the gateway reports.`,
 		Example: "  aof2-admin config reload",
 		Args:    cobra.NoArgs,
 		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
-			cl, err := a.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.requestCtx(cmd)
-			defer cancel()
-			res, err := cl.ConfigReload(ctx)
+			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.ReloadResponse, error) {
+				return c.ConfigReload(ctx)
+			})
 			if err != nil {
 				return err
 			}
