@@ -16,6 +16,7 @@ import (
 
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier0"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -468,10 +469,16 @@ func (p *Pipeline) appendWithAdmission(ctx, spanCtx context.Context, stream stri
 		if err == nil {
 			return n, done + len(recs), nil
 		}
-		if !backpressure.Is(err, backpressure.Admission) {
+		// A group larger than the whole Tier 0 budget can never be
+		// admitted at once: it goes in halves like one that does not fit
+		// now. A single record that large is a configuration error.
+		tooLarge := errors.Is(err, tier0.ErrTooLarge) && len(recs) > 1
+		if !backpressure.Is(err, backpressure.Admission) && !tooLarge {
 			return next, done, err
 		}
-		p.inst.IncBackpressure(spanCtx, backpressure.Admission.String())
+		if !tooLarge {
+			p.inst.IncBackpressure(spanCtx, backpressure.Admission.String())
+		}
 		if len(recs) > 1 {
 			half := len(recs) / 2
 			n, k, err := p.appendWithAdmission(ctx, spanCtx, stream, recs[:half], msgs[:half])
