@@ -338,8 +338,10 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 	work := context.WithoutCancel(ctx)
 	links := make([]trace.Link, 0, len(batch))
 	for _, m := range batch {
-		if l, ok := tracing.LinkFromHeaders(m.Headers()); ok {
-			links = append(links, l)
+		if h := m.Headers(); len(h) > 0 {
+			if l, ok := tracing.LinkFromHeaders(h); ok {
+				links = append(links, l)
+			}
 		}
 	}
 	var spanCtx context.Context
@@ -356,13 +358,22 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 	fl := &inflight{span: span, ctx: spanCtx, syncs: map[string]uint64{}}
 
 	groups := make(map[string][]pending)
+	streamOf := make(map[string]string)
 	var order []string
 	for _, m := range batch {
 		meta, err := m.Metadata()
 		if err != nil {
 			return fl, fmt.Errorf("message metadata: %w", err)
 		}
-		stream, err := StreamFromSubject(p.opts.SubjectPrefix, m.Subject())
+		// A batch holds few distinct subjects: map each once.
+		subject := m.Subject()
+		stream, known := streamOf[subject]
+		if !known {
+			stream, err = StreamFromSubject(p.opts.SubjectPrefix, subject)
+			if err == nil {
+				streamOf[subject] = stream
+			}
+		}
 		if err != nil {
 			if err := p.deadLetter(spanCtx, m, meta.Sequence.Stream, InvalidStream, err.Error()); err != nil {
 				return fl, err
