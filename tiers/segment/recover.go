@@ -148,6 +148,7 @@ func recoverFile(fsys vfs.FS, dir, path string, f vfs.File, id uint64, o options
 	}
 	w := newWriter(fsys, dir, path, f, h, o)
 	w.written = scan.pos
+	w.crc = scan.crc
 	w.next = scan.next
 	w.count = scan.count
 	w.firstExt = scan.firstExt

@@ -89,6 +89,7 @@ type Writer struct {
 	f        vfs.File
 	buf      []byte // encoded records not yet handed to the file
 	written  int64  // bytes handed to the file: header plus records
+	crc      uint64 // CRC-64/NVME of those bytes, for the footer
 	next     uint64
 	count    uint64
 	firstExt uint64
@@ -171,6 +172,7 @@ func Create(fs vfs.FS, dir string, h Header, opts ...Option) (*Writer, error) {
 	}
 	w := newWriter(fs, dir, path, f, h, o)
 	w.written = HeaderSize
+	w.crc = crc64Update(0, hb[:])
 	w.next = h.BaseOffset
 	w.publish()
 	return w, nil
@@ -318,6 +320,7 @@ func (w *Writer) writeBuffered() error {
 	}
 	n, err := w.f.Write(w.buf)
 	w.written += int64(n)
+	w.crc = crc64Update(w.crc, w.buf[:n])
 	if err == nil && n < len(w.buf) {
 		err = errors.New("short write")
 	}
@@ -404,14 +407,10 @@ func (w *Writer) Seal() (Footer, error) {
 	if err := w.syncLocked(); err != nil {
 		return Footer{}, err
 	}
-	crc, err := w.checksumWritten()
-	if err != nil {
-		return Footer{}, fmt.Errorf("seal segment %d: %w", w.header.SegmentID, err)
-	}
 	ft := Footer{
 		RecordCount:  w.count,
 		DurableBytes: uint64(w.written),
-		CRC64:        crc,
+		CRC64:        w.crc,
 		FirstExtID:   w.firstExt,
 		LastExtID:    w.lastExt,
 		FirstOffset:  w.header.BaseOffset,
@@ -438,31 +437,6 @@ func (w *Writer) Seal() (Footer, error) {
 		return ft, fmt.Errorf("seal segment %d: %w", w.header.SegmentID, err)
 	}
 	return ft, nil
-}
-
-// checksumWritten computes the footer's CRC-64 by reading the segment back.
-// Doing it at seal rather than per group commit keeps the checksum off the
-// path every acknowledgement waits for, and it covers the bytes as the file
-// holds them. Called with mu held.
-func (w *Writer) checksumWritten() (uint64, error) {
-	buf := w.buf[:cap(w.buf)]
-	if len(buf) < windowSize {
-		buf = make([]byte, windowSize)
-	}
-	var crc uint64
-	for pos := int64(0); pos < w.written; {
-		chunk := buf[:min(int64(len(buf)), w.written-pos)]
-		n, err := w.f.ReadAt(chunk, pos)
-		if n < len(chunk) {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, fmt.Errorf("read back for crc64: %w", err)
-		}
-		crc = crc64Update(crc, chunk)
-		pos += int64(n)
-	}
-	return crc, nil
 }
 
 // Close releases the file. Buffered records that were not synced are
