@@ -43,8 +43,8 @@
 //
 //	off size field
 //	  0    4 payload_len u32 (at most MaxPayloadBytes)
-//	  4    4 crc u32: CRC-32C of the whole record except this field, in
-//	         the order bytes 8 to the end of the payload, then bytes 0-3
+//	  4    4 crc u32: CRC-32C of bytes 8 to the end of the payload
+//	         (payload_len is covered by choosing that range)
 //	  8    8 logical_offset u64 (base offset + record index; contiguous)
 //	 16    8 append_ts_ms u64 (Unix milliseconds, as an i64)
 //	 24    8 ext_id u64 (JetStream stream sequence)

@@ -206,11 +206,13 @@ func appendRecord(buf []byte, offset uint64, appendMS int64, extID uint64, flags
 	return buf
 }
 
-// recordCRC is the CRC-32C of a whole encoded record except its crc field:
-// bytes 8 to the end (fields and payload, contiguous), then bytes 0-3
+// recordCRC is the CRC-32C of bytes 8 to the end of an encoded record (the
+// fields and the payload, contiguous, one pass). payload_len, bytes 0-3, is
+// covered all the same: it decides which bytes are summed, so a damaged
+// length sums a different range and fails the check.
 // (payload_len).
 func recordCRC(rec []byte) uint32 {
-	return crc32.Update(crc32.Checksum(rec[8:], castagnoli), castagnoli, rec[0:4])
+	return crc32.Checksum(rec[8:], castagnoli)
 }
 
 func decodeRecordHeader(b []byte) recordHeader {

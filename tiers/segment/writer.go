@@ -202,10 +202,13 @@ func (w *Writer) current() durableState {
 func (w *Writer) publish() { w.publishState(w.current()) }
 
 func (w *Writer) publishState(st durableState) {
-	w.durableBytes.Store(st.bytes)
+	// The offset goes first: a reader that loads DurableBytes and then
+	// DurableOffset never sees bytes covering a record its offset does
+	// not count as durable yet.
 	w.durableOffset.Store(st.next)
 	w.durableExt.Store(st.ext)
 	w.durableCount.Store(st.count)
+	w.durableBytes.Store(st.bytes)
 }
 
 // Header returns the segment header.
