@@ -67,7 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadChunk -fuzztime 30s ./manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope -fuzztime 30s ./ingest/
 
-run: tools build
+run: $(VERSITYGW) build
 	./scripts/run-local.sh
 
 clean:
