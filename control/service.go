@@ -111,6 +111,12 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 			return nil, fmt.Errorf("control: add endpoint %s: %w", name, err)
 		}
 	}
+	// Subscriptions reach the server asynchronously: flush so that the
+	// service answers as soon as New returns, not a moment later.
+	if err := nc.Flush(); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("control: register endpoints: %w", err)
+	}
 	return s, nil
 }
 
