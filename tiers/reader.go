@@ -224,9 +224,8 @@ func (r *Reader) decodeFrom(si *segInfo) (Entry, error) {
 func (l *Log) locate(off uint64) (*segInfo, uint64, int64, uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	durable := l.active.DurableOffset()
+	durable, durableBytes := l.active.Durable()
 	activeID := l.active.Header().SegmentID
-	durableBytes := l.active.DurableBytes()
 	si := l.segmentForLocked(off)
 	if si == nil {
 		return nil, durable, durableBytes, activeID, nil

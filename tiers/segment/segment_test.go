@@ -280,7 +280,8 @@ func TestReadersDuringAppendSyncSeal(t *testing.T) {
 				}
 			}
 			for next < total {
-				r.SetLimit(w.DurableBytes())
+				durableOffset, durableBytes := w.Durable()
+				r.SetLimit(durableBytes)
 				e, err := r.Next()
 				if errors.Is(err, io.EOF) {
 					runtime.Gosched() // wait for the writer's next group commit
@@ -294,7 +295,7 @@ func TestReadersDuringAppendSyncSeal(t *testing.T) {
 					errs <- errors.New("reader saw a wrong record")
 					return
 				}
-				if e.Offset >= w.DurableOffset() {
+				if e.Offset >= durableOffset {
 					errs <- errors.New("reader saw a record above the durable watermark")
 					return
 				}

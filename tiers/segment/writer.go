@@ -98,10 +98,10 @@ type Writer struct {
 	sealed   bool
 	closed   bool
 
-	durableBytes  atomic.Int64
-	durableOffset atomic.Uint64
-	durableExt    atomic.Uint64
-	durableCount  atomic.Uint64
+	// durable is the state the last fsync made durable, published as one
+	// immutable value so readers always see a consistent pair of offset
+	// and bytes.
+	durable atomic.Pointer[durableState]
 }
 
 // Create makes a new segment file <dir>/FileName(h.SegmentID) with a
@@ -201,14 +201,21 @@ func (w *Writer) current() durableState {
 // mu held after the file and the fields agree.
 func (w *Writer) publish() { w.publishState(w.current()) }
 
-func (w *Writer) publishState(st durableState) {
-	// The offset goes first: a reader that loads DurableBytes and then
-	// DurableOffset never sees bytes covering a record its offset does
-	// not count as durable yet.
-	w.durableOffset.Store(st.next)
-	w.durableExt.Store(st.ext)
-	w.durableCount.Store(st.count)
-	w.durableBytes.Store(st.bytes)
+func (w *Writer) publishState(st durableState) { w.durable.Store(&st) }
+
+func (w *Writer) durableState() durableState {
+	if st := w.durable.Load(); st != nil {
+		return *st
+	}
+	return durableState{}
+}
+
+// Durable returns the durable watermark and the file length covering it
+// from the same fsync: every record below offset lies within bytes.
+// Readers of an active segment use the pair to bound what they read.
+func (w *Writer) Durable() (offset uint64, bytes int64) {
+	st := w.durableState()
+	return st.next, st.bytes
 }
 
 // Header returns the segment header.
@@ -226,11 +233,11 @@ func (w *Writer) NextOffset() uint64 {
 
 // DurableOffset is the durable watermark: every record with a lower logical
 // offset has been fsynced.
-func (w *Writer) DurableOffset() uint64 { return w.durableOffset.Load() }
+func (w *Writer) DurableOffset() uint64 { return w.durableState().next }
 
 // DurableBytes is the file length covered by the last successful fsync.
 // Readers of an active segment use it as their limit (Reader.SetLimit).
-func (w *Writer) DurableBytes() int64 { return w.durableBytes.Load() }
+func (w *Writer) DurableBytes() int64 { return w.durableState().bytes }
 
 // Size is the length of the segment including buffered, unsynced records.
 func (w *Writer) Size() int64 {
@@ -251,7 +258,7 @@ func (w *Writer) LastExtID() uint64 {
 }
 
 // DurableExtID is the ext id of the last durable record.
-func (w *Writer) DurableExtID() uint64 { return w.durableExt.Load() }
+func (w *Writer) DurableExtID() uint64 { return w.durableState().ext }
 
 // RecordCount is the number of records appended, durable or not.
 func (w *Writer) RecordCount() uint64 {
@@ -359,7 +366,7 @@ func (w *Writer) Sync() error {
 	st := w.current()
 	f := w.f
 	w.mu.Unlock()
-	if st.bytes == w.durableBytes.Load() {
+	if st.bytes == w.DurableBytes() {
 		return nil
 	}
 	// The fsync runs without mu: Append keeps encoding (and may write early)
@@ -384,7 +391,7 @@ func (w *Writer) syncLocked() error {
 	if err := w.writeBuffered(); err != nil {
 		return err
 	}
-	if w.written == w.durableBytes.Load() {
+	if w.written == w.DurableBytes() {
 		return nil
 	}
 	if err := w.f.Sync(); err != nil {
