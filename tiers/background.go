@@ -26,6 +26,13 @@ const (
 	jobUpload
 )
 
+func (k jobKind) String() string {
+	if k == jobCompress {
+		return "compress"
+	}
+	return "upload"
+}
+
 type job struct {
 	kind    jobKind
 	log     *Log
@@ -186,9 +193,15 @@ func (b *background) worker(q *jobQueue) {
 			continue
 		}
 		// Retry with capped exponential backoff; the manifest already
-		// holds the failure record with its reason.
+		// holds the failure record with its reason. A job is never given
+		// up: a segment that cannot reach Tier 1 or Tier 2 cannot leave
+		// the tier above. Past JobMaxRetries each failure is an error.
 		j.attempt++
-		delay := min(100*time.Millisecond<<min(j.attempt, 8), 30*time.Second)
+		delay := min(b.s.opts.JobRetryBackoff<<min(j.attempt-1, 10), 30*time.Second)
+		if j.attempt >= b.s.opts.JobMaxRetries {
+			b.s.log.Error("background_job_failing", "stream", j.log.name, "segment", j.segment,
+				"job", j.kind.String(), "attempts", j.attempt, "retry_in", delay, "err", err)
+		}
 		go func() {
 			select {
 			case <-b.s.ctx.Done():

@@ -44,6 +44,15 @@ type Options struct {
 	CompressionLevel   int   // 3
 	CompressionWorkers int   // 2
 	HydrationWorkers   int   // 2
+	// JobRetryBackoff is the first delay before a failed compression or
+	// upload is retried (tier1.retry_backoff, 200 ms); it doubles up to
+	// 30 s. JobMaxRetries (tier1.max_retries, 3) is the attempt from which
+	// each further failure is logged as an error.
+	JobRetryBackoff time.Duration
+	JobMaxRetries   int
+	// ActivationQueueWarnThreshold logs a warning when this many writers
+	// wait for Tier 0 admission (tier0.activation_queue_warn_threshold).
+	ActivationQueueWarnThreshold int
 
 	// Tier2 is the object store. Nil keeps segments in Tier 1 only: for
 	// library tests; the gateway always sets it, since Tier 2 is the
@@ -95,6 +104,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.HydrationWorkers <= 0 {
 		o.HydrationWorkers = 2
+	}
+	if o.JobRetryBackoff <= 0 {
+		o.JobRetryBackoff = 200 * time.Millisecond
+	}
+	if o.JobMaxRetries <= 0 {
+		o.JobMaxRetries = 3
 	}
 	if o.Tier2Concurrency <= 0 {
 		o.Tier2Concurrency = 4
@@ -153,9 +168,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 	budget, err := tier0.New(tier0.Options{
-		MaxBytes: opts.Tier0MaxBytes,
-		Evict:    s.evictTier0,
-		Logger:   opts.Logger,
+		MaxBytes:           opts.Tier0MaxBytes,
+		Evict:              s.evictTier0,
+		Logger:             opts.Logger,
+		QueueWarnThreshold: opts.ActivationQueueWarnThreshold,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tiers: %w", err)
