@@ -34,6 +34,9 @@ type Store interface {
 	// WaitForAdmission blocks until n bytes could be admitted to Tier 0
 	// or ctx ends.
 	WaitForAdmission(ctx context.Context, n int64) error
+	// Resume lets streams whose fsync failed take appends again; called
+	// when the pipeline restarts from the ack floor.
+	Resume() error
 }
 
 // Options configure a Pipeline. Zero values take the defaults noted.
@@ -69,6 +72,9 @@ type Pipeline struct {
 	inst *tracing.Instruments
 	// ack acknowledges a stored message; tests replace it to lose acks.
 	ack func(jetstream.Msg) error
+	// lastConsumerSeq is the consumer sequence of the last delivery seen
+	// in this Run.
+	lastConsumerSeq uint64
 
 	mu          sync.Mutex
 	blocked     bool // waiting for Tier 0 admission
@@ -129,6 +135,11 @@ func (p *Pipeline) Status() Status {
 // returns the error with nothing after the failed message acked; the
 // caller may Run again, which redelivers from the ack floor.
 func (p *Pipeline) Run(ctx context.Context) error {
+	// A restart redelivers from the ack floor: logs whose fsync failed
+	// may take appends again.
+	if err := p.store.Resume(); err != nil {
+		return fmt.Errorf("resume store: %w", err)
+	}
 	cons, start, err := resetConsumer(ctx, p.js, p.opts.Consumer)
 	if err != nil {
 		return err
@@ -181,26 +192,41 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	// Two stages: this goroutine validates, dedupes and appends batch k+1
 	// while the syncer fsyncs batch k and then acks it. Appends stay in
-	// order, and a message is acked only after the fsync covering it.
+	// order, and a message is acked only after the fsync covering it. The
+	// first failed fsync stops appending at once: what was appended after
+	// it is cut by the store, and is redelivered after the restart.
 	synced := make(chan *inflight, 4)
-	syncErr := make(chan error, 1)
-	go func() { syncErr <- p.syncer(synced) }()
+	syncFailed := make(chan error, 1)
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		p.syncer(synced, syncFailed)
+	}()
 	stopSyncer := func() error {
 		close(synced)
-		return <-syncErr
+		<-syncDone
+		select {
+		case err := <-syncFailed:
+			return err
+		default:
+			return nil
+		}
 	}
+	p.lastConsumerSeq = 0
 
 	for {
 		batch := make([]jetstream.Msg, 0, p.opts.BatchSize)
 		select {
 		case <-ctx.Done():
 			return stopSyncer()
-		case err := <-syncErr:
-			close(synced)
-			return err
+		case err := <-syncFailed:
+			syncFailed <- err
+			return stopSyncer()
 		case m, ok := <-feed:
 			if !ok {
-				return stopSyncer()
+				// The consumer went away (deleted, connection closed):
+				// not a shutdown, so the caller restarts the pipeline.
+				return errors.Join(errors.New("ingest: consumer iterator closed"), stopSyncer())
 			}
 			batch = append(batch, m)
 		}
@@ -220,12 +246,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		// appended records get their fsync and their acks.
 		fl, err := p.appendBatch(ctx, batch)
 		if fl != nil {
-			select {
-			case synced <- fl:
-			case err2 := <-syncErr:
-				close(synced)
-				return errors.Join(err, err2)
-			}
+			synced <- fl
 		}
 		if err != nil {
 			return errors.Join(err, stopSyncer())
@@ -244,8 +265,9 @@ type inflight struct {
 
 // syncer makes appended batches durable, then acks their messages. When
 // it falls behind, every batch waiting for it shares one fsync per stream
-// (group commit across batches).
-func (p *Pipeline) syncer(in <-chan *inflight) error {
+// (group commit across batches). The first failure goes to failed at once;
+// nothing after it is acked.
+func (p *Pipeline) syncer(in <-chan *inflight, failedc chan<- error) {
 	var failed error
 	for fl := range in {
 		group := []*inflight{fl}
@@ -262,11 +284,12 @@ func (p *Pipeline) syncer(in <-chan *inflight) error {
 			}
 		}
 		if failed == nil {
-			failed = p.syncGroup(group)
+			if failed = p.syncGroup(group); failed != nil {
+				failedc <- failed
+			}
 		}
 		for _, fl := range group {
 			if failed != nil {
-				// Nothing after a failed sync is acked.
 				fl.span.RecordError(failed)
 				fl.span.End()
 				continue
@@ -281,7 +304,6 @@ func (p *Pipeline) syncer(in <-chan *inflight) error {
 			fl.span.End()
 		}
 	}
-	return failed
 }
 
 // syncGroup syncs every stream of group to the furthest offset any batch
@@ -365,6 +387,14 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 		if err != nil {
 			return fl, fmt.Errorf("message metadata: %w", err)
 		}
+		// Deliveries to this consumer are numbered: a gap means one was
+		// lost (reconnect, a second puller). Its redelivery would arrive
+		// after newer messages and be taken for a duplicate, so start
+		// over from the ack floor instead.
+		if cs := meta.Sequence.Consumer; p.lastConsumerSeq != 0 && cs != p.lastConsumerSeq+1 {
+			return fl, fmt.Errorf("ingest: delivery %d after %d: a delivery was lost; restarting from the ack floor", cs, p.lastConsumerSeq)
+		}
+		p.lastConsumerSeq = meta.Sequence.Consumer
 		// A batch holds few distinct subjects: map each once.
 		subject := m.Subject()
 		stream, known := streamOf[subject]
@@ -513,7 +543,7 @@ func (p *Pipeline) appendWithAdmission(ctx, spanCtx context.Context, stream stri
 			recs, msgs = recs[half:], msgs[half:]
 			continue
 		}
-		if err := p.waitAdmission(ctx, stream, int64(len(recs[0].Payload)), msgs); err != nil {
+		if err := p.waitAdmission(ctx, stream, int64(segment.RecordHeaderSize+len(recs[0].Payload)), msgs); err != nil {
 			return next, done, err
 		}
 	}

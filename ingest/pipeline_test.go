@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bop-aof/aof/integration/harness"
+	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
 )
 
@@ -271,4 +274,55 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			t.Fatalf("re-encoding a decoded envelope changed it: %+v vs %+v (%v)", e, again, err)
 		}
 	})
+}
+
+// A write that fails (disk full) after some records were appended must not
+// let any of them be acked, nor let their redeliveries pass for
+// duplicates: every message ends up stored once, in order.
+func TestFailedWriteLosesNoMessageAcrossThePipelineRestart(t *testing.T) {
+	n := harness.StartNATS(t)
+	js := n.JetStream(t)
+	ctx := context.Background()
+	if _, err := EnsureIngestStream(ctx, js, StreamSettings{Name: "AOF_INGEST", Subjects: []string{"aof.ingest.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureDeadLetterStream(ctx, js, "AOF_INGEST_DEADLETTER", "aof.deadletter"); err != nil {
+		t.Fatal(err)
+	}
+	ffs := vfs.NewFaultFS(nil)
+	store, err := tiers.Open(ctx, tiers.Options{Root: t.TempDir(), FS: ffs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r := &rig{t: t, js: js, store: store, opts: Options{
+		Consumer:  ConsumerSettings{Stream: "AOF_INGEST", Durable: "gw", AckWait: 5 * time.Second, MaxAckPending: 1000},
+		BatchSize: 16,
+	}}
+	p, err := NewPipeline(js, store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.publish("a", 1)
+	if err := r.run(p); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Match: func(s string) bool { return strings.HasSuffix(s, ".seg") }, Times: 1, Err: vfs.ENOSPC})
+	for i := 1; i <= 40; i++ {
+		if _, err := js.Publish(ctx, "aof.ingest.a", []byte(fmt.Sprintf("a-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The failed fsync stops the pipeline instead of going on.
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	err = p.Run(rctx)
+	cancel()
+	if !backpressure.Is(err, backpressure.Flush) {
+		t.Fatalf("run with a failing fsync: %v, want Flush backpressure", err)
+	}
+	// The gateway restarts the pipeline; everything is stored once.
+	if err := r.run(p); err != nil {
+		t.Fatal(err)
+	}
+	r.expectStored("a", 41)
 }

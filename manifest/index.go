@@ -161,7 +161,10 @@ func (x *Index) Apply(r Record) {
 		s.PendingJobs &^= PendingHydration
 		s.fail(p.Reason)
 	case LocalEvictedPayload:
-		if r.Flags&FlagTier1Copy == 0 && s.InTier0 {
+		// The flag alone says which copy went: a repeated Tier 0
+		// eviction (its file removal failed and was redone) must not be
+		// read as the Tier 1 copy going.
+		if r.Flags&FlagTier1Copy == 0 {
 			s.InTier0 = false
 		} else {
 			s.InTier1 = false

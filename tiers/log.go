@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
@@ -62,8 +63,11 @@ type Log struct {
 	active *segment.Writer
 	segs   []*segInfo // ordered by id; the last one may be the active segment
 	man    *manifest.Log
-	failed error // sticky: a Flush failure until the log is reopened
-	cond   *sync.Cond
+	failed error // a Flush failure: appends are refused until Resume
+	// reopened is set once the active segment was cut back to its durable
+	// records after the failure.
+	reopened bool
+	cond     *sync.Cond
 
 	lastSnapshot time.Time         // when maybeSnapshot last wrote one
 	snapshotAt   manifest.Position // the manifest tail it covered
@@ -157,6 +161,15 @@ func (l *Log) recover(ctx context.Context) error {
 			si.reason = st.Reason
 			si.createdMS = st.OpenedMS
 		}
+		if onDisk[id] && known && st.Sealed && !st.InTier0 && (st.InTier1 || st.InTier2) {
+			// LocalEvicted was committed but the file stayed (crash or
+			// failed remove): finish the eviction.
+			if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("finish eviction of segment %d: %w", id, err)
+			}
+			l.s.log.Info("tier0_eviction_finished", "stream", l.name, "segment", id)
+			onDisk[id] = false
+		}
 		if onDisk[id] {
 			si.inTier0 = true
 			sealedOnDisk := markOK && id <= mark.SegmentID
@@ -165,6 +178,16 @@ func (l *Log) recover(ctx context.Context) error {
 				w, rep, err := segment.Recover(l.s.fs, l.dir0, id, l.name, segment.WithLogger(l.s.log))
 				switch {
 				case err == nil:
+					if !known {
+						// Created by a rollover whose SegmentOpened never
+						// reached the manifest: record it now.
+						if _, err := l.man.Append(manifest.Record{Type: manifest.SegmentOpened, Segment: id,
+							LogicalOffset: rep.Header.BaseOffset, TimestampMS: rep.Header.CreatedMS,
+							Payload: manifest.SegmentOpenedPayload{BaseOffset: rep.Header.BaseOffset}}); err != nil {
+							return fmt.Errorf("manifest SegmentOpened: %w", err)
+						}
+						si.createdMS = rep.Header.CreatedMS
+					}
 					if rep.CutBytes > 0 {
 						l.s.log.Warn("segment_tail_truncated", "stream", l.name, "segment", id,
 							"cut_bytes", rep.CutBytes, "cut_records", rep.CutRecords, "reason", rep.CutReason)
@@ -194,12 +217,16 @@ func (l *Log) recover(ctx context.Context) error {
 					if !known {
 						// A segment restored from Tier 2 or sealed by a
 						// crash before its SegmentOpened was committed.
-						si.base = ft.FirstOffset
-						if ft.RecordCount == 0 {
-							si.base = ft.LastOffset
+						rd, err := segment.Open(l.s.fs, filepath.Join(l.dir0, segment.FileName(id)))
+						if err != nil {
+							return fmt.Errorf("segment %d: %w", id, err)
 						}
+						h := rd.Header()
+						rd.Close()
+						si.base, si.createdMS = h.BaseOffset, h.CreatedMS
 						if _, err := l.man.Append(manifest.Record{Type: manifest.SegmentOpened, Segment: id,
-							LogicalOffset: si.base, Payload: manifest.SegmentOpenedPayload{BaseOffset: si.base}}); err != nil {
+							LogicalOffset: si.base, TimestampMS: h.CreatedMS,
+							Payload: manifest.SegmentOpenedPayload{BaseOffset: si.base}}); err != nil {
 							return fmt.Errorf("manifest SegmentOpened: %w", err)
 						}
 					}
@@ -343,10 +370,10 @@ func (l *Log) Append(ctx context.Context, recs []Record) (first, next uint64, er
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failed != nil {
-		if err := l.reopenActiveLocked(); err != nil {
-			guard.Release()
-			return 0, 0, err
-		}
+		// Refused until Resume: callers that decided what to append
+		// from the watermark before the failure must start over.
+		guard.Release()
+		return 0, 0, l.failed
 	}
 	if l.shouldRollLocked(n) {
 		if err := l.rollLocked(ctx); err != nil {
@@ -386,6 +413,11 @@ func (l *Log) SyncTo(ctx context.Context, next uint64) error {
 		return l.failed
 	}
 	w := l.active
+	if next > w.NextOffset() {
+		// The records were discarded by a failed fsync's recovery.
+		l.mu.Unlock()
+		return backpressure.New(backpressure.Flush, l.name, errors.New("records lost to a failed fsync; redeliver them"))
+	}
 	if w.Header().BaseOffset >= next || w.DurableOffset() >= next {
 		// Sealed with an earlier segment (sealing syncs), or already durable.
 		l.mu.Unlock()
@@ -421,7 +453,13 @@ func (l *Log) SyncTo(ctx context.Context, next uint64) error {
 func (l *Log) reopenActiveLocked() error {
 	w := l.active
 	id := w.Header().SegmentID
+	durable := w.DurableBytes()
 	w.Close()
+	// After a failed fsync the page cache may still show bytes that never
+	// reached the disk: keep only what the last successful fsync covered.
+	if err := truncateFile(l.s.fs, filepath.Join(l.dir0, segment.FileName(id)), durable); err != nil {
+		return fmt.Errorf("%w (truncate to the durable length: %v)", l.failed, err)
+	}
 	nw, rep, err := segment.Recover(l.s.fs, l.dir0, id, l.name, segment.WithLogger(l.s.log))
 	if err != nil {
 		return fmt.Errorf("%w (reopen after failure: %v)", l.failed, err)
@@ -432,7 +470,39 @@ func (l *Log) reopenActiveLocked() error {
 	si := l.segs[len(l.segs)-1]
 	si.next, si.bytes, si.lastExt = nw.NextOffset(), nw.Size(), nw.DurableExtID()
 	l.s.budget.Track(newSegmentKey(l.name, id), nw.Size(), false, false)
-	l.failed = nil
+	l.reopened = true
+	return nil
+}
+
+// truncateFile cuts path to size and fsyncs it.
+func truncateFile(fs vfs.FS, path string, size int64) error {
+	f, err := fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// Resume lets a log whose fsync failed take appends again, once its
+// active segment was cut back to the durable records. The caller must
+// have dropped everything it appended before (the ingest pipeline calls
+// it when it restarts from the ack floor).
+func (l *Log) Resume() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed == nil {
+		return nil
+	}
+	if !l.reopened {
+		if err := l.reopenActiveLocked(); err != nil {
+			return err
+		}
+	}
+	l.failed, l.reopened = nil, false
 	return nil
 }
 
@@ -440,8 +510,17 @@ func (l *Log) failLocked(err error) error {
 	if !backpressure.Is(err, backpressure.Flush) {
 		err = backpressure.New(backpressure.Flush, l.name, err)
 	}
+	if l.failed != nil {
+		return l.failed
+	}
 	l.failed = err
 	l.s.log.Error("flush_failed", "stream", l.name, "err", err)
+	// Cut back to the durable records now, so LastExtID no longer counts
+	// records that were never acknowledged. If that fails too, Resume
+	// tries again.
+	if rerr := l.reopenActiveLocked(); rerr != nil {
+		l.s.log.Error("segment_reopen_failed", "stream", l.name, "err", rerr)
+	}
 	return err
 }
 
@@ -627,10 +706,13 @@ func (l *Log) evictTier0(ctx context.Context, id uint64) error {
 	if err := l.man.Commit(); err != nil {
 		return err
 	}
-	if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
+	// The record is committed: the segment is out of Tier 0 whatever
+	// happens to the file now. A file left behind (failed remove, crash)
+	// is removed at the next boot.
 	si.inTier0 = false
+	if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		l.s.log.Warn("tier0_evicted_file_left", "stream", l.name, "segment", id, "err", err)
+	}
 	l.s.log.Info("tier0_evicted", "stream", l.name, "segment", id, "bytes", si.bytes)
 	return nil
 }

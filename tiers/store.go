@@ -302,6 +302,22 @@ func (s *Store) Append(ctx context.Context, stream string, recs []Record) (next 
 	return next, err
 }
 
+// Resume lets every log whose fsync failed take appends again (see
+// Log.Resume).
+func (s *Store) Resume() error {
+	s.mu.Lock()
+	logs := make([]*Log, 0, len(s.logs))
+	for _, l := range s.logs {
+		logs = append(logs, l)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, l := range logs {
+		errs = append(errs, l.Resume())
+	}
+	return errors.Join(errs...)
+}
+
 // SyncTo returns once every record of stream below offset next is durable.
 func (s *Store) SyncTo(ctx context.Context, stream string, next uint64) error {
 	l, err := s.existing(stream)
