@@ -417,6 +417,9 @@ func (b *background) onTier1Evict(ev tier1.Eviction) error {
 // hydrate brings a segment's artifact back into Tier 1 from Tier 2.
 func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, error) {
 	if b.cache.Contains(key) {
+		if l, err := b.s.existing(key.Stream); err == nil {
+			l.setTier1(key.Segment, true, 0)
+		}
 		return struct{}{}, nil
 	}
 	l, err := b.s.existing(key.Stream)
@@ -473,12 +476,21 @@ func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, erro
 		Payload: manifest.HydrationDonePayload{ResidentBytes: uint64(n)}}); err != nil {
 		return struct{}{}, err
 	}
-	// A hydrated artifact came from Tier 2, so it may be evicted again.
-	b.cache.MarkUploaded(key)
+	// A hydrated artifact came from Tier 2, so it may be evicted again,
+	// but not before the readers that waited for it have opened it: it is
+	// pinned for a grace period (an open artifact survives eviction).
 	l.setTier1(key.Segment, true, n)
+	if err := b.cache.Pin(key); err == nil {
+		time.AfterFunc(hydrationGrace, func() { b.cache.Unpin(key) })
+	}
+	b.cache.MarkUploaded(key)
 	b.s.opts.Instruments.ObserveHydration(ctx, time.Since(start))
 	return struct{}{}, nil
 }
+
+// hydrationGrace is how long a freshly hydrated artifact stays pinned so
+// that the readers waiting for it can open it before eviction.
+const hydrationGrace = 5 * time.Second
 
 // HydrationError says a segment could not be brought back. Reason is one of
 // the manifest reason codes (4: the Tier 2 object is missing or corrupt).

@@ -16,7 +16,6 @@ import (
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
-	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -67,7 +66,14 @@ type Log struct {
 	// reopened is set once the active segment was cut back to its durable
 	// records after the failure.
 	reopened bool
+	// needNext is set when the active segment is sealed but the next one
+	// could not be created yet.
+	needNext bool
 	cond     *sync.Cond
+
+	// uploadedAtBoot lists the Tier 1 artifacts to mark uploaded once the
+	// log is registered (the cache does not persist that mark).
+	uploadedAtBoot []uint64
 
 	lastSnapshot time.Time         // when maybeSnapshot last wrote one
 	snapshotAt   manifest.Position // the manifest tail it covered
@@ -252,7 +258,7 @@ func (l *Log) recover(ctx context.Context) error {
 		}
 		if si.inTier1 && si.inTier2 {
 			// The cache does not persist its uploaded mark; the manifest does.
-			l.s.bg.cache.MarkUploaded(tier1.Key{Stream: l.name, Segment: id})
+			l.uploadedAtBoot = append(l.uploadedAtBoot, id)
 		}
 		if si.inTier1 && !l.s.bg.tier1Has(l.name, id) {
 			si.inTier1 = false
@@ -374,6 +380,12 @@ func (l *Log) Append(ctx context.Context, recs []Record) (first, next uint64, er
 		// from the watermark before the failure must start over.
 		guard.Release()
 		return 0, 0, l.failed
+	}
+	if l.needNext {
+		if err := l.openNextAfterSealLocked(); err != nil {
+			guard.Release()
+			return 0, 0, err
+		}
 	}
 	if l.shouldRollLocked(n) {
 		if err := l.rollLocked(ctx); err != nil {
@@ -548,6 +560,9 @@ func (l *Log) Flush() error {
 	if l.failed != nil {
 		return l.failed
 	}
+	if l.needNext {
+		return nil // the active segment is sealed: nothing is pending
+	}
 	if err := l.active.Sync(); err != nil {
 		return l.failLocked(err)
 	}
@@ -561,6 +576,10 @@ func (l *Log) Seal(ctx context.Context, force bool) (uint64, error) {
 	defer l.mu.Unlock()
 	if l.failed != nil {
 		return 0, l.failed
+	}
+	if l.needNext {
+		// The active segment is sealed already; open the next one.
+		return 0, l.openNextAfterSealLocked()
 	}
 	if l.active.RecordCount() == 0 && !force {
 		return 0, nil
@@ -577,6 +596,9 @@ func (l *Log) Seal(ctx context.Context, force bool) (uint64, error) {
 func (l *Log) MaybeRollByAge(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.needNext {
+		return l.openNextAfterSealLocked()
+	}
 	if l.failed != nil || l.s.opts.SegmentMaxAge <= 0 || !l.shouldRollLocked(0) {
 		return nil
 	}
@@ -606,15 +628,28 @@ func (l *Log) rollLocked(ctx context.Context) error {
 		return err
 	}
 	l.s.budget.MarkSealed(newSegmentKey(l.name, id))
-	if err := l.openNextLocked(); err != nil {
-		return err
-	}
 	if err := l.man.Commit(); err != nil {
 		return fmt.Errorf("commit manifest: %w", err)
 	}
 	span.SetAttributes(tracing.AttrBytes.Int64(int64(ft.DurableBytes)), tracing.AttrRecords.Int64(int64(ft.RecordCount)))
 	l.s.bg.enqueueCompressCtx(sctx, l, id)
-	l.segs[len(l.segs)-2].links = nil
+	si.links = nil
+	return l.openNextAfterSealLocked()
+}
+
+// openNextAfterSealLocked opens the segment after a sealed active one.
+// When that fails (disk full, say) the log remembers it and the next
+// append or seal tries again, rather than reopening the sealed writer.
+func (l *Log) openNextAfterSealLocked() error {
+	if err := l.openNextLocked(); err != nil {
+		l.needNext = true
+		l.s.log.Error("segment_open_failed", "stream", l.name, "err", err)
+		return backpressure.New(backpressure.Rollover, l.name, err)
+	}
+	l.needNext = false
+	if err := l.man.Commit(); err != nil {
+		return fmt.Errorf("commit manifest: %w", err)
+	}
 	return nil
 }
 
@@ -721,7 +756,7 @@ func (l *Log) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var errs []error
-	if l.active != nil {
+	if l.active != nil && !l.needNext {
 		if l.failed == nil {
 			errs = append(errs, l.active.Sync())
 		}

@@ -85,6 +85,7 @@ func (r *Reader) closeSource() {
 }
 
 func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
+	hydrations := 0
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return Entry{}, err
@@ -125,6 +126,9 @@ func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
 					return Entry{}, err
 				}
 				continue
+			}
+			if hydrations++; hydrations > 3 {
+				return Entry{}, fmt.Errorf("%s segment %d: hydrated %d times and still not readable from Tier 1", r.l.name, si.id, hydrations-1)
 			}
 			if _, err := r.s.bg.hydrator.Get(ctx, key); err != nil {
 				return Entry{}, err

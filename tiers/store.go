@@ -19,6 +19,7 @@ import (
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/segment"
 	"github.com/bop-aof/aof/tiers/tier0"
+	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tracing"
 )
@@ -137,6 +138,7 @@ type Store struct {
 	mu     sync.Mutex
 	logs   map[string]*Log
 	closed bool
+	openMu sync.Mutex // serialises openLog
 
 	// retentionMu guards the retention limits, which a reload may change.
 	retentionMu sync.Mutex
@@ -265,17 +267,31 @@ func (s *Store) existing(stream string) (*Log, error) {
 	return l, nil
 }
 
+// openLog opens stream's log once. Opens are serialised by openMu, not
+// s.mu: recovery calls into the Tier 1 cache, whose eviction callback
+// looks streams up under s.mu.
 func (s *Store) openLog(ctx context.Context, stream string) (*Log, error) {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l := s.logs[stream]; l != nil {
+	l := s.logs[stream]
+	s.mu.Unlock()
+	if l != nil {
 		return l, nil
 	}
 	l, err := openLog(ctx, s, stream)
 	if err != nil {
 		return nil, fmt.Errorf("tiers: open stream %s: %w", stream, err)
 	}
+	s.mu.Lock()
 	s.logs[stream] = l
+	s.mu.Unlock()
+	// Marking artifacts uploaded may evict some at once, which records
+	// LocalEvicted through the log: only now is it registered.
+	for _, id := range l.uploadedAtBoot {
+		s.bg.cache.MarkUploaded(tier1.Key{Stream: stream, Segment: id})
+	}
+	l.uploadedAtBoot = nil
 	return l, nil
 }
 
