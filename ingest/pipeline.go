@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -590,10 +591,32 @@ func (p *Pipeline) setBlocked(b bool) {
 
 // Header names set on dead letters.
 const (
+	// HeaderTruncated, when present, gives the original body length of a
+	// dead letter whose body was cut to fit the server's payload limit.
+	HeaderTruncated = "Aof-Truncated"
 	HeaderError           = "Aof-Error"
 	HeaderOriginalSubject = "Aof-Original-Subject"
 	HeaderOriginalSeq     = "Aof-Original-Sequence"
 )
+
+// maxPayload is the server's payload limit, 0 when unknown.
+func (p *Pipeline) maxPayload() int64 {
+	if nc := p.js.Conn(); nc != nil {
+		return nc.MaxPayload()
+	}
+	return 0
+}
+
+// headerBytes is about what h takes on the wire.
+func headerBytes(h nats.Header) int64 {
+	n := int64(len("NATS/1.0\r\n\r\n"))
+	for k, vs := range h {
+		for _, v := range vs {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n
+}
 
 // deadLetter republishes m to the dead-letter subject with the reason, then
 // terminates it. The republish is confirmed by JetStream before the
@@ -602,6 +625,13 @@ const (
 func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, stream, reason string) error {
 	out := nats.NewMsg(p.opts.DeadLetterPrefix + "." + stream)
 	for k, v := range m.Headers() {
+		// The producer's Nats-* headers (expected stream, expected last
+		// sequence, rollup, TTL...) were meant for the ingest stream;
+		// applied to the dead-letter publish they would refuse it or
+		// purge the dead letters. They are kept under another name.
+		if strings.HasPrefix(strings.ToLower(k), "nats-") {
+			k = "Aof-Original-" + k
+		}
 		out.Header[k] = append([]string(nil), v...)
 	}
 	out.Header.Set(HeaderError, reason)
@@ -610,6 +640,16 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, 
 	out.Header.Set(jetstream.MsgIDHeader, "deadletter-"+strconv.FormatUint(seq, 10))
 	tracing.Inject(ctx, out.Header)
 	out.Data = m.Data()
+	// The dead letter must fit the server's payload limit, which the
+	// original, plus the headers added here, may not: keep what fits and
+	// say so.
+	if limit := p.maxPayload(); limit > 0 {
+		room := limit - int64(len(out.Subject)) - headerBytes(out.Header) - 256
+		if int64(len(out.Data)) > room && room > 0 {
+			out.Header.Set(HeaderTruncated, strconv.Itoa(len(out.Data)))
+			out.Data = out.Data[:room]
+		}
+	}
 	if _, err := p.js.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("publish dead letter for sequence %d: %w", seq, err)
 	}

@@ -1,0 +1,157 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// nextDeadLetter returns the next message of the dead-letter stream.
+func nextDeadLetter(t *testing.T, js jetstream.JetStream) jetstream.Msg {
+	t.Helper()
+	c, err := js.OrderedConsumer(context.Background(), "AOF_INGEST_DEADLETTER", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	return m
+}
+
+// A producer's Nats-Expected-Stream (or rollup, TTL...) header was meant
+// for the ingest stream: copied onto the dead-letter publish it made that
+// publish fail forever and blocked all ingest.
+func TestDeadLetterDoesNotApplyTheProducersNatsHeaders(t *testing.T) {
+	r := newRig(t, 2*time.Second)
+	r.opts.MaxRecordBytes = 100
+	m := nats.NewMsg("aof.ingest.dl")
+	m.Header.Set("Nats-Expected-Stream", "AOF_INGEST")
+	m.Data = make([]byte, 500)
+	if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	r.publish("dl", 3)
+	p, err := NewPipeline(r.js, r.store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(p); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if st := p.Status(); st.DeadLetters != 1 {
+		t.Fatalf("status %+v: want one dead letter", st)
+	}
+	dl := nextDeadLetter(t, r.js)
+	if dl.Headers().Get("Aof-Original-Nats-Expected-Stream") != "AOF_INGEST" || dl.Headers().Get("Nats-Expected-Stream") != "" {
+		t.Fatalf("dead letter headers: %v", dl.Headers())
+	}
+	r.expectStored("dl", 3)
+}
+
+// A message just under the server's payload limit grows past it with the
+// dead-letter headers: its body is cut to fit and the cut is recorded.
+func TestDeadLetterAtTheServerPayloadLimitIsTruncatedNotRetriedForever(t *testing.T) {
+	r := newRig(t, 2*time.Second)
+	limit := int(r.js.Conn().MaxPayload())
+	if _, err := r.js.Publish(context.Background(), "aof.ingest.big", make([]byte, limit-10)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPipeline(r.js, r.store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(p); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	dl := nextDeadLetter(t, r.js)
+	if dl.Headers().Get(HeaderTruncated) != fmt.Sprint(limit-10) || len(dl.Data()) >= limit-10 {
+		t.Fatalf("dead letter of %d bytes, headers %v", len(dl.Data()), dl.Headers())
+	}
+}
+
+// A delivery lost to the pipeline (here another puller takes it) would be
+// redelivered after newer messages and taken for a duplicate; the gap in
+// the consumer's delivery sequence restarts the pipeline instead.
+func TestLostDeliveryRestartsFromTheAckFloor(t *testing.T) {
+	r := newRig(t, time.Second)
+	r.publish("x", 1)
+	p, err := NewPipeline(r.js, r.store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	time.Sleep(500 * time.Millisecond)
+	nc2, err := nats.Connect(r.js.Conn().ConnectedUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	js2, _ := jetstream.New(nc2)
+	c2, err := js2.Consumer(context.Background(), "AOF_INGEST", "gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolen := make(chan struct{})
+	go func() {
+		defer close(stolen)
+		if b, err := c2.Fetch(1, jetstream.FetchMaxWait(3*time.Second)); err == nil {
+			for range b.Messages() {
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	for i := 1; i < 60; i++ {
+		if _, err := r.js.Publish(context.Background(), "aof.ingest.x", []byte(fmt.Sprintf("x-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-stolen
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "delivery") {
+			t.Fatalf("run after a lost delivery: %v, want the gap reported", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the pipeline did not notice the lost delivery")
+	}
+	// The restart (as the gateway does) stores everything, once, in order.
+	if err := r.run(p); err != nil {
+		t.Fatal(err)
+	}
+	r.expectStored("x", 60)
+}
+
+// A consumer deleted under the pipeline is an error, so the gateway
+// restarts the pipeline instead of exiting as if it were shut down.
+func TestDeletedConsumerIsAnErrorNotAShutdown(t *testing.T) {
+	r := newRig(t, 2*time.Second)
+	r.publish("d", 1)
+	p, err := NewPipeline(r.js, r.store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(context.Background()) }()
+	time.Sleep(500 * time.Millisecond)
+	if err := r.js.DeleteConsumer(context.Background(), "AOF_INGEST", "gw"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("Run returned nil after its consumer was deleted")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after its consumer was deleted")
+	}
+}
