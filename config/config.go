@@ -87,7 +87,7 @@ func (t TLS) IsZero() bool { return t.CA == "" && t.Cert == "" && t.Key == "" }
 type NATS struct {
 	// URL is one or more comma-separated server URLs. Ignored when
 	// Embedded.Enabled (the gateway connects to the embedded server).
-	URL   string `koanf:"url"`
+	URL   string `koanf:"url" secret:"userinfo"`
 	Creds string `koanf:"creds"` // path to a .creds file
 	// NKey is a path to an nkey seed file or the seed itself ("SU...");
 	// an inline seed is a secret.
@@ -155,7 +155,7 @@ type Tier2 struct {
 	Enabled bool `koanf:"enabled"`
 	// Endpoint keeps its scheme: http://host:port or https://host:port.
 	// Host and UseTLS derive the minio-go arguments from it.
-	Endpoint  string `koanf:"endpoint"`
+	Endpoint  string `koanf:"endpoint" secret:"userinfo"`
 	Bucket    string `koanf:"bucket"`
 	AccessKey string `koanf:"access_key" secret:"always"`
 	SecretKey string `koanf:"secret_key" secret:"always"`
@@ -204,7 +204,7 @@ type Segment struct {
 // Tracing configures the OpenTelemetry trace exporter.
 type Tracing struct {
 	Exporter string `koanf:"exporter"` // none | stdout | otlp-grpc | otlp-http
-	Endpoint string `koanf:"endpoint"`
+	Endpoint string `koanf:"endpoint" secret:"userinfo"`
 	// Headers are sent with every OTLP export; their values often carry
 	// API keys and are secrets.
 	Headers       map[string]string `koanf:"headers" secret:"values"`

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -768,6 +769,33 @@ func TestValidStreamName(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("ValidStreamName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestURLCredentialsAreRedactedEverywhere(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":            "nats://127.0.0.1:4222",
+		"nats://alice:s3cret@h:4222":       "nats://[REDACTED]@h:4222",
+		"tls://a:4222,nats://tok@b:4222":   "tls://a:4222,nats://[REDACTED]@b:4222",
+		"alice:s3cret@h:4222":              "[REDACTED]@h:4222",
+		"http://key:s3cret@s3.example:443": "http://[REDACTED]@s3.example:443",
+	} {
+		if got := RedactUserinfo(in); got != want {
+			t.Errorf("RedactUserinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+	old, next := Default(), Default()
+	old.NATS.URL = "nats://alice:old-s3cret@h:4222"
+	next.NATS.URL = "nats://alice:new-s3cret@h:4222"
+	var shown []string
+	for _, ch := range Diff(old, next) {
+		shown = append(shown, ch.Key, ch.Old, ch.New)
+	}
+	shown = append(shown, next.String(), fmt.Sprint(next.Redacted()))
+	for _, s := range shown {
+		if strings.Contains(s, "s3cret") {
+			t.Fatalf("a URL password is shown: %s", s)
 		}
 	}
 }

@@ -305,8 +305,14 @@ func (l *loader) apply(flat map[string]any, source func(key string) string, unkn
 }
 
 func (l *loader) coerceInto(layer map[string]any, f *field, raw any, source string) {
-	if s, ok := raw.(string); ok && f.secret != notSecret && s != "" {
-		l.secrets = append(l.secrets, s)
+	if s, ok := raw.(string); ok && s != "" {
+		switch f.secret {
+		case notSecret:
+		case secretUserinfo:
+			l.secrets = append(l.secrets, userinfoSecrets(s)...)
+		default:
+			l.secrets = append(l.secrets, s)
+		}
 	}
 	v, problem := f.coerce(raw)
 	if problem != "" {
@@ -356,6 +362,8 @@ func (c *Config) secrets() []string {
 			}
 		case f.typ.Kind() == reflect.String && f.isSecret(v.String()):
 			out = append(out, v.String())
+		case f.secret == secretUserinfo:
+			out = append(out, userinfoSecrets(v.String())...)
 		}
 	}
 	return out

@@ -22,8 +22,9 @@ type secretKind int
 const (
 	notSecret secretKind = iota
 	secretAlways
-	secretSeed   // secret only when the value is an inline nkey seed
-	secretValues // map whose values are secrets, keys are not
+	secretSeed     // secret only when the value is an inline nkey seed
+	secretValues   // map whose values are secrets, keys are not
+	secretUserinfo // a URL (list) whose user:password@ part is secret
 )
 
 // field is one leaf key of Config, found by reflection over the koanf tags.
@@ -78,6 +79,8 @@ func buildSchema() []*field {
 				f.secret = secretSeed
 			case "values":
 				f.secret = secretValues
+			case "userinfo":
+				f.secret = secretUserinfo
 			}
 			out = append(out, f)
 		}
@@ -162,9 +165,50 @@ func (f *field) display(c *Config) string {
 		if f.isSecret(s) {
 			return RedactedValue
 		}
+		if f.secret == secretUserinfo {
+			s = RedactUserinfo(s)
+		}
 		return strconv.Quote(s)
 	}
 	return s
+}
+
+// RedactUserinfo hides the user:password@ part of every URL in a
+// comma-separated list ("nats://u:p@h:4222" -> "nats://[REDACTED]@h:4222"),
+// with or without a scheme.
+func RedactUserinfo(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		at := strings.LastIndex(p, "@")
+		if at < 0 {
+			continue
+		}
+		start := 0
+		if sch := strings.Index(p, "://"); sch >= 0 && sch < at {
+			start = sch + 3
+		}
+		parts[i] = p[:start] + RedactedValue + p[at:]
+	}
+	return strings.Join(parts, ",")
+}
+
+// userinfoSecrets returns the user:password parts of the URLs in s.
+func userinfoSecrets(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		at := strings.LastIndex(p, "@")
+		if at < 0 {
+			continue
+		}
+		start := 0
+		if sch := strings.Index(p, "://"); sch >= 0 && sch < at {
+			start = sch + 3
+		}
+		if ui := p[start:at]; ui != "" {
+			out = append(out, ui)
+		}
+	}
+	return out
 }
 
 // dumpValue is the value placed in Config.Redacted(): native types for numbers
@@ -187,6 +231,9 @@ func (f *field) dumpValue(c *Config) any {
 	}
 	if f.typ.Kind() == reflect.String && f.isSecret(v.String()) {
 		return RedactedValue
+	}
+	if f.secret == secretUserinfo {
+		return RedactUserinfo(v.String())
 	}
 	return v.Interface()
 }
@@ -218,7 +265,11 @@ func formatMap(m map[string]string, secretValues bool) string {
 // contains a secret value.
 func (f *field) coerce(raw any) (any, string) {
 	show := func(s string) string {
-		if f.secret != notSecret {
+		switch f.secret {
+		case notSecret:
+		case secretUserinfo:
+			return strconv.Quote(RedactUserinfo(s))
+		default:
 			return RedactedValue
 		}
 		return strconv.Quote(s)

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/ingest"
@@ -227,9 +228,9 @@ func (g *gateway) connectNATS(ctx context.Context) error {
 		opts = append(opts, nats.UserCredentials(c))
 	}
 	if k := cfg.NATS.NKey; k != "" {
-		o, err := nats.NkeyOptionFromSeed(k)
+		o, err := nkeyOption(k)
 		if err != nil {
-			return withCode(exitUsage, fmt.Errorf("nats.nkey: read seed file: %w", err))
+			return withCode(exitUsage, err)
 		}
 		opts = append(opts, o)
 	}
@@ -250,7 +251,9 @@ func (g *gateway) connectNATS(ctx context.Context) error {
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || strings.Contains(strings.ToLower(err.Error()), "authorization") {
 			code = exitAuth
 		}
-		return withCode(code, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err))
+		// The client's error may quote the URL, user info and all: the
+		// message is rebuilt from redacted text, not wrapped.
+		return withCode(code, fmt.Errorf("connect to NATS at %s: %s", redactURL(url), redactURL(err.Error())))
 	}
 	g.nc = nc
 	js, err := jetstream.New(nc)
@@ -282,18 +285,28 @@ func (g *gateway) closeNATS() {
 	}
 }
 
-// redactURL drops user info from a NATS URL for messages.
-func redactURL(u string) string {
-	var out []string
-	for _, part := range strings.Split(u, ",") {
-		if at := strings.LastIndex(part, "@"); at >= 0 {
-			if scheme := strings.Index(part, "://"); scheme >= 0 && scheme < at {
-				part = part[:scheme+3] + "[REDACTED]@" + part[at+1:]
-			}
+// redactURL hides user info in NATS URLs, with or without a scheme.
+func redactURL(u string) string { return config.RedactUserinfo(u) }
+
+// nkeyOption authenticates with an nkey given either as a seed file path or
+// as the seed itself (it starts with "S"). Errors never contain the seed.
+func nkeyOption(k string) (nats.Option, error) {
+	if strings.HasPrefix(k, "S") && !strings.ContainsAny(k, `/\.`) {
+		kp, err := nkeys.FromSeed([]byte(k))
+		if err != nil {
+			return nil, errors.New("nats.nkey: the inline seed is not a valid nkey seed")
 		}
-		out = append(out, part)
+		pub, err := kp.PublicKey()
+		if err != nil {
+			return nil, errors.New("nats.nkey: the inline seed is not a valid nkey seed")
+		}
+		return nats.Nkey(pub, func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) }), nil
 	}
-	return strings.Join(out, ",")
+	o, err := nats.NkeyOptionFromSeed(k)
+	if err != nil {
+		return nil, fmt.Errorf("nats.nkey: cannot read the seed file named in nats.nkey (%s)", errors.Unwrap(err))
+	}
+	return o, nil
 }
 
 func (g *gateway) openStore(ctx context.Context) error {
