@@ -49,6 +49,7 @@ const (
 	CodeUnauthorized   = "401" // NATS or Tier 2 authentication/authorization
 	CodeNotFound       = "404" // stream, segment or offset not found
 	CodeConflict       = "409" // refused: the operation would break an invariant
+	CodeTooLarge       = "413" // one record does not fit the answer limit
 	CodeInternal       = "500" // I/O error, corruption, anything else
 	CodeUnavailable    = "503" // backpressure or Tier 2 unavailable: retry later
 	CodeNotImplemented = "501" // the store cannot do this (yet)
@@ -125,7 +126,7 @@ func ExitCode(err error) int {
 		return ExitOK
 	}
 	switch Classify(err) {
-	case CodeBadRequest, CodeConflict, CodeNotImplemented:
+	case CodeBadRequest, CodeConflict, CodeNotImplemented, CodeTooLarge:
 		return ExitUsage
 	case CodeNotFound:
 		return ExitNotFound

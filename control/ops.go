@@ -25,7 +25,8 @@ import (
 const (
 	DefaultReadCount    = 100
 	MaxReadCount        = 10000
-	DefaultReadMaxBytes = 1 << 20 // bytes of bodies per answer
+	DefaultReadMaxBytes = 1 << 20  // bytes of bodies per answer
+	MaxReadMaxBytes     = 64 << 20 // the most bytes of bodies a caller may ask for
 	MaxReadWait         = 30 * time.Second
 )
 
@@ -168,6 +169,17 @@ func findSegment(s *tiers.Store, stream string, id uint64) (tiers.SegmentStatus,
 	return tiers.SegmentStatus{}, Errorf(CodeBadRequest, "segment %d exists in streams %s: name one with --stream", id, strings.Join(names, ", "))
 }
 
+// encodedSize is about what m takes in a JSON answer: bodies are base64.
+func encodedSize(m Message) int {
+	n := 128 + len(m.Subject) + (len(m.Body)+2)/3*4
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 8
+		}
+	}
+	return n
+}
+
 // RangedReadMaxCount is the largest read served from a cold segment by
 // ranged GETs instead of hydration.
 const RangedReadMaxCount = 8
@@ -177,6 +189,12 @@ const RangedReadMaxCount = 8
 // segment that is only in Tier 2 with ranged GETs; larger ones hydrate it
 // (waiting up to ctx's deadline). The read stops at the durable tail.
 func Read(ctx context.Context, s *tiers.Store, req ReadRequest) (ReadResponse, error) {
+	return readWithin(ctx, s, req, MaxReadMaxBytes)
+}
+
+// readWithin is Read with a hard limit on the encoded answer: the control
+// service passes what fits in one NATS message.
+func readWithin(ctx context.Context, s *tiers.Store, req ReadRequest, hardLimit int) (ReadResponse, error) {
 	if req.Stream == "" {
 		return ReadResponse{}, Errorf(CodeBadRequest, "read needs a stream")
 	}
@@ -193,6 +211,8 @@ func Read(ctx context.Context, s *tiers.Store, req ReadRequest) (ReadResponse, e
 	if maxBytes <= 0 {
 		maxBytes = DefaultReadMaxBytes
 	}
+	maxBytes = min(maxBytes, MaxReadMaxBytes)
+	encoded := 0
 	r, err := s.Reader(req.Stream)
 	if err != nil {
 		return ReadResponse{}, err
@@ -246,10 +266,20 @@ func Read(ctx context.Context, s *tiers.Store, req ReadRequest) (ReadResponse, e
 			return out, err
 		}
 		m := toMessage(e)
+		n := encodedSize(m)
+		// max_bytes bounds the bodies, and the first record always goes
+		// out however large; the encoded answer must still fit hardLimit.
+		if encoded+n > hardLimit {
+			if len(out.Messages) == 0 {
+				return out, Errorf(CodeTooLarge, "record %d of %s takes %d bytes encoded, over the %d-byte answer limit", e.Offset, req.Stream, n, hardLimit)
+			}
+			break
+		}
 		if len(out.Messages) > 0 && size+len(m.Body) > maxBytes {
 			break
 		}
 		size += len(m.Body)
+		encoded += n
 		out.Messages = append(out.Messages, m)
 		out.Next = e.Offset + 1
 	}

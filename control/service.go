@@ -47,6 +47,7 @@ type Options struct {
 // request's own timeout where it has one) and stops when the service stops.
 type Service struct {
 	svc   micro.Service
+	nc    *nats.Conn
 	store *tiers.Store
 	opts  Options
 	log   *slog.Logger
@@ -73,7 +74,7 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{store: store, opts: opts, log: opts.Logger}
+	s := &Service{nc: nc, store: store, opts: opts, log: opts.Logger}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        opts.Name,
@@ -407,7 +408,12 @@ func (s *Service) read(ctx context.Context, data []byte) (any, error) {
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	return Read(ctx, s.store, req)
+	// The answer is one NATS message: it must fit the server's limit.
+	limit := MaxReadMaxBytes
+	if p := int(s.nc.MaxPayload()) - 4096; p > 0 {
+		limit = min(limit, p)
+	}
+	return readWithin(ctx, s.store, req, limit)
 }
 
 func (s *Service) snapshotCreate(ctx context.Context, data []byte) (any, error) {

@@ -632,9 +632,12 @@ func (l *Log) rollLocked(ctx context.Context) error {
 		return fmt.Errorf("commit manifest: %w", err)
 	}
 	span.SetAttributes(tracing.AttrBytes.Int64(int64(ft.DurableBytes)), tracing.AttrRecords.Int64(int64(ft.RecordCount)))
+	// The next segment opens before compression is queued, so the
+	// manifest reads SealSegment, SegmentOpened, then the Tier 1 records.
+	err = l.openNextAfterSealLocked()
 	l.s.bg.enqueueCompressCtx(sctx, l, id)
 	si.links = nil
-	return l.openNextAfterSealLocked()
+	return err
 }
 
 // openNextAfterSealLocked opens the segment after a sealed active one.
