@@ -255,7 +255,7 @@ func Default() *Config {
 			AckWait:          Duration(30e9),
 			MaxAckPending:    4096,
 			DeadletterPrefix: "aof.deadletter",
-			Discard:          "old",
+			Discard:          "new",
 			Replicas:         1,
 		},
 		Tier0: Tier0{ClusterMaxBytes: 2 * GiB},

@@ -30,7 +30,7 @@ var keyHelp = map[string]string{
 	"ingest.batch_size":                     "most messages appended between group fsyncs; batches form from what is buffered, so a large value costs no latency",
 	"ingest.consumer_name":                  "durable pull consumer name on the ingest stream",
 	"ingest.deadletter_prefix":              "rejected messages go to `<prefix>.<stream>` with an `Aof-Error` header",
-	"ingest.discard":                        "`old` or `new`: what JetStream drops when the ingest stream is full",
+	"ingest.discard":                        "`new` (producers get an error when the ingest stream is full) or `old` (JetStream drops its oldest messages, which the gateway may not have stored yet)",
 	"ingest.max_ack_pending":                "unacked messages the consumer may have outstanding",
 	"ingest.max_record_bytes":               "larger messages are dead-lettered",
 	"ingest.replicas":                       "JetStream replicas of the ingest stream",

@@ -159,11 +159,18 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 // the pipeline with nothing after it acked; it restarts after a pause and
 // redelivery resumes at the ack floor.
 func (g *gateway) consume(ctx context.Context) {
-	backoff := 250 * time.Millisecond
+	const minBackoff = 250 * time.Millisecond
+	backoff := minBackoff
 	for ctx.Err() == nil {
+		started := time.Now()
 		err := g.pipeline.Run(ctx)
 		if err == nil {
 			return
+		}
+		if time.Since(started) > time.Minute {
+			// It ran fine for a while: this is a new failure, not the
+			// same one repeating.
+			backoff = minBackoff
 		}
 		g.setReady(true, err)
 		g.log.Error("ingest_pipeline_stopped", "err", err, "restart_in", backoff)
@@ -172,6 +179,9 @@ func (g *gateway) consume(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
+		// Ready again while the pipeline restarts; a repeated failure
+		// sets the error again.
+		g.setReady(true, nil)
 		backoff = min(backoff*2, 10*time.Second)
 	}
 }
