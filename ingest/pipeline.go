@@ -593,7 +593,7 @@ func (p *Pipeline) setBlocked(b bool) {
 const (
 	// HeaderTruncated, when present, gives the original body length of a
 	// dead letter whose body was cut to fit the server's payload limit.
-	HeaderTruncated = "Aof-Truncated"
+	HeaderTruncated       = "Aof-Truncated"
 	HeaderError           = "Aof-Error"
 	HeaderOriginalSubject = "Aof-Original-Subject"
 	HeaderOriginalSeq     = "Aof-Original-Sequence"
