@@ -405,6 +405,12 @@ func (b *background) onTier1Evict(ev tier1.Eviction) error {
 	if err != nil {
 		return err
 	}
+	// Invariant 2, checked against the log rather than the cache's own
+	// mark: an artifact whose Tier 2 object was removed (a re-upload in
+	// progress) must stay.
+	if si := l.info(ev.Key.Segment); si != nil && !si.inTier2 {
+		return fmt.Errorf("segment %d of %s is not confirmed in Tier 2", ev.Key.Segment, ev.Key.Stream)
+	}
 	if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy,
 		Segment: ev.Key.Segment, Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(ev.Bytes)}}); err != nil {
 		return err

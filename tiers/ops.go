@@ -78,11 +78,28 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 			return fmt.Errorf("compress segment %d: %w", id, err)
 		}
 	}
+	// The local copy is the only good one from here until the upload is
+	// confirmed: pin it against Tier 1 eviction.
+	ck := tier1.Key{Stream: stream, Segment: id}
+	if err := s.bg.cache.Pin(ck); err != nil {
+		return fmt.Errorf("pin tier 1 copy of segment %d: %w", id, err)
+	}
+	defer s.bg.cache.Unpin(ck)
 	// The object's metadata may claim the right checksum over damaged
-	// bytes, which would make the upload look already done: remove it.
+	// bytes, which would make the upload look already done: remove it,
+	// recorded, so a crash before the new upload leaves the manifest
+	// saying the segment is not in Tier 2 (and the upload is redone).
 	key := tier2.SegmentKey(stream, id)
+	if err := l.record(manifest.Record{Type: manifest.Tier2DeleteQueued, Segment: id,
+		Payload: manifest.Tier2DeleteQueuedPayload{Key: key}}); err != nil {
+		return err
+	}
 	if err := s.opts.Tier2.Delete(ctx, key); err != nil && tier2.Reason(err) != tier2.ReasonMissing {
 		return fmt.Errorf("remove damaged object %s: %w", key, err)
+	}
+	if err := l.record(manifest.Record{Type: manifest.Tier2Deleted, Segment: id,
+		Payload: manifest.Tier2DeletedPayload{Key: key}}); err != nil {
+		return err
 	}
 	l.clearTier2(id)
 	if err := s.bg.runUpload(j); err != nil {
