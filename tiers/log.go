@@ -318,7 +318,10 @@ func (l *Log) lastExtLocked() uint64 {
 			}
 			continue
 		}
-		if si.lastExt > 0 {
+		// A segment whose every copy is gone (disaster recovery, a lost
+		// disk) does not count: its messages must be stored again when
+		// the ingest stream redelivers them.
+		if si.lastExt > 0 && !si.needsRecovery {
 			return si.lastExt
 		}
 	}

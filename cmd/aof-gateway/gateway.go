@@ -265,7 +265,9 @@ func (g *gateway) connectNATS(ctx context.Context) error {
 		// message is rebuilt from redacted text, not wrapped.
 		return withCode(code, fmt.Errorf("connect to NATS at %s: %s", redactURL(url), redactURL(err.Error())))
 	}
+	g.mu.Lock()
 	g.nc = nc
+	g.mu.Unlock()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return withCode(exitIO, err)
@@ -390,7 +392,9 @@ func (g *gateway) openStore(ctx context.Context) error {
 	if err != nil {
 		return withCode(exitIO, err)
 	}
+	g.mu.Lock()
 	g.store = store
+	g.mu.Unlock()
 	g.log.Info("store_opened", "root", cfg.DataRoot, "streams", len(store.Streams()))
 	return nil
 }
@@ -441,7 +445,9 @@ func (g *gateway) provision(ctx context.Context) error {
 	if err != nil {
 		return withCode(exitIO, err)
 	}
+	g.mu.Lock()
 	g.pipeline = p
+	g.mu.Unlock()
 	return nil
 }
 
@@ -487,20 +493,22 @@ type gatewayStatus struct {
 }
 
 func (g *gateway) status() gatewayStatus {
+	// /readyz may be asked while run is still wiring the gateway.
 	g.mu.Lock()
 	ready, lastErr := g.ready, g.lastErr
+	nc, store, pipeline := g.nc, g.store, g.pipeline
 	g.mu.Unlock()
 	st := gatewayStatus{
-		NATSConnected: g.nc != nil && g.nc.IsConnected(),
-		StoreOpen:     g.store != nil,
+		NATSConnected: nc != nil && nc.IsConnected(),
+		StoreOpen:     store != nil,
 		Version:       version,
 	}
 	st.Ready = ready && st.NATSConnected && st.StoreOpen && lastErr == nil
 	if lastErr != nil {
 		st.LastError = lastErr.Error()
 	}
-	if g.pipeline != nil {
-		is := g.pipeline.Status()
+	if pipeline != nil {
+		is := pipeline.Status()
 		st.Ingest = &is
 	}
 	return st
