@@ -55,7 +55,10 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name, p
 		Name:       name,
 		Subjects:   []string{prefix + ".>"},
 		Storage:    jetstream.FileStorage,
-		Duplicates: 10 * time.Minute,
+		// A termed message stays above the ack floor while an earlier one
+		// is unacked, so a much later restart may dead-letter it again:
+		// the dedupe window is long.
+		Duplicates: 24 * time.Hour,
 	})
 	if err != nil {
 		return fmt.Errorf("provision stream %s: %w", name, err)
