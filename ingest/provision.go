@@ -52,9 +52,9 @@ func EnsureIngestStream(ctx context.Context, js jetstream.JetStream, s StreamSet
 // the subject, a dead letter published while nobody listens would be lost.
 func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name, prefix string) error {
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:       name,
-		Subjects:   []string{prefix + ".>"},
-		Storage:    jetstream.FileStorage,
+		Name:     name,
+		Subjects: []string{prefix + ".>"},
+		Storage:  jetstream.FileStorage,
 		// A termed message stays above the ack floor while an earlier one
 		// is unacked, so a much later restart may dead-letter it again:
 		// the dedupe window is long.
