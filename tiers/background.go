@@ -519,6 +519,17 @@ func (e *HydrationError) Unwrap() error { return e.Err }
 // local copy still serving.
 func (b *background) applyRetention(ctx context.Context, l *Log) error {
 	up := b.s.opts.Tier2
+	if up != nil {
+		l.mu.Lock()
+		pending := l.retireAtBoot
+		l.retireAtBoot = nil
+		l.mu.Unlock()
+		for _, id := range pending {
+			if err := b.retire(ctx, l, id); err != nil {
+				return err
+			}
+		}
+	}
 	maxAge, maxBytes := b.s.retention()
 	if up == nil || (maxAge <= 0 && maxBytes <= 0) {
 		return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -74,6 +75,9 @@ type Log struct {
 	// uploadedAtBoot lists the Tier 1 artifacts to mark uploaded once the
 	// log is registered (the cache does not persist that mark).
 	uploadedAtBoot []uint64
+	// retireAtBoot lists segments whose retirement a crash interrupted;
+	// the next retention pass finishes them.
+	retireAtBoot []uint64
 
 	lastSnapshot time.Time         // when maybeSnapshot last wrote one
 	snapshotAt   manifest.Position // the manifest tail it covered
@@ -148,7 +152,21 @@ func (l *Log) recover(ctx context.Context) error {
 	for _, id := range ids {
 		st, known := states[id]
 		if known && st.Deleted {
+			// Retired: remove what a crash may have left behind.
+			if onDisk[id] {
+				l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id)))
+			}
+			if l.s.bg.tier1Has(l.name, id) {
+				l.s.bg.cache.Remove(tier1.Key{Stream: l.name, Segment: id})
+			}
 			continue
+		}
+		if known && !st.InTier1 && l.s.bg.tier1Has(l.name, id) {
+			// An artifact the manifest does not count (evicted or retired
+			// before the file went, or written by a compression whose
+			// CompressionDone was never committed): drop it; compression
+			// is redone if the segment still needs it.
+			l.s.bg.cache.Remove(tier1.Key{Stream: l.name, Segment: id})
 		}
 		si := &segInfo{id: id}
 		if known {
@@ -277,8 +295,18 @@ func (l *Log) recover(ctx context.Context) error {
 	if err := l.man.Commit(); err != nil {
 		return fmt.Errorf("commit manifest: %w", err)
 	}
-	// Resume the background work the manifest shows as pending.
+	// Resume the background work the manifest shows as pending. A Tier 2
+	// delete left half done is finished by the next retention pass when
+	// the segment has no local copy (a retirement), or undone by
+	// uploading again when it has one (a re-upload).
 	for _, si := range l.segs {
+		if st, ok := states[si.id]; ok && st.PendingJobs&manifest.PendingDelete != 0 {
+			if si.inTier0 || si.inTier1 {
+				si.inTier2 = false
+			} else {
+				l.retireAtBoot = append(l.retireAtBoot, si.id)
+			}
+		}
 		switch {
 		case si.needsRecovery:
 		case si.sealed && si.inTier0 && !si.inTier1:

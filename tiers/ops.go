@@ -128,31 +128,36 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	if si == nil {
 		return nil
 	}
-	if si.inTier2 && b.s.opts.Tier2 != nil {
-		key := si.tier2Key
-		if err := l.record(manifest.Record{Type: manifest.Tier2DeleteQueued, Segment: id,
-			Payload: manifest.Tier2DeleteQueuedPayload{Key: key}}); err != nil {
-			return err
-		}
-		if err := b.s.opts.Tier2.Delete(ctx, key); err != nil && tier2.Reason(err) != tier2.ReasonMissing {
-			return fmt.Errorf("delete %s: %w", key, err)
-		}
-		if err := l.record(manifest.Record{Type: manifest.Tier2Deleted, Segment: id,
-			Payload: manifest.Tier2DeletedPayload{Key: key}}); err != nil {
-			return err
-		}
-	}
+	// Local copies go first, each recorded before its file is removed: a
+	// crash before the Tier 2 delete leaves an ordinary Tier 2 segment,
+	// which retention picks again, never a retired segment that comes
+	// back by re-upload. Files a crash leaves behind are removed at boot.
 	key := tier1.Key{Stream: l.name, Segment: id}
-	if b.cache.Contains(key) {
+	if si.inTier1 || b.cache.Contains(key) {
 		if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
 			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.compressed)}}); err != nil {
 			return err
 		}
+		l.setTier1(id, false, 0)
 		b.cache.Remove(key)
 	}
 	if si.inTier0 {
 		if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Segment: id,
 			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.bytes)}}); err != nil {
+			return err
+		}
+	}
+	if si.inTier2 && b.s.opts.Tier2 != nil {
+		objKey := si.tier2Key
+		if err := l.record(manifest.Record{Type: manifest.Tier2DeleteQueued, Segment: id,
+			Payload: manifest.Tier2DeleteQueuedPayload{Key: objKey}}); err != nil {
+			return err
+		}
+		if err := b.s.opts.Tier2.Delete(ctx, objKey); err != nil && tier2.Reason(err) != tier2.ReasonMissing {
+			return fmt.Errorf("delete %s: %w", objKey, err)
+		}
+		if err := l.record(manifest.Record{Type: manifest.Tier2Deleted, Segment: id,
+			Payload: manifest.Tier2DeletedPayload{Key: objKey}}); err != nil {
 			return err
 		}
 	}
