@@ -193,7 +193,9 @@ type recordHeader struct {
 // It allocates only when buf must grow.
 func appendRecord(buf []byte, offset uint64, appendMS int64, extID uint64, flags uint32, payload []byte) []byte {
 	start := len(buf)
-	buf = slices.Grow(buf, RecordHeaderSize+len(payload))
+	if cap(buf)-start < RecordHeaderSize+len(payload) {
+		buf = slices.Grow(buf, RecordHeaderSize+len(payload))
+	}
 	buf = buf[:start+RecordHeaderSize+len(payload)]
 	rec := buf[start:]
 	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -305,6 +306,11 @@ func (w *Writer) Append(recs []Record, nowMS int64) (firstOffset uint64, err err
 		}
 	}
 	first := w.next
+	total := 0
+	for i := range recs {
+		total += RecordHeaderSize + len(recs[i].Payload)
+	}
+	w.buf = slices.Grow(w.buf, total)
 	for i := range recs {
 		r := &recs[i]
 		w.buf = appendRecord(w.buf, w.next, nowMS, r.ExtID, r.Flags, r.Payload)
