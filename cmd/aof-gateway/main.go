@@ -82,7 +82,8 @@ Configuration: defaults < TOML file (--config, $AOF2_CONFIG or
 
 HTTP (metrics.listen, default 127.0.0.1:9464): /healthz, /readyz, /metrics.
 Signals: SIGINT/SIGTERM stop fetching, finish and ack the batch in hand,
-commit the manifest and exit; SIGHUP reloads the configuration.`,
+commit the manifest and exit (a second one exits at once); SIGHUP reloads
+the configuration.`,
 		Example: `  # Local development: embedded NATS, data under ./data
   aof-gateway --dev --config examples/aof2-demo/config/local.toml
 
@@ -99,6 +100,13 @@ commit the manifest and exit; SIGHUP reloads the configuration.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// After the first signal the default handling comes back, so a
+			// second SIGINT or SIGTERM ends a shutdown that takes too long
+			// (acked data is durable already; unacked is redelivered).
+			go func() {
+				<-ctx.Done()
+				stop()
+			}()
 			return run(ctx, cfg, runOptions{
 				SealOnShutdown: sealOnShutdown,
 				ConfigLoader: func() (*config.Config, error) {
