@@ -192,6 +192,18 @@ func (b *background) worker(q *jobQueue) {
 		if err == nil || b.s.ctx.Err() != nil {
 			continue
 		}
+		if errors.Is(err, errNotYourTurn) {
+			// An older segment of the stream is still uploading: this one
+			// waits its turn without counting as a failure.
+			go func() {
+				select {
+				case <-b.s.ctx.Done():
+				case <-time.After(turnWait):
+					q.push(j)
+				}
+			}()
+			continue
+		}
 		// Retry with capped exponential backoff; the manifest already
 		// holds the failure record with its reason. A job is never given
 		// up: a segment that cannot reach Tier 1 or Tier 2 cannot leave
@@ -347,6 +359,16 @@ func recordBoundaries(s *Store, path string) ([]tier1.RecordBoundary, int64, err
 	return bounds, st.Size(), nil
 }
 
+// errNotYourTurn says an older segment of the stream must reach Tier 2
+// first. Uploads of one stream complete in segment order, so Tier 2 never
+// holds a segment while an older one exists only locally: after a lost
+// disk, the newest uploaded segment's ext_id watermark then never hides a
+// hole (disaster recovery redelivers everything after it).
+var errNotYourTurn = errors.New("an older segment is still uploading")
+
+// turnWait is how often a waiting upload checks whether its turn came.
+const turnWait = 50 * time.Millisecond
+
 // runUpload copies a Tier 1 artifact to Tier 2.
 func (b *background) runUpload(j job) error {
 	up := b.s.opts.Tier2
@@ -354,6 +376,9 @@ func (b *background) runUpload(j job) error {
 		return nil
 	}
 	l := j.log
+	if older := l.olderAwaitingUpload(j.segment); older != 0 {
+		return errNotYourTurn
+	}
 	ctx, span := b.startSpan(j, tracing.SpanTier2Upload)
 	defer span.End()
 	key := tier1.Key{Stream: l.name, Segment: j.segment}

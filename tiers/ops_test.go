@@ -9,6 +9,7 @@ import (
 
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/tier2"
 )
@@ -216,5 +217,33 @@ func TestRangedReadsServeAColdSegmentWithoutHydrating(t *testing.T) {
 	}
 	if q := s.Tier1Stats(); q.Files != 0 {
 		t.Fatalf("tier 1 holds %d artifacts after ranged reads, want 0", q.Files)
+	}
+}
+
+// Uploads of one stream complete in segment order, whatever the upload
+// concurrency, so Tier 2 never holds a segment while an older one exists
+// only locally.
+func TestUploadsOfAStreamCompleteInSegmentOrder(t *testing.T) {
+	t2, _ := tier2Client(t)
+	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 2 << 10, Tier2: t2, Tier2Concurrency: 4, CompressionWorkers: 3})
+	defer s.Close()
+	appendN(t, s, "order", 0, 300)
+	if _, err := s.Seal(testCtx(t), "order", false); err != nil {
+		t.Fatal(err)
+	}
+	waitUploaded(t, s, "order")
+	var done []uint64
+	for _, r := range manifestRecords(t, s, "order") {
+		if r.Type == manifest.UploadDone {
+			done = append(done, r.Segment)
+		}
+	}
+	if len(done) < 5 {
+		t.Fatalf("only %d uploads", len(done))
+	}
+	for i := 1; i < len(done); i++ {
+		if done[i] <= done[i-1] {
+			t.Fatalf("uploads done out of segment order: %v", done)
+		}
 	}
 }

@@ -340,3 +340,19 @@ func (l *Log) maybeSnapshot() {
 	l.mu.Unlock()
 	l.s.log.Info("snapshot_created", "stream", l.name, "snapshot", id)
 }
+
+// olderAwaitingUpload returns a sealed segment older than id that still
+// has to reach Tier 2 (and can: it has a local copy), or 0.
+func (l *Log) olderAwaitingUpload(id uint64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, si := range l.segs {
+		if si.id >= id {
+			break
+		}
+		if si.sealed && !si.inTier2 && !si.needsRecovery && (si.inTier0 || si.inTier1) {
+			return si.id
+		}
+	}
+	return 0
+}
