@@ -134,6 +134,10 @@ type Tier0 struct {
 	// ActivationQueueWarnThreshold: warn when more activations than this
 	// are queued (0 warns on any queued activation, like the original alert).
 	ActivationQueueWarnThreshold int `koanf:"activation_queue_warn_threshold" reload:"true"`
+	// SealOnPressure seals the largest active segment when Tier 0 cannot
+	// admit a write, so that it can move to Tier 1 and free its bytes
+	// instead of waiting for segment.max_age.
+	SealOnPressure bool `koanf:"seal_on_pressure"`
 }
 
 // Tier1 is the warm cache of seekable zstd artifacts.
@@ -258,7 +262,7 @@ func Default() *Config {
 			Discard:          "new",
 			Replicas:         1,
 		},
-		Tier0: Tier0{ClusterMaxBytes: 2 * GiB},
+		Tier0: Tier0{ClusterMaxBytes: 2 * GiB, SealOnPressure: true},
 		Tier1: Tier1{
 			MaxBytes:           8 * GiB,
 			FrameBytes:         1 * MiB,

@@ -63,6 +63,7 @@ var keyHelp = map[string]string{
 	"segment.max_age":                       "the active segment is sealed after this age (0 = no age limit)",
 	"segment.target_bytes":                  "the active segment is sealed at this size",
 	"tier0.activation_queue_warn_threshold": "warn when more activations than this wait for Tier 0 admission",
+	"tier0.seal_on_pressure":                "seal the largest active segment when Tier 0 cannot admit a write, so its bytes can move to Tier 1 instead of waiting for segment.max_age",
 	"tier0.cluster_max_bytes":               "Tier 0 byte budget (hot segments); Admission backpressure beyond it",
 	"tier1.compression_level":               "zstd level 1-22 of Tier 1 artifacts",
 	"tier1.compression_workers":             "parallel compression jobs",

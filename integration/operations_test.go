@@ -144,7 +144,9 @@ func TestSIGHUPRaisesTier0BudgetAndRefusesNonReloadableKeys(t *testing.T) {
 	e := newEnv(t)
 	cfgPath := filepath.Join(e.root, "gateway.toml")
 	write := func(budget string, batch int) {
-		body := fmt.Sprintf("[tier0]\ncluster_max_bytes = %q\n[segment]\ntarget_bytes = \"256KiB\"\nmax_age = \"10m\"\n[ingest]\nbatch_size = %d\n", budget, batch)
+		// seal_on_pressure is off so that only the budget change can
+		// release the blocked admission.
+		body := fmt.Sprintf("[tier0]\ncluster_max_bytes = %q\nseal_on_pressure = false\n[segment]\ntarget_bytes = \"256KiB\"\nmax_age = \"10m\"\n[ingest]\nbatch_size = %d\n", budget, batch)
 		if err := os.WriteFile(cfgPath, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}

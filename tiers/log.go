@@ -356,6 +356,17 @@ func (l *Log) lastExtLocked() uint64 {
 	return 0
 }
 
+// activeBytes is the size of the active segment when it holds records
+// (a candidate for sealing under pressure), else 0.
+func (l *Log) activeBytes() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil || l.needNext || l.active.RecordCount() == 0 {
+		return 0
+	}
+	return l.active.Size()
+}
+
 // NextOffset is the logical offset the next record will get.
 func (l *Log) NextOffset() uint64 {
 	l.mu.Lock()
@@ -402,6 +413,9 @@ func (l *Log) Append(ctx context.Context, recs []Record) (first, next uint64, er
 	}
 	guard, err := l.s.budget.Admit(ctx, l.name, n)
 	if err != nil {
+		if backpressure.Is(err, backpressure.Admission) {
+			l.s.relieveAdmission()
+		}
 		return 0, 0, err
 	}
 	l.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -54,6 +55,11 @@ type Options struct {
 	// ActivationQueueWarnThreshold logs a warning when this many writers
 	// wait for Tier 0 admission (tier0.activation_queue_warn_threshold).
 	ActivationQueueWarnThreshold int
+	// SealOnPressure (tier0.seal_on_pressure) seals the largest active
+	// segment when Tier 0 refuses a write: unsealed data can never be
+	// evicted, so a budget full of active segments would otherwise wait
+	// for segment.max_age.
+	SealOnPressure bool
 
 	// Tier2 is the object store. Nil keeps segments in Tier 1 only: for
 	// library tests; the gateway always sets it, since Tier 2 is the
@@ -142,6 +148,8 @@ type Store struct {
 
 	// retentionMu guards the retention limits, which a reload may change.
 	retentionMu sync.Mutex
+	// relieving is set while a seal-on-pressure runs.
+	relieving atomic.Bool
 
 	bg     *background
 	ctx    context.Context
@@ -404,6 +412,37 @@ func (s *Store) retention() (time.Duration, int64) {
 	s.retentionMu.Lock()
 	defer s.retentionMu.Unlock()
 	return s.opts.RetentionMaxAge, s.opts.RetentionMaxBytes
+}
+
+// relieveAdmission seals, in the background, the largest active segment
+// of any stream, so that it can be compressed into Tier 1 and evicted from
+// Tier 0. One runs at a time.
+func (s *Store) relieveAdmission() {
+	if !s.opts.SealOnPressure || !s.relieving.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.relieving.Store(false)
+		var victim *Log
+		var size int64
+		for _, name := range s.Streams() {
+			l, err := s.existing(name)
+			if err != nil {
+				continue
+			}
+			if n := l.activeBytes(); n > size {
+				victim, size = l, n
+			}
+		}
+		if victim == nil {
+			return
+		}
+		if id, err := victim.Seal(s.ctx, false); err != nil {
+			s.log.Warn("seal_on_pressure_failed", "stream", victim.name, "err", err)
+		} else if id > 0 {
+			s.log.Info("sealed_on_pressure", "stream", victim.name, "segment", id, "bytes", size)
+		}
+	}()
 }
 
 // Tier0Stats reports the Tier 0 budget.

@@ -277,3 +277,34 @@ func TestTailReaderFollowsAcrossRollovers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// When Tier 0 is full of active segments, which can never be evicted,
+// seal-on-pressure seals the largest one so that it moves to Tier 1 and
+// the waiting writer is admitted without waiting for segment.max_age.
+func TestSealOnPressureFreesABudgetFullOfActiveSegments(t *testing.T) {
+	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 64 << 10, Tier0MaxBytes: 8 << 10, SealOnPressure: true})
+	defer s.Close()
+	var err error
+	i := 0
+	for ; i < 10000; i++ {
+		stream := []string{"p1", "p2"}[i%2]
+		if err = s.AppendDurable(testCtx(t), stream, []Record{{Payload: payload(stream, i), ExtID: uint64(i + 1)}}); err != nil {
+			break
+		}
+	}
+	if !backpressure.Is(err, backpressure.Admission) {
+		t.Fatalf("filling tier 0: %v, want Admission backpressure", err)
+	}
+	if err := s.WaitForAdmission(testCtx(t), 512); err != nil {
+		t.Fatalf("admission never came back: %v", err)
+	}
+	sealed := 0
+	for _, st := range s.Segments("") {
+		if st.State == "sealed" {
+			sealed++
+		}
+	}
+	if sealed == 0 {
+		t.Fatal("no segment was sealed under pressure")
+	}
+}

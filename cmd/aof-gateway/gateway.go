@@ -377,6 +377,7 @@ func (g *gateway) openStore(ctx context.Context) error {
 		JobRetryBackoff:              cfg.Tier1.RetryBackoff.D(),
 		JobMaxRetries:                cfg.Tier1.MaxRetries,
 		ActivationQueueWarnThreshold: cfg.Tier0.ActivationQueueWarnThreshold,
+		SealOnPressure:               cfg.Tier0.SealOnPressure,
 		Tier2:                        t2,
 		Tier2Concurrency:             cfg.Tier2.Concurrency,
 		ManifestChunkCapacity:        int64(cfg.Manifest.ChunkCapacity),
