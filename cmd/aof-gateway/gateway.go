@@ -341,9 +341,9 @@ func (g *gateway) openStore(ctx context.Context) error {
 				BaseDelay:   time.Duration(cfg.Tier2.Retry.BaseDelayMS) * time.Millisecond,
 				Jitter:      cfg.Tier2.Retry.Jitter,
 			},
-			Breaker: tier2.BreakerPolicy{Failures: cfg.Tier2.Breaker.Failures, Cooldown: cfg.Tier2.Breaker.Cooldown.D()},
-			Logger:  g.log,
-			Meter:   nil,
+			Breaker:     tier2.BreakerPolicy{Failures: cfg.Tier2.Breaker.Failures, Cooldown: cfg.Tier2.Breaker.Cooldown.D()},
+			Logger:      g.log,
+			Instruments: g.inst,
 		})
 		if err != nil {
 			code := exitIO

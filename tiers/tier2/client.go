@@ -58,7 +58,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bop-aof/aof/tracing"
 )
 
 // CRC64Table is CRC-64/NVME, the checksum used across the store.
@@ -100,7 +101,9 @@ type Options struct {
 	Retry   RetryPolicy
 	Breaker BreakerPolicy
 	Logger  *slog.Logger
-	Meter   metric.Meter
+	// Instruments counts retries and failures (shared with the rest of
+	// the gateway, so the figures reach /metrics); nil counts nothing.
+	Instruments *tracing.Instruments
 }
 
 // ObjectMeta is the user metadata of an object.
@@ -146,9 +149,9 @@ type Client struct {
 	breaker *breaker
 	log     *slog.Logger
 
-	uploadRetries metric.Int64Counter
-	uploadFails   metric.Int64Counter
-	deleteRetries metric.Int64Counter
+	// inst counts upload_retry_attempts, upload_failures and
+	// delete_retry_attempts; nil counts nothing.
+	inst *tracing.Instruments
 }
 
 // New connects to the store and checks the bucket, creating it when
@@ -235,20 +238,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, c.opError("connect", "", 0, err)
 	}
-	if opts.Meter != nil {
-		if c.uploadRetries, err = opts.Meter.Int64Counter("upload_retry_attempts",
-			metric.WithDescription("Tier 2 upload attempts after the first")); err != nil {
-			return nil, err
-		}
-		if c.uploadFails, err = opts.Meter.Int64Counter("upload_failures",
-			metric.WithDescription("Tier 2 uploads that failed after all attempts")); err != nil {
-			return nil, err
-		}
-		if c.deleteRetries, err = opts.Meter.Int64Counter("delete_retry_attempts",
-			metric.WithDescription("Tier 2 delete attempts after the first")); err != nil {
-			return nil, err
-		}
-	}
+	c.inst = opts.Instruments
 
 	attempts, err := c.do(ctx, nil, func(ctx context.Context) error {
 		// A one-key listing rather than HEAD bucket: HEAD responses have no
@@ -397,19 +387,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 func (c *Client) full(key string) string { return c.prefix + key }
 
-func add(ctr metric.Int64Counter) {
-	if ctr != nil {
-		ctr.Add(context.Background(), 1)
-	}
-}
-
 // Upload stores size bytes from r under key with meta. r is re-read from
 // its start for the crc and for every attempt. If the key already holds an
 // object with the same crc64 the upload is skipped (Skipped, its ETag).
 func (c *Client) Upload(ctx context.Context, key string, r io.ReadSeeker, size int64, meta ObjectMeta) (UploadResult, error) {
 	res, err := c.upload(ctx, key, r, size, meta)
 	if err != nil {
-		add(c.uploadFails)
+		c.inst.IncUploadFailure(context.Background())
 		err = c.opError("upload", key, res.Attempts, err)
 		c.log.Error("tier2_upload_failed", "bucket", c.bucket, "key", c.full(key), "bytes", size,
 			"attempts", res.Attempts, "reason", Reason(err), "err", err)
@@ -443,7 +427,7 @@ func (c *Client) upload(ctx context.Context, key string, r io.ReadSeeker, size i
 		metaLast:  strconv.FormatUint(meta.LastOffset, 10),
 	}
 	var err error
-	res.Attempts, err = c.do(ctx, func() { add(c.uploadRetries) }, func(ctx context.Context) error {
+	res.Attempts, err = c.do(ctx, func() { c.inst.IncUploadRetry(context.Background()) }, func(ctx context.Context) error {
 		info, err := c.mc.StatObject(ctx, c.bucket, c.full(key), minio.StatObjectOptions{})
 		if err == nil {
 			if m, ok := parseMeta(info.UserMetadata); ok && m.CRC64 == meta.CRC64 && info.Size == size {
@@ -625,7 +609,7 @@ func (c *Client) GetRange(ctx context.Context, key string, off, n int64) ([]byte
 // Delete removes the object. Deleting a missing object succeeds (S3
 // semantics), so a replayed delete is idempotent.
 func (c *Client) Delete(ctx context.Context, key string) error {
-	n, err := c.do(ctx, func() { add(c.deleteRetries) }, func(ctx context.Context) error {
+	n, err := c.do(ctx, func() { c.inst.IncDeleteRetry(context.Background()) }, func(ctx context.Context) error {
 		return c.mc.RemoveObject(ctx, c.bucket, c.full(key), minio.RemoveObjectOptions{})
 	})
 	return c.opError("delete", key, n, err)

@@ -16,10 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bop-aof/aof/integration/harness"
+	"github.com/bop-aof/aof/tracing"
 )
 
 func newClient(t *testing.T, s3 *harness.S3, mod func(*Options)) *Client {
@@ -207,7 +209,7 @@ func TestServerOutageRetriesOpensBreakerAndLosesNothing(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")
 	c := newClient(t, s3, func(o *Options) {
-		o.Meter = meter
+		o.Instruments = instrumentsFor(t, meter)
 		o.Retry = RetryPolicy{MaxAttempts: 3, BaseDelay: 20 * time.Millisecond, AttemptTimeout: 2 * time.Second}
 		o.Breaker = BreakerPolicy{Failures: 4, Cooldown: 150 * time.Millisecond}
 	})
@@ -310,7 +312,7 @@ func TestTransientServerErrorsAreRetriedWithinTheBudget(t *testing.T) {
 	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")
 	c := newClient(t, s3, func(o *Options) {
 		o.Endpoint = proxy.URL
-		o.Meter = meter
+		o.Instruments = instrumentsFor(t, meter)
 		o.Retry = RetryPolicy{MaxAttempts: 4, BaseDelay: 5 * time.Millisecond}
 		o.Breaker = BreakerPolicy{Failures: 10, Cooldown: time.Second}
 	})
@@ -387,4 +389,15 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// instrumentsFor returns the gateway's instrument set on meter, as the
+// gateway hands it to the client.
+func instrumentsFor(t *testing.T, meter metric.Meter) *tracing.Instruments {
+	t.Helper()
+	in, err := tracing.NewInstruments(meter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
 }
