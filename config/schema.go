@@ -179,15 +179,9 @@ func (f *field) display(c *Config) string {
 func RedactUserinfo(s string) string {
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
-		at := strings.LastIndex(p, "@")
-		if at < 0 {
-			continue
+		if start, at, ok := userinfoSpan(p); ok {
+			parts[i] = p[:start] + RedactedValue + p[at:]
 		}
-		start := 0
-		if sch := strings.Index(p, "://"); sch >= 0 && sch < at {
-			start = sch + 3
-		}
-		parts[i] = p[:start] + RedactedValue + p[at:]
 	}
 	return strings.Join(parts, ",")
 }
@@ -196,19 +190,24 @@ func RedactUserinfo(s string) string {
 func userinfoSecrets(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
-		at := strings.LastIndex(p, "@")
-		if at < 0 {
-			continue
-		}
-		start := 0
-		if sch := strings.Index(p, "://"); sch >= 0 && sch < at {
-			start = sch + 3
-		}
-		if ui := p[start:at]; ui != "" {
-			out = append(out, ui)
+		if start, at, ok := userinfoSpan(p); ok && at > start {
+			out = append(out, p[start:at])
 		}
 	}
 	return out
+}
+
+// userinfoSpan locates the user info of one URL: p[start:at] precedes the
+// last "@", after the scheme if there is one.
+func userinfoSpan(p string) (start, at int, ok bool) {
+	at = strings.LastIndex(p, "@")
+	if at < 0 {
+		return 0, 0, false
+	}
+	if sch := strings.Index(p, "://"); sch >= 0 && sch < at {
+		start = sch + 3
+	}
+	return start, at, true
 }
 
 // dumpValue is the value placed in Config.Redacted(): native types for numbers
