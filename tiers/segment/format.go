@@ -193,6 +193,16 @@ type recordHeader struct {
 // It allocates only when buf must grow.
 func appendRecord(buf []byte, offset uint64, appendMS int64, extID uint64, flags uint32, payload []byte) []byte {
 	start := len(buf)
+	buf = appendRecordUnsummed(buf, offset, appendMS, extID, flags, payload)
+	rec := buf[start:]
+	binary.LittleEndian.PutUint32(rec[4:], recordCRC(rec))
+	return buf
+}
+
+// appendRecordUnsummed is appendRecord without the CRC, which the caller
+// fills in, several records at a time, with sumRecords3 or sumRecord.
+func appendRecordUnsummed(buf []byte, offset uint64, appendMS int64, extID uint64, flags uint32, payload []byte) []byte {
+	start := len(buf)
 	if cap(buf)-start < RecordHeaderSize+len(payload) {
 		buf = slices.Grow(buf, RecordHeaderSize+len(payload))
 	}
@@ -204,15 +214,28 @@ func appendRecord(buf []byte, offset uint64, appendMS int64, extID uint64, flags
 	binary.LittleEndian.PutUint64(rec[24:], extID)
 	binary.LittleEndian.PutUint32(rec[32:], flags)
 	copy(rec[RecordHeaderSize:], payload)
-	binary.LittleEndian.PutUint32(rec[4:], recordCRC(rec))
 	return buf
+}
+
+// sumRecord writes the CRC of the encoded record rec.
+func sumRecord(rec []byte) {
+	binary.LittleEndian.PutUint32(rec[4:], recordCRC(rec))
+}
+
+// sumRecords3 writes the CRCs of three consecutive encoded records, buf[a:b],
+// buf[b:c] and buf[c:], computing them together.
+func sumRecords3(buf []byte, a, b, c int) {
+	r0, r1, r2 := buf[a:b], buf[b:c], buf[c:]
+	c0, c1, c2 := checksum3(r0[8:], r1[8:], r2[8:])
+	binary.LittleEndian.PutUint32(r0[4:], c0)
+	binary.LittleEndian.PutUint32(r1[4:], c1)
+	binary.LittleEndian.PutUint32(r2[4:], c2)
 }
 
 // recordCRC is the CRC-32C of bytes 8 to the end of an encoded record (the
 // fields and the payload, contiguous, one pass). payload_len, bytes 0-3, is
 // covered all the same: it decides which bytes are summed, so a damaged
 // length sums a different range and fails the check.
-// (payload_len).
 func recordCRC(rec []byte) uint32 {
 	return crc32.Checksum(rec[8:], castagnoli)
 }

@@ -311,15 +311,32 @@ func (w *Writer) Append(recs []Record, nowMS int64) (firstOffset uint64, err err
 		total += RecordHeaderSize + len(recs[i].Payload)
 	}
 	w.buf = slices.Grow(w.buf, total)
+	// CRCs are computed three records at a time (see checksum3): pend
+	// holds where the records not yet summed start.
+	var pend [3]int
+	np := 0
 	for i := range recs {
 		r := &recs[i]
-		w.buf = appendRecord(w.buf, w.next, nowMS, r.ExtID, r.Flags, r.Payload)
+		pend[np] = len(w.buf)
+		np++
+		w.buf = appendRecordUnsummed(w.buf, w.next, nowMS, r.ExtID, r.Flags, r.Payload)
+		if np == 3 {
+			sumRecords3(w.buf, pend[0], pend[1], pend[2])
+			np = 0
+		}
 		if w.count == 0 {
 			w.firstExt = r.ExtID
 		}
 		w.next++
 		w.count++
 		w.lastExt = r.ExtID
+	}
+	for k, start := range pend[:np] {
+		end := len(w.buf)
+		if k+1 < np {
+			end = pend[k+1]
+		}
+		sumRecord(w.buf[start:end])
 	}
 	if len(w.buf) >= w.opts.writeThreshold {
 		if err := w.writeBuffered(); err != nil {
