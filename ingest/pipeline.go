@@ -24,7 +24,8 @@ import (
 // Store is what the pipeline needs of the tiered store.
 type Store interface {
 	// Append appends recs to stream without waiting for durability and
-	// returns the offset after the last record. When Tier 0 cannot admit
+	// returns the offset after the last record. It does not keep the
+	// payloads after it returns: the pipeline reuses their memory. When Tier 0 cannot admit
 	// them it appends nothing and returns *backpressure.Error of kind
 	// Admission.
 	Append(ctx context.Context, stream string, recs []segment.Record) (next uint64, err error)
@@ -380,11 +381,14 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 	}
 	fl := &inflight{span: span, ctx: spanCtx, syncs: map[string]uint64{}}
 
-	groups := make(map[string][]pending)
-	streamOf := make(map[string]string)
+	// A batch holds few distinct subjects: each is mapped to its stream's
+	// group once, with one map lookup per message after that.
+	var groups [][]pending
 	var order []string
+	groupOf := make(map[string]int) // subject -> index in groups, -1 when invalid
+	streamIndex := make(map[string]int)
 	for _, m := range batch {
-		meta, err := m.Metadata()
+		seq, cseq, err := deliverySequences(m)
 		if err != nil {
 			return fl, fmt.Errorf("message metadata: %w", err)
 		}
@@ -392,29 +396,30 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 		// lost (reconnect, a second puller). Its redelivery would arrive
 		// after newer messages and be taken for a duplicate, so start
 		// over from the ack floor instead.
-		if cs := meta.Sequence.Consumer; p.lastConsumerSeq != 0 && cs != p.lastConsumerSeq+1 {
-			return fl, fmt.Errorf("ingest: delivery %d after %d: a delivery was lost; restarting from the ack floor", cs, p.lastConsumerSeq)
+		if p.lastConsumerSeq != 0 && cseq != p.lastConsumerSeq+1 {
+			return fl, fmt.Errorf("ingest: delivery %d after %d: a delivery was lost; restarting from the ack floor", cseq, p.lastConsumerSeq)
 		}
-		p.lastConsumerSeq = meta.Sequence.Consumer
-		// A batch holds few distinct subjects: map each once.
+		p.lastConsumerSeq = cseq
 		subject := m.Subject()
-		stream, known := streamOf[subject]
+		g, known := groupOf[subject]
 		if !known {
-			stream, err = StreamFromSubject(p.opts.SubjectPrefix, subject)
-			if err == nil {
-				streamOf[subject] = stream
+			stream, err := StreamFromSubject(p.opts.SubjectPrefix, subject)
+			if err != nil {
+				// Not cached: each such message gets its own reason.
+				if err := p.deadLetter(spanCtx, m, seq, InvalidStream, err.Error()); err != nil {
+					return fl, err
+				}
+				continue
 			}
-		}
-		if err != nil {
-			if err := p.deadLetter(spanCtx, m, meta.Sequence.Stream, InvalidStream, err.Error()); err != nil {
-				return fl, err
+			if g, known = streamIndex[stream]; !known {
+				g = len(groups)
+				streamIndex[stream] = g
+				groups = append(groups, nil)
+				order = append(order, stream)
 			}
-			continue
+			groupOf[subject] = g
 		}
-		if _, ok := groups[stream]; !ok {
-			order = append(order, stream)
-		}
-		groups[stream] = append(groups[stream], pending{msg: m, seq: meta.Sequence.Stream, stream: stream})
+		groups[g] = append(groups[g], pending{msg: m, seq: seq, stream: order[g]})
 	}
 
 	type result struct {
@@ -428,7 +433,7 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acks, next, err := p.appendGroup(ctx, spanCtx, stream, groups[stream])
+			acks, next, err := p.appendGroup(ctx, spanCtx, stream, groups[i])
 			results[i] = result{acks, next, err}
 		}()
 	}
@@ -463,7 +468,14 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 	for _, pm := range msgs {
 		arenaSize += envelopeFixed + len(pm.msg.Subject()) + len(pm.msg.Data()) + 64
 	}
-	arena := make([]byte, 0, arenaSize)
+	// Envelopes of a group share one buffer, reused across batches: the
+	// store copies the records before Append returns.
+	arenaBuf := getArena(arenaSize)
+	arena := (*arenaBuf)[:0]
+	defer func() {
+		*arenaBuf = arena
+		putArena(arenaBuf)
+	}()
 	toStore := make([]jetstream.Msg, 0, len(msgs))
 	var size int64
 	for _, pm := range msgs {
@@ -472,8 +484,6 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 			acks = append(acks, pm.msg)
 			continue
 		}
-		// Envelopes of a group share one buffer: one allocation per group
-		// instead of one per message keeps the collector out of the way.
 		mark := len(arena)
 		arena = AppendEnvelope(arena, Envelope{Subject: pm.msg.Subject(), Header: pm.msg.Headers(), Body: pm.msg.Data()})
 		payload := arena[mark:len(arena):len(arena)]
@@ -660,4 +670,30 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, 
 		p.log.Warn("ingest_term_failed", "sequence", seq, "err", err)
 	}
 	return nil
+}
+
+// arenas recycles the buffers that hold a group's envelopes, which are
+// as large as the group's messages: allocating them per batch costs the
+// zeroing of every byte and keeps the collector busy.
+var arenas sync.Pool
+
+// maxPooledArena bounds the buffers kept for reuse.
+const maxPooledArena = 64 << 20
+
+func getArena(size int) *[]byte {
+	if b, ok := arenas.Get().(*[]byte); ok {
+		if cap(*b) >= size {
+			return b
+		}
+		*b = make([]byte, 0, size)
+		return b
+	}
+	b := make([]byte, 0, size)
+	return &b
+}
+
+func putArena(b *[]byte) {
+	if cap(*b) <= maxPooledArena {
+		arenas.Put(b)
+	}
 }
