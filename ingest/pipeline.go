@@ -77,6 +77,8 @@ type Pipeline struct {
 	// lastConsumerSeq is the consumer sequence of the last delivery seen
 	// in this Run.
 	lastConsumerSeq uint64
+	// groupBufs holds appendBatch's per-stream slices between batches.
+	groupBufs [][]pending
 
 	mu          sync.Mutex
 	blocked     bool // waiting for Tier 0 admission
@@ -216,8 +218,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	p.lastConsumerSeq = 0
 
+	// appendBatch keeps no reference to the batch slice (acks are copied
+	// into the inflight), so one buffer serves every batch.
+	batchBuf := make([]jetstream.Msg, 0, p.opts.BatchSize)
 	for {
-		batch := make([]jetstream.Msg, 0, p.opts.BatchSize)
+		batch := batchBuf[:0]
 		select {
 		case <-ctx.Done():
 			return stopSyncer()
@@ -247,6 +252,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		// The batch in hand is finished even when ctx ends meanwhile:
 		// appended records get their fsync and their acks.
 		fl, err := p.appendBatch(ctx, batch)
+		clear(batch) // drop the messages for the collector
 		if fl != nil {
 			synced <- fl
 		}
@@ -360,7 +366,7 @@ type pending struct {
 // before the failure, which is still synced and acked.
 func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inflight, error) {
 	work := context.WithoutCancel(ctx)
-	links := make([]trace.Link, 0, len(batch))
+	var links []trace.Link // most batches carry no trace context
 	for _, m := range batch {
 		if h := m.Headers(); len(h) > 0 {
 			if l, ok := tracing.LinkFromHeaders(h); ok {
@@ -383,7 +389,16 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 
 	// A batch holds few distinct subjects: each is mapped to its stream's
 	// group once, with one map lookup per message after that.
-	var groups [][]pending
+	// The group slices are reused from batch to batch (appendGroup keeps
+	// no reference to them); only this goroutine touches them.
+	groups := p.groupBufs[:0]
+	defer func() {
+		for i := range groups {
+			clear(groups[i])
+			groups[i] = groups[i][:0]
+		}
+		p.groupBufs = groups
+	}()
 	var order []string
 	groupOf := make(map[string]int) // subject -> index in groups, -1 when invalid
 	streamIndex := make(map[string]int)
@@ -414,7 +429,11 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 			if g, known = streamIndex[stream]; !known {
 				g = len(groups)
 				streamIndex[stream] = g
-				groups = append(groups, nil)
+				if len(groups) < cap(groups) {
+					groups = groups[:len(groups)+1]
+				} else {
+					groups = append(groups, nil)
+				}
 				order = append(order, stream)
 			}
 			groupOf[subject] = g
