@@ -54,6 +54,8 @@ bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./tiers/tier1/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./tiers/
 	$(GO) test -run '^$$' -bench IngestVsPlainConsumer -benchtime 1x -timeout 30m ./ingest/
+	AOF_BENCH_BROKER=embedded $(GO) test -run '^$$' -bench IngestVsPlainConsumer -benchtime 1x -timeout 30m ./ingest/
+	$(GO) test -run '^$$' -bench PipelineCPUPerMessage -benchtime 2x ./ingest/
 
 # Regenerates docs/cli-reference.md and the configuration key table.
 docs:
@@ -66,6 +68,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./manifest/
 	$(GO) test -run '^$$' -fuzz FuzzReadChunk -fuzztime 30s ./manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope -fuzztime 30s ./ingest/
+	$(GO) test -run '^$$' -fuzz FuzzParseAckReply -fuzztime 30s ./ingest/
+	$(GO) test -run '^$$' -fuzz FuzzChecksum3 -fuzztime 30s ./tiers/segment/
 
 run: $(VERSITYGW) build
 	./scripts/run-local.sh

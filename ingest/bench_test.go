@@ -5,17 +5,18 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/segment"
 )
@@ -102,8 +103,7 @@ func benchRounds() int {
 //	go test -run '^$' -bench IngestVsPlainConsumer -benchtime 1x ./ingest
 func BenchmarkIngestVsPlainConsumer(b *testing.B) {
 	n, rounds := benchMessages(), benchRounds()
-	srv := harness.StartNATS(b)
-	js := srv.JetStream(b)
+	js, where := benchJetStream(b)
 	ctx := context.Background()
 	if _, err := EnsureIngestStream(ctx, js, StreamSettings{Name: "AOF_INGEST", Subjects: []string{"aof.ingest.>"}}); err != nil {
 		b.Fatal(err)
@@ -126,13 +126,15 @@ func BenchmarkIngestVsPlainConsumer(b *testing.B) {
 			os.RemoveAll(root)
 			path = rate
 		}
-		if r%2 == 0 {
-			base = plainConsumerRate(b, js, fmt.Sprintf("baseline-%d", r), n)
-			runPath()
-		} else {
-			runPath()
-			base = plainConsumerRate(b, js, fmt.Sprintf("baseline-%d", r), n)
+		runBase := func() { base = plainConsumerRate(b, js, fmt.Sprintf("baseline-%d", r), n) }
+		first, second := runBase, runPath
+		if r%2 == 1 {
+			first, second = runPath, runBase
 		}
+		settle(b)
+		first()
+		settle(b)
+		second()
 		baseTime += float64(n) / base
 		pathTime += float64(n) / path
 		ratios = append(ratios, path/base)
@@ -162,11 +164,24 @@ func BenchmarkIngestVsPlainConsumer(b *testing.B) {
 	b.ReportMetric(maxRate, "e2e_max_msgs/s")
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50_ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99_ms")
+	fmt.Printf("broker: %s\n", where)
 	fmt.Printf("ingest %d x %d B, batch %d, %d rounds: plain consumer %.0f msgs/s; gateway ingest path (fsync before ack) %.0f msgs/s, "+
 		"ratio %.3f (rounds %.3f, median %.3f); gateway with Tier 1 compression in the background %.0f msgs/s, ratio %.2f; "+
 		"publish+ingest max %.0f msgs/s; publish-to-durable at %.0f msgs/s: p50 %v p99 %v\n",
 		n, benchBodyBytes, benchBatch, rounds, baseRate, pathRate, pathRate/baseRate, ratios, median[len(median)/2],
 		gwRate, gwRate/baseRate, maxRate, maxRate/2, p50, p99)
+}
+
+// settle lets the machine finish the previous phase's work before the
+// next phase is timed: removed segment files are freed by the file system
+// in the background and the heap holds the last phase's garbage, either
+// of which would otherwise slow whichever side runs next.
+func settle(b *testing.B) {
+	b.StopTimer()
+	syscall.Sync()
+	runtime.GC()
+	time.Sleep(200 * time.Millisecond)
+	b.StartTimer()
 }
 
 // gatewayRate drains the stream with the gateway's pipeline on a consumer
