@@ -199,22 +199,25 @@ func appendRecord(buf []byte, offset uint64, appendMS int64, extID uint64, flags
 	return buf
 }
 
-// appendRecordUnsummed is appendRecord without the CRC, which the caller
-// fills in, several records at a time, with sumRecords3 or sumRecord.
+// appendRecordUnsummed is appendRecord without the CRC.
 func appendRecordUnsummed(buf []byte, offset uint64, appendMS int64, extID uint64, flags uint32, payload []byte) []byte {
 	start := len(buf)
-	if cap(buf)-start < RecordHeaderSize+len(payload) {
-		buf = slices.Grow(buf, RecordHeaderSize+len(payload))
-	}
-	buf = buf[:start+RecordHeaderSize+len(payload)]
-	rec := buf[start:]
+	buf = slices.Grow(buf, RecordHeaderSize+len(payload))[:start+RecordHeaderSize+len(payload)]
+	putRecordUnsummed(buf[start:], offset, appendMS, extID, flags, payload)
+	return buf
+}
+
+// putRecordUnsummed encodes one record into rec, which is exactly
+// RecordHeaderSize+len(payload) bytes, leaving the CRC for the caller to
+// fill in with sumRecords3 or sumRecord.
+func putRecordUnsummed(rec []byte, offset uint64, appendMS int64, extID uint64, flags uint32, payload []byte) {
+	_ = rec[RecordHeaderSize-1]
 	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint64(rec[8:], offset)
 	binary.LittleEndian.PutUint64(rec[16:], uint64(appendMS))
 	binary.LittleEndian.PutUint64(rec[24:], extID)
 	binary.LittleEndian.PutUint32(rec[32:], flags)
 	copy(rec[RecordHeaderSize:], payload)
-	return buf
 }
 
 // sumRecord writes the CRC of the encoded record rec.
@@ -223,9 +226,9 @@ func sumRecord(rec []byte) {
 }
 
 // sumRecords3 writes the CRCs of three consecutive encoded records, buf[a:b],
-// buf[b:c] and buf[c:], computing them together.
-func sumRecords3(buf []byte, a, b, c int) {
-	r0, r1, r2 := buf[a:b], buf[b:c], buf[c:]
+// buf[b:c] and buf[c:end], computing them together.
+func sumRecords3(buf []byte, a, b, c, end int) {
+	r0, r1, r2 := buf[a:b], buf[b:c], buf[c:end]
 	c0, c1, c2 := checksum3(r0[8:], r1[8:], r2[8:])
 	binary.LittleEndian.PutUint32(r0[4:], c0)
 	binary.LittleEndian.PutUint32(r1[4:], c1)

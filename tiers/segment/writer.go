@@ -300,44 +300,53 @@ func (w *Writer) Append(recs []Record, nowMS int64) (firstOffset uint64, err err
 	if err := w.usable(); err != nil {
 		return 0, err
 	}
-	for i := range recs {
-		if len(recs[i].Payload) > MaxPayloadBytes {
-			return 0, fmt.Errorf("append: record %d: payload of %d bytes exceeds %d", i, len(recs[i].Payload), MaxPayloadBytes)
-		}
-	}
-	first := w.next
 	total := 0
 	for i := range recs {
-		total += RecordHeaderSize + len(recs[i].Payload)
+		n := len(recs[i].Payload)
+		if n > MaxPayloadBytes {
+			return 0, fmt.Errorf("append: record %d: payload of %d bytes exceeds %d", i, n, MaxPayloadBytes)
+		}
+		total += RecordHeaderSize + n
 	}
-	w.buf = slices.Grow(w.buf, total)
-	// CRCs are computed three records at a time (see checksum3): pend
-	// holds where the records not yet summed start.
+	first := w.next
+	if len(recs) == 0 {
+		return first, nil
+	}
+	// Every record's place is known up front: encode in place, then fill
+	// in the CRCs three records at a time (see checksum3); pend holds
+	// where the records not yet summed start.
+	pos := len(w.buf)
+	w.buf = slices.Grow(w.buf, total)[:pos+total]
+	buf := w.buf
+	next := w.next
 	var pend [3]int
 	np := 0
 	for i := range recs {
 		r := &recs[i]
-		pend[np] = len(w.buf)
+		end := pos + RecordHeaderSize + len(r.Payload)
+		putRecordUnsummed(buf[pos:end], next, nowMS, r.ExtID, r.Flags, r.Payload)
+		next++
+		pend[np] = pos
 		np++
-		w.buf = appendRecordUnsummed(w.buf, w.next, nowMS, r.ExtID, r.Flags, r.Payload)
 		if np == 3 {
-			sumRecords3(w.buf, pend[0], pend[1], pend[2])
+			sumRecords3(buf, pend[0], pend[1], pend[2], end)
 			np = 0
 		}
-		if w.count == 0 {
-			w.firstExt = r.ExtID
-		}
-		w.next++
-		w.count++
-		w.lastExt = r.ExtID
+		pos = end
 	}
 	for k, start := range pend[:np] {
-		end := len(w.buf)
+		end := pos
 		if k+1 < np {
 			end = pend[k+1]
 		}
-		sumRecord(w.buf[start:end])
+		sumRecord(buf[start:end])
 	}
+	if w.count == 0 {
+		w.firstExt = recs[0].ExtID
+	}
+	w.next = next
+	w.count += uint64(len(recs))
+	w.lastExt = recs[len(recs)-1].ExtID
 	if len(w.buf) >= w.opts.writeThreshold {
 		if err := w.writeBuffered(); err != nil {
 			return 0, err
