@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
 	"github.com/bop-aof/aof/tiers/tier0"
@@ -31,8 +32,9 @@ type Store interface {
 	Append(ctx context.Context, stream string, recs []segment.Record) (next uint64, err error)
 	// SyncTo returns once every record of stream below next is durable.
 	SyncTo(ctx context.Context, stream string, next uint64) error
-	// LastExtID is the highest ext_id appended to stream, 0 for none.
-	LastExtID(stream string) (uint64, error)
+	// DedupeView tells which ext_ids stream already holds: those up to
+	// the highest appended, except ranges a disaster recovery lost.
+	DedupeView(stream string) (tiers.Dedupe, error)
 	// WaitForAdmission blocks until n bytes could be admitted to Tier 0
 	// or ctx ends.
 	WaitForAdmission(ctx context.Context, n int64) error
@@ -477,7 +479,7 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 // messages returned are the ones appended before it; nothing after the
 // failure is acked.
 func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs []pending) ([]jetstream.Msg, uint64, error) {
-	last, err := p.store.LastExtID(stream)
+	held, err := p.store.DedupeView(stream)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -498,7 +500,7 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 	toStore := make([]jetstream.Msg, 0, len(msgs))
 	var size int64
 	for _, pm := range msgs {
-		if pm.seq <= last {
+		if held.Stored(pm.seq) {
 			p.count(&p.duplicates, 1)
 			acks = append(acks, pm.msg)
 			continue
@@ -514,7 +516,7 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 			}
 			continue
 		}
-		last = pm.seq
+		held.Add(pm.seq)
 		recs = append(recs, segment.Record{Payload: payload, ExtID: pm.seq})
 		toStore = append(toStore, pm.msg)
 		size += int64(len(payload))

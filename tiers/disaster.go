@@ -54,6 +54,13 @@ type StreamRecovery struct {
 	LastExtID       uint64   `json:"last_ext_id"`
 	NotInTier2      []uint64 `json:"segments_lost,omitempty"`
 	ManifestRecords uint64   `json:"manifest_records"`
+	// Holes are the ext_id (ingest sequence) ranges of lost segments below
+	// segments that survived. The gateway stores them again when the
+	// ingest stream redelivers them (HolesFile); what the ingest stream
+	// no longer holds is gone.
+	Holes []ExtRange `json:"lost_sequences,omitempty"`
+	// afterSegment is the highest segment id the recovery knew.
+	afterSegment uint64
 }
 
 // RecoverFromTier2 rebuilds a data root whose Tier 0, Tier 1 and manifest
@@ -113,10 +120,21 @@ func RecoverFromTier2(ctx context.Context, o RecoverOptions) (RecoverReport, err
 		}
 		rep.Streams = append(rep.Streams, sr)
 	}
-	marker, _ := json.Marshal(map[string]any{"recovered_at": time.Now().UTC().Format(time.RFC3339), "report": rep})
+	holes := map[string]streamHoles{}
+	for _, sr := range rep.Streams {
+		if len(sr.Holes) > 0 {
+			holes[sr.Stream] = streamHoles{AfterSegment: sr.afterSegment, Holes: sr.Holes}
+		}
+	}
 	if err := o.FS.MkdirAll(o.Root, 0o755); err != nil {
 		return rep, err
 	}
+	// Always written, empty or not: a holes file from an earlier
+	// recovery must not outlive this one.
+	if err := writeHoles(o.FS, o.Root, holes); err != nil {
+		return rep, fmt.Errorf("tiers: recover: write %s: %w", HolesFile, err)
+	}
+	marker, _ := json.Marshal(map[string]any{"recovered_at": time.Now().UTC().Format(time.RFC3339), "report": rep})
 	if err := vfs.WriteFileAtomic(o.FS, filepath.Join(o.Root, RecoveredMarker), marker, 0o644); err != nil {
 		return rep, fmt.Errorf("tiers: recover: write marker: %w", err)
 	}
@@ -193,7 +211,9 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 		if !st.Deleted && !inTier2[st.Segment] && st.Sealed {
 			sr.NotInTier2 = append(sr.NotInTier2, st.Segment)
 		}
-		if st.InTier2 && st.LastExtID > sr.LastExtID {
+		// The bucket, not the manifest, says what survived: an object
+		// can be deleted behind the gateway's back.
+		if inTier2[st.Segment] && st.LastExtID > sr.LastExtID {
 			sr.LastExtID = st.LastExtID
 		}
 	}
@@ -226,6 +246,12 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 		if err := segment.WriteCurrentSealed(o.FS, dir0, highest); err != nil {
 			return sr, err
 		}
+	}
+	sr.Holes, sr.afterSegment = lostBelowSurvivors(idx.Segments(), inTier2, sr.LastExtID)
+	sr.afterSegment = max(sr.afterSegment, highest)
+	for _, h := range sr.Holes {
+		o.Logger.Warn("stream_recovery_sequences_lost", "stream", stream, "after_sequence", h.From, "to_sequence", h.To,
+			"note", "a lost segment lies below segments that survived; the gateway stores these again if the ingest stream still holds them")
 	}
 	o.Logger.Info("stream_recovered_from_tier2", "stream", stream, "chunks", len(chunks), "snapshots", len(snaps),
 		"segments", len(segs), "restored", len(sr.Restored), "lost", len(sr.NotInTier2))
@@ -271,4 +297,33 @@ func TakeRecoveredMarker(fs vfs.FS, root string) (found bool, done func() error)
 		}
 		return fs.SyncDir(root)
 	}
+}
+
+// lostBelowSurvivors returns the ext_id ranges of the sealed segments of
+// segs (in id order) that have no Tier 2 copy and lie below last, the
+// highest ext_id that survived, and the highest segment id in segs. A
+// segment's range starts after the last ext_id of the segment before it:
+// ingest appends in sequence order, and the manifest keeps only the last.
+// Lost records above last need no entry: nothing stored is newer, so the
+// replay stores them anyway.
+func lostBelowSurvivors(segs []manifest.SegmentState, inTier2 map[uint64]bool, last uint64) ([]ExtRange, uint64) {
+	var holes []ExtRange
+	var prev, highest uint64
+	for _, st := range segs {
+		highest = max(highest, st.Segment)
+		if st.LastExtID == 0 {
+			continue
+		}
+		lost := st.Sealed && !st.Deleted && !inTier2[st.Segment]
+		if lost && st.LastExtID > prev && prev < last {
+			to := min(st.LastExtID, last)
+			if n := len(holes); n > 0 && holes[n-1].To == prev {
+				holes[n-1].To = to // adjacent lost segments: one range
+			} else {
+				holes = append(holes, ExtRange{From: prev, To: to})
+			}
+		}
+		prev = max(prev, st.LastExtID)
+	}
+	return holes, highest
 }

@@ -57,6 +57,9 @@ const maxSealLinks = 32
 type Log struct {
 	s    *Store
 	name string
+	// holes are the stream's ext_id ranges lost in a disaster recovery
+	// (HolesFile); set at open.
+	holes streamHoles
 	dir0 string // <root>/tier0/<stream>
 
 	mu     sync.Mutex
@@ -84,7 +87,7 @@ type Log struct {
 }
 
 func openLog(ctx context.Context, s *Store, name string) (*Log, error) {
-	l := &Log{s: s, name: name, dir0: filepath.Join(s.opts.Root, "tier0", name), lastSnapshot: s.opts.Now()}
+	l := &Log{s: s, name: name, dir0: filepath.Join(s.opts.Root, "tier0", name), lastSnapshot: s.opts.Now(), holes: s.holes[name]}
 	l.cond = sync.NewCond(&l.mu)
 	if err := s.fs.MkdirAll(l.dir0, 0o755); err != nil {
 		return nil, fmt.Errorf("create tier0 dir: %w", err)

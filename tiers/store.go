@@ -144,6 +144,9 @@ type Store struct {
 	mu     sync.Mutex
 	logs   map[string]*Log
 	closed bool
+	// holes is HolesFile as read at open: per stream, the ext_id ranges
+	// a disaster recovery lost.
+	holes map[string]streamHoles
 	openMu sync.Mutex // serialises openLog
 
 	// retentionMu guards the retention limits, which a reload may change.
@@ -196,6 +199,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 	streams, err := s.discoverStreams()
 	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.holes, err = loadHoles(s.fs, s.opts.Root); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -1,0 +1,139 @@
+package tiers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/bop-aof/aof/internal/vfs"
+)
+
+// ExtRange is the ext_ids (JetStream sequences) From < ext <= To.
+type ExtRange struct {
+	From uint64 `json:"after"`
+	To   uint64 `json:"to"`
+}
+
+// Dedupe is what a writer needs to tell a redelivery from a message the
+// stream does not hold: ext_ids up to Last are stored, except those in
+// Missing, the records of segments lost below others that survived (see
+// HolesFile), which must be stored again.
+type Dedupe struct {
+	Last    uint64
+	Missing []ExtRange
+}
+
+// Stored reports whether ext is already in the stream.
+func (d *Dedupe) Stored(ext uint64) bool {
+	if ext > d.Last {
+		return false
+	}
+	for _, r := range d.Missing {
+		if ext > r.From && ext <= r.To {
+			return false
+		}
+	}
+	return true
+}
+
+// Add records that ext was appended: Last rises to it, and since a stream
+// is re-read in sequence order, a gap it falls in now starts after it.
+func (d *Dedupe) Add(ext uint64) {
+	d.Last = max(d.Last, ext)
+	for i := range d.Missing {
+		if r := &d.Missing[i]; ext > r.From && ext <= r.To {
+			r.From = ext
+		}
+	}
+}
+
+// HolesFile, in the data root, lists per stream the ext_id ranges of
+// segments that RecoverFromTier2 found lost below segments that survived
+// (an object deleted from the bucket by hand or by a lifecycle rule).
+// Sequence dedupe would take their messages for duplicates of what the
+// stream holds; with this file the gateway stores them again when the
+// ingest stream redelivers them after the recovery. A range counts as
+// refilled as far as the segments created after the recovery reach.
+const HolesFile = "DEDUPE_HOLES.json"
+
+// streamHoles is one stream's entry of HolesFile.
+type streamHoles struct {
+	// AfterSegment is the highest segment id the recovery knew: segments
+	// above it were written after, and their records refill the holes.
+	AfterSegment uint64     `json:"after_segment"`
+	Holes        []ExtRange `json:"holes"`
+}
+
+func loadHoles(fs vfs.FS, root string) (map[string]streamHoles, error) {
+	data, err := vfs.ReadFile(fs, filepath.Join(root, HolesFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tiers: read %s: %w", HolesFile, err)
+	}
+	var holes map[string]streamHoles
+	if err := json.Unmarshal(data, &holes); err != nil {
+		return nil, fmt.Errorf("tiers: %s: %w", HolesFile, err)
+	}
+	return holes, nil
+}
+
+func writeHoles(fs vfs.FS, root string, holes map[string]streamHoles) error {
+	data, err := json.MarshalIndent(holes, "", "  ")
+	if err != nil {
+		return err
+	}
+	return vfs.WriteFileAtomic(fs, filepath.Join(root, HolesFile), data, 0o644)
+}
+
+// DedupeView returns the stream's Dedupe: the highest ext_id appended to a
+// segment that still has a copy, and the ranges of lost segments not yet
+// stored again.
+func (l *Log) DedupeView() Dedupe {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.holes.Holes) == 0 {
+		// Ext_ids rise from segment to segment: the newest one that still
+		// has a copy holds the highest.
+		return Dedupe{Last: l.lastExtLocked()}
+	}
+	var d Dedupe
+	// After a refill the newest segment holds older sequences than those
+	// before it: the highest, not the last, is what is stored up to.
+	refilled := uint64(0)
+	for _, si := range l.segs {
+		ext := si.lastExt
+		if l.active != nil && si.id == l.active.Header().SegmentID {
+			ext = l.active.LastExtID()
+		}
+		if ext == 0 || si.needsRecovery {
+			continue
+		}
+		d.Last = max(d.Last, ext)
+		if si.id > l.holes.AfterSegment {
+			refilled = max(refilled, ext)
+		}
+	}
+	for _, h := range l.holes.Holes {
+		if refilled >= h.To {
+			continue
+		}
+		d.Missing = append(d.Missing, ExtRange{From: max(h.From, refilled), To: h.To})
+	}
+	return d
+}
+
+// DedupeView is Log.DedupeView for stream; a stream not yet written has
+// nothing stored.
+func (s *Store) DedupeView(stream string) (Dedupe, error) {
+	s.mu.Lock()
+	l := s.logs[stream]
+	s.mu.Unlock()
+	if l == nil {
+		return Dedupe{}, nil
+	}
+	return l.DedupeView(), nil
+}
