@@ -264,15 +264,23 @@ type storedMessage struct {
 // readStream reads every record of stream.
 func readStream(t *testing.T, s *tiers.Store, stream string) []storedMessage {
 	t.Helper()
+	return readSegment(t, s, stream, 0, 0)
+}
+
+// readSegment reads the records of stream from offset from up to to (0:
+// to the end of what is stored).
+func readSegment(t *testing.T, s *tiers.Store, stream string, from, to uint64) []storedMessage {
+	t.Helper()
 	r, err := s.Reader(stream)
 	if err != nil {
 		t.Fatalf("reader %s: %v", stream, err)
 	}
 	defer r.Close()
+	r.Seek(from)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out []storedMessage
-	for {
+	for to == 0 || r.Offset() < to {
 		e, err := r.TryNext(ctx)
 		if err != nil {
 			if strings.Contains(err.Error(), "backpressure: tail") {
@@ -290,4 +298,5 @@ func readStream(t *testing.T, s *tiers.Store, stream string) []storedMessage {
 		}
 		out = append(out, storedMessage{Offset: e.Offset, Seq: e.ExtID, Subject: env.Subject, Header: env.Header, Body: append([]byte(nil), env.Body...)})
 	}
+	return out
 }
