@@ -118,19 +118,6 @@ func resetConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerSettin
 		// gateway must store every one.
 		MaxDeliver: -1,
 	}
-	if c.FilterSubject != "" {
-		st, err := js.Stream(ctx, c.Stream)
-		if err != nil {
-			return nil, 0, fmt.Errorf("look up stream %s: %w", c.Stream, err)
-		}
-		if subj := st.CachedInfo().Config.Subjects; len(subj) == 1 && subj[0] == c.FilterSubject {
-			// The filter would select the whole stream. The server checks
-			// a filter against every message it delivers, so leave it
-			// out; on a stream given more subjects later it is back at
-			// the next start.
-			cfg.FilterSubject = ""
-		}
-	}
 	if c.ReplayFromStart {
 		start = 1
 	}
