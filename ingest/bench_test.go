@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -178,7 +177,7 @@ func BenchmarkIngestVsPlainConsumer(b *testing.B) {
 // of which would otherwise slow whichever side runs next.
 func settle(b *testing.B) {
 	b.StopTimer()
-	syscall.Sync()
+	syncFS()
 	runtime.GC()
 	time.Sleep(200 * time.Millisecond)
 	b.StartTimer()

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sys/unix"
 
 	"github.com/bop-aof/aof/integration/harness"
 )
@@ -108,43 +107,4 @@ func benchJetStream(b *testing.B) (jetstream.JetStream, string) {
 		b.Fatal(err)
 	}
 	return js, where
-}
-
-// pinBroker puts the broker process on CPU 0 and this process on the
-// other CPUs, and says what it did.
-func pinBroker(b *testing.B, pid int) string {
-	var all unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &all); err != nil || all.Count() < 2 {
-		return "a separate process (not pinned: fewer than 2 CPUs)"
-	}
-	var broker, rest unix.CPUSet
-	first := -1
-	for c := 0; c < 1024; c++ {
-		if !all.IsSet(c) {
-			continue
-		}
-		if first < 0 {
-			first = c
-			broker.Set(c)
-		} else {
-			rest.Set(c)
-		}
-	}
-	// Every thread of both processes: affinity is per thread on Linux.
-	for _, p := range []struct {
-		pid int
-		set *unix.CPUSet
-	}{{pid, &broker}, {os.Getpid(), &rest}} {
-		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.pid))
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, t := range tasks {
-			tid, _ := strconv.Atoi(t.Name())
-			if err := unix.SchedSetaffinity(tid, p.set); err != nil {
-				b.Fatalf("pin thread %d: %v", tid, err)
-			}
-		}
-	}
-	return fmt.Sprintf("a separate process pinned to CPU %d, the benchmark on the other %d", first, rest.Count())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -92,13 +91,4 @@ func BenchmarkPipelineCPUPerMessage(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgsDone/1000, "wall_us/msg")
 		})
 	}
-}
-
-// processCPU is the process's user and system CPU time so far.
-func processCPU() (user, sys time.Duration) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0
-	}
-	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
