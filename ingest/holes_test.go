@@ -57,7 +57,21 @@ func TestReplayAfterRecoveryStoresASegmentLostBelowSurvivorsOnce(t *testing.T) {
 		if err := r.run(p); err != nil {
 			t.Fatal(err)
 		}
-		expectEachOnce(t, store, fmt.Sprintf("replay %d", round+1))
+		expectEachOnce(t, store, fmt.Sprintf("replay %d", round+1), 30)
+	}
+	// New messages after the refill: the store drops the holes once its
+	// newest segment is past the old ones, and dedupe stays exact.
+	r.publish("s", 5)
+	p, err := NewPipeline(r.js, store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(p); err != nil {
+		t.Fatal(err)
+	}
+	expectEachOnce(t, store, "after new messages", 35)
+	if v, _ := store.DedupeView("s"); !v.Stored(15) || !v.Stored(35) || v.Stored(36) {
+		t.Fatalf("dedupe view after the holes were dropped: %+v", v)
 	}
 }
 
@@ -104,24 +118,24 @@ func TestRefillInterruptedByAFailureGoesOnFromTheAckFloorOnce(t *testing.T) {
 	if err := r.run(p2); err != nil {
 		t.Fatal(err)
 	}
-	expectEachOnce(t, store, "after the restart")
+	expectEachOnce(t, store, "after the restart", 30)
 }
 
-// expectEachOnce checks that sequences 1 to 30 are each stored once and
+// expectEachOnce checks that sequences 1 to n are each stored once and
 // that nothing is missing any more.
-func expectEachOnce(t *testing.T, store *tiers.Store, when string) {
+func expectEachOnce(t *testing.T, store *tiers.Store, when string, n uint64) {
 	t.Helper()
 	got := storedSeqs(t, store, "s")
-	for seq := uint64(1); seq <= 30; seq++ {
+	for seq := uint64(1); seq <= n; seq++ {
 		if got[seq] != 1 {
 			t.Fatalf("%s: sequence %d stored %d times (all: %v)", when, seq, got[seq], got)
 		}
 	}
-	if len(got) != 30 {
-		t.Fatalf("%s: %d sequences stored, want 30: %v", when, len(got), got)
+	if len(got) != int(n) {
+		t.Fatalf("%s: %d sequences stored, want %d: %v", when, len(got), n, got)
 	}
-	if v, _ := store.DedupeView("s"); len(v.Missing) != 0 || v.Last != 30 {
-		t.Fatalf("%s: dedupe view %+v, want everything up to 30 held", when, v)
+	if v, _ := store.DedupeView("s"); len(v.Missing) != 0 || v.Last != n {
+		t.Fatalf("%s: dedupe view %+v, want everything up to %d held", when, v, n)
 	}
 }
 

@@ -149,6 +149,14 @@ func TestDisasterRecoveryFromTier2RestoresEveryUploadedRecord(t *testing.T) {
 // the sequences it held, and the replay from the ingest stream stores
 // them again, so every acknowledged publish is stored exactly once.
 func TestDisasterRecoveryStoresAgainASegmentDeletedFromTheBucket(t *testing.T) {
+	// The middle object lies below surviving ones; the newest lies above
+	// them all, and the manifest still shows it uploaded.
+	for _, which := range []string{"middle", "newest"} {
+		t.Run(which, func(t *testing.T) { disasterWithDeletedObject(t, which) })
+	}
+}
+
+func disasterWithDeletedObject(t *testing.T, which string) {
 	e := newEnv(t, "AOF2_MANIFEST_ROTATION_PERIOD=300ms", "AOF2_MANIFEST_SNAPSHOT_INTERVAL=300ms", "AOF2_SEGMENT_TARGET_BYTES=64KiB")
 	g := e.startGateway()
 	js := e.nats.JetStream(t)
@@ -171,6 +179,9 @@ func TestDisasterRecoveryStoresAgainASegmentDeletedFromTheBucket(t *testing.T) {
 	}
 	sort.Strings(objs)
 	deleted := objs[len(objs)/2]
+	if which == "newest" {
+		deleted = objs[len(objs)-1]
+	}
 	if err := os.Remove(deleted); err != nil {
 		t.Fatal(err)
 	}

@@ -123,6 +123,11 @@ func (l *Log) DedupeView() Dedupe {
 		}
 		d.Missing = append(d.Missing, ExtRange{From: max(h.From, refilled), To: h.To})
 	}
+	if len(d.Missing) == 0 && d.Last == l.lastExtLocked() {
+		// Refilled, and the newest segment is past every older one
+		// again: from now on the fast path gives the same answer.
+		l.holes = streamHoles{}
+	}
 	return d
 }
 

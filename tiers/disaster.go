@@ -222,6 +222,7 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 	// them as sealed Tier 0 files.
 	dir0 := filepath.Join(o.Root, "tier0", stream)
 	var highest uint64
+	restored := map[uint64]segment.Footer{}
 	for _, id := range segs {
 		if st, ok := idx.Get(id); ok && st.Sealed && st.InTier2 {
 			continue
@@ -239,6 +240,7 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 			return sr, fmt.Errorf("restore segment %d: %w", id, err)
 		}
 		sr.Restored = append(sr.Restored, id)
+		restored[id] = ft
 		sr.LastExtID = max(sr.LastExtID, ft.LastExtID)
 		highest = max(highest, id)
 	}
@@ -247,8 +249,7 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 			return sr, err
 		}
 	}
-	sr.Holes, sr.afterSegment = lostBelowSurvivors(idx.Segments(), inTier2, sr.LastExtID)
-	sr.afterSegment = max(sr.afterSegment, highest)
+	sr.Holes, sr.afterSegment = lostRanges(idx.Segments(), inTier2, restored)
 	for _, h := range sr.Holes {
 		o.Logger.Warn("stream_recovery_sequences_lost", "stream", stream, "after_sequence", h.From, "to_sequence", h.To,
 			"note", "a lost segment lies below segments that survived; the gateway stores these again if the ingest stream still holds them")
@@ -299,31 +300,64 @@ func TakeRecoveredMarker(fs vfs.FS, root string) (found bool, done func() error)
 	}
 }
 
-// lostBelowSurvivors returns the ext_id ranges of the sealed segments of
-// segs (in id order) that have no Tier 2 copy and lie below last, the
-// highest ext_id that survived, and the highest segment id in segs. A
-// segment's range starts after the last ext_id of the segment before it:
-// ingest appends in sequence order, and the manifest keeps only the last.
-// Lost records above last need no entry: nothing stored is newer, so the
-// replay stores them anyway.
-func lostBelowSurvivors(segs []manifest.SegmentState, inTier2 map[uint64]bool, last uint64) ([]ExtRange, uint64) {
-	var holes []ExtRange
-	var prev, highest uint64
+// lostRanges returns the ext_id ranges of the segments Tier 2 no longer
+// holds, and the highest segment id the recovery knew.
+//
+// segs is the downloaded manifest's index and restored the footers of the
+// segments restored from objects it did not show as uploaded. A lost
+// segment's range starts after the last ext_id of the segment before it
+// (ingest appends in sequence order, and the manifest keeps only the
+// last); a restored segment whose first ext_id leaves a gap after the
+// segments before it reveals lost segments the manifest never saw sealed.
+// Lost segments above every survivor count too: the manifest may still
+// show them as uploaded, and the gateway would count them as held.
+func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored map[uint64]segment.Footer) ([]ExtRange, uint64) {
+	type known struct {
+		id, first, last uint64 // first 0: not known
+		lost            bool
+	}
+	byID := map[uint64]known{}
 	for _, st := range segs {
-		highest = max(highest, st.Segment)
-		if st.LastExtID == 0 {
+		if st.Deleted || st.LastExtID == 0 {
 			continue
 		}
-		lost := st.Sealed && !st.Deleted && !inTier2[st.Segment]
-		if lost && st.LastExtID > prev && prev < last {
-			to := min(st.LastExtID, last)
-			if n := len(holes); n > 0 && holes[n-1].To == prev {
-				holes[n-1].To = to // adjacent lost segments: one range
-			} else {
-				holes = append(holes, ExtRange{From: prev, To: to})
-			}
+		byID[st.Segment] = known{id: st.Segment, last: st.LastExtID, lost: st.Sealed && !inTier2[st.Segment]}
+	}
+	for id, ft := range restored {
+		if ft.RecordCount > 0 {
+			byID[id] = known{id: id, first: ft.FirstExtID, last: ft.LastExtID}
 		}
-		prev = max(prev, st.LastExtID)
+	}
+	var highest uint64
+	for _, st := range segs {
+		highest = max(highest, st.Segment)
+	}
+	for id := range restored {
+		highest = max(highest, id)
+	}
+	list := make([]known, 0, len(byID))
+	for _, k := range byID {
+		list = append(list, k)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
+
+	var holes []ExtRange
+	add := func(from, to uint64) {
+		if n := len(holes); n > 0 && holes[n-1].To == from {
+			holes[n-1].To = to // adjacent: one range
+			return
+		}
+		holes = append(holes, ExtRange{From: from, To: to})
+	}
+	var prev uint64 // the highest ext_id of the segments before
+	for _, k := range list {
+		switch {
+		case k.lost && k.last > prev:
+			add(prev, k.last)
+		case !k.lost && k.first > prev+1:
+			add(prev, k.first-1)
+		}
+		prev = max(prev, k.last)
 	}
 	return holes, highest
 }
