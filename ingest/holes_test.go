@@ -46,7 +46,7 @@ func storedSeqs(t *testing.T, s *tiers.Store, stream string) map[uint64]int {
 // with the recovery's holes file the replay stores them again, once, and
 // a second replay stores nothing.
 func TestReplayAfterRecoveryStoresASegmentLostBelowSurvivorsOnce(t *testing.T) {
-	r, store := rigWithLostMiddleSegment(t)
+	r, store, lost := rigWithLostMiddleSegment(t)
 	replay := r.opts
 	replay.Consumer.ReplayFromStart = true
 	for round := range 2 {
@@ -58,6 +58,23 @@ func TestReplayAfterRecoveryStoresASegmentLostBelowSurvivorsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectEachOnce(t, store, fmt.Sprintf("replay %d", round+1), 30)
+	}
+	// Refilled, the lost segment is retired in the manifest, so that a
+	// later recovery from Tier 2 does not count it as lost again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		idx, err := store.ManifestIndex("s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, ok := idx.Get(lost); ok && st.Deleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := idx.Get(lost)
+			t.Fatalf("lost segment %d not retired after the refill: %+v", lost, st)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	// New messages after the refill: the store drops the holes once its
 	// newest segment is past the old ones, and dedupe stays exact.
@@ -97,7 +114,7 @@ func (s *failOnExt) Append(ctx context.Context, stream string, recs []segment.Re
 // pipeline resumes at the consumer's ack floor (no second replay) and
 // neither stores a refilled sequence twice nor skips the rest.
 func TestRefillInterruptedByAFailureGoesOnFromTheAckFloorOnce(t *testing.T) {
-	r, store := rigWithLostMiddleSegment(t)
+	r, store, _ := rigWithLostMiddleSegment(t)
 	replay := r.opts
 	replay.Consumer.ReplayFromStart = true
 	replay.BatchSize = 4
@@ -142,7 +159,7 @@ func expectEachOnce(t *testing.T, store *tiers.Store, when string, n uint64) {
 // rigWithLostMiddleSegment stores sequences 1 to 30 of stream s in three
 // sealed segments, loses every copy of the middle one (11 to 20), writes
 // the holes file RecoverFromTier2 would, and reopens the store.
-func rigWithLostMiddleSegment(t *testing.T) (*rig, *tiers.Store) {
+func rigWithLostMiddleSegment(t *testing.T) (*rig, *tiers.Store, uint64) {
 	t.Helper()
 	r := newRig(t, 5*time.Second)
 	ctx := context.Background()
@@ -177,7 +194,7 @@ func rigWithLostMiddleSegment(t *testing.T) (*rig, *tiers.Store) {
 		}
 	}
 	// What RecoverFromTier2 writes when it finds such a segment.
-	holes := fmt.Sprintf(`{"s": {"after_segment": %d, "holes": [{"after": 10, "to": 20}]}}`, sealed[2])
+	holes := fmt.Sprintf(`{"s": {"after_segment": %d, "holes": [{"after": 10, "to": 20, "segments": [%d]}]}}`, sealed[2], lost)
 	if err := os.WriteFile(filepath.Join(root, tiers.HolesFile), []byte(holes), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -191,5 +208,5 @@ func rigWithLostMiddleSegment(t *testing.T) (*rig, *tiers.Store) {
 		t.Fatalf("dedupe view before the replay: %+v", v)
 	}
 
-	return r, store
+	return r, store, lost
 }

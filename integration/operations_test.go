@@ -204,28 +204,62 @@ func disasterWithDeletedObject(t *testing.T, which string) {
 	e.waitDrained(js, 2*time.Minute)
 	g.stop()
 
-	// Every acknowledged sequence once, over the segments that can be
-	// read; the deleted one is the only one that cannot.
+	verifyOnce(t, e, p, "holes", deletedID, "after the recovery")
+
+	// Once the refilled records are in Tier 2, the lost segment is
+	// retired in the manifest: a second disaster and recovery find
+	// nothing lost and store nothing twice.
+	g = e.startGateway()
+	e.mustAdmin("seal", "--all")
+	e.waitAllUploaded()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(e.fullGatewayLog(), "lost_segment_retired") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lost segment was not retired after its refill reached Tier 2")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a manifest rotation uploads the chunks
+	g.kill()
+	for _, d := range []string{"tier0", "tier1", "manifest"} {
+		if err := os.RemoveAll(filepath.Join(data, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := e.mustAdmin("recover", "--from-tier2", "--root", data); strings.Contains(out, "stored again on replay") {
+		t.Fatalf("the second recovery found the refilled loss again:\n%s", out)
+	}
+	g = e.startGateway()
+	e.waitDrained(js, 2*time.Minute)
+	g.stop()
+	verifyOnce(t, e, p, "holes", deletedID, "after the second recovery")
+}
+
+// verifyOnce checks that every acknowledged sequence of p is stored once
+// in stream, over the segments that can be read; skip is a lost segment.
+func verifyOnce(t *testing.T, e *env, p *published, stream string, skip uint64, when string) {
+	t.Helper()
 	s := e.openStore()
+	defer s.Close() // the gateway may use the data root again next
 	got := map[uint64]int{}
-	for _, seg := range s.Segments("holes") {
-		if seg.Segment == deletedID {
+	for _, seg := range s.Segments(stream) {
+		if seg.Segment == skip {
 			continue
 		}
-		for _, m := range readSegment(t, s, "holes", seg.BaseOffset, seg.NextOffset) {
+		for _, m := range readSegment(t, s, stream, seg.BaseOffset, seg.NextOffset) {
 			got[m.Seq]++
 			if want := p.bodies[m.Seq]; !bytes.Equal(m.Body, want) {
-				t.Fatalf("sequence %d: body %q, want %q", m.Seq, m.Body, want)
+				t.Fatalf("%s: sequence %d: body %q, want %q", when, m.Seq, m.Body, want)
 			}
 		}
 	}
 	for seq := range p.bodies {
 		if got[seq] != 1 {
-			t.Fatalf("sequence %d stored %d times after the recovery", seq, got[seq])
+			t.Fatalf("%s: sequence %d stored %d times", when, seq, got[seq])
 		}
 	}
 	if len(got) != len(p.bodies) {
-		t.Fatalf("stored %d sequences, %d were acknowledged", len(got), len(p.bodies))
+		t.Fatalf("%s: stored %d sequences, %d were acknowledged", when, len(got), len(p.bodies))
 	}
 }
 

@@ -99,6 +99,10 @@ func (q *jobQueue) close() {
 // back: compression into Tier 1, upload to Tier 2, hydration, age-based
 // rollover and retention.
 type background struct {
+	// asyncMu orders goroutines started on demand (retireLostAsync)
+	// against stop: none starts once stopping is set.
+	asyncMu  sync.Mutex
+	stopping bool
 	s        *Store
 	cache    *tier1.Cache
 	hydrator *tier1.Hydrator[tier1.Key, struct{}]
@@ -150,6 +154,9 @@ func (b *background) start() {
 }
 
 func (b *background) stop() {
+	b.asyncMu.Lock()
+	b.stopping = true
+	b.asyncMu.Unlock()
 	b.compress.close()
 	b.upload.close()
 	b.hydrator.Close()
@@ -416,6 +423,7 @@ func (b *background) runUpload(j job) error {
 		return err
 	}
 	l.setTier2(j.segment, objKey, res.ETag)
+	l.checkHoles() // a refill may now be safe in Tier 2
 	b.s.log.Info("segment_uploaded", "stream", l.name, "segment", j.segment, "key", objKey, "etag", res.ETag, "skipped", res.Skipped)
 	if err := b.cache.MarkUploaded(key); err != nil {
 		return err

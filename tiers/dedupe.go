@@ -14,6 +14,10 @@ import (
 type ExtRange struct {
 	From uint64 `json:"after"`
 	To   uint64 `json:"to"`
+	// Segments are the lost segments the range was in, where the manifest
+	// knows them. Once the range is stored again they are retired, so
+	// that a later recovery does not count them as lost a second time.
+	Segments []uint64 `json:"segments,omitempty"`
 }
 
 // Dedupe is what a writer needs to tell a redelivery from a message the
@@ -96,14 +100,17 @@ func (l *Log) DedupeView() Dedupe {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.holes.Holes) == 0 {
-		// Ext_ids rise from segment to segment: the newest one that still
-		// has a copy holds the highest.
 		return Dedupe{Last: l.lastExtLocked()}
 	}
 	var d Dedupe
 	// After a refill the newest segment holds older sequences than those
 	// before it: the highest, not the last, is what is stored up to.
-	refilled := uint64(0)
+	// refilled is how far the segments written after the recovery reach;
+	// kept is how far those of them that Tier 2 holds reach, counting
+	// from the first and stopping at the first it does not (uploads go
+	// in segment order).
+	var refilled, kept uint64
+	keeping := true
 	for _, si := range l.segs {
 		ext := si.lastExt
 		if l.active != nil && si.id == l.active.Header().SegmentID {
@@ -115,17 +122,45 @@ func (l *Log) DedupeView() Dedupe {
 		d.Last = max(d.Last, ext)
 		if si.id > l.holes.AfterSegment {
 			refilled = max(refilled, ext)
+			if keeping && (l.s.opts.Tier2 == nil || si.sealed && si.inTier2) {
+				kept = max(kept, ext)
+			} else {
+				keeping = false
+			}
 		}
 	}
+	var retire []uint64
+	pending := false
 	for _, h := range l.holes.Holes {
-		if refilled >= h.To {
+		if refilled < h.To {
+			d.Missing = append(d.Missing, ExtRange{From: max(h.From, refilled), To: h.To})
+			pending = true
 			continue
 		}
-		d.Missing = append(d.Missing, ExtRange{From: max(h.From, refilled), To: h.To})
+		// The lost segments leave the manifest only once Tier 2 holds
+		// their records again: a recovery before that must still find
+		// them lost.
+		for _, id := range h.Segments {
+			switch {
+			case l.lostRetired[id] || l.segmentLocked(id) == nil:
+			case kept >= h.To:
+				retire = append(retire, id)
+			default:
+				pending = true
+			}
+		}
 	}
-	if len(d.Missing) == 0 && d.Last == l.lastExtLocked() {
-		// Refilled, and the newest segment is past every older one
-		// again: from now on the fast path gives the same answer.
+	if len(retire) > 0 {
+		if l.lostRetired == nil {
+			l.lostRetired = map[uint64]bool{}
+		}
+		for _, id := range retire {
+			l.lostRetired[id] = true
+		}
+		l.s.bg.retireLostAsync(l, retire)
+	}
+	if !pending {
+		// Refilled and retired: the fast path gives the same answer.
 		l.holes = streamHoles{}
 	}
 	return d
@@ -141,4 +176,16 @@ func (s *Store) DedupeView(stream string) (Dedupe, error) {
 		return Dedupe{}, nil
 	}
 	return l.DedupeView(), nil
+}
+
+// checkHoles retires the lost segments of refilled ranges that became
+// safe, when the stream has ranges left from a recovery: at open and
+// after an upload, not only when the next message arrives.
+func (l *Log) checkHoles() {
+	l.mu.Lock()
+	has := len(l.holes.Holes) > 0
+	l.mu.Unlock()
+	if has {
+		l.DedupeView()
+	}
 }

@@ -27,17 +27,17 @@ func TestLostRanges(t *testing.T) {
 		highest  uint64
 	}{
 		{"nothing lost", []uint64{1, 2, 3, 4, 5, 6}, nil, nil, 7},
-		{"one in the middle", []uint64{1, 3, 4, 5, 6}, nil, []ExtRange{{10, 20}}, 7},
-		{"the first", []uint64{2, 3, 4, 5, 6}, nil, []ExtRange{{0, 10}}, 7},
-		{"two adjacent make one range", []uint64{1, 2, 5, 6}, nil, []ExtRange{{20, 40}}, 7},
-		{"two apart", []uint64{1, 3, 5, 6}, nil, []ExtRange{{10, 20}, {30, 40}}, 7},
+		{"one in the middle", []uint64{1, 3, 4, 5, 6}, nil, []ExtRange{{10, 20, []uint64{2}}}, 7},
+		{"the first", []uint64{2, 3, 4, 5, 6}, nil, []ExtRange{{0, 10, []uint64{1}}}, 7},
+		{"two adjacent make one range", []uint64{1, 2, 5, 6}, nil, []ExtRange{{20, 40, []uint64{3, 4}}}, 7},
+		{"two apart", []uint64{1, 3, 5, 6}, nil, []ExtRange{{10, 20, []uint64{2}}, {30, 40, []uint64{4}}}, 7},
 		// The manifest may still show the newest as uploaded: without a
 		// range the gateway would count them as held.
-		{"the newest", []uint64{1, 2, 3, 4}, nil, []ExtRange{{40, 60}}, 7},
-		{"below and above the last survivor", []uint64{1, 2, 4}, nil, []ExtRange{{20, 30}, {40, 60}}, 7},
+		{"the newest", []uint64{1, 2, 3, 4}, nil, []ExtRange{{40, 60, []uint64{5, 6}}}, 7},
+		{"below and above the last survivor", []uint64{1, 2, 4}, nil, []ExtRange{{20, 30, []uint64{3}}, {40, 60, []uint64{5, 6}}}, 7},
 		// 7 and 8 were sealed after the last uploaded manifest chunk; 7's
 		// object is gone and 8 is restored: its first ext_id shows the gap.
-		{"lost before a restored segment", []uint64{1, 2, 3, 4, 5, 6, 8}, map[uint64]segment.Footer{8: footer(71, 80)}, []ExtRange{{60, 70}}, 8},
+		{"lost before a restored segment", []uint64{1, 2, 3, 4, 5, 6, 8}, map[uint64]segment.Footer{8: footer(71, 80)}, []ExtRange{{60, 70, nil}}, 8},
 		{"restored right after", []uint64{1, 2, 3, 4, 5, 6, 7}, map[uint64]segment.Footer{7: footer(61, 70)}, nil, 7},
 	} {
 		in := map[uint64]bool{}
@@ -52,7 +52,7 @@ func TestLostRanges(t *testing.T) {
 }
 
 func TestDedupeStoredAndAdd(t *testing.T) {
-	d := Dedupe{Last: 100, Missing: []ExtRange{{10, 20}, {50, 60}}}
+	d := Dedupe{Last: 100, Missing: []ExtRange{{From: 10, To: 20}, {From: 50, To: 60}}}
 	for ext, want := range map[uint64]bool{1: true, 10: true, 11: false, 20: false, 21: true, 55: false, 60: false, 100: true, 101: false} {
 		if got := d.Stored(ext); got != want {
 			t.Errorf("Stored(%d) = %v, want %v", ext, got, want)

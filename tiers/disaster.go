@@ -342,20 +342,21 @@ func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored 
 	sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
 
 	var holes []ExtRange
-	add := func(from, to uint64) {
+	add := func(from, to uint64, seg []uint64) {
 		if n := len(holes); n > 0 && holes[n-1].To == from {
 			holes[n-1].To = to // adjacent: one range
+			holes[n-1].Segments = append(holes[n-1].Segments, seg...)
 			return
 		}
-		holes = append(holes, ExtRange{From: from, To: to})
+		holes = append(holes, ExtRange{From: from, To: to, Segments: seg})
 	}
 	var prev uint64 // the highest ext_id of the segments before
 	for _, k := range list {
 		switch {
 		case k.lost && k.last > prev:
-			add(prev, k.last)
+			add(prev, k.last, []uint64{k.id})
 		case !k.lost && k.first > prev+1:
-			add(prev, k.first-1)
+			add(prev, k.first-1, nil) // segments the manifest never saw sealed
 		}
 		prev = max(prev, k.last)
 	}

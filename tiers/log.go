@@ -58,8 +58,13 @@ type Log struct {
 	s    *Store
 	name string
 	// holes are the stream's ext_id ranges lost in a disaster recovery
-	// (HolesFile); set at open.
-	holes streamHoles
+	// (HolesFile); set at open. lostRetired are the lost segments of
+	// refilled ranges already handed to retireLostAsync.
+	holes       streamHoles
+	lostRetired map[uint64]bool
+	// maxExt caches lastExtLocked while maxExtOK.
+	maxExt   uint64
+	maxExtOK bool
 	dir0 string // <root>/tier0/<stream>
 
 	mu     sync.Mutex
@@ -298,6 +303,7 @@ func (l *Log) recover(ctx context.Context) error {
 	if err := l.man.Commit(); err != nil {
 		return fmt.Errorf("commit manifest: %w", err)
 	}
+	l.forgetMaxExt() // whatever was asked while the segments were loading
 	// Resume the background work the manifest shows as pending. A Tier 2
 	// delete left half done is finished by the next retention pass when
 	// the segment has no local copy (a retirement), or undone by
@@ -340,24 +346,33 @@ func (l *Log) LastExtID() uint64 {
 	return l.lastExtLocked()
 }
 
+// lastExtLocked is the highest ext_id in a segment that still has a copy.
+// Normally the newest segment holds it, but not after a disaster recovery
+// stored lost sequences again at the end of the stream, so it is the
+// maximum over every segment, cached and kept current by Append.
 func (l *Log) lastExtLocked() uint64 {
-	for i := len(l.segs) - 1; i >= 0; i-- {
-		si := l.segs[i]
-		if l.active != nil && si.id == l.active.Header().SegmentID {
-			if ext := l.active.LastExtID(); ext > 0 {
-				return ext
+	if !l.maxExtOK {
+		var m uint64
+		for _, si := range l.segs {
+			ext := si.lastExt
+			if l.active != nil && si.id == l.active.Header().SegmentID {
+				ext = l.active.LastExtID()
 			}
-			continue
+			// A segment whose every copy is gone (disaster recovery, a
+			// lost disk) does not count: its messages must be stored
+			// again when the ingest stream redelivers them.
+			if !si.needsRecovery {
+				m = max(m, ext)
+			}
 		}
-		// A segment whose every copy is gone (disaster recovery, a lost
-		// disk) does not count: its messages must be stored again when
-		// the ingest stream redelivers them.
-		if si.lastExt > 0 && !si.needsRecovery {
-			return si.lastExt
-		}
+		l.maxExt, l.maxExtOK = m, true
 	}
-	return 0
+	return l.maxExt
 }
+
+// forgetMaxExt drops the cached maximum after a segment changed other
+// than by an append. Called with mu held.
+func (l *Log) forgetMaxExt() { l.maxExtOK = false }
 
 // activeBytes is the size of the active segment when it holds records
 // (a candidate for sealing under pressure), else 0.
@@ -456,6 +471,9 @@ func (l *Log) Append(ctx context.Context, recs []Record) (first, next uint64, er
 	si.next = w.NextOffset()
 	si.bytes = w.Size()
 	si.lastExt = w.LastExtID()
+	if l.maxExtOK {
+		l.maxExt = max(l.maxExt, si.lastExt)
+	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && len(si.links) < maxSealLinks &&
 		(len(si.links) == 0 || si.links[len(si.links)-1].SpanContext.TraceID() != sc.TraceID()) {
 		si.links = append(si.links, trace.Link{SpanContext: sc})
@@ -529,6 +547,7 @@ func (l *Log) reopenActiveLocked() error {
 	l.active = nw
 	si := l.segs[len(l.segs)-1]
 	si.next, si.bytes, si.lastExt = nw.NextOffset(), nw.Size(), nw.DurableExtID()
+	l.forgetMaxExt()
 	l.s.budget.Track(newSegmentKey(l.name, id), nw.Size(), false, false)
 	l.reopened = true
 	return nil

@@ -109,6 +109,7 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	defer l.mu.Unlock()
 	if si := l.segmentLocked(id); si != nil {
 		si.needsRecovery = false
+		l.forgetMaxExt()
 	}
 	return nil
 }
@@ -163,5 +164,49 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	}
 	l.dropSegment(id)
 	b.s.log.Info("segment_retired", "stream", l.name, "segment", id, "key", si.tier2Key)
+	return nil
+}
+
+// retireLostAsync retires, in the background, lost segments whose records
+// were stored again after a disaster recovery (see HolesFile).
+func (b *background) retireLostAsync(l *Log, ids []uint64) {
+	b.asyncMu.Lock()
+	defer b.asyncMu.Unlock()
+	if b.stopping {
+		return // closing: the next open finds them refilled again
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for _, id := range ids {
+			if err := b.retireLost(l, id); err != nil {
+				b.s.log.Warn("lost_segment_retire_failed", "stream", l.name, "segment", id, "err", err)
+				continue
+			}
+			b.s.log.Info("lost_segment_retired", "stream", l.name, "segment", id,
+				"note", "its records were stored again from the ingest stream after a recovery")
+		}
+	}()
+}
+
+// retireLost records that segment id, which lost every copy, has none
+// left in any tier, whatever the manifest last said of it: the manifest
+// then shows it deleted, and a later recovery from Tier 2 does not take
+// its range for lost again. The segment leaves the log.
+func (b *background) retireLost(l *Log, id uint64) error {
+	si := l.info(id)
+	if si == nil {
+		return nil
+	}
+	for _, r := range []manifest.Record{
+		{Type: manifest.LocalEvicted, Segment: id, Payload: manifest.LocalEvictedPayload{}},
+		{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id, Payload: manifest.LocalEvictedPayload{}},
+		{Type: manifest.Tier2Deleted, Segment: id, Payload: manifest.Tier2DeletedPayload{Key: si.tier2Key}},
+	} {
+		if err := l.record(r); err != nil {
+			return err
+		}
+	}
+	l.dropSegment(id)
 	return nil
 }

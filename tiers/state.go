@@ -76,6 +76,7 @@ func (l *Log) markNeedsRecovery(id uint64, reason manifest.ReasonCode) {
 	defer l.mu.Unlock()
 	if si := l.segmentLocked(id); si != nil {
 		si.needsRecovery, si.reason = true, reason
+		l.forgetMaxExt()
 	}
 }
 
@@ -140,6 +141,7 @@ func (l *Log) dropSegment(id uint64) {
 		}
 		l.s.budget.Forget(newSegmentKey(l.name, id))
 		l.segs = append(l.segs[:i], l.segs[i+1:]...)
+		l.forgetMaxExt()
 		return
 	}
 }

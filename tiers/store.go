@@ -307,6 +307,7 @@ func (s *Store) openLog(ctx context.Context, stream string) (*Log, error) {
 		s.bg.cache.MarkUploaded(tier1.Key{Stream: stream, Segment: id})
 	}
 	l.uploadedAtBoot = nil
+	l.checkHoles()
 	return l, nil
 }
 
