@@ -65,7 +65,7 @@ type Log struct {
 	// maxExt caches lastExtLocked while maxExtOK.
 	maxExt   uint64
 	maxExtOK bool
-	dir0 string // <root>/tier0/<stream>
+	dir0     string // <root>/tier0/<stream>
 
 	mu     sync.Mutex
 	active *segment.Writer

@@ -146,7 +146,7 @@ type Store struct {
 	closed bool
 	// holes is HolesFile as read at open: per stream, the ext_id ranges
 	// a disaster recovery lost.
-	holes map[string]streamHoles
+	holes  map[string]streamHoles
 	openMu sync.Mutex // serialises openLog
 
 	// retentionMu guards the retention limits, which a reload may change.
