@@ -60,6 +60,11 @@ type Options struct {
 	Instruments *tracing.Instruments
 }
 
+// ErrDeliveryLost stops Run when the consumer's deliveries skip one (a
+// reconnect, a slow-consumer drop): the caller runs the pipeline again,
+// which restarts from the ack floor.
+var ErrDeliveryLost = errors.New("a delivery was lost; restarting from the ack floor")
+
 // InvalidStream is the dead-letter token for messages whose subject names
 // no valid stream.
 const InvalidStream = "_invalid"
@@ -414,7 +419,7 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 		// after newer messages and be taken for a duplicate, so start
 		// over from the ack floor instead.
 		if p.lastConsumerSeq != 0 && cseq != p.lastConsumerSeq+1 {
-			return fl, fmt.Errorf("ingest: delivery %d after %d: a delivery was lost; restarting from the ack floor", cseq, p.lastConsumerSeq)
+			return fl, fmt.Errorf("ingest: delivery %d after %d: %w", cseq, p.lastConsumerSeq, ErrDeliveryLost)
 		}
 		p.lastConsumerSeq = cseq
 		subject := m.Subject()
