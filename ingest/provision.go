@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -118,6 +119,17 @@ func resetConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerSettin
 		// gateway must store every one.
 		MaxDeliver: -1,
 	}
+	if c.FilterSubject != "" {
+		whole, err := filterSelectsWholeStream(ctx, js, c.Stream, c.FilterSubject)
+		if err != nil {
+			return nil, 0, err
+		}
+		if whole {
+			// The server checks a filter against every message it
+			// delivers; one that selects everything only costs it CPU.
+			cfg.FilterSubject = ""
+		}
+	}
 	if c.ReplayFromStart {
 		start = 1
 	}
@@ -130,4 +142,47 @@ func resetConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerSettin
 		return nil, 0, fmt.Errorf("create consumer %s: %w", c.Durable, err)
 	}
 	return cons, start, nil
+}
+
+// filterSelectsWholeStream reports whether filter selects every message
+// stream holds and can ever hold: the stream's only subject is filter, it
+// has no sources or mirror, and every subject it stores messages under
+// matches filter (messages kept from an earlier subject prefix would
+// otherwise reach the pipeline and be dead-lettered).
+func filterSelectsWholeStream(ctx context.Context, js jetstream.JetStream, stream, filter string) (bool, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return false, fmt.Errorf("look up stream %s: %w", stream, err)
+	}
+	cfg := st.CachedInfo().Config
+	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != filter || len(cfg.Sources) > 0 || cfg.Mirror != nil {
+		return false, nil
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		return false, fmt.Errorf("stream %s subjects: %w", stream, err)
+	}
+	for subject := range info.State.Subjects {
+		if !subjectMatches(filter, subject) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// subjectMatches reports whether a NATS subject matches filter, whose
+// tokens may be "*" (one token) or a final ">" (one or more).
+func subjectMatches(filter, subject string) bool {
+	f, t := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		switch {
+		case tok == ">":
+			return len(t) > i
+		case i >= len(t):
+			return false
+		case tok != "*" && tok != t[i]:
+			return false
+		}
+	}
+	return len(f) == len(t)
 }

@@ -1,0 +1,92 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bop-aof/aof/integration/harness"
+)
+
+// TestConsumerFilterIsLeftOutOnlyWhenItSelectsEverythingStored: the
+// server checks a consumer's filter on every delivery, so a filter equal
+// to the stream's one subject is left out, but only when no stored
+// message lies outside it: on a stream with more subjects, or one still
+// holding messages of an earlier subject prefix, it stays, and those
+// messages are never delivered to the gateway.
+func TestConsumerFilterIsLeftOutOnlyWhenItSelectsEverythingStored(t *testing.T) {
+	n := harness.StartNATS(t)
+	js := n.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	publish := func(subject string) {
+		if _, err := js.Publish(ctx, subject, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tc := range []struct {
+		name       string
+		setup      func(stream string)
+		wantFilter string
+	}{
+		{"one subject", func(stream string) {
+			mustStream(t, js, stream, "aof.ingest.>")
+			publish("aof.ingest.a")
+			publish("aof.ingest.b")
+		}, ""},
+		{"more subjects", func(stream string) {
+			mustStream(t, js, stream, "aof.ingest.>", "other.>")
+		}, "aof.ingest.>"},
+		{"messages of an earlier prefix", func(stream string) {
+			mustStream(t, js, stream, "old.ingest.>")
+			publish("old.ingest.a")
+			// The prefix changed: the stream now captures aof.ingest.>
+			// only, but still holds the old message.
+			mustStream(t, js, stream, "aof.ingest.>")
+			publish("aof.ingest.a")
+		}, "aof.ingest.>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := fmt.Sprintf("S%d", i)
+			tc.setup(stream)
+			defer js.DeleteStream(ctx, stream)
+			cons, _, err := resetConsumer(ctx, js, ConsumerSettings{Stream: stream, Durable: "gw", FilterSubject: "aof.ingest.>", AckWait: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cons.CachedInfo().Config.FilterSubject; got != tc.wantFilter {
+				t.Errorf("consumer filter %q, want %q", got, tc.wantFilter)
+			}
+		})
+	}
+}
+
+func mustStream(t *testing.T, js jetstream.JetStream, name string, subjects ...string) {
+	t.Helper()
+	if _, err := js.CreateOrUpdateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: subjects}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSubjectMatches(t *testing.T) {
+	for _, tc := range []struct {
+		filter, subject string
+		want            bool
+	}{
+		{"aof.ingest.>", "aof.ingest.orders", true},
+		{"aof.ingest.>", "aof.ingest.a.b", true},
+		{"aof.ingest.>", "aof.ingest", false},
+		{"aof.ingest.>", "aof.other.x", false},
+		{"aof.*.x", "aof.ingest.x", true},
+		{"aof.*.x", "aof.ingest.y", false},
+		{"aof.ingest", "aof.ingest", true},
+		{"aof.ingest", "aof.ingest.a", false},
+	} {
+		if got := subjectMatches(tc.filter, tc.subject); got != tc.want {
+			t.Errorf("subjectMatches(%q, %q) = %v, want %v", tc.filter, tc.subject, got, tc.want)
+		}
+	}
+}
