@@ -116,6 +116,11 @@ func (l *Log) DedupeView() Dedupe {
 		if l.active != nil && si.id == l.active.Header().SegmentID {
 			ext = l.active.LastExtID()
 		}
+		if si.id > l.holes.AfterSegment && si.needsRecovery {
+			// A segment written after the recovery lost its copies too:
+			// what it stored again is not safe, so nothing past it is.
+			keeping = false
+		}
 		if ext == 0 || si.needsRecovery {
 			continue
 		}
@@ -142,9 +147,13 @@ func (l *Log) DedupeView() Dedupe {
 		// them lost.
 		for _, id := range h.Segments {
 			switch {
-			case l.lostRetired[id] || l.segmentLocked(id) == nil:
+			case l.segmentLocked(id) == nil:
+				// Retired (or never in the log): done.
+			case l.lostRetired[id]:
+				pending = true // being retired; a failure clears the mark
 			case kept >= h.To:
 				retire = append(retire, id)
+				pending = true
 			default:
 				pending = true
 			}

@@ -1,8 +1,14 @@
 package tiers
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/bop-aof/aof/internal/vfs"
 
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/segment"
@@ -37,8 +43,14 @@ func TestLostRanges(t *testing.T) {
 		{"below and above the last survivor", []uint64{1, 2, 4}, nil, []ExtRange{{20, 30, []uint64{3}}, {40, 60, []uint64{5, 6}}}, 7},
 		// 7 and 8 were sealed after the last uploaded manifest chunk; 7's
 		// object is gone and 8 is restored: its first ext_id shows the gap.
-		{"lost before a restored segment", []uint64{1, 2, 3, 4, 5, 6, 8}, map[uint64]segment.Footer{8: footer(71, 80)}, []ExtRange{{60, 70, nil}}, 8},
+		{"lost before a restored segment", []uint64{1, 2, 3, 4, 5, 6, 8}, map[uint64]segment.Footer{8: footer(71, 80)}, []ExtRange{{60, 70, []uint64{7}}}, 8},
 		{"restored right after", []uint64{1, 2, 3, 4, 5, 6, 7}, map[uint64]segment.Footer{7: footer(61, 70)}, nil, 7},
+		// Ext_ids are sequences of the one ingest stream, shared by every
+		// store stream: a restored segment starting well after the one
+		// before is normal when no segment is missing.
+		{"other streams' sequences in between", []uint64{1, 2, 3, 4, 5, 6, 7}, map[uint64]segment.Footer{7: footer(75, 80)}, nil, 7},
+		// An id the manifest never heard of, between known segments.
+		{"a missing id before a restored segment", []uint64{1, 2, 3, 4, 5, 6, 9}, map[uint64]segment.Footer{9: footer(91, 95)}, []ExtRange{{60, 90, []uint64{7, 8}}}, 9},
 	} {
 		in := map[uint64]bool{}
 		for _, id := range tc.inTier2 {
@@ -48,6 +60,22 @@ func TestLostRanges(t *testing.T) {
 		if !reflect.DeepEqual(got, tc.want) || highest != tc.highest {
 			t.Errorf("%s: got %v (highest %d), want %v (highest %d)", tc.name, got, highest, tc.want, tc.highest)
 		}
+	}
+}
+
+// TestLostRangesAfterRetention: segments retention deleted still bound
+// the range of the first one left, so a lost first survivor does not
+// bring back what retention removed.
+func TestLostRangesAfterRetention(t *testing.T) {
+	segs := []manifest.SegmentState{
+		{Segment: 1, LastExtID: 10, Sealed: true, Deleted: true},
+		{Segment: 2, LastExtID: 20, Sealed: true, Deleted: true},
+		{Segment: 3, LastExtID: 30, Sealed: true},
+		{Segment: 4, LastExtID: 40, Sealed: true},
+	}
+	got, _ := lostRanges(segs, map[uint64]bool{4: true}, nil)
+	if want := []ExtRange{{20, 30, []uint64{3}}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
 
@@ -67,5 +95,65 @@ func TestDedupeStoredAndAdd(t *testing.T) {
 	d.Add(101)
 	if d.Last != 101 || !d.Stored(101) {
 		t.Errorf("after a new sequence: %+v", d)
+	}
+}
+
+// TestLostSegmentIsNotRetiredWhileItsRefillIsNotSafe: a segment written
+// after the recovery that itself loses its copies stops retirement, even
+// when a later segment is fine: retiring would forget the first loss while
+// its records exist nowhere readable.
+func TestLostSegmentIsNotRetiredWhileItsRefillIsNotSafe(t *testing.T) {
+	root := t.TempDir()
+	s := openStore(t, Options{Root: root})
+	ctx := testCtx(t)
+	var sealed []uint64
+	for i := range 3 {
+		appendN(t, s, "s", i*10, 10) // ext_ids 1..10, 11..20, 21..30
+		id, err := s.Seal(ctx, "s", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed = append(sealed, id)
+	}
+	s.Close()
+	lost := sealed[1]
+	os.Remove(filepath.Join(root, "tier0", "s", segment.FileName(lost)))
+	os.Remove(filepath.Join(root, "tier1", "s", fmt.Sprintf("%020d.zst", lost)))
+	if err := writeHoles(vfs.Default, root, map[string]streamHoles{"s": {AfterSegment: sealed[2],
+		Holes: []ExtRange{{From: 10, To: 20, Segments: []uint64{lost}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, Options{Root: root})
+	defer s.Close()
+	// The refill, in a segment of its own, then newer records.
+	for i := 10; i < 20; i++ {
+		if err := s.AppendDurable(ctx, "s", []Record{{Payload: payload("s", i), ExtID: uint64(i + 1)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refill, err := s.Seal(ctx, "s", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, "s", 30, 5)
+	l, err := s.Log(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.markNeedsRecovery(refill, manifest.ReasonMissing)
+	v := l.DedupeView()
+	if v.Last != 35 {
+		t.Fatalf("dedupe view %+v, want Last 35", v)
+	}
+	time.Sleep(100 * time.Millisecond) // a retirement would run in the background
+	if l.info(lost) == nil {
+		t.Fatalf("lost segment %d retired although its refill (segment %d) is lost too", lost, refill)
+	}
+	idx, err := s.ManifestIndex("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := idx.Get(lost); st.Deleted {
+		t.Fatalf("lost segment %d recorded as deleted: %+v", lost, st)
 	}
 }

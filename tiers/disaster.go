@@ -313,36 +313,34 @@ func TakeRecoveredMarker(fs vfs.FS, root string) (found bool, done func() error)
 // show them as uploaded, and the gateway would count them as held.
 func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored map[uint64]segment.Footer) ([]ExtRange, uint64) {
 	type known struct {
-		id, first, last uint64 // first 0: not known
-		lost            bool
+		id, first, last uint64 // 0: not known
+		lost, deleted   bool
 	}
 	byID := map[uint64]known{}
 	for _, st := range segs {
-		if st.Deleted || st.LastExtID == 0 {
-			continue
-		}
-		byID[st.Segment] = known{id: st.Segment, last: st.LastExtID, lost: st.Sealed && !inTier2[st.Segment]}
+		byID[st.Segment] = known{id: st.Segment, last: st.LastExtID, deleted: st.Deleted,
+			lost: !st.Deleted && !inTier2[st.Segment]}
 	}
 	for id, ft := range restored {
+		k := known{id: id}
 		if ft.RecordCount > 0 {
-			byID[id] = known{id: id, first: ft.FirstExtID, last: ft.LastExtID}
+			k.first, k.last = ft.FirstExtID, ft.LastExtID
 		}
-	}
-	var highest uint64
-	for _, st := range segs {
-		highest = max(highest, st.Segment)
-	}
-	for id := range restored {
-		highest = max(highest, id)
+		byID[id] = k
 	}
 	list := make([]known, 0, len(byID))
+	var highest uint64
 	for _, k := range byID {
 		list = append(list, k)
+		highest = max(highest, k.id)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
 
 	var holes []ExtRange
 	add := func(from, to uint64, seg []uint64) {
+		if to <= from {
+			return
+		}
 		if n := len(holes); n > 0 && holes[n-1].To == from {
 			holes[n-1].To = to // adjacent: one range
 			holes[n-1].Segments = append(holes[n-1].Segments, seg...)
@@ -350,13 +348,29 @@ func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored 
 		}
 		holes = append(holes, ExtRange{From: from, To: to, Segments: seg})
 	}
-	var prev uint64 // the highest ext_id of the segments before
+	// prev is the highest ext_id of the segments before, retired ones
+	// included: what retention removed is not to come back. unknown are
+	// lost segments whose range the manifest does not know (opened but
+	// not sealed when it was last uploaded, or missing ids): a restored
+	// segment after them bounds it.
+	var prev, lastID uint64
+	var unknown []uint64
 	for _, k := range list {
+		for id := lastID + 1; lastID > 0 && id < k.id; id++ {
+			unknown = append(unknown, id) // an id with no trace at all
+		}
+		lastID = k.id
 		switch {
+		case k.deleted:
+		case k.lost && k.last == 0:
+			unknown = append(unknown, k.id)
+			continue
 		case k.lost && k.last > prev:
-			add(prev, k.last, []uint64{k.id})
-		case !k.lost && k.first > prev+1:
-			add(prev, k.first-1, nil) // segments the manifest never saw sealed
+			add(prev, k.last, append(unknown, k.id))
+			unknown = nil
+		case !k.lost && len(unknown) > 0 && k.first > 0:
+			add(prev, k.first-1, unknown)
+			unknown = nil
 		}
 		prev = max(prev, k.last)
 	}

@@ -181,6 +181,9 @@ func (b *background) retireLostAsync(l *Log, ids []uint64) {
 		for _, id := range ids {
 			if err := b.retireLost(l, id); err != nil {
 				b.s.log.Warn("lost_segment_retire_failed", "stream", l.name, "segment", id, "err", err)
+				l.mu.Lock()
+				delete(l.lostRetired, id) // tried again at the next dedupe, upload or open
+				l.mu.Unlock()
 				continue
 			}
 			b.s.log.Info("lost_segment_retired", "stream", l.name, "segment", id,
