@@ -56,7 +56,7 @@ func TestLostRanges(t *testing.T) {
 		for _, id := range tc.inTier2 {
 			in[id] = true
 		}
-		got, highest := lostRanges(segs, in, tc.restored)
+		got, _, highest := lostRanges(segs, in, tc.restored)
 		if !reflect.DeepEqual(got, tc.want) || highest != tc.highest {
 			t.Errorf("%s: got %v (highest %d), want %v (highest %d)", tc.name, got, highest, tc.want, tc.highest)
 		}
@@ -73,9 +73,26 @@ func TestLostRangesAfterRetention(t *testing.T) {
 		{Segment: 3, LastExtID: 30, Sealed: true},
 		{Segment: 4, LastExtID: 40, Sealed: true},
 	}
-	got, _ := lostRanges(segs, map[uint64]bool{4: true}, nil)
+	got, _, _ := lostRanges(segs, map[uint64]bool{4: true}, nil)
 	if want := []ExtRange{{20, 30, []uint64{3}}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// TestLostRangesNamesARefillSegmentItCannotBound: a lost segment whose
+// ext_ids are older than those before it held records of an earlier
+// refill; its range is unknown, and the recovery says so.
+func TestLostRangesNamesARefillSegmentItCannotBound(t *testing.T) {
+	segs := []manifest.SegmentState{
+		{Segment: 1, LastExtID: 10, Sealed: true},
+		{Segment: 2, LastExtID: 20, Sealed: true, Deleted: true}, // lost once, refilled, retired
+		{Segment: 3, LastExtID: 30, Sealed: true},
+		{Segment: 4, LastExtID: 20, Sealed: true}, // the refill of 11..20
+		{Segment: 5, LastExtID: 40, Sealed: true},
+	}
+	holes, unbounded, _ := lostRanges(segs, map[uint64]bool{1: true, 3: true, 5: true}, nil)
+	if len(holes) != 0 || !reflect.DeepEqual(unbounded, []uint64{4}) {
+		t.Fatalf("holes %v, unbounded %v; want none and [4]", holes, unbounded)
 	}
 }
 

@@ -59,6 +59,11 @@ type StreamRecovery struct {
 	// ingest stream redelivers them (HolesFile); what the ingest stream
 	// no longer holds is gone.
 	Holes []ExtRange `json:"lost_sequences,omitempty"`
+	// Unbounded are lost segments whose sequences the recovery cannot
+	// bound: they held records stored again by an earlier recovery, older
+	// than the segments before them. Their messages are not stored again;
+	// the log event and the report say so.
+	Unbounded []uint64 `json:"lost_segments_range_unknown,omitempty"`
 	// afterSegment is the highest segment id the recovery knew.
 	afterSegment uint64
 }
@@ -249,7 +254,11 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 			return sr, err
 		}
 	}
-	sr.Holes, sr.afterSegment = lostRanges(idx.Segments(), inTier2, restored)
+	sr.Holes, sr.Unbounded, sr.afterSegment = lostRanges(idx.Segments(), inTier2, restored)
+	for _, id := range sr.Unbounded {
+		o.Logger.Error("stream_recovery_segment_range_unknown", "stream", stream, "segment", id,
+			"note", "the segment held records stored again by an earlier recovery; they are not restored")
+	}
 	for _, h := range sr.Holes {
 		o.Logger.Warn("stream_recovery_sequences_lost", "stream", stream, "after_sequence", h.From, "to_sequence", h.To,
 			"note", "a lost segment lies below segments that survived; the gateway stores these again if the ingest stream still holds them")
@@ -311,7 +320,7 @@ func TakeRecoveredMarker(fs vfs.FS, root string) (found bool, done func() error)
 // segments before it reveals lost segments the manifest never saw sealed.
 // Lost segments above every survivor count too: the manifest may still
 // show them as uploaded, and the gateway would count them as held.
-func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored map[uint64]segment.Footer) ([]ExtRange, uint64) {
+func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored map[uint64]segment.Footer) (holes []ExtRange, unbounded []uint64, highest uint64) {
 	type known struct {
 		id, first, last uint64 // 0: not known
 		lost, deleted   bool
@@ -329,14 +338,12 @@ func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored 
 		byID[id] = k
 	}
 	list := make([]known, 0, len(byID))
-	var highest uint64
 	for _, k := range byID {
 		list = append(list, k)
 		highest = max(highest, k.id)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
 
-	var holes []ExtRange
 	add := func(from, to uint64, seg []uint64) {
 		if to <= from {
 			return
@@ -368,11 +375,16 @@ func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored 
 		case k.lost && k.last > prev:
 			add(prev, k.last, append(unknown, k.id))
 			unknown = nil
+		case k.lost:
+			// Older ext_ids than the segments before it: records stored
+			// again by an earlier recovery. Which ones, the manifest does
+			// not say (it keeps only the last ext_id).
+			unbounded = append(unbounded, k.id)
 		case !k.lost && len(unknown) > 0 && k.first > 0:
 			add(prev, k.first-1, unknown)
 			unknown = nil
 		}
 		prev = max(prev, k.last)
 	}
-	return holes, highest
+	return holes, unbounded, highest
 }

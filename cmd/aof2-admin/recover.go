@@ -57,6 +57,9 @@ sequence. Tier 2 comes from the configuration (tier2.* keys, AOF2_TIER2_*).`,
 				if len(s.NotInTier2) > 0 {
 					fmt.Fprintf(a.stdout, "  segments with no copy in tier 2 (lost unless the ingest stream still holds them): %v\n", s.NotInTier2)
 				}
+				if len(s.Unbounded) > 0 {
+					fmt.Fprintf(a.stdout, "  WARNING: segments %v held records stored again by an earlier recovery; their sequences cannot be bounded and are not stored again\n", s.Unbounded)
+				}
 				for _, h := range s.Holes {
 					fmt.Fprintf(a.stdout, "  ingest sequences %d to %d were in those segments, below ones that survived: stored again on replay if the ingest stream still holds them\n", h.From+1, h.To)
 				}
