@@ -234,6 +234,25 @@ func (e *env) waitDrained(js jetstream.JetStream, timeout time.Duration) {
 	}
 }
 
+// waitReplayStarted waits until a gateway started on a recovered data
+// root has taken the recovery marker, that is, recreated its consumer at
+// the start of the ingest stream. Until then the old consumer shows
+// nothing pending, and waitDrained alone would return at once.
+func (e *env) waitReplayStarted() {
+	e.t.Helper()
+	marker := filepath.Join(e.root, "data", "RECOVERED_FROM_TIER2")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := os.Stat(marker); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the gateway did not start the replay after the recovery within a minute\n%s", e.gatewayLog())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // openStore opens the data root offline (the gateway must be stopped),
 // with Tier 2 so evicted segments can be read.
 func (e *env) openStore() *tiers.Store {

@@ -135,6 +135,7 @@ func TestDisasterRecoveryFromTier2RestoresEveryUploadedRecord(t *testing.T) {
 		t.Fatalf("recover said:\n%s", out)
 	}
 	g = e.startGateway()
+	e.waitReplayStarted()
 	e.waitDrained(js, 2*time.Minute)
 	g.stop()
 	if _, err := os.Stat(filepath.Join(data, "RECOVERED_FROM_TIER2")); !os.IsNotExist(err) {
@@ -201,6 +202,7 @@ func disasterWithDeletedObject(t *testing.T, which string) {
 		t.Fatalf("recover did not report the lost sequences:\n%s", out)
 	}
 	g = e.startGateway()
+	e.waitReplayStarted()
 	e.waitDrained(js, 2*time.Minute)
 	g.stop()
 
@@ -230,6 +232,7 @@ func disasterWithDeletedObject(t *testing.T, which string) {
 		t.Fatalf("the second recovery found the refilled loss again:\n%s", out)
 	}
 	g = e.startGateway()
+	e.waitReplayStarted()
 	e.waitDrained(js, 2*time.Minute)
 	g.stop()
 	verifyOnce(t, e, p, "holes", deletedID, "after the second recovery")
