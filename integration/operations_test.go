@@ -35,6 +35,20 @@ func (e *env) mustAdmin(args ...string) string {
 
 // waitAllUploaded waits until every sealed segment of the running gateway
 // is confirmed in Tier 2.
+// loseDisksAndRecover deletes the gateway's Tier 0, Tier 1 and manifest
+// (the gateway must be stopped), rebuilds them with recover --from-tier2
+// and returns its output.
+func (e *env) loseDisksAndRecover() string {
+	e.t.Helper()
+	data := filepath.Join(e.root, "data")
+	for _, d := range []string{"tier0", "tier1", "manifest"} {
+		if err := os.RemoveAll(filepath.Join(data, d)); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return e.mustAdmin("recover", "--from-tier2", "--root", data)
+}
+
 func (e *env) waitAllUploaded() {
 	e.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -125,12 +139,7 @@ func TestDisasterRecoveryFromTier2RestoresEveryUploadedRecord(t *testing.T) {
 	g.kill()
 
 	data := filepath.Join(e.root, "data")
-	for _, d := range []string{"tier0", "tier1", "manifest"} {
-		if err := os.RemoveAll(filepath.Join(data, d)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out := e.mustAdmin("recover", "--from-tier2", "--root", data)
+	out := e.loseDisksAndRecover()
 	if !strings.Contains(out, "3 stream(s) recovered") {
 		t.Fatalf("recover said:\n%s", out)
 	}
@@ -191,13 +200,7 @@ func disasterWithDeletedObject(t *testing.T, which string) {
 		t.Fatal(err)
 	}
 
-	data := filepath.Join(e.root, "data")
-	for _, d := range []string{"tier0", "tier1", "manifest"} {
-		if err := os.RemoveAll(filepath.Join(data, d)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out := e.mustAdmin("recover", "--from-tier2", "--root", data)
+	out := e.loseDisksAndRecover()
 	if !strings.Contains(out, "stored again on replay") {
 		t.Fatalf("recover did not report the lost sequences:\n%s", out)
 	}
@@ -223,12 +226,7 @@ func disasterWithDeletedObject(t *testing.T, which string) {
 	}
 	time.Sleep(time.Second) // a manifest rotation uploads the chunks
 	g.kill()
-	for _, d := range []string{"tier0", "tier1", "manifest"} {
-		if err := os.RemoveAll(filepath.Join(data, d)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out := e.mustAdmin("recover", "--from-tier2", "--root", data); strings.Contains(out, "stored again on replay") {
+	if out := e.loseDisksAndRecover(); strings.Contains(out, "stored again on replay") {
 		t.Fatalf("the second recovery found the refilled loss again:\n%s", out)
 	}
 	g = e.startGateway()
