@@ -22,7 +22,7 @@ type ExtRange struct {
 
 // Dedupe is what a writer needs to tell a redelivery from a message the
 // stream does not hold: ext_ids up to Last are stored, except those in
-// Missing, the records of segments lost below others that survived (see
+// Missing, the records of segments a disaster recovery found lost (see
 // HolesFile), which must be stored again.
 type Dedupe struct {
 	Last    uint64
@@ -54,8 +54,9 @@ func (d *Dedupe) Add(ext uint64) {
 }
 
 // HolesFile, in the data root, lists per stream the ext_id ranges of
-// segments that RecoverFromTier2 found lost below segments that survived
-// (an object deleted from the bucket by hand or by a lifecycle rule).
+// segments that RecoverFromTier2 found lost (an object deleted from the
+// bucket by hand or by a lifecycle rule) where the store would otherwise
+// count them as held.
 // Sequence dedupe would take their messages for duplicates of what the
 // stream holds; with this file the gateway stores them again when the
 // ingest stream redelivers them after the recovery. A range counts as
@@ -102,9 +103,7 @@ func (l *Log) DedupeView() Dedupe {
 	if len(l.holes.Holes) == 0 {
 		return Dedupe{Last: l.lastExtLocked()}
 	}
-	var d Dedupe
-	// After a refill the newest segment holds older sequences than those
-	// before it: the highest, not the last, is what is stored up to.
+	d := Dedupe{Last: l.lastExtLocked()}
 	// refilled is how far the segments written after the recovery reach;
 	// kept is how far those of them that Tier 2 holds reach, counting
 	// from the first and stopping at the first it does not (uploads go
@@ -124,7 +123,6 @@ func (l *Log) DedupeView() Dedupe {
 		if ext == 0 || si.needsRecovery {
 			continue
 		}
-		d.Last = max(d.Last, ext)
 		if si.id > l.holes.AfterSegment {
 			refilled = max(refilled, ext)
 			if keeping && (l.s.opts.Tier2 == nil || si.sealed && si.inTier2) {
