@@ -178,6 +178,7 @@ func (b *background) retireLostAsync(l *Log, ids []uint64) {
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
+		retired := 0
 		for _, id := range ids {
 			if err := b.retireLost(l, id); err != nil {
 				b.s.log.Warn("lost_segment_retire_failed", "stream", l.name, "segment", id, "err", err)
@@ -186,8 +187,17 @@ func (b *background) retireLostAsync(l *Log, ids []uint64) {
 				l.mu.Unlock()
 				continue
 			}
+			retired++
 			b.s.log.Info("lost_segment_retired", "stream", l.name, "segment", id,
 				"note", "its records were stored again from the ingest stream after a recovery")
+		}
+		if retired > 0 {
+			// A snapshot carries the retirement to Tier 2 now, not with
+			// the next chunk rotation: a recovery in between would count
+			// the loss again.
+			if _, err := l.man.Snapshot(); err != nil {
+				b.s.log.Warn("manifest_snapshot_failed", "stream", l.name, "err", err)
+			}
 		}
 	}()
 }
