@@ -481,7 +481,7 @@ func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, erro
 		return struct{}{}, err
 	}
 	n, err := b.cache.Put(key, func(w io.Writer) error {
-		_, err := up.Download(ctx, info.tier2Key, w)
+		_, err := up.Download(ctx, info.tier2Key, hydrationProgress{w: w, l: l, id: key.Segment})
 		return err
 	})
 	if err == nil {
@@ -525,6 +525,20 @@ func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, erro
 	b.cache.MarkUploaded(key)
 	b.s.opts.Instruments.ObserveHydration(ctx, time.Since(start))
 	return struct{}{}, nil
+}
+
+// hydrationProgress counts a hydration's downloaded bytes for
+// Segments (aof2-admin hydrate shows them).
+type hydrationProgress struct {
+	w  io.Writer
+	l  *Log
+	id uint64
+}
+
+func (p hydrationProgress) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.l.addHydrated(p.id, n)
+	return n, err
 }
 
 // hydrationGrace is how long a freshly hydrated artifact stays pinned so

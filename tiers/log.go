@@ -38,8 +38,10 @@ type segInfo struct {
 	tier2Key   string
 	etag       string
 	compressed int64
-	// hydrating is set while a hydration job for the segment runs.
+	// hydrating is set while a hydration job for the segment runs;
+	// hydratedBytes counts what it has downloaded so far.
 	hydrating     bool
+	hydratedBytes int64
 	needsRecovery bool
 	reason        manifest.ReasonCode
 	createdMS     int64

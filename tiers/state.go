@@ -59,7 +59,16 @@ func (l *Log) setHydrating(id uint64, on bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if si := l.segmentLocked(id); si != nil {
-		si.hydrating = on
+		si.hydrating, si.hydratedBytes = on, 0
+	}
+}
+
+// addHydrated counts n more bytes of segment id's hydration download.
+func (l *Log) addHydrated(id uint64, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if si := l.segmentLocked(id); si != nil && si.hydrating {
+		si.hydratedBytes += int64(n)
 	}
 }
 
@@ -162,8 +171,11 @@ type SegmentStatus struct {
 	Tier2Key         string `json:"tier2_key,omitempty"`
 	ETag             string `json:"etag,omitempty"`
 	PendingHydration bool   `json:"pending_hydration,omitempty"`
-	NeedsRecovery    bool   `json:"needs_recovery,omitempty"`
-	Reason           string `json:"reason,omitempty"`
+	// HydratedBytes is how much of the Tier 2 object (CompressedBytes in
+	// all) a hydration in flight has downloaded.
+	HydratedBytes int64  `json:"hydrated_bytes,omitempty"`
+	NeedsRecovery bool   `json:"needs_recovery,omitempty"`
+	Reason        string `json:"reason,omitempty"`
 }
 
 // Segments lists the segments of stream ("" for all), oldest first.
@@ -207,6 +219,9 @@ func (l *Log) Segments() []SegmentStatus {
 			st.Reason = si.reason.String()
 		}
 		st.PendingHydration = si.hydrating
+		if si.hydrating {
+			st.HydratedBytes = si.hydratedBytes
+		}
 		out = append(out, st)
 	}
 	return out

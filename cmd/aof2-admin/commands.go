@@ -170,9 +170,10 @@ func (a *app) hydrateCommand() *cobra.Command {
 		Use:   "hydrate",
 		Short: "Bring a segment back into Tier 1 from Tier 2, with progress",
 		Long: `hydrate brings a segment whose local copies were evicted back into Tier 1
-from Tier 2 and waits for it. On a terminal it draws a progress bar (the
-store reports no byte progress, so the bar shows elapsed time against the
-timeout); otherwise it prints one progress line per attempt and per second.
+from Tier 2 and waits for it. On a terminal it draws a progress bar of the
+bytes downloaded from Tier 2 (elapsed time against the timeout until the
+download starts); otherwise it prints one progress line per attempt and
+per second, with the bytes so far.
 Transient failures (Tier 2 unavailable, timeouts) are retried up to
 --max-retries times with exponential backoff; a missing segment (exit 2)
 or a Tier 2 authentication failure (exit 3) is not retried.`,

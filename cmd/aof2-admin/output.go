@@ -237,7 +237,7 @@ func (a *app) hydrate(cmd *cobra.Command, c *control.Client, req control.Hydrate
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := a.requestCtx(cmd)
-		stop := a.progress(ctx, name, attempt, maxRetries+1)
+		stop := a.progress(ctx, name, attempt, maxRetries+1, hydratedBytes(c, req))
 		res, err := c.Hydrate(ctx, req)
 		cancel()
 		stop(err)
@@ -266,9 +266,30 @@ func (a *app) hydrate(cmd *cobra.Command, c *control.Client, req control.Hydrate
 	}
 }
 
+// hydratedBytes asks the store how far the hydration of req's segment has
+// downloaded: done of total bytes, ok false while it cannot say.
+func hydratedBytes(c *control.Client, req control.HydrateRequest) func(context.Context) (done, total int64, ok bool) {
+	return func(ctx context.Context) (int64, int64, bool) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		res, err := c.SegmentsList(ctx, control.SegmentsListRequest{Stream: req.Stream})
+		if err != nil {
+			return 0, 0, false
+		}
+		for _, s := range res.Segments {
+			if s.Segment == req.Segment && s.PendingHydration && s.CompressedBytes > 0 {
+				return s.HydratedBytes, s.CompressedBytes, true
+			}
+		}
+		return 0, 0, false
+	}
+}
+
 // progress shows that an attempt is running until the returned func is
-// called with its outcome.
-func (a *app) progress(ctx context.Context, name string, attempt, attempts int) func(error) {
+// called with its outcome: the bytes downloaded of the Tier 2 object when
+// bytes can say (each tick asks it), else the time spent against the
+// request timeout.
+func (a *app) progress(ctx context.Context, name string, attempt, attempts int, bytes func(context.Context) (done, total int64, ok bool)) func(error) {
 	start := time.Now()
 	deadline, _ := ctx.Deadline()
 	total := time.Until(deadline)
@@ -276,15 +297,28 @@ func (a *app) progress(ctx context.Context, name string, attempt, attempts int) 
 	finished := make(chan struct{})
 	draw := func(final string) {
 		el := time.Since(start)
+		var got, size int64
+		known := false
+		if final == "" && bytes != nil {
+			got, size, known = bytes(ctx)
+		}
+		amount := ""
+		if known {
+			amount = fmt.Sprintf(" %.1f/%.1f MiB", float64(got)/(1<<20), float64(size)/(1<<20))
+		}
 		if a.isTerminal {
 			const width = 30
 			frac := 1.0
-			if final == "" && total > 0 {
+			switch {
+			case final != "":
+			case known:
+				frac = min(float64(got)/float64(size), 1)
+			case total > 0:
 				frac = min(float64(el)/float64(total), 0.99)
 			}
 			n := int(frac * width)
 			bar := strings.Repeat("=", n) + strings.Repeat(" ", width-n)
-			fmt.Fprintf(a.stdout, "\r[%s] hydrating %s (attempt %d/%d) %5.1fs %s", bar, name, attempt, attempts, el.Seconds(), final)
+			fmt.Fprintf(a.stdout, "\r[%s] hydrating %s (attempt %d/%d) %5.1fs%s %s", bar, name, attempt, attempts, el.Seconds(), amount, final)
 			if final != "" {
 				fmt.Fprintln(a.stdout)
 			}
@@ -293,7 +327,7 @@ func (a *app) progress(ctx context.Context, name string, attempt, attempts int) 
 		if final != "" {
 			fmt.Fprintf(a.stderr, "hydrate %s: attempt %d/%d %s after %.1fs\n", name, attempt, attempts, final, el.Seconds())
 		} else {
-			fmt.Fprintf(a.stderr, "hydrate %s: attempt %d/%d running, %.1fs\n", name, attempt, attempts, el.Seconds())
+			fmt.Fprintf(a.stderr, "hydrate %s: attempt %d/%d running, %.1fs%s\n", name, attempt, attempts, el.Seconds(), amount)
 		}
 	}
 	if !a.isTerminal {
