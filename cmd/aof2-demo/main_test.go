@@ -228,3 +228,20 @@ func TestHelpDescribesEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestIDListWritesRunsCompactly(t *testing.T) {
+	for _, tc := range []struct {
+		ids  []uint64
+		want string
+	}{
+		{nil, "-"},
+		{[]uint64{1, 2}, "1,2"},
+		{[]uint64{1, 2, 3}, "1-3"},
+		{[]uint64{1, 2, 3, 5, 7, 8, 9, 10}, "1-3,5,7-10"},
+		{[]uint64{4}, "4"},
+	} {
+		if got := idList(tc.ids); got != tc.want {
+			t.Errorf("idList(%v) = %q, want %q", tc.ids, got, tc.want)
+		}
+	}
+}

@@ -68,13 +68,28 @@ func okFail(ok bool) string {
 	return "FAIL"
 }
 
+// idList writes sorted ids compactly: runs of three or more consecutive
+// ids as first-last ("1-94,97"), so that a long demo keeps its table
+// narrow.
 func idList(ids []uint64) string {
 	if len(ids) == 0 {
 		return "-"
 	}
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = fmt.Sprint(id)
+	var parts []string
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		switch {
+		case j-i >= 2:
+			parts = append(parts, fmt.Sprintf("%d-%d", ids[i], ids[j]))
+		default:
+			for k := i; k <= j; k++ {
+				parts = append(parts, fmt.Sprint(ids[k]))
+			}
+		}
+		i = j + 1
 	}
 	return strings.Join(parts, ",")
 }
