@@ -51,6 +51,9 @@ type jobQueue struct {
 	cond   *sync.Cond
 	items  []job
 	closed bool
+	// workers is how many worker goroutines serve the queue, target how
+	// many should: a surplus worker leaves at its next pop.
+	workers, target int
 }
 
 func newJobQueue() *jobQueue {
@@ -68,18 +71,47 @@ func (q *jobQueue) push(j job) {
 	q.mu.Unlock()
 }
 
+// pop returns the next job, or false when the queue is closed or this
+// worker is one more than the target and should leave.
 func (q *jobQueue) pop() (job, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.items) == 0 && !q.closed {
+	for {
+		switch {
+		case q.closed:
+			return job{}, false
+		case q.workers > q.target:
+			q.workers--
+			return job{}, false
+		case len(q.items) > 0:
+			j := q.items[0]
+			q.items = q.items[1:]
+			return j, true
+		}
 		q.cond.Wait()
 	}
+}
+
+// setWorkers makes n workers serve the queue: spawn starts each one
+// missing; surplus ones leave after their current job.
+func (q *jobQueue) setWorkers(n int, spawn func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
-		return job{}, false
+		return
 	}
-	j := q.items[0]
-	q.items = q.items[1:]
-	return j, true
+	q.target = n
+	for ; q.workers < n; q.workers++ {
+		spawn()
+	}
+	q.cond.Broadcast()
+}
+
+// size is how many workers serve the queue now.
+func (q *jobQueue) size() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.workers
 }
 
 func (q *jobQueue) len() int {
@@ -141,16 +173,23 @@ func newBackground(s *Store) (*background, error) {
 }
 
 func (b *background) start() {
-	for range b.s.opts.CompressionWorkers {
-		b.wg.Add(1)
-		go b.worker(b.compress)
-	}
-	for range b.s.opts.Tier2Concurrency {
-		b.wg.Add(1)
-		go b.worker(b.upload)
-	}
+	b.setWorkers(b.compress, b.s.opts.CompressionWorkers)
+	b.setWorkers(b.upload, b.s.opts.Tier2Concurrency)
 	b.wg.Add(1)
 	go b.ticker()
+}
+
+// setWorkers resizes the worker pool of q; nothing starts once stopping.
+func (b *background) setWorkers(q *jobQueue, n int) {
+	b.asyncMu.Lock()
+	defer b.asyncMu.Unlock()
+	if b.stopping {
+		return
+	}
+	q.setWorkers(n, func() {
+		b.wg.Add(1)
+		go b.worker(q)
+	})
 }
 
 func (b *background) stop() {

@@ -325,6 +325,29 @@ func (s *Store) Queues() QueueDepths {
 // Tier1Stats reports the Tier 1 cache.
 func (s *Store) Tier1Stats() tier1.CacheStats { return s.bg.cache.Stats() }
 
+// SetCompressionWorkers changes how many segments are compressed into
+// Tier 1 at once (tier1.compression_workers); surplus workers leave after
+// their current segment.
+func (s *Store) SetCompressionWorkers(n int) {
+	s.bg.setWorkers(s.bg.compress, max(n, 1))
+}
+
+// SetUploadWorkers changes how many segments are uploaded to Tier 2 at
+// once (tier2.concurrency); surplus workers leave after their upload.
+func (s *Store) SetUploadWorkers(n int) {
+	s.bg.setWorkers(s.bg.upload, max(n, 1))
+}
+
+// SetHydrationWorkers changes how many hydrations from Tier 2 run at once
+// (tier1.hydration_workers); running ones finish either way.
+func (s *Store) SetHydrationWorkers(n int) { s.bg.hydrator.SetWorkers(n) }
+
+// Workers reports the running pool sizes: compression, upload and
+// hydration.
+func (s *Store) Workers() (compression, upload, hydration int) {
+	return s.bg.compress.size(), s.bg.upload.size(), s.bg.hydrator.Workers()
+}
+
 // SetTier1MaxBytes changes the Tier 1 budget at runtime.
 func (s *Store) SetTier1MaxBytes(n int64) { s.bg.cache.SetMaxBytes(n) }
 

@@ -55,17 +55,29 @@ func TestReloadAppliesRuntimeKeysAndRefusesOthersByName(t *testing.T) {
 	next.Tier0.ClusterMaxBytes = 64 << 20
 	next.Log.Level = "debug"
 	next.Retention.MaxAge = config.Duration(24 * time.Hour)
-	next.Ingest.BatchSize = 999       // not reloadable
-	next.Tier1.CompressionWorkers = 7 // reloadable in the schema, not live here
+	next.Ingest.BatchSize = 999 // not reloadable
+	next.Tier1.CompressionWorkers = 7
+	next.Tier1.HydrationWorkers = 5
+	next.Tier2.Concurrency = 3
 	res, err := g.reload(func() (*config.Config, error) { return &next, nil })
-	if err == nil || !strings.Contains(err.Error(), "ingest.batch_size") || !strings.Contains(err.Error(), "tier1.compression_workers") {
-		t.Fatalf("reload error %v: want the refused keys named", err)
+	if err == nil || !strings.Contains(err.Error(), "ingest.batch_size") || strings.Contains(err.Error(), "tier1.") {
+		t.Fatalf("reload error %v: want only the refused key named", err)
+	}
+	// A pool shrinks as its surplus workers go idle and leave.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		c, u, h := store.Workers()
+		if c == 7 && u == 3 && h == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers after reload: compression %d, upload %d, hydration %d; want 7, 3 and 5", c, u, h)
+		}
 	}
 	applied := map[string]bool{}
 	for _, c := range res.Applied {
 		applied[c.Key] = true
 	}
-	for _, k := range []string{"tier0.cluster_max_bytes", "log.level", "retention.max_age"} {
+	for _, k := range []string{"tier0.cluster_max_bytes", "log.level", "retention.max_age", "tier1.compression_workers", "tier1.hydration_workers", "tier2.concurrency"} {
 		if !applied[k] {
 			t.Errorf("%s not applied: %+v", k, res.Applied)
 		}

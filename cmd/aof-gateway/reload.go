@@ -92,6 +92,15 @@ func (g *gateway) apply(key string, next *config.Config) error {
 			return err
 		}
 		g.cfg.Tier2.Retry = r
+	case "tier1.compression_workers":
+		g.store.SetCompressionWorkers(next.Tier1.CompressionWorkers)
+		g.cfg.Tier1.CompressionWorkers = next.Tier1.CompressionWorkers
+	case "tier1.hydration_workers":
+		g.store.SetHydrationWorkers(next.Tier1.HydrationWorkers)
+		g.cfg.Tier1.HydrationWorkers = next.Tier1.HydrationWorkers
+	case "tier2.concurrency":
+		g.store.SetUploadWorkers(next.Tier2.Concurrency)
+		g.cfg.Tier2.Concurrency = next.Tier2.Concurrency
 	case "log.level":
 		lvl, err := parseLevel(next.Log.Level)
 		if err != nil {

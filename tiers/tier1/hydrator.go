@@ -42,9 +42,14 @@ type Hydrator[K comparable, V any] struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	sem    chan struct{}
 	wg     sync.WaitGroup
 	depth  atomic.Int64
+
+	// slots admits fetches: active run, at most limit (SetWorkers).
+	slotMu   sync.Mutex
+	slotCond *sync.Cond
+	active   int
+	limit    int
 
 	mu      sync.Mutex
 	running map[K]*hydration[V]
@@ -75,7 +80,7 @@ func NewHydrator[K comparable, V any](fetch FetchFunc[K, V], opts HydratorOption
 		fetch:   fetch,
 		retain:  opts.Retain,
 		log:     opts.Logger,
-		sem:     make(chan struct{}, opts.Workers),
+		limit:   opts.Workers,
 		running: make(map[K]*hydration[V]),
 		settled: make(map[K]*hydration[V]),
 	}
@@ -101,8 +106,47 @@ func NewHydrator[K comparable, V any](fetch FetchFunc[K, V], opts HydratorOption
 			return nil, fmt.Errorf("hydration_queue_depth callback: %w", err)
 		}
 	}
+	h.slotCond = sync.NewCond(&h.slotMu)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil
+}
+
+// SetWorkers changes how many fetches may run at once. Raising it starts
+// waiting jobs at once; lowering it lets running fetches finish.
+func (h *Hydrator[K, V]) SetWorkers(n int) {
+	h.slotMu.Lock()
+	h.limit = max(n, 1)
+	h.slotCond.Broadcast()
+	h.slotMu.Unlock()
+}
+
+// Workers is the current limit of concurrent fetches.
+func (h *Hydrator[K, V]) Workers() int {
+	h.slotMu.Lock()
+	defer h.slotMu.Unlock()
+	return h.limit
+}
+
+// acquire waits for a fetch slot, in arrival order, and reports false
+// when the hydrator closed first.
+func (h *Hydrator[K, V]) acquire() bool {
+	h.slotMu.Lock()
+	defer h.slotMu.Unlock()
+	for h.active >= h.limit && h.ctx.Err() == nil {
+		h.slotCond.Wait()
+	}
+	if h.ctx.Err() != nil {
+		return false
+	}
+	h.active++
+	return true
+}
+
+func (h *Hydrator[K, V]) release() {
+	h.slotMu.Lock()
+	h.active--
+	h.slotCond.Signal()
+	h.slotMu.Unlock()
 }
 
 // start returns the running job for key, starting one if there is none.
@@ -121,8 +165,7 @@ func (h *Hydrator[K, V]) start(key K) *hydration[V] {
 
 func (h *Hydrator[K, V]) run(key K, j *hydration[V], enqueued time.Time) {
 	defer h.wg.Done()
-	select {
-	case h.sem <- struct{}{}:
+	if h.acquire() {
 		h.depth.Add(-1)
 		func() {
 			defer func() {
@@ -132,8 +175,8 @@ func (h *Hydrator[K, V]) run(key K, j *hydration[V], enqueued time.Time) {
 			}()
 			j.val, j.err = h.fetch(h.ctx, key)
 		}()
-		<-h.sem
-	case <-h.ctx.Done():
+		h.release()
+	} else {
 		h.depth.Add(-1)
 		j.err = ErrHydratorClosed
 	}
@@ -213,5 +256,9 @@ func (h *Hydrator[K, V]) Close() {
 	h.closed = true
 	h.mu.Unlock()
 	h.cancel()
+	// Jobs waiting for a slot see the cancellation.
+	h.slotMu.Lock()
+	h.slotCond.Broadcast()
+	h.slotMu.Unlock()
 	h.wg.Wait()
 }

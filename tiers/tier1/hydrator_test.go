@@ -91,6 +91,61 @@ func TestHydratorBoundsConcurrentFetches(t *testing.T) {
 	}
 }
 
+// TestHydratorSetWorkersResizesARunningPool: with one worker, one fetch
+// runs and the rest wait; raised to three, two more start at once;
+// lowered to one, the running ones finish and only one runs after.
+func TestHydratorSetWorkersResizesARunningPool(t *testing.T) {
+	var running atomic.Int32
+	release := make(chan struct{})
+	h, _ := NewHydrator(func(ctx context.Context, k int) (int, error) {
+		running.Add(1)
+		defer running.Add(-1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return k, nil
+	}, HydratorOptions{Workers: 1})
+	defer h.Close()
+	waitRunning := func(want int32) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for running.Load() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d fetches running, want %d", running.Load(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			if _, err := h.Get(context.Background(), i); err != nil {
+				t.Errorf("Get(%d): %v", i, err)
+			}
+		})
+	}
+	waitRunning(1)
+	time.Sleep(20 * time.Millisecond)
+	if n := running.Load(); n != 1 {
+		t.Fatalf("%d fetches running with one worker", n)
+	}
+	h.SetWorkers(3)
+	waitRunning(3)
+	h.SetWorkers(1)
+	// Let the three finish; then at most one runs at a time.
+	for range 3 {
+		release <- struct{}{}
+	}
+	waitRunning(1)
+	time.Sleep(20 * time.Millisecond)
+	if n := running.Load(); n != 1 {
+		t.Fatalf("%d fetches running after lowering to one worker", n)
+	}
+	close(release)
+	wg.Wait()
+}
+
 func TestHydratorTryGetAnswersBackpressureWhileFetching(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
