@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -131,6 +132,10 @@ func (q *jobQueue) close() {
 // back: compression into Tier 1, upload to Tier 2, hydration, age-based
 // rollover and retention.
 type background struct {
+	// retryBackoff and maxRetries are tier1.retry_backoff and
+	// tier1.max_retries, which a reload may change while jobs fail.
+	retryBackoff atomic.Int64 // nanoseconds
+	maxRetries   atomic.Int64
 	// asyncMu orders goroutines started on demand (retireLostAsync)
 	// against stop: none starts once stopping is set.
 	asyncMu  sync.Mutex
@@ -172,7 +177,19 @@ func newBackground(s *Store) (*background, error) {
 	return b, nil
 }
 
+// setJobRetry sets the first retry delay of a failed compression or
+// upload and the attempt from which failures are logged as errors.
+func (b *background) setJobRetry(backoff time.Duration, maxRetries int) {
+	if backoff > 0 {
+		b.retryBackoff.Store(int64(backoff))
+	}
+	if maxRetries > 0 {
+		b.maxRetries.Store(int64(maxRetries))
+	}
+}
+
 func (b *background) start() {
+	b.setJobRetry(b.s.opts.JobRetryBackoff, b.s.opts.JobMaxRetries)
 	b.setWorkers(b.compress, b.s.opts.CompressionWorkers)
 	b.setWorkers(b.upload, b.s.opts.Tier2Concurrency)
 	b.wg.Add(1)
@@ -255,8 +272,8 @@ func (b *background) worker(q *jobQueue) {
 		// up: a segment that cannot reach Tier 1 or Tier 2 cannot leave
 		// the tier above. Past JobMaxRetries each failure is an error.
 		j.attempt++
-		delay := min(b.s.opts.JobRetryBackoff<<min(j.attempt-1, 10), 30*time.Second)
-		if j.attempt >= b.s.opts.JobMaxRetries {
+		delay := min(time.Duration(b.retryBackoff.Load())<<min(j.attempt-1, 10), 30*time.Second)
+		if int64(j.attempt) >= b.maxRetries.Load() {
 			b.s.log.Error("background_job_failing", "stream", j.log.name, "segment", j.segment,
 				"job", j.kind.String(), "attempts", j.attempt, "retry_in", delay, "err", err)
 		}

@@ -332,6 +332,17 @@ func (s *Store) SetCompressionWorkers(n int) {
 	s.bg.setWorkers(s.bg.compress, max(n, 1))
 }
 
+// SetJobRetry changes the first retry delay of failed compressions and
+// uploads (tier1.retry_backoff) and the attempt from which each failure is
+// logged as an error (tier1.max_retries); zero keeps the current value.
+func (s *Store) SetJobRetry(backoff time.Duration, maxRetries int) {
+	s.bg.setJobRetry(backoff, maxRetries)
+}
+
+// SetActivationQueueWarnThreshold changes the admission queue depth that
+// logs a warning (tier0.activation_queue_warn_threshold).
+func (s *Store) SetActivationQueueWarnThreshold(n int) { s.budget.SetQueueWarnThreshold(n) }
+
 // SetUploadWorkers changes how many segments are uploaded to Tier 2 at
 // once (tier2.concurrency); surplus workers leave after their upload.
 func (s *Store) SetUploadWorkers(n int) {

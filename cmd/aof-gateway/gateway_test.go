@@ -59,6 +59,9 @@ func TestReloadAppliesRuntimeKeysAndRefusesOthersByName(t *testing.T) {
 	next.Tier1.CompressionWorkers = 7
 	next.Tier1.HydrationWorkers = 5
 	next.Tier2.Concurrency = 3
+	next.Tier1.MaxRetries = 9
+	next.Tier1.RetryBackoff = config.Duration(time.Second)
+	next.Tier0.ActivationQueueWarnThreshold = 17
 	res, err := g.reload(func() (*config.Config, error) { return &next, nil })
 	if err == nil || !strings.Contains(err.Error(), "ingest.batch_size") || strings.Contains(err.Error(), "tier1.") {
 		t.Fatalf("reload error %v: want only the refused key named", err)
@@ -77,7 +80,8 @@ func TestReloadAppliesRuntimeKeysAndRefusesOthersByName(t *testing.T) {
 	for _, c := range res.Applied {
 		applied[c.Key] = true
 	}
-	for _, k := range []string{"tier0.cluster_max_bytes", "log.level", "retention.max_age", "tier1.compression_workers", "tier1.hydration_workers", "tier2.concurrency"} {
+	for _, k := range []string{"tier0.cluster_max_bytes", "log.level", "retention.max_age", "tier1.compression_workers", "tier1.hydration_workers", "tier2.concurrency",
+		"tier1.max_retries", "tier1.retry_backoff", "tier0.activation_queue_warn_threshold"} {
 		if !applied[k] {
 			t.Errorf("%s not applied: %+v", k, res.Applied)
 		}

@@ -98,6 +98,19 @@ func (g *gateway) apply(key string, next *config.Config) error {
 	case "tier1.hydration_workers":
 		g.store.SetHydrationWorkers(next.Tier1.HydrationWorkers)
 		g.cfg.Tier1.HydrationWorkers = next.Tier1.HydrationWorkers
+	case "tier1.retry_backoff", "tier1.max_retries":
+		g.store.SetJobRetry(next.Tier1.RetryBackoff.D(), next.Tier1.MaxRetries)
+		g.cfg.Tier1.RetryBackoff, g.cfg.Tier1.MaxRetries = next.Tier1.RetryBackoff, next.Tier1.MaxRetries
+	case "tier0.activation_queue_warn_threshold":
+		g.store.SetActivationQueueWarnThreshold(next.Tier0.ActivationQueueWarnThreshold)
+		g.cfg.Tier0.ActivationQueueWarnThreshold = next.Tier0.ActivationQueueWarnThreshold
+	case "tier2.breaker.failures", "tier2.breaker.cooldown":
+		t2 := g.store.Tier2()
+		if t2 == nil {
+			return errNotLive
+		}
+		t2.SetBreaker(tier2.BreakerPolicy{Failures: next.Tier2.Breaker.Failures, Cooldown: next.Tier2.Breaker.Cooldown.D()})
+		g.cfg.Tier2.Breaker = next.Tier2.Breaker
 	case "tier2.concurrency":
 		g.store.SetUploadWorkers(next.Tier2.Concurrency)
 		g.cfg.Tier2.Concurrency = next.Tier2.Concurrency

@@ -215,6 +215,14 @@ func New(opts Options) (*Budget, error) {
 // ErrClosed, makes later admissions return ErrClosed and unregisters the
 // metric callbacks. Outstanding guards may still be settled. Close is
 // idempotent.
+// SetQueueWarnThreshold changes the activation queue depth that logs a
+// warning (tier0.activation_queue_warn_threshold; 0 turns it off).
+func (b *Budget) SetQueueWarnThreshold(n int) {
+	b.mu.Lock()
+	b.warnAt = max(n, 0)
+	b.mu.Unlock()
+}
+
 func (b *Budget) Close() error {
 	b.mu.Lock()
 	if b.closed {

@@ -639,3 +639,23 @@ func TestQueueWarnThresholdLogsWhenReached(t *testing.T) {
 		t.Fatalf("no queue warning at depth 2 in %s", buf.Bytes())
 	}
 }
+
+// TestQueueWarnThresholdChangesAtRuntime: a threshold set by a reload
+// applies to the next waiter.
+func TestQueueWarnThresholdChangesAtRuntime(t *testing.T) {
+	var buf syncBuffer
+	b, err := New(Options{MaxBytes: 10, QueueWarnThreshold: 5, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fill(t, b, map[uint64]int64{1: 10})
+	b.SetQueueWarnThreshold(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admitAsync(ctx, b, "orders", 1)
+	waitDepth(t, b, 1)
+	if !bytes.Contains(buf.Bytes(), []byte(`"msg":"tier0_activation_queue_high","depth":1`)) {
+		t.Fatalf("no queue warning at the lowered threshold in %s", buf.Bytes())
+	}
+}

@@ -46,6 +46,18 @@ func newBreaker(p BreakerPolicy) *breaker {
 	return &breaker{failures: p.Failures, cooldown: p.Cooldown, now: time.Now}
 }
 
+// set changes the thresholds; the current state and count stay.
+func (b *breaker) set(p BreakerPolicy) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.Failures > 0 {
+		b.failures = p.Failures
+	}
+	if p.Cooldown > 0 {
+		b.cooldown = p.Cooldown
+	}
+}
+
 // allow reports whether an attempt may proceed. A true answer must be
 // followed by exactly one record call.
 func (b *breaker) allow() bool {

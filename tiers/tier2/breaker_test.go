@@ -53,3 +53,27 @@ func TestBreakerOpensFailsFastAndLetsOneProbeThrough(t *testing.T) {
 		t.Fatal("successful probe did not close the breaker")
 	}
 }
+
+// TestBreakerThresholdsChangeAtRuntime: a reload's new failure count and
+// cooldown apply to the next failures and to an open breaker's probe.
+func TestBreakerThresholdsChangeAtRuntime(t *testing.T) {
+	now := time.Unix(0, 0)
+	b := newBreaker(BreakerPolicy{Failures: 5, Cooldown: time.Minute})
+	b.now = func() time.Time { return now }
+	b.set(BreakerPolicy{Failures: 2, Cooldown: time.Second})
+	for range 2 {
+		b.allow()
+		b.record(false)
+	}
+	if b.State() != BreakerOpen {
+		t.Fatalf("state %v after 2 failures with the threshold lowered to 2, want open", b.State())
+	}
+	now = now.Add(time.Second)
+	if !b.allow() {
+		t.Fatal("no probe after the new one-second cooldown")
+	}
+	b.set(BreakerPolicy{}) // zero fields keep their value
+	if b.failures != 2 || b.cooldown != time.Second {
+		t.Fatalf("zero policy changed the thresholds: %d, %v", b.failures, b.cooldown)
+	}
+}

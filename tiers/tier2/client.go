@@ -350,6 +350,11 @@ func (c *Client) policy() RetryPolicy {
 	return c.retry
 }
 
+// SetBreaker changes the circuit breaker's thresholds at runtime
+// (tier2.breaker.*); zero fields keep their value. An open breaker stays
+// open until its (new) cooldown has passed.
+func (c *Client) SetBreaker(p BreakerPolicy) { c.breaker.set(p) }
+
 // SetRetry changes the retry policy at runtime (configuration reload).
 // Zero fields keep their current value; calls in flight finish under the
 // policy they started with.
