@@ -193,17 +193,9 @@ type recordHeader struct {
 // It allocates only when buf must grow.
 func appendRecord(buf []byte, offset uint64, appendMS int64, extID uint64, flags uint32, payload []byte) []byte {
 	start := len(buf)
-	buf = appendRecordUnsummed(buf, offset, appendMS, extID, flags, payload)
-	rec := buf[start:]
-	binary.LittleEndian.PutUint32(rec[4:], recordCRC(rec))
-	return buf
-}
-
-// appendRecordUnsummed is appendRecord without the CRC.
-func appendRecordUnsummed(buf []byte, offset uint64, appendMS int64, extID uint64, flags uint32, payload []byte) []byte {
-	start := len(buf)
 	buf = slices.Grow(buf, RecordHeaderSize+len(payload))[:start+RecordHeaderSize+len(payload)]
 	putRecordUnsummed(buf[start:], offset, appendMS, extID, flags, payload)
+	sumRecord(buf[start:])
 	return buf
 }
 
