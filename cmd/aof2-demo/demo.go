@@ -185,7 +185,7 @@ func (d *demo) run(ctx context.Context) error {
 	d.sum.Run = newRunID()
 	d.pub = Published{Run: d.sum.Run, RecordBytes: d.o.RecordBytes, Seq: make([]uint64, d.o.Records)}
 
-	d.watch, err = Watch(ctx, d.js, d.o.ManifestStream, natsmanifest.Subject(d.o.ManifestPrefix, d.o.Stream), time.Now(), d.verbose())
+	d.watch, err = Watch(ctx, d.js, d.o.ManifestStream, d.o.ManifestPrefix, d.o.Stream, time.Now(), d.verbose())
 	if err != nil {
 		return err
 	}
@@ -224,8 +224,8 @@ func (d *demo) run(ctx context.Context) error {
 			d.sum.fail("tier %d read at offset %d: %s", r.Tier, r.Offset, r.Error)
 		}
 	}
-	if n := d.watch.Undecodable(); n > 0 {
-		d.sum.fail("%d manifest events did not decode as manifest records", n)
+	if err := d.watch.Err(); err != nil {
+		d.sum.fail("manifest events: %v", err)
 	}
 	return nil
 }
@@ -425,18 +425,18 @@ func (d *demo) sealAndTier(ctx context.Context, start, end uint64) error {
 		return fmt.Errorf("no sealed segment holds offsets %d-%d of %s after seal", start, end-1, d.o.Stream)
 	}
 	prog := NewProgress(d.o.Progress, d.o.ProgressTerminal, "tiering", 3*len(run))
-	var folded map[uint64]*SegmentProgress
+	var folded *manifest.Index
 	werr := d.watch.WaitFor(ctx, 0, func(evs []Event) bool {
-		folded = Fold(evs)
+		folded = Fold(d.o.Stream, evs)
 		n, all := 0, true
 		for _, s := range run {
-			sp := folded[s.Segment]
-			if sp == nil {
+			sp, ok := folded.Get(s.Segment)
+			if !ok {
 				all = false
 				continue
 			}
-			n += b2i(sp.Sealed) + b2i(sp.Compressed) + b2i(sp.Uploaded)
-			all = all && sp.Sealed && sp.Compressed && sp.Uploaded
+			n += b2i(sp.Sealed) + b2i(compressed(sp)) + b2i(uploaded(sp))
+			all = all && sp.Sealed && compressed(sp) && uploaded(sp)
 		}
 		prog.Set(n)
 		return all
@@ -453,20 +453,17 @@ func (d *demo) sealAndTier(ctx context.Context, start, end uint64) error {
 	}
 	d.sum.SealedSegments = len(run)
 	for _, s := range run {
-		sp := folded[s.Segment]
-		if sp == nil {
-			sp = &SegmentProgress{}
-		}
-		if sp.Compressed {
+		sp, _ := folded.Get(s.Segment)
+		if compressed(sp) {
 			d.sum.CompressedCount++
 			d.sum.CompressedBytes += sp.CompressedBytes
 			d.sum.UncompressedBytes += sp.DurableBytes
 		}
-		if sp.Uploaded {
+		if uploaded(sp) {
 			d.sum.UploadedObjects++
 		}
-		for _, f := range sp.Failures {
-			d.logf("segment %d: %s (retried by the gateway)", s.Segment, f)
+		if sp.Failures > 0 {
+			d.logf("segment %d: %d failed transitions, the last for %s (retried by the gateway)", s.Segment, sp.Failures, sp.LastFailure)
 		}
 	}
 	if d.sum.CompressedBytes > 0 {
@@ -481,13 +478,13 @@ func (d *demo) sealAndTier(ctx context.Context, start, end uint64) error {
 	if werr != nil {
 		missing := ""
 		for _, s := range run {
-			sp := folded[s.Segment]
+			sp, _ := folded.Get(s.Segment)
 			switch {
-			case sp == nil || !sp.Sealed:
+			case !sp.Sealed:
 				missing += fmt.Sprintf(" %d:SealSegment", s.Segment)
-			case !sp.Compressed:
+			case !compressed(sp):
 				missing += fmt.Sprintf(" %d:CompressionDone", s.Segment)
-			case !sp.Uploaded:
+			case !uploaded(sp):
 				missing += fmt.Sprintf(" %d:UploadDone", s.Segment)
 			}
 		}

@@ -120,11 +120,11 @@ func TestProgressTerminalRedrawsInPlaceAtMostEvery100ms(t *testing.T) {
 	}
 }
 
-func TestFoldCountsOnlyCompletedTransitions(t *testing.T) {
+func TestFoldReadsSegmentStateAsTheStoreDoes(t *testing.T) {
 	ev := func(typ manifest.RecordType, seg uint64, p manifest.Payload) Event {
 		return Event{Record: manifest.Record{Type: typ, Segment: seg, Payload: p}}
 	}
-	got := Fold([]Event{
+	got := Fold("demo", []Event{
 		ev(manifest.SealSegment, 1, manifest.SealSegmentPayload{DurableBytes: 1000}),
 		ev(manifest.CompressionStarted, 1, manifest.CompressionStartedPayload{}),
 		ev(manifest.CompressionDone, 1, manifest.CompressionDonePayload{CompressedBytes: 200}),
@@ -133,14 +133,15 @@ func TestFoldCountsOnlyCompletedTransitions(t *testing.T) {
 		ev(manifest.SealSegment, 2, manifest.SealSegmentPayload{DurableBytes: 500}),
 		ev(manifest.CompressionStarted, 2, manifest.CompressionStartedPayload{}),
 	})
-	s1, s2 := got[1], got[2]
-	if !s1.Sealed || !s1.Compressed || !s1.Uploaded || s1.DurableBytes != 1000 || s1.CompressedBytes != 200 || s1.Key != "segments/demo/1.zst" {
+	s1, _ := got.Get(1)
+	s2, _ := got.Get(2)
+	if !s1.Sealed || !compressed(s1) || !uploaded(s1) || s1.DurableBytes != 1000 || s1.CompressedBytes != 200 || s1.Tier2Key != "segments/demo/1.zst" {
 		t.Errorf("segment 1: %+v", s1)
 	}
-	if len(s1.Failures) != 1 || !strings.Contains(s1.Failures[0], "upload failed") {
-		t.Errorf("segment 1 failures: %v", s1.Failures)
+	if s1.Failures != 1 || s1.LastFailure != manifest.ReasonUnavailable {
+		t.Errorf("segment 1 failures: %d, last %v; want 1 upload failure (unavailable)", s1.Failures, s1.LastFailure)
 	}
-	if !s2.Sealed || s2.Compressed || s2.Uploaded {
+	if !s2.Sealed || compressed(s2) || uploaded(s2) {
 		t.Errorf("segment 2 (compression only started): %+v", s2)
 	}
 }

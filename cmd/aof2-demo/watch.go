@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"sync"
 	"time"
 
@@ -22,65 +21,82 @@ type Event struct {
 	Arrived time.Time
 }
 
-// Watcher follows a stream's manifest events (an ordered consumer on the
-// manifest JetStream stream) and lets callers wait for conditions over
-// everything seen so far. Events are kept in arrival order, which is the
-// order the gateway committed them.
+// Watcher keeps what natsmanifest.Tail delivers for one stream and lets
+// the demo wait for conditions over everything seen so far. Events are
+// kept in the order the gateway committed them.
 type Watcher struct {
 	mu      sync.Mutex
 	events  []Event
 	changed chan struct{} // closed and replaced on every new event
-	bad     int           // messages whose body did not decode
-	cc      jetstream.ConsumeContext
+	err     error         // why the tail stopped early, if it did
 	verbose io.Writer
+
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-// Watch starts following subject (aof.manifest.<stream>) in the JetStream
-// stream manifestStream, from the time since (events committed earlier are
-// not delivered). verbose, when not nil, gets one line per event.
-func Watch(ctx context.Context, js jetstream.JetStream, manifestStream, subject string, since time.Time, verbose io.Writer) (*Watcher, error) {
-	cons, err := js.OrderedConsumer(ctx, manifestStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &since,
-	})
-	if err != nil {
+// Watch starts following stream's manifest events in the JetStream stream
+// manifestStream (subjects prefix.<stream>) from the time since: events
+// committed earlier are not delivered. verbose, when not nil, gets one line
+// per event.
+func Watch(ctx context.Context, js jetstream.JetStream, manifestStream, prefix, stream string, since time.Time, verbose io.Writer) (*Watcher, error) {
+	if _, err := js.Stream(ctx, manifestStream); err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, fmt.Errorf("manifest stream %s not found: is the gateway running against this NATS server?", manifestStream)
 		}
-		return nil, fmt.Errorf("follow %s: %w", subject, err)
+		return nil, fmt.Errorf("follow %s: %w", natsmanifest.Subject(prefix, stream), err)
 	}
-	w := &Watcher{changed: make(chan struct{}), verbose: verbose}
-	cc, err := cons.Consume(w.handle)
-	if err != nil {
-		return nil, fmt.Errorf("follow %s: %w", subject, err)
-	}
-	w.cc = cc
+	tctx, cancel := context.WithCancel(ctx)
+	w := &Watcher{changed: make(chan struct{}), verbose: verbose, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		err := natsmanifest.Tail(tctx, js, stream, w.add,
+			natsmanifest.WithStreamName(manifestStream), natsmanifest.WithPrefix(prefix), natsmanifest.WithStartTime(since))
+		if tctx.Err() == nil {
+			w.stopped(err)
+		}
+	}()
 	return w, nil
 }
 
-func (w *Watcher) handle(msg jetstream.Msg) {
-	rec, _, err := manifest.DecodeRecord(msg.Data())
+func (w *Watcher) add(ev manifest.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err != nil {
-		w.bad++
-		return
-	}
-	w.events = append(w.events, Event{Record: rec, Arrived: time.Now()})
+	w.events = append(w.events, Event{Record: ev.Record, Arrived: time.Now()})
 	if w.verbose != nil {
-		fmt.Fprintf(w.verbose, "  manifest: %-18s segment %-4s offset %d\n", msg.Headers().Get(natsmanifest.HeaderEvent),
-			strconv.FormatUint(rec.Segment, 10), rec.LogicalOffset)
+		fmt.Fprintf(w.verbose, "  manifest: %-18s segment %-4d offset %d\n", ev.Record.Type, ev.Record.Segment, ev.Record.LogicalOffset)
 	}
+	w.notifyLocked()
+	return nil
+}
+
+func (w *Watcher) stopped(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err == nil {
+		err = errors.New("manifest tail ended")
+	}
+	w.err = err
+	w.notifyLocked()
+}
+
+func (w *Watcher) notifyLocked() {
 	close(w.changed)
 	w.changed = make(chan struct{})
 }
 
-// Stop ends the subscription.
+// Stop ends the subscription and waits for it to end.
 func (w *Watcher) Stop() {
-	if w.cc != nil {
-		w.cc.Stop()
-	}
+	w.cancel()
+	<-w.done
+}
+
+// Err is why the watcher stopped following before Stop (an event that did
+// not decode, a consumer error), or nil.
+func (w *Watcher) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // Len is the number of events seen so far: a mark for Since.
@@ -97,24 +113,21 @@ func (w *Watcher) Since(mark int) []Event {
 	return append([]Event(nil), w.events[min(mark, len(w.events)):]...)
 }
 
-// Undecodable counts messages whose body was not a manifest record.
-func (w *Watcher) Undecodable() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.bad
-}
-
 // WaitFor calls done with the events seen after mark each time new ones
-// arrive, until done returns true or ctx ends. done must not block.
+// arrive, until done returns true, the watcher stops following, or ctx
+// ends. done must not block.
 func (w *Watcher) WaitFor(ctx context.Context, mark int, done func([]Event) bool) error {
 	for {
 		w.mu.Lock()
 		evs := w.events[min(mark, len(w.events)):]
 		ok := done(evs)
-		ch := w.changed
+		ch, err := w.changed, w.err
 		w.mu.Unlock()
 		if ok {
 			return nil
+		}
+		if err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -124,43 +137,19 @@ func (w *Watcher) WaitFor(ctx context.Context, mark int, done func([]Event) bool
 	}
 }
 
-// SegmentProgress is what the manifest said about one segment.
-type SegmentProgress struct {
-	Segment         uint64
-	Sealed          bool
-	DurableBytes    uint64
-	Compressed      bool
-	CompressedBytes uint64
-	Uploaded        bool
-	Key             string
-	SealedAt        int64 // timestamp_ms of the records
-	CompressedAt    int64
-	UploadedAt      int64
-	Failures        []string // CompressionFailed, UploadFailed reasons
+// Fold applies events to a manifest index of stream, the same fold the
+// gateway replays its manifest with, so the demo reads segment state as
+// the store does. The index starts empty: segments only show what
+// happened to them after the watch began.
+func Fold(stream string, evs []Event) *manifest.Index {
+	idx := manifest.NewIndex(stream)
+	for _, ev := range evs {
+		idx.Apply(ev.Record)
+	}
+	return idx
 }
 
-// Fold summarises events per segment.
-func Fold(evs []Event) map[uint64]*SegmentProgress {
-	out := map[uint64]*SegmentProgress{}
-	for _, ev := range evs {
-		r := ev.Record
-		sp := out[r.Segment]
-		if sp == nil {
-			sp = &SegmentProgress{Segment: r.Segment}
-			out[r.Segment] = sp
-		}
-		switch p := r.Payload.(type) {
-		case manifest.SealSegmentPayload:
-			sp.Sealed, sp.DurableBytes, sp.SealedAt = true, p.DurableBytes, r.TimestampMS
-		case manifest.CompressionDonePayload:
-			sp.Compressed, sp.CompressedBytes, sp.CompressedAt = true, p.CompressedBytes, r.TimestampMS
-		case manifest.UploadDonePayload:
-			sp.Uploaded, sp.Key, sp.UploadedAt = true, p.Key, r.TimestampMS
-		case manifest.CompressionFailedPayload:
-			sp.Failures = append(sp.Failures, "compression failed: "+p.Reason.String())
-		case manifest.UploadFailedPayload:
-			sp.Failures = append(sp.Failures, "upload failed: "+p.Reason.String())
-		}
-	}
-	return out
-}
+// compressed and uploaded read the transitions the demo reports from a
+// folded segment state: CompressionDone recorded a size, UploadDone a key.
+func compressed(s manifest.SegmentState) bool { return s.CompressedBytes > 0 }
+func uploaded(s manifest.SegmentState) bool   { return s.InTier2 }

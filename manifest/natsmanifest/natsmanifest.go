@@ -129,6 +129,7 @@ type options struct {
 	prefix     string
 	streamName string
 	timeout    time.Duration
+	startTime  time.Time
 }
 
 // WithPrefix sets the subject prefix (default DefaultPrefix).
@@ -141,6 +142,12 @@ func WithStreamName(n string) Option { return func(o *options) { o.streamName = 
 // WithTimeout bounds one publish, or one wait for the next message in
 // Follow, when the context has no deadline.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithStartTime makes Tail start at the first event JetStream stored at or
+// after t instead of the stream's first event (a watcher that only cares
+// about what happens from now on). Follow ignores it: an index is only
+// right when folded from the first record.
+func WithStartTime(t time.Time) Option { return func(o *options) { o.startTime = t } }
 
 func newOptions(opts []Option) options {
 	o := options{prefix: DefaultPrefix, streamName: DefaultStreamName, timeout: DefaultPublishTimeout}
@@ -191,7 +198,9 @@ func (p *Publisher) Publish(ctx context.Context, ev manifest.Event) error {
 // beyond the duplicate window) are skipped.
 func Follow(ctx context.Context, js jetstream.JetStream, stream string, opts ...Option) (*manifest.Index, error) {
 	idx := manifest.NewIndex(stream)
-	err := follow(ctx, js, stream, newOptions(opts), true, func(ev manifest.Event) error {
+	o := newOptions(opts)
+	o.startTime = time.Time{}
+	err := follow(ctx, js, stream, o, true, func(ev manifest.Event) error {
 		idx.Apply(ev.Record)
 		return nil
 	})
@@ -201,8 +210,9 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, opts ...
 	return idx, nil
 }
 
-// Tail calls fn with every manifest event of stream, from the first, until
-// ctx is done or fn fails; duplicates are skipped as in Follow.
+// Tail calls fn with every manifest event of stream, from the first (or
+// from WithStartTime), until ctx is done or fn fails; duplicates are skipped
+// as in Follow.
 func Tail(ctx context.Context, js jetstream.JetStream, stream string, fn func(manifest.Event) error, opts ...Option) error {
 	return follow(ctx, js, stream, newOptions(opts), false, fn)
 }
@@ -224,7 +234,11 @@ func follow(ctx context.Context, js jetstream.JetStream, stream string, o option
 		}
 		last = m.Sequence
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}}
+	if !o.startTime.IsZero() {
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &o.startTime
+	}
+	cons, err := s.OrderedConsumer(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("follow %s: consumer: %w", subject, err)
 	}

@@ -216,3 +216,43 @@ func TestMsgIDRoundTrip(t *testing.T) {
 		t.Fatal("bad chunk accepted")
 	}
 }
+
+// A watcher that starts now sees what is committed from now on, in commit
+// order, and nothing of the history before it.
+func TestTailFromStartTimeDeliversOnlyLaterEvents(t *testing.T) {
+	srv := runServer(t, -1, t.TempDir())
+	defer srv.Shutdown()
+	js := connect(t, srv.ClientURL())
+	ctx := context.Background()
+	if _, err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	l := openLog(t, js)
+	defer l.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	appendRound(t, l, rng, 0, 20)
+	waitPublished(t, l)
+	time.Sleep(20 * time.Millisecond) // JetStream stamps messages in ms; keep the two rounds apart
+	since := time.Now()
+	appendRound(t, l, rng, 20, 15)
+	waitPublished(t, l)
+
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var got []uint64
+	err := Tail(tctx, js, "demo", func(ev manifest.Event) error {
+		got = append(got, ev.Record.LogicalOffset)
+		if len(got) == 15 {
+			cancel()
+		}
+		return nil
+	}, WithStartTime(since))
+	if len(got) != 15 {
+		t.Fatalf("tail from %v delivered %d events (%v, err %v), want the 15 committed after it", since, len(got), got, err)
+	}
+	for i, off := range got {
+		if off != uint64(20+i) {
+			t.Fatalf("event %d has logical offset %d, want %d (commit order, none from before the start time): %v", i, off, 20+i, got)
+		}
+	}
+}
