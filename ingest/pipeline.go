@@ -41,6 +41,9 @@ type Store interface {
 	// Resume lets streams whose fsync failed take appends again; called
 	// when the pipeline restarts from the ack floor.
 	Resume() error
+	// RecordLimit is the largest payload Append can ever take: a larger
+	// record would fail on every redelivery, so it is dead-lettered.
+	RecordLimit() tiers.RecordLimit
 }
 
 // Options configure a Pipeline. Zero values take the defaults noted.
@@ -503,6 +506,7 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 		putArena(arenaBuf)
 	}()
 	toStore := make([]jetstream.Msg, 0, len(msgs))
+	limit := p.store.RecordLimit()
 	var size int64
 	for _, pm := range msgs {
 		if held.Stored(pm.seq) {
@@ -513,9 +517,8 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 		mark := len(arena)
 		arena = AppendEnvelope(arena, Envelope{Subject: pm.msg.Subject(), Header: pm.msg.Headers(), Body: pm.msg.Data()})
 		payload := arena[mark:len(arena):len(arena)]
-		if len(payload) > p.opts.MaxRecordBytes {
+		if reason := p.refusal(len(payload), limit); reason != "" {
 			arena = arena[:mark]
-			reason := fmt.Sprintf("record of %d bytes exceeds ingest.max_record_bytes (%d)", len(payload), p.opts.MaxRecordBytes)
 			if err := p.deadLetter(spanCtx, pm.msg, pm.seq, stream, reason); err != nil {
 				return acks, 0, err
 			}
@@ -544,6 +547,20 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 	return acks, next, err
 }
 
+// refusal is why a record of size bytes is never to be stored, or "".
+// Besides ingest.max_record_bytes, the store's own limit applies: a
+// record over the whole Tier 0 budget would be refused on every
+// redelivery and block every message behind it.
+func (p *Pipeline) refusal(size int, limit tiers.RecordLimit) string {
+	if size > p.opts.MaxRecordBytes {
+		return fmt.Sprintf("record of %d bytes exceeds ingest.max_record_bytes (%d)", size, p.opts.MaxRecordBytes)
+	}
+	if int64(size) > limit.MaxPayload {
+		return fmt.Sprintf("record of %d bytes exceeds the %d bytes the store can ever admit (%s)", size, limit.MaxPayload, limit.Limit)
+	}
+	return ""
+}
+
 // appendWithAdmission appends recs, waiting for Tier 0 admission when the
 // budget is full. While it waits, the messages are kept alive with
 // in-progress acks so JetStream does not redeliver them. A batch too big to
@@ -559,7 +576,9 @@ func (p *Pipeline) appendWithAdmission(ctx, spanCtx context.Context, stream stri
 		}
 		// A group larger than the whole Tier 0 budget can never be
 		// admitted at once: it goes in halves like one that does not fit
-		// now. A single record that large is a configuration error.
+		// now. A single record that large was dead-lettered by
+		// appendGroup unless the budget was lowered since: the error
+		// stops the pipeline, and its restart dead-letters the record.
 		tooLarge := errors.Is(err, tier0.ErrTooLarge) && len(recs) > 1
 		if !backpressure.Is(err, backpressure.Admission) && !tooLarge {
 			return next, done, err
