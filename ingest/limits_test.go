@@ -108,3 +108,88 @@ func TestMessageLargerThanTier0BudgetIsDeadLettered(t *testing.T) {
 		t.Fatalf("%d dead letters after the restart, want 1", n)
 	}
 }
+
+// Every valid subject token used to create a stream for good, each with
+// files held open. Beyond ingest.max_streams, counting the streams the
+// store already holds on disk, messages for a new stream are
+// dead-lettered; existing streams, and new ones within the limit, go on.
+func TestStreamsBeyondMaxStreamsAreDeadLettered(t *testing.T) {
+	r := newRig(t, 5*time.Second)
+	root := t.TempDir()
+	ctx := context.Background()
+	store, err := tiers.Open(ctx, tiers.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.store = store
+	r.publish("old1", 3)
+	r.publish("old2", 3)
+	p, err := NewPipeline(r.js, store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restarted gateway finds old1 and old2 on disk: with a limit of
+	// three streams, one new stream fits.
+	if store, err = tiers.Open(ctx, tiers.Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r.store = store
+	r.opts.MaxStreams = 3
+	for i := 3; i < 6; i++ {
+		r.publishBody("old1", fmt.Sprintf("old1-%d", i))
+	}
+	r.publish("new1", 4)
+	r.publish("new2", 2)
+	r.publish("new3", 1)
+	for i := 3; i < 5; i++ {
+		r.publishBody("old2", fmt.Sprintf("old2-%d", i))
+	}
+	p, err = NewPipeline(r.js, store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(p); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	r.expectStored("old1", 6)
+	r.expectStored("old2", 5)
+	r.expectStored("new1", 4)
+	if got := store.Streams(); fmt.Sprint(got) != "[new1 old1 old2]" {
+		t.Fatalf("store streams %v, want [new1 old1 old2]", got)
+	}
+	dls := deadLetters(t, r.js)
+	if len(dls) != 3 {
+		t.Fatalf("%d dead letters, want the 3 messages of new2 and new3", len(dls))
+	}
+	for _, dl := range dls {
+		if reason := dl.Headers().Get(HeaderError); !strings.Contains(reason, "ingest.max_streams (3)") {
+			t.Fatalf("dead letter on %s: reason %q does not name ingest.max_streams", dl.Subject(), reason)
+		}
+		if s := dl.Subject(); s != "aof.deadletter.new2" && s != "aof.deadletter.new3" {
+			t.Fatalf("dead letter on %s", s)
+		}
+	}
+
+	// After another restart the admitted stream is one the store holds.
+	r.publishBody("new1", "new1-4")
+	r.publishBody("new2", "refused")
+	p, err = NewPipeline(r.js, store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(p); err != nil {
+		t.Fatalf("run after restart: %v", err)
+	}
+	r.expectStored("new1", 5)
+	if n := len(deadLetters(t, r.js)); n != 4 {
+		t.Fatalf("%d dead letters after the restart, want 4", n)
+	}
+}

@@ -44,6 +44,8 @@ type Store interface {
 	// RecordLimit is the largest payload Append can ever take: a larger
 	// record would fail on every redelivery, so it is dead-lettered.
 	RecordLimit() tiers.RecordLimit
+	// Streams names the streams the store holds, those on disk included.
+	Streams() []string
 }
 
 // Options configure a Pipeline. Zero values take the defaults noted.
@@ -53,6 +55,7 @@ type Options struct {
 	DeadLetterPrefix string // aof.deadletter
 	BatchSize        int    // 2048: the most messages one group fsync covers
 	MaxRecordBytes   int    // 1 MiB: the whole stored envelope
+	MaxStreams       int    // 10000: a new stream beyond it, counting those on disk, is dead-lettered
 	Logger           *slog.Logger
 	Tracer           trace.Tracer
 	// OnReplayStarted is called once the consumer was recreated at the
@@ -89,6 +92,9 @@ type Pipeline struct {
 	lastConsumerSeq uint64
 	// groupBufs holds appendBatch's per-stream slices between batches.
 	groupBufs [][]pending
+	// streams holds the streams the store held at the start of this Run
+	// and those admitted since, for MaxStreams; nil until counted.
+	streams map[string]struct{}
 
 	mu          sync.Mutex
 	blocked     bool // waiting for Tier 0 admission
@@ -111,6 +117,9 @@ func NewPipeline(js jetstream.JetStream, store Store, opts Options) (*Pipeline, 
 	}
 	if opts.MaxRecordBytes <= 0 {
 		opts.MaxRecordBytes = 1 << 20
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 10000
 	}
 	if opts.Consumer.FilterSubject == "" {
 		opts.Consumer.FilterSubject = opts.SubjectPrefix + ".>"
@@ -227,6 +236,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}
 	p.lastConsumerSeq = 0
+	p.streams = nil // counted again from the store
 
 	// appendBatch keeps no reference to the batch slice (acks are copied
 	// into the inflight), so one buffer serves every batch.
@@ -437,6 +447,12 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 				continue
 			}
 			if g, known = streamIndex[stream]; !known {
+				if reason := p.newStreamRefusal(stream); reason != "" {
+					if err := p.deadLetter(spanCtx, m, seq, stream, reason); err != nil {
+						return fl, err
+					}
+					continue
+				}
 				g = len(groups)
 				streamIndex[stream] = g
 				if len(groups) < cap(groups) {
@@ -479,6 +495,26 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 		}
 	}
 	return fl, firstErr
+}
+
+// newStreamRefusal is why messages for stream are not stored, or "": a
+// stream the store does not hold yet is admitted up to MaxStreams.
+func (p *Pipeline) newStreamRefusal(stream string) string {
+	if p.streams == nil {
+		names := p.store.Streams()
+		p.streams = make(map[string]struct{}, len(names))
+		for _, n := range names {
+			p.streams[n] = struct{}{}
+		}
+	}
+	if _, ok := p.streams[stream]; ok {
+		return ""
+	}
+	if len(p.streams) >= p.opts.MaxStreams {
+		return fmt.Sprintf("stream %s is new and the store already holds ingest.max_streams (%d) streams; raise it to accept more", stream, p.opts.MaxStreams)
+	}
+	p.streams[stream] = struct{}{}
+	return ""
 }
 
 // appendGroup appends one stream's messages of a batch in sequence order.
