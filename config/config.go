@@ -118,10 +118,15 @@ type Ingest struct {
 	MaxRecordBytes Bytes    `koanf:"max_record_bytes"` // larger messages go to dead letters
 	AckWait        Duration `koanf:"ack_wait"`
 	MaxAckPending  int      `koanf:"max_ack_pending"`
+	// MaxStreams bounds the store's streams: each keeps files open for
+	// good, so a producer inventing subjects must not exhaust them.
+	// Messages for a new stream beyond it go to dead letters.
+	MaxStreams int `koanf:"max_streams"`
 	// DeadletterPrefix: rejected messages go to <prefix>.<stream>.
 	DeadletterPrefix string `koanf:"deadletter_prefix"`
 	// StreamMaxBytes and StreamMaxAge bound AOF_INGEST; 0 means unlimited.
-	// They must cover the Tier 2 upload lag (DESIGN.md, failover).
+	// They must cover the Tier 2 upload lag (DESIGN.md, failover); a
+	// StreamMaxAge must also be at least IngestDuplicateWindow.
 	StreamMaxBytes Bytes    `koanf:"stream_max_bytes"`
 	StreamMaxAge   Duration `koanf:"stream_max_age"`
 	Discard        string   `koanf:"discard"` // old | new
@@ -256,6 +261,7 @@ func Default() *Config {
 			ConsumerName:     "aof-gateway",
 			BatchSize:        2048,
 			MaxRecordBytes:   1 * MiB,
+			MaxStreams:       10000,
 			AckWait:          Duration(30e9),
 			MaxAckPending:    4096,
 			DeadletterPrefix: "aof.deadletter",

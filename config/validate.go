@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks c and returns every problem joined with errors.Join, each
@@ -109,10 +110,19 @@ func (c *Config) problems() []*Error {
 	v.name("ingest.consumer_name", in.ConsumerName, "consumer name")
 	v.count("ingest.batch_size", in.BatchSize)
 	v.bytes("ingest.max_record_bytes", in.MaxRecordBytes)
+	v.count("ingest.max_streams", in.MaxStreams)
 	v.duration("ingest.ack_wait", in.AckWait)
 	v.count("ingest.max_ack_pending", in.MaxAckPending)
 	v.nonNegative("ingest.stream_max_bytes", int64(in.StreamMaxBytes), in.StreamMaxBytes.String())
 	v.nonNegative("ingest.stream_max_age", int64(in.StreamMaxAge), in.StreamMaxAge.String())
+	if in.StreamMaxAge > 0 && in.StreamMaxAge.D() < IngestDuplicateWindow {
+		// JetStream refuses a stream whose duplicate window exceeds its
+		// max age; the window is not shortened instead, because producer
+		// retries rely on it and an age this short drops messages the
+		// gateway has not stored whenever admission waits that long.
+		v.add("ingest.stream_max_age", "ingest.stream_max_age (%s) must be 0 (unlimited) or at least %s, the duplicate window of ingest.stream_name %q",
+			in.StreamMaxAge, Duration(IngestDuplicateWindow), in.StreamName)
+	}
 	v.oneOf("ingest.discard", in.Discard, "old", "new")
 	v.between("ingest.replicas", in.Replicas, 1, 5)
 
@@ -189,6 +199,38 @@ func (c *Config) problems() []*Error {
 	v.name("control.service_name", c.Control.ServiceName, "service name")
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
+	return v.errs
+}
+
+// IngestDuplicateWindow is the JetStream duplicate window of the ingest
+// stream (ingest.stream_name): a producer's retry with the same
+// Nats-Msg-Id within it is stored once.
+const IngestDuplicateWindow = 2 * time.Minute
+
+// The store's record limits, for Warnings. config imports no store
+// package; TestWarningLimitsMatchTheSegmentFormat keeps these equal to
+// segment.RecordHeaderSize and segment.MaxPayloadBytes.
+const (
+	recordHeaderBytes = 36
+	segmentMaxPayload = 64 * MiB
+)
+
+// Warnings returns the settings that validate but will not do what they
+// seem to, each an *Error naming the key; the gateway logs them at start.
+// A message the store can never admit is dead-lettered with its reason, so
+// these are not errors.
+func (c *Config) Warnings() []*Error {
+	v := &checker{}
+	rec := c.Ingest.MaxRecordBytes
+	if fit := c.Tier0.ClusterMaxBytes - recordHeaderBytes; rec > fit {
+		v.add("ingest.max_record_bytes", "ingest.max_record_bytes (%s) is more than tier0.cluster_max_bytes (%s) can ever admit "+
+			"(%d bytes per record after its %d-byte header): larger messages are dead-lettered",
+			rec, c.Tier0.ClusterMaxBytes, int64(fit), recordHeaderBytes)
+	}
+	if rec > segmentMaxPayload {
+		v.add("ingest.max_record_bytes", "ingest.max_record_bytes (%s) is more than a segment record can hold (%s): larger messages are dead-lettered",
+			rec, Bytes(segmentMaxPayload))
+	}
 	return v.errs
 }
 

@@ -25,6 +25,18 @@
 // consumer's ack floor every time it starts, so that after a crash the
 // unacked messages come back first and in order.
 //
+// # Dead letters
+//
+// A message the store must never hold goes to the dead-letter subject
+// <deadletter prefix>.<stream> with its reason in the Aof-Error header, and
+// is terminated: one whose subject names no valid stream, one larger than
+// ingest.max_record_bytes or than the store can ever admit
+// (Store.RecordLimit: the whole Tier 0 budget less the record header), and
+// one that would create a stream beyond ingest.max_streams, counting the
+// streams the store holds on disk. Each of these would otherwise fail on
+// every redelivery, and the loop, which never goes past a message it failed
+// to store, would store nothing behind it.
+//
 // # Envelope
 //
 // The payload stored for a message keeps everything needed to reproduce it:

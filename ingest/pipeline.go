@@ -41,6 +41,11 @@ type Store interface {
 	// Resume lets streams whose fsync failed take appends again; called
 	// when the pipeline restarts from the ack floor.
 	Resume() error
+	// RecordLimit is the largest payload Append can ever take: a larger
+	// record would fail on every redelivery, so it is dead-lettered.
+	RecordLimit() tiers.RecordLimit
+	// Streams names the streams the store holds, those on disk included.
+	Streams() []string
 }
 
 // Options configure a Pipeline. Zero values take the defaults noted.
@@ -50,6 +55,7 @@ type Options struct {
 	DeadLetterPrefix string // aof.deadletter
 	BatchSize        int    // 2048: the most messages one group fsync covers
 	MaxRecordBytes   int    // 1 MiB: the whole stored envelope
+	MaxStreams       int    // 10000: a new stream beyond it, counting those on disk, is dead-lettered
 	Logger           *slog.Logger
 	Tracer           trace.Tracer
 	// OnReplayStarted is called once the consumer was recreated at the
@@ -86,6 +92,9 @@ type Pipeline struct {
 	lastConsumerSeq uint64
 	// groupBufs holds appendBatch's per-stream slices between batches.
 	groupBufs [][]pending
+	// streams holds the streams the store held at the start of this Run
+	// and those admitted since, for MaxStreams; nil until counted.
+	streams map[string]struct{}
 
 	mu          sync.Mutex
 	blocked     bool // waiting for Tier 0 admission
@@ -108,6 +117,9 @@ func NewPipeline(js jetstream.JetStream, store Store, opts Options) (*Pipeline, 
 	}
 	if opts.MaxRecordBytes <= 0 {
 		opts.MaxRecordBytes = 1 << 20
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 10000
 	}
 	if opts.Consumer.FilterSubject == "" {
 		opts.Consumer.FilterSubject = opts.SubjectPrefix + ".>"
@@ -224,6 +236,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}
 	p.lastConsumerSeq = 0
+	p.streams = nil // counted again from the store
 
 	// appendBatch keeps no reference to the batch slice (acks are copied
 	// into the inflight), so one buffer serves every batch.
@@ -434,6 +447,12 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 				continue
 			}
 			if g, known = streamIndex[stream]; !known {
+				if reason := p.newStreamRefusal(stream); reason != "" {
+					if err := p.deadLetter(spanCtx, m, seq, stream, reason); err != nil {
+						return fl, err
+					}
+					continue
+				}
 				g = len(groups)
 				streamIndex[stream] = g
 				if len(groups) < cap(groups) {
@@ -478,6 +497,26 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 	return fl, firstErr
 }
 
+// newStreamRefusal is why messages for stream are not stored, or "": a
+// stream the store does not hold yet is admitted up to MaxStreams.
+func (p *Pipeline) newStreamRefusal(stream string) string {
+	if p.streams == nil {
+		names := p.store.Streams()
+		p.streams = make(map[string]struct{}, len(names))
+		for _, n := range names {
+			p.streams[n] = struct{}{}
+		}
+	}
+	if _, ok := p.streams[stream]; ok {
+		return ""
+	}
+	if len(p.streams) >= p.opts.MaxStreams {
+		return fmt.Sprintf("stream %s is new and the store already holds ingest.max_streams (%d) streams; raise it to accept more", stream, p.opts.MaxStreams)
+	}
+	p.streams[stream] = struct{}{}
+	return ""
+}
+
 // appendGroup appends one stream's messages of a batch in sequence order.
 // It returns the messages to ack once the stream is synced to next: those
 // appended and the redeliveries of already appended ones. On error the
@@ -503,6 +542,7 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 		putArena(arenaBuf)
 	}()
 	toStore := make([]jetstream.Msg, 0, len(msgs))
+	limit := p.store.RecordLimit()
 	var size int64
 	for _, pm := range msgs {
 		if held.Stored(pm.seq) {
@@ -513,9 +553,8 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 		mark := len(arena)
 		arena = AppendEnvelope(arena, Envelope{Subject: pm.msg.Subject(), Header: pm.msg.Headers(), Body: pm.msg.Data()})
 		payload := arena[mark:len(arena):len(arena)]
-		if len(payload) > p.opts.MaxRecordBytes {
+		if reason := p.refusal(len(payload), limit); reason != "" {
 			arena = arena[:mark]
-			reason := fmt.Sprintf("record of %d bytes exceeds ingest.max_record_bytes (%d)", len(payload), p.opts.MaxRecordBytes)
 			if err := p.deadLetter(spanCtx, pm.msg, pm.seq, stream, reason); err != nil {
 				return acks, 0, err
 			}
@@ -544,6 +583,20 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 	return acks, next, err
 }
 
+// refusal is why a record of size bytes is never to be stored, or "".
+// Besides ingest.max_record_bytes, the store's own limit applies: a
+// record over the whole Tier 0 budget would be refused on every
+// redelivery and block every message behind it.
+func (p *Pipeline) refusal(size int, limit tiers.RecordLimit) string {
+	if size > p.opts.MaxRecordBytes {
+		return fmt.Sprintf("record of %d bytes exceeds ingest.max_record_bytes (%d)", size, p.opts.MaxRecordBytes)
+	}
+	if int64(size) > limit.MaxPayload {
+		return fmt.Sprintf("record of %d bytes exceeds the %d bytes the store can ever admit (%s)", size, limit.MaxPayload, limit.Limit)
+	}
+	return ""
+}
+
 // appendWithAdmission appends recs, waiting for Tier 0 admission when the
 // budget is full. While it waits, the messages are kept alive with
 // in-progress acks so JetStream does not redeliver them. A batch too big to
@@ -559,7 +612,9 @@ func (p *Pipeline) appendWithAdmission(ctx, spanCtx context.Context, stream stri
 		}
 		// A group larger than the whole Tier 0 budget can never be
 		// admitted at once: it goes in halves like one that does not fit
-		// now. A single record that large is a configuration error.
+		// now. A single record that large was dead-lettered by
+		// appendGroup unless the budget was lowered since: the error
+		// stops the pipeline, and its restart dead-letters the record.
 		tooLarge := errors.Is(err, tier0.ErrTooLarge) && len(recs) > 1
 		if !backpressure.Is(err, backpressure.Admission) && !tooLarge {
 			return next, done, err

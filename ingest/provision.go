@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bop-aof/aof/config"
 )
 
 // StreamSettings are the JetStream settings of the ingest stream.
@@ -35,9 +37,10 @@ func EnsureIngestStream(ctx context.Context, js jetstream.JetStream, s StreamSet
 		MaxAge:    s.MaxAge,
 		Discard:   jetstream.DiscardOld,
 		Replicas:  max(s.Replicas, 1),
-		// Producers may set Nats-Msg-Id; a window of two minutes makes
-		// their retries idempotent as well.
-		Duplicates: 2 * time.Minute,
+		// Producers may set Nats-Msg-Id; the window makes their retries
+		// idempotent as well. JetStream refuses a MaxAge shorter than it,
+		// which config validation reports by key.
+		Duplicates: config.IngestDuplicateWindow,
 	}
 	if s.DiscardNew {
 		cfg.Discard = jetstream.DiscardNew

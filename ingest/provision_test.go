@@ -3,11 +3,13 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/integration/harness"
 )
 
@@ -88,5 +90,27 @@ func TestSubjectMatches(t *testing.T) {
 		if got := subjectMatches(tc.filter, tc.subject); got != tc.want {
 			t.Errorf("subjectMatches(%q, %q) = %v, want %v", tc.filter, tc.subject, got, tc.want)
 		}
+	}
+}
+
+// The bound config validation puts on ingest.stream_max_age is the one
+// JetStream applies: the ingest stream provisions with a max age equal to
+// its duplicate window, and is refused one second below it.
+func TestIngestStreamMaxAgeBoundIsJetStreams(t *testing.T) {
+	n := harness.StartNATS(t)
+	js := n.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	settings := StreamSettings{Name: "AOF_INGEST", Subjects: []string{"aof.ingest.>"}, MaxAge: config.IngestDuplicateWindow - time.Second}
+	if _, err := EnsureIngestStream(ctx, js, settings); err == nil || !strings.Contains(err.Error(), "duplicates window") {
+		t.Fatalf("max age %s below the duplicate window: %v, want JetStream's refusal", settings.MaxAge, err)
+	}
+	settings.MaxAge = config.IngestDuplicateWindow
+	st, err := EnsureIngestStream(ctx, js, settings)
+	if err != nil {
+		t.Fatalf("max age %s: %v", settings.MaxAge, err)
+	}
+	if cfg := st.CachedInfo().Config; cfg.MaxAge != config.IngestDuplicateWindow || cfg.Duplicates != config.IngestDuplicateWindow {
+		t.Fatalf("provisioned max age %s, duplicate window %s", cfg.MaxAge, cfg.Duplicates)
 	}
 }

@@ -408,6 +408,25 @@ func (s *Store) Flush(ctx context.Context, stream string) error {
 // waiting writers at once.
 func (s *Store) SetTier0MaxBytes(n int64) error { return s.budget.SetMaxBytes(n) }
 
+// RecordLimit is the largest record payload Append can ever take, and the
+// limit that sets it.
+type RecordLimit struct {
+	MaxPayload int64
+	// Limit names it: "tier0.cluster_max_bytes" (the whole budget less the
+	// record header) or "segment record limit" (segment.MaxPayloadBytes).
+	Limit string
+}
+
+// RecordLimit says which records Append refuses whatever is evicted: a
+// caller must not wait or retry for them. It follows SetTier0MaxBytes.
+func (s *Store) RecordLimit() RecordLimit {
+	budget := s.budget.MaxBytes() - segment.RecordHeaderSize
+	if budget < segment.MaxPayloadBytes {
+		return RecordLimit{MaxPayload: budget, Limit: "tier0.cluster_max_bytes"}
+	}
+	return RecordLimit{MaxPayload: segment.MaxPayloadBytes, Limit: "segment record limit"}
+}
+
 // SetRetention changes retention.max_age and retention.max_bytes at
 // runtime; the next retention pass (within a second) applies them.
 func (s *Store) SetRetention(maxAge time.Duration, maxBytes int64) {

@@ -58,6 +58,9 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 	g := &gateway{cfg: cfg}
 	g.log, g.level = tracing.NewLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
 	g.log.Info("gateway_starting", "version", version, "config", cfg.File, "data_root", cfg.DataRoot)
+	for _, w := range cfg.Warnings() {
+		g.log.Warn("config_warning", "key", w.Key, "detail", w.Msg)
+	}
 	defer func() {
 		if err != nil {
 			g.log.Error("gateway_failed", "err", err)
@@ -439,6 +442,7 @@ func (g *gateway) provision(ctx context.Context) error {
 		DeadLetterPrefix: cfg.Ingest.DeadletterPrefix,
 		BatchSize:        cfg.Ingest.BatchSize,
 		MaxRecordBytes:   int(cfg.Ingest.MaxRecordBytes),
+		MaxStreams:       cfg.Ingest.MaxStreams,
 		Logger:           g.log,
 		Tracer:           g.prov.Tracer(tracing.InstrumentationName),
 		Instruments:      g.inst,

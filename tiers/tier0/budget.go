@@ -681,6 +681,13 @@ func (b *Budget) SetMaxBytes(n int64) error {
 	return nil
 }
 
+// MaxBytes is the budget now; a request larger than it can never be admitted.
+func (b *Budget) MaxBytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.max
+}
+
 // Stats returns a consistent snapshot of the budget.
 func (b *Budget) Stats() Stats {
 	b.mu.Lock()
