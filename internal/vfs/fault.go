@@ -89,6 +89,14 @@ func (f *FaultFS) CrashAfter(op Op, match func(name string) bool, after int) {
 	f.mu.Unlock()
 }
 
+// Crash stops the machine now: every later operation that would change
+// the disk fails with ErrCrashed.
+func (f *FaultFS) Crash() {
+	f.mu.Lock()
+	f.crash = &crashPoint{crashed: true}
+	f.mu.Unlock()
+}
+
 // Crashed reports whether the armed crash point was reached.
 func (f *FaultFS) Crashed() bool {
 	f.mu.Lock()
