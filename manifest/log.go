@@ -198,29 +198,29 @@ type Log struct {
 	log    *slog.Logger
 	m      instruments
 
-	mu       sync.Mutex
-	chunks   []*chunkMeta // on disk, ascending index
-	active   vfs.File     // handle of the open chunk once it exists
-	cur      openChunk
-	pending  []*batch
-	idx      *Index
-	failed   error // quarantine: damage in committed data, never cleared
+	mu      sync.Mutex
+	chunks  []*chunkMeta // on disk, ascending index
+	active  vfs.File     // handle of the open chunk once it exists
+	cur     openChunk
+	pending []*batch
+	idx     *Index
+	failed  error // quarantine: damage in committed data, never cleared
 	// uncommitted is the error of the last failed Commit while its
 	// batches are still pending; the disk may hold bytes of them past the
 	// committed state, which retryLocked cuts before writing them again.
 	uncommitted error
 	closed      bool
-	snap     Snapshot // latest snapshot (Index nil when none)
-	snapUp   bool     // latest snapshot confirmed in Tier 2
-	cursor   Position // next record to publish
-	snapIDs  []uint64 // snapshot files on disk, ascending
-	unknown  int      // unknown records seen at open
-	stopped  chan struct{}
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	wakePub  chan struct{}
-	wakeUp   chan struct{}
-	replayed time.Duration
+	snap        Snapshot // latest snapshot (Index nil when none)
+	snapUp      bool     // latest snapshot confirmed in Tier 2
+	cursor      Position // next record to publish
+	snapIDs     []uint64 // snapshot files on disk, ascending
+	unknown     int      // unknown records seen at open
+	stopped     chan struct{}
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	wakePub     chan struct{}
+	wakeUp      chan struct{}
+	replayed    time.Duration
 }
 
 // Open opens (creating if needed) the manifest of stream in dir, loads the
