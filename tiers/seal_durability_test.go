@@ -1,6 +1,7 @@
 package tiers
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -261,4 +262,40 @@ func TestRootReopensAfterAFailedSealStep(t *testing.T) {
 			readAll(t, s, "cr", acked+5)
 		})
 	}
+}
+
+// TestRootWithACutFooterReopens: a root left by an older version, where a
+// failed SealSegment commit was followed by an append that cut the footer
+// of the segment current.sealed names, opens again: the segment is sealed
+// anew over its durable records and the seal recorded.
+func TestRootWithACutFooterReopens(t *testing.T) {
+	ffs := vfs.NewFaultFS(nil)
+	root := t.TempDir()
+	s := openStore(t, Options{Root: root, FS: ffs})
+	appendN(t, s, "old", 0, 10)
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Err: vfs.ENOSPC, Match: manifestOf("old")})
+	s.Seal(testCtx(t), "old", false)
+	ffs.Crash()
+	s.Close()
+	path := filepath.Join(root, "tier0", "old", segment.FileName(1))
+	ft, err := segment.ReadFooter(vfs.Default, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, int64(ft.DurableBytes)); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStore(t, Options{Root: root})
+	requireSealedOnDisk(t, root, "old", 1)
+	requireSealedInManifest(t, s, "old", 1)
+	readAll(t, s, "old", 10)
+	appendN(t, s, "old", 10, 5)
+	readAll(t, s, "old", 15)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, Options{Root: root})
+	defer s.Close()
+	readAll(t, s, "old", 15)
 }
