@@ -607,11 +607,16 @@ func (l *Log) Resume() error {
 		return nil
 	}
 	if l.unrecorded != nil {
-		if err := l.completeSealLocked(l.s.ctx); err != nil && !backpressure.Is(err, backpressure.Rollover) {
+		err := l.completeSealLocked(l.s.ctx)
+		if l.unrecorded != nil {
 			return err
 		}
-		// A next segment that could not be created yet is retried by the
-		// next append (needNext).
+		if err != nil {
+			// The seal is recorded. A next segment that could not be
+			// created (needNext) or recorded yet is retried by the next
+			// append or commit.
+			l.s.log.Warn("segment_open_after_seal_failed", "stream", l.name, "err", err)
+		}
 		l.failed, l.reopened = nil, false
 		return nil
 	}

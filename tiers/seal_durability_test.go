@@ -1,6 +1,7 @@
 package tiers
 
 import (
+	"github.com/bop-aof/aof/manifest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,4 +299,42 @@ func TestRootWithACutFooterReopens(t *testing.T) {
 	s = openStore(t, Options{Root: root})
 	defer s.Close()
 	readAll(t, s, "old", 15)
+}
+
+// TestSealWaitsForAManifestThatFailedBefore: a manifest commit of the
+// stream failed before the seal (a background record, say). The seal
+// finds out first and seals nothing: Flush backpressure, appends go on
+// into the unsealed segment, and the seal succeeds once the disk has room,
+// with the failed record committed once.
+func TestSealWaitsForAManifestThatFailedBefore(t *testing.T) {
+	ffs := vfs.NewFaultFS(nil)
+	root := t.TempDir()
+	s := openStore(t, Options{Root: root, FS: ffs})
+	defer s.Close()
+	appendN(t, s, "pre", 0, 10)
+	l, err := s.existing("pre")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Err: vfs.ENOSPC, Match: manifestOf("pre")})
+	if err := l.record(manifest.Record{Type: manifest.CustomEvent, Payload: manifest.CustomEventPayload{SchemaID: 7}}); err == nil {
+		t.Fatal("record with a full manifest disk succeeded")
+	}
+	if _, err := s.Seal(testCtx(t), "pre", false); !backpressure.Is(err, backpressure.Flush) {
+		t.Fatalf("seal with a failed manifest: %v, want Flush backpressure", err)
+	}
+	if _, err := segment.ReadFooter(vfs.Default, filepath.Join(root, "tier0", "pre", segment.FileName(1))); err == nil {
+		t.Fatal("the seal wrote a footer although its record could not be committed")
+	}
+	appendN(t, s, "pre", 10, 5)
+	ffs.Reset()
+	if _, err := s.Seal(testCtx(t), "pre", false); err != nil {
+		t.Fatalf("seal once the disk has room: %v", err)
+	}
+	requireSealedInManifest(t, s, "pre", 1)
+	idx, _ := s.ManifestIndex("pre")
+	if idx.Custom != 1 {
+		t.Fatalf("%d custom records committed, want the failed one once", idx.Custom)
+	}
+	readAll(t, s, "pre", 15)
 }
