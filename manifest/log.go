@@ -643,7 +643,8 @@ func (l *Log) appendLocked(r Record) Position {
 // chunk header (committed length, checksum) and fsyncs again, so a crash
 // at any point leaves either the old or the new committed state. It then
 // folds the records into the index and wakes the publisher. After an error
-// the Log refuses further writes.
+// the records stay pending and the next Append or Commit retries them (see
+// retryLocked): do not append them again.
 func (l *Log) Commit() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
