@@ -74,6 +74,17 @@
 // checksum, record count, tail offset) is an *IntegrityError and the stream
 // is quarantined: no further writes, no guessing.
 //
+// A failed write or fsync during Commit is not a quarantine. The records
+// of the failed commit stay pending, and the next Append or Commit retries
+// them: after a failed fsync the page cache no longer tells what is on
+// disk, so the retry first writes the committed header into the next
+// generation's slot and fsyncs (a slot the failed attempt wrote can no
+// longer be the newest), then truncates the chunk to its committed length
+// and fsyncs, through a fresh file handle, and only then writes the
+// pending records again. A chunk the failed attempt created is replaced by
+// the atomic create. A crash at any point leaves the committed records
+// plus at most a prefix of the pending ones, each once.
+//
 // A chunk rotates (gets the sealed flag, and the next record opens chunk
 // index+1) when a record would overflow Options.ChunkCapacity or the chunk's
 // first record is older than Options.RotationPeriod.

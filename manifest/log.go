@@ -178,10 +178,16 @@ type batch struct {
 // committed records through Options.Publisher; neither ever blocks Append or
 // Commit.
 //
-// Once a write fails or damage is found in the committed range, the Log
-// refuses further writes (the error is returned by every Append and
-// Commit): the caller reopens, and Open either recovers the committed state
-// or reports an *IntegrityError.
+// A failed write or fsync does not lose the records of the failed Commit:
+// they stay pending, in order, and the next Append or Commit first cuts
+// the files back to the committed state (see retryLocked) and writes them
+// again. A Commit error therefore means "not committed yet", never "will
+// not be": a caller must not append the same records again. While the
+// retry keeps failing, every Append and Commit returns its error.
+//
+// Once damage is found in the committed range, the Log refuses further
+// writes for good (quarantine): the caller reopens, and Open either
+// recovers the committed state or reports an *IntegrityError.
 //
 // A Log is safe for concurrent use.
 type Log struct {
@@ -192,25 +198,29 @@ type Log struct {
 	log    *slog.Logger
 	m      instruments
 
-	mu       sync.Mutex
-	chunks   []*chunkMeta // on disk, ascending index
-	active   vfs.File     // handle of the open chunk once it exists
-	cur      openChunk
-	pending  []*batch
-	idx      *Index
-	failed   error
-	closed   bool
-	snap     Snapshot // latest snapshot (Index nil when none)
-	snapUp   bool     // latest snapshot confirmed in Tier 2
-	cursor   Position // next record to publish
-	snapIDs  []uint64 // snapshot files on disk, ascending
-	unknown  int      // unknown records seen at open
-	stopped  chan struct{}
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	wakePub  chan struct{}
-	wakeUp   chan struct{}
-	replayed time.Duration
+	mu      sync.Mutex
+	chunks  []*chunkMeta // on disk, ascending index
+	active  vfs.File     // handle of the open chunk once it exists
+	cur     openChunk
+	pending []*batch
+	idx     *Index
+	failed  error // quarantine: damage in committed data, never cleared
+	// uncommitted is the error of the last failed Commit while its
+	// batches are still pending; the disk may hold bytes of them past the
+	// committed state, which retryLocked cuts before writing them again.
+	uncommitted error
+	closed      bool
+	snap        Snapshot // latest snapshot (Index nil when none)
+	snapUp      bool     // latest snapshot confirmed in Tier 2
+	cursor      Position // next record to publish
+	snapIDs     []uint64 // snapshot files on disk, ascending
+	unknown     int      // unknown records seen at open
+	stopped     chan struct{}
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	wakePub     chan struct{}
+	wakeUp      chan struct{}
+	replayed    time.Duration
 }
 
 // Open opens (creating if needed) the manifest of stream in dir, loads the
@@ -512,11 +522,74 @@ func (l *Log) Append(r Record) (Position, error) {
 	return l.appendLocked(r), nil
 }
 
+// usable reports why the Log cannot take writes, retrying a failed commit
+// first.
 func (l *Log) usable() error {
 	if l.closed {
 		return ErrClosed
 	}
-	return l.failed
+	if l.failed != nil {
+		return l.failed
+	}
+	if l.uncommitted != nil {
+		return l.retryLocked()
+	}
+	return nil
+}
+
+// retryLocked repeats a failed Commit. After a failed write or fsync the
+// page cache no longer says what is on disk (Linux may have dropped the
+// dirty pages, or may write them later), so the only safe retry is to
+// make the disk agree with the committed state again, through a fresh
+// handle, and write the pending batches anew:
+//
+//  1. The open chunk gets its committed header written into the next
+//     generation's slot and fsynced, so a header slot written by the
+//     failed attempt (claiming records that may not be on disk) can never
+//     be the newest valid one.
+//  2. The chunk is truncated to its committed length and fsynced: bytes
+//     of the failed attempt are gone, whatever the cache held.
+//  3. The pending batches are written as by Commit. A chunk file the
+//     failed attempt created is replaced by the atomic create.
+//
+// A crash at any step leaves the committed state, or the committed state
+// plus a prefix of the pending batches, each record once.
+func (l *Log) retryLocked() error {
+	if err := l.cutUncommittedLocked(); err != nil {
+		l.log.Warn("manifest_retry_failed", "err", err, "after", l.uncommitted)
+		return fmt.Errorf("%w (cut back to the committed state: %v)", l.uncommitted, err)
+	}
+	l.uncommitted = nil
+	if err := l.writePendingLocked(); err != nil {
+		return err
+	}
+	l.log.Info("manifest_commit_retried")
+	return nil
+}
+
+// cutUncommittedLocked makes the open chunk on disk hold exactly its
+// committed records (steps 1 and 2 of retryLocked).
+func (l *Log) cutUncommittedLocked() error {
+	if l.active != nil {
+		l.active.Close()
+		l.active = nil
+	}
+	m := l.lastChunk()
+	if m == nil || m.hdr.Sealed() {
+		// Nothing is written to a sealed chunk; the failed batch was a new
+		// chunk's atomic create.
+		return nil
+	}
+	h := m.hdr
+	h.Generation++
+	if err := writeSlot(l.fs, m.path, h); err != nil {
+		return fmt.Errorf("rewrite header of chunk %d: %w", h.Index, err)
+	}
+	m.hdr = h
+	if err := truncateFile(l.fs, m.path, h.End()); err != nil {
+		return fmt.Errorf("truncate chunk %d to %d bytes: %w", h.Index, h.End(), err)
+	}
+	return nil
 }
 
 func (l *Log) appendLocked(r Record) Position {
@@ -570,7 +643,8 @@ func (l *Log) appendLocked(r Record) Position {
 // chunk header (committed length, checksum) and fsyncs again, so a crash
 // at any point leaves either the old or the new committed state. It then
 // folds the records into the index and wakes the publisher. After an error
-// the Log refuses further writes.
+// the records stay pending and the next Append or Commit retries them (see
+// retryLocked): do not append them again.
 func (l *Log) Commit() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -581,25 +655,36 @@ func (l *Log) commitLocked() error {
 	if err := l.usable(); err != nil {
 		return err
 	}
-	if len(l.pending) == 0 {
-		return nil
-	}
-	n := 0
+	return l.writePendingLocked()
+}
+
+// writePendingLocked writes the pending batches in order. A batch leaves
+// the pending list once it is committed, so after a failure only the
+// failed batch and those after it stay for retryLocked.
+func (l *Log) writePendingLocked() error {
+	n, done := 0, 0
+	defer func() {
+		k := copy(l.pending, l.pending[done:])
+		clear(l.pending[k:])
+		l.pending = l.pending[:k]
+		if n > 0 {
+			l.m.records.Add(context.Background(), int64(n))
+			wake(l.wakePub)
+		}
+	}()
 	for _, b := range l.pending {
 		if err := l.writeBatch(b); err != nil {
-			l.failed = fmt.Errorf("commit manifest chunk %d: %w", b.index, err)
+			l.uncommitted = fmt.Errorf("commit manifest chunk %d: %w", b.index, err)
 			l.m.commitFailures.Add(context.Background(), 1)
 			l.log.Error("manifest_commit_failed", "chunk", b.index, "err", err)
-			return l.failed
+			return l.uncommitted
 		}
 		for _, r := range b.records {
 			l.idx.Apply(r)
 		}
 		n += len(b.records)
+		done++
 	}
-	l.pending = l.pending[:0]
-	l.m.records.Add(context.Background(), int64(n))
-	wake(l.wakePub)
 	return nil
 }
 
@@ -621,6 +706,13 @@ func (l *Log) writeBatch(b *batch) error {
 	m := l.lastChunk()
 	if m == nil || m.hdr.Index != b.index {
 		return l.createChunk(b)
+	}
+	if l.active == nil {
+		f, err := l.fs.OpenFile(m.path, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("open chunk: %w", err)
+		}
+		l.active = f
 	}
 	h := m.hdr
 	if len(b.records) > 0 {
@@ -677,16 +769,11 @@ func (l *Log) createChunk(b *batch) error {
 	if err := vfs.WriteFileAtomic(l.fs, path, data, 0o644); err != nil {
 		return fmt.Errorf("create chunk: %w", err)
 	}
+	// Committed: the next batch of this chunk opens it (writeBatch).
 	l.chunks = append(l.chunks, &chunkMeta{hdr: h, path: path})
 	if b.seal {
 		l.sealed()
-		return nil
 	}
-	f, err := l.fs.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("open chunk: %w", err)
-	}
-	l.active = f
 	return nil
 }
 

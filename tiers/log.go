@@ -54,6 +54,16 @@ type segInfo struct {
 // maxSealLinks bounds the append links a seal span carries.
 const maxSealLinks = 32
 
+// unrecordedSeal is a seal whose footer is durable but whose SealSegment
+// record the manifest has not committed.
+type unrecordedSeal struct {
+	si *segInfo
+	ft segment.Footer
+	// appended is set once the record is pending in the manifest, which
+	// retries it on every later commit: it must not be appended twice.
+	appended bool
+}
+
 // Log is one stream's segmented log. Appends are serialised; reads may
 // run concurrently with appends.
 type Log struct {
@@ -80,7 +90,11 @@ type Log struct {
 	// needNext is set when the active segment is sealed but the next one
 	// could not be created yet.
 	needNext bool
-	cond     *sync.Cond
+	// unrecorded is the active segment when it is sealed on disk (footer
+	// durable) but its SealSegment record is not committed yet; the log
+	// refuses appends (Flush backpressure) until Resume records it.
+	unrecorded *unrecordedSeal
+	cond       *sync.Cond
 
 	// uploadedAtBoot lists the Tier 1 artifacts to mark uploaded once the
 	// log is registered (the cache does not persist that mark).
@@ -245,6 +259,13 @@ func (l *Log) recover(ctx context.Context) error {
 					// Sealed on disk but the manifest missed it (crash between
 					// the footer and the record): redo the record.
 					ft, err := segment.ReadFooter(l.s.fs, filepath.Join(l.dir0, segment.FileName(id)))
+					if errors.Is(err, segment.ErrNotSealed) && markOK && id <= mark.SegmentID {
+						// current.sealed names it but the footer is gone: an
+						// older version cut it after a failed SealSegment
+						// commit. Its records are durable: seal it again.
+						ft, _, err = segment.Reseal(l.s.fs, l.dir0, id, l.name, segment.WithLogger(l.s.log))
+						l.s.log.Warn("segment_footer_restored", "stream", l.name, "segment", id, "err", err)
+					}
 					if err != nil {
 						return fmt.Errorf("segment %d: %w", id, err)
 					}
@@ -533,6 +554,11 @@ func (l *Log) SyncTo(ctx context.Context, next uint64) error {
 func (l *Log) reopenActiveLocked() error {
 	w := l.active
 	id := w.Header().SegmentID
+	if w.Sealed() {
+		// Its records are all durable and current.sealed may name it:
+		// cutting the footer would leave a root that cannot reopen.
+		return fmt.Errorf("%w (segment %d is sealed; its footer stays)", l.failed, id)
+	}
 	durable := w.DurableBytes()
 	w.Close()
 	// After a failed fsync the page cache may still show bytes that never
@@ -569,13 +595,29 @@ func truncateFile(fs vfs.FS, path string, size int64) error {
 }
 
 // Resume lets a log whose fsync failed take appends again, once its
-// active segment was cut back to the durable records. The caller must
-// have dropped everything it appended before (the ingest pipeline calls
-// it when it restarts from the ack floor).
+// active segment was cut back to the durable records, or once the
+// manifest committed the record of a seal it had failed to commit. The
+// caller must have dropped everything it appended before (the ingest
+// pipeline calls it when it restarts from the ack floor). While the cause
+// lasts (a full disk) Resume fails and the log keeps refusing appends.
 func (l *Log) Resume() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failed == nil {
+		return nil
+	}
+	if l.unrecorded != nil {
+		err := l.completeSealLocked(l.s.ctx)
+		if l.unrecorded != nil {
+			return err
+		}
+		if err != nil {
+			// The seal is recorded. A next segment that could not be
+			// created (needNext) or recorded yet is retried by the next
+			// append or commit.
+			l.s.log.Warn("segment_open_after_seal_failed", "stream", l.name, "err", err)
+		}
+		l.failed, l.reopened = nil, false
 		return nil
 	}
 	if !l.reopened {
@@ -675,8 +717,28 @@ func (l *Log) MaybeRollByAge(ctx context.Context) error {
 }
 
 // rollLocked seals the active segment, records SealSegment, opens the next
-// segment and queues the sealed one for compression.
+// segment and queues the sealed one for compression. The steps, and what a
+// crash or failure after each leaves:
+//
+//  1. The manifest commits whatever is pending. If it cannot, nothing is
+//     sealed: Flush backpressure, and the next seal tries again.
+//  2. Footer written and fsynced (Writer.Seal). A failure here cuts the
+//     segment back to its durable records (failLocked), so no footer can
+//     be left that current.sealed does not name.
+//  3. current.sealed advanced (temp file, fsync, rename, directory fsync).
+//     A failure is only logged: the footer is the seal, and Recover or
+//     the next seal brings current.sealed up to date.
+//  4. SealSegment appended and committed. On failure the segment stays
+//     sealed on disk, never cut, and the log refuses appends with Flush
+//     backpressure until Resume commits the record (completeSealLocked);
+//     a restart redoes the record from the footer (recover).
+//  5. The next segment is created and SegmentOpened committed; see
+//     openNextAfterSealLocked.
 func (l *Log) rollLocked(ctx context.Context) error {
+	if err := l.man.Commit(); err != nil {
+		l.s.opts.Instruments.IncMetadataFailure(ctx)
+		return backpressure.New(backpressure.Flush, l.name, fmt.Errorf("manifest not writable, segment not sealed: %w", err))
+	}
 	w := l.active
 	id := w.Header().SegmentID
 	sctx, span := l.s.opts.Tracer.Start(ctx, tracing.SpanSeal, trace.WithAttributes(
@@ -684,8 +746,11 @@ func (l *Log) rollLocked(ctx context.Context) error {
 		trace.WithLinks(l.segs[len(l.segs)-1].links...))
 	defer span.End()
 	ft, err := w.Seal()
-	if err != nil {
+	if err != nil && !w.Sealed() {
 		return l.failLocked(err)
+	}
+	if err != nil {
+		l.s.log.Warn("current_sealed_update_failed", "stream", l.name, "segment", id, "err", err)
 	}
 	// The footer counts against Tier 0 like the rest of the file.
 	l.s.budget.Track(newSegmentKey(l.name, id), w.Size(), true, false)
@@ -693,20 +758,44 @@ func (l *Log) rollLocked(ctx context.Context) error {
 	si := l.segs[len(l.segs)-1]
 	fillFromFooter(si, ft)
 	si.sealed = true
-	if err := l.recordSeal(si, ft); err != nil {
-		return err
-	}
-	l.s.budget.MarkSealed(newSegmentKey(l.name, id))
-	if err := l.man.Commit(); err != nil {
-		return fmt.Errorf("commit manifest: %w", err)
-	}
 	span.SetAttributes(tracing.AttrBytes.Int64(int64(ft.DurableBytes)), tracing.AttrRecords.Int64(int64(ft.RecordCount)))
+	l.unrecorded = &unrecordedSeal{si: si, ft: ft}
+	return l.completeSealLocked(sctx)
+}
+
+// completeSealLocked commits the SealSegment record of the sealed active
+// segment, then opens the next segment and queues the sealed one for
+// compression. When the record cannot be committed the log stops with
+// Flush backpressure; Resume calls it again.
+func (l *Log) completeSealLocked(ctx context.Context) error {
+	u := l.unrecorded
+	if !u.appended {
+		if err := l.recordSeal(u.si, u.ft); err != nil {
+			return l.sealNotRecordedLocked(err)
+		}
+		u.appended = true
+	}
+	if err := l.man.Commit(); err != nil {
+		return l.sealNotRecordedLocked(fmt.Errorf("commit manifest: %w", err))
+	}
+	l.unrecorded = nil
+	l.s.budget.MarkSealed(newSegmentKey(l.name, u.si.id))
 	// The next segment opens before compression is queued, so the
 	// manifest reads SealSegment, SegmentOpened, then the Tier 1 records.
-	err = l.openNextAfterSealLocked()
-	l.s.bg.enqueueCompressCtx(sctx, l, id)
-	si.links = nil
+	err := l.openNextAfterSealLocked()
+	l.s.bg.enqueueCompressCtx(ctx, l, u.si.id)
+	u.si.links = nil
 	return err
+}
+
+// sealNotRecordedLocked stops the log after a seal whose record the
+// manifest could not commit.
+func (l *Log) sealNotRecordedLocked(err error) error {
+	l.failed = backpressure.New(backpressure.Flush, l.name,
+		fmt.Errorf("seal of segment %d not recorded in the manifest: %w", l.unrecorded.si.id, err))
+	l.s.opts.Instruments.IncMetadataFailure(l.s.ctx)
+	l.s.log.Error("seal_record_failed", "stream", l.name, "segment", l.unrecorded.si.id, "err", err)
+	return l.failed
 }
 
 // openNextAfterSealLocked opens the segment after a sealed active one.
@@ -720,7 +809,10 @@ func (l *Log) openNextAfterSealLocked() error {
 	}
 	l.needNext = false
 	if err := l.man.Commit(); err != nil {
-		return fmt.Errorf("commit manifest: %w", err)
+		// The segment is usable: its SegmentOpened stays pending in the
+		// manifest, which commits it with its next record, and a restart
+		// before that records it from the file (recover).
+		return backpressure.New(backpressure.Flush, l.name, fmt.Errorf("segment %d opened, its manifest record not committed yet: %w", l.active.Header().SegmentID, err))
 	}
 	return nil
 }
@@ -765,7 +857,11 @@ func (l *Log) openNextLocked() error {
 		Type: manifest.SegmentOpened, Segment: id, LogicalOffset: base, TimestampMS: now,
 		Payload: manifest.SegmentOpenedPayload{BaseOffset: base},
 	}); err != nil {
+		// Remove the empty file, so the next attempt can create it again.
 		w.Close()
+		if rerr := l.s.fs.Remove(w.Path()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			l.s.log.Warn("segment_remove_failed", "stream", l.name, "segment", id, "err", rerr)
+		}
 		return fmt.Errorf("manifest SegmentOpened: %w", err)
 	}
 	l.active = w

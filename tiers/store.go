@@ -18,6 +18,7 @@ import (
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
 	"github.com/bop-aof/aof/tiers/tier0"
 	"github.com/bop-aof/aof/tiers/tier1"
@@ -335,7 +336,10 @@ func (s *Store) Append(ctx context.Context, stream string, recs []Record) (next 
 }
 
 // Resume lets every log whose fsync failed take appends again (see
-// Log.Resume).
+// Log.Resume). A log that cannot resume yet (its disk is still full)
+// stays stopped alone: its appends keep answering Flush backpressure, the
+// failure is logged, and the next Resume tries again. Only other errors
+// are returned, so one stream's full disk never stops the others.
 func (s *Store) Resume() error {
 	s.mu.Lock()
 	logs := make([]*Log, 0, len(s.logs))
@@ -345,7 +349,12 @@ func (s *Store) Resume() error {
 	s.mu.Unlock()
 	var errs []error
 	for _, l := range logs {
-		errs = append(errs, l.Resume())
+		err := l.Resume()
+		if backpressure.Is(err, backpressure.Flush) {
+			s.log.Warn("stream_resume_failed", "stream", l.name, "err", err)
+			continue
+		}
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

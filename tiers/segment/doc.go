@@ -105,6 +105,16 @@
 // fsync is Flush backpressure and poisons the writer; the caller reopens the
 // segment with Recover.
 //
+// Seal runs in this order: sync the records, write the footer, fsync it,
+// then advance current.sealed (temp file, fsync, rename, directory fsync).
+// So current.sealed never names a segment whose footer is not durable, and
+// a caller must never cut a segment back once Writer.Sealed reports its
+// footer durable. A crash before the footer's fsync leaves at most a torn
+// footer, which Recover cuts like any torn tail; a crash after it leaves a
+// valid footer, and Recover completes current.sealed and returns
+// ErrSealed. Reseal repairs the one state older versions could leave
+// against that order: current.sealed naming a segment without a footer.
+//
 // Recover keeps the longest valid record prefix and truncates the tail after
 // it when nothing valid follows (a torn write, a torn footer, zero fill). A
 // damaged record followed by a valid record is corruption

@@ -165,3 +165,38 @@ func isRecordDamage(err error) bool {
 	return errors.Is(err, errShortRecord) || errors.Is(err, ErrChecksum) ||
 		errors.Is(err, errBadOffset) || errors.Is(err, errRecordTooLarge)
 }
+
+// Reseal seals segment id again when current.sealed names it but its file
+// has no footer. No version of the store that follows the seal order
+// (footer fsynced before current.sealed) leaves that state, but an older
+// one did, after a failed manifest commit cut the footer back off, and a
+// root in that state must still open. The records are kept as Recover
+// would keep them (the longest valid prefix; a torn tail is cut), the
+// footer is written and fsynced, and current.sealed gets its summary. A
+// segment that does have a valid footer returns it with ErrSealed, as
+// Recover does.
+func Reseal(fsys vfs.FS, dir string, id uint64, stream string, opts ...Option) (Footer, RecoveryReport, error) {
+	o := buildOptions(append([]Option{WithStream(stream)}, opts...))
+	rep := RecoveryReport{Segment: id}
+	path := filepath.Join(dir, FileName(id))
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return Footer{}, rep, fmt.Errorf("reseal segment %d: %w", id, err)
+	}
+	w, err := recoverFile(fsys, dir, path, f, id, o, &rep)
+	if err != nil {
+		f.Close()
+		return rep.Footer, rep, err
+	}
+	defer w.Close()
+	ft, err := w.Seal()
+	if err != nil && !w.Sealed() {
+		return Footer{}, rep, fmt.Errorf("reseal segment %d: %w", id, err)
+	}
+	// With the footer durable the segment is sealed; current.sealed names
+	// it already, so a failure to store the footer summary there is not one.
+	rep.Sealed, rep.Footer = true, ft
+	o.logger.Warn("segment resealed", "stream", o.stream, "segment", id,
+		"records", rep.Records, "cut_bytes", rep.CutBytes, "summary_err", err)
+	return ft, rep, nil
+}

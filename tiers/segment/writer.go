@@ -481,6 +481,15 @@ func (w *Writer) Seal() (Footer, error) {
 	return ft, nil
 }
 
+// Sealed reports whether the footer is durable: Seal got past its fsync,
+// even if it then failed to update current.sealed. A sealed segment must
+// never be cut back (its footer is the seal).
+func (w *Writer) Sealed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sealed
+}
+
 // Close releases the file. Buffered records that were not synced are
 // dropped: they were never reported durable. It waits for a Sync in
 // progress.
