@@ -27,7 +27,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nkeys"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bop-aof/aof/control"
 	"github.com/bop-aof/aof/integration/harness"
@@ -202,9 +201,22 @@ type roleCredentials struct {
 	readerHash, operatorHash         string // "": keep the placeholder
 }
 
+// Test passwords and their bcrypt hashes (cost 4, the lowest, so logins
+// stay fast; production hashes use 11 or more). Made with
+// bcrypt.GenerateFromPassword, as `nats server passwd` does.
+const (
+	testReaderPassword   = "reader-test-password"
+	testReaderHash       = "$2a$04$WL9PMhsfj9zJzrrtKU2.oONkOSrGdrSwPDOMPzQoWU6FKk4zmc2uG"
+	testOperatorPassword = "operator-test-password"
+	testOperatorHash     = "$2a$04$kMc/sXUUCAYNklQx.f12p.wYEg8uCSHRY4PFC0wQhcpiI7ji3qGvm"
+)
+
 func newRoleCredentials(t *testing.T) *roleCredentials {
 	t.Helper()
-	c := &roleCredentials{readerPassword: "reader-pw-" + t.Name(), operatorPassword: "operator-pw-" + t.Name()}
+	c := &roleCredentials{
+		readerPassword: testReaderPassword, readerHash: testReaderHash,
+		operatorPassword: testOperatorPassword, operatorHash: testOperatorHash,
+	}
 	gw, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)
@@ -219,17 +231,6 @@ func newRoleCredentials(t *testing.T) *roleCredentials {
 		t.Fatal(err)
 	}
 	c.producerPub, _ = c.producerKP.PublicKey()
-	// The lowest cost keeps the test fast; production hashes use 11 or more.
-	for _, p := range []struct {
-		pw  string
-		out *string
-	}{{c.readerPassword, &c.readerHash}, {c.operatorPassword, &c.operatorHash}} {
-		h, err := bcrypt.GenerateFromPassword([]byte(p.pw), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*p.out = string(h)
-	}
 	return c
 }
 
