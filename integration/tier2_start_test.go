@@ -100,6 +100,10 @@ func TestGatewayStartsWhileTier2IsDown(t *testing.T) {
 	if g.cmd.ProcessState != nil {
 		t.Fatal("the gateway restarted")
 	}
+	log := e.fullGatewayLog()
+	if !strings.Contains(log, "tier2_degraded_at_start") || !strings.Contains(log, "tier2_available") {
+		t.Fatalf("the log does not say Tier 2 was degraded at start, then available:\n%s", e.gatewayLog())
+	}
 	g.stop()
 	p.verify(t, e, streams)
 }
