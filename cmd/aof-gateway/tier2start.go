@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -38,8 +39,7 @@ func (g *gateway) openTier2(ctx context.Context) (*tier2.Client, error) {
 	case tier2.Refused(err) != tier2.NotRefused:
 		return nil, tier2ConfigError(err)
 	default:
-		g.log.Warn("tier2_degraded_at_start", "bucket", g.cfg.Tier2.Bucket, "err", err,
-			"detail", "starting without Tier 2: ingest and local reads go on, uploads wait until the object store answers")
+		g.log.Warn("tier2_degraded_at_start", "bucket", g.cfg.Tier2.Bucket, "err", err, "detail", tier2Hint(err))
 		go g.recheckTier2(ctx, c)
 	}
 	return c, nil
@@ -69,10 +69,19 @@ func (g *gateway) recheckTier2(ctx context.Context, c *tier2.Client) {
 			// keep checking so that a fix on the store's side is seen.
 			g.log.Error("tier2_refused", "err", tier2ConfigError(err), "retry_in", delay)
 		default:
-			g.log.Warn("tier2_still_unavailable", "err", err, "retry_in", delay)
+			g.log.Warn("tier2_still_unavailable", "err", err, "retry_in", delay, "detail", tier2Hint(err))
 		}
 		delay = min(delay*2, tier2RecheckMax)
 	}
+}
+
+// tier2Hint says what a Tier 2 outage means for the gateway, and what to
+// do when the configuration can fix it.
+func tier2Hint(err error) string {
+	if errors.Is(err, tier2.ErrBucketMissing) {
+		return "the bucket named by tier2.bucket does not exist: create it or set tier2.create_bucket = true; ingest and local reads go on, uploads wait until it exists"
+	}
+	return "running without Tier 2: ingest and local reads go on, uploads wait until the object store answers"
 }
 
 // tier2ConfigError says which configuration key to fix for a Tier 2
