@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/bop-aof/aof/control"
 )
@@ -181,5 +184,32 @@ func TestGatewayRefusesABucketNameS3Refuses(t *testing.T) {
 	})
 	if code != 1 || !strings.Contains(out, "tier2.bucket") {
 		t.Fatalf("exit code %d, want 1 with a message naming tier2.bucket:\n%s", code, out)
+	}
+}
+
+// TestGatewayStartsDegradedWhileTheBucketIsMissing: a bucket that does not
+// exist yet (tier2.create_bucket off) can be created by the operator
+// without a restart: the gateway starts degraded, names the keys, and
+// turns ok once the bucket is there.
+func TestGatewayStartsDegradedWhileTheBucketIsMissing(t *testing.T) {
+	e := newEnv(t, "AOF2_TIER2_BUCKET=aof-not-yet")
+	g := e.startGateway()
+	if st := g.tier2Readyz(); st.Tier2.State != "degraded" || st.Tier2.BucketChecked {
+		t.Fatalf("tier2 %+v with the bucket missing, want degraded", *st.Tier2)
+	}
+	if log := e.fullGatewayLog(); !strings.Contains(log, "tier2.create_bucket") {
+		t.Fatalf("the log does not say how to fix a missing bucket:\n%s", e.gatewayLog())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.s3.Client(t).MakeBucket(ctx, "aof-not-yet", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for st := g.tier2Readyz(); st.Tier2.State != "ok"; st = g.tier2Readyz() {
+		if time.Now().After(deadline) {
+			t.Fatalf("tier2 %+v 45s after the bucket was created\n%s", *st.Tier2, e.gatewayLog())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
