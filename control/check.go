@@ -419,11 +419,12 @@ func RepairFromTier2(ctx context.Context, s *tiers.Store, rep *CheckReport) {
 }
 
 // CheckOffline checks (and with repair, repairs) the data root of a stopped
-// gateway: torn manifest tails and temp files first, then with a Tier 2
-// client the damaged local segment copies, by opening the store and
-// hydrating them back from Tier 2.
-func CheckOffline(ctx context.Context, root, stream string, t2 *tier2.Client, repair bool) (CheckReport, error) {
-	rep, err := Check(ctx, CheckOptions{Root: root, Stream: stream, Tier2: t2, RepairManifest: repair})
+// gateway, opts.Root: torn manifest tails and temp files first, then with a
+// Tier 2 client (opts.Tier2) the damaged local segment copies, by opening
+// the store with opts (see OpenOffline) and hydrating them back from Tier 2.
+func CheckOffline(ctx context.Context, opts tiers.Options, stream string, repair bool) (CheckReport, error) {
+	t2 := opts.Tier2
+	rep, err := Check(ctx, CheckOptions{FS: opts.FS, Root: opts.Root, Stream: stream, Tier2: t2, RepairManifest: repair})
 	if err != nil || !repair || rep.Remaining() == 0 || t2 == nil {
 		if err == nil && repair && t2 == nil {
 			for i := range rep.Problems {
@@ -434,7 +435,7 @@ func CheckOffline(ctx context.Context, root, stream string, t2 *tier2.Client, re
 		}
 		return rep, err
 	}
-	s, err := OpenOffline(ctx, root, t2)
+	s, err := OpenOffline(ctx, opts)
 	if err != nil {
 		return rep, err
 	}

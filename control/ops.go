@@ -17,7 +17,6 @@ import (
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/backpressure"
-	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -30,14 +29,19 @@ const (
 	MaxReadWait         = 30 * time.Second
 )
 
-// OpenOffline opens the store of a stopped gateway's data root for the
-// offline commands. t2 may be nil (no Tier 2 configured): the store then
-// reads what is local and reports Tier 2 residency from the manifest.
+// OpenOffline opens the store of a stopped gateway's data root, opts.Root,
+// for the offline commands. opts are the options the configuration gives
+// (package internal/options), as the gateway builds them: with library
+// defaults a smaller Tier 1 budget would evict the artifacts of a root
+// configured larger. opts.Tier2 may be nil (no Tier 2 configured): the
+// store then reads what is local and reports Tier 2 residency from the
+// manifest.
 //
 // Opening runs the store's recovery (manifest replay, trimming an unsealed
 // tail segment, resuming pending compressions), exactly as the gateway's
 // next start would; it must not be used on a root a gateway has open.
-func OpenOffline(ctx context.Context, root string, t2 *tier2.Client) (*tiers.Store, error) {
+func OpenOffline(ctx context.Context, opts tiers.Options) (*tiers.Store, error) {
+	root := opts.Root
 	if root == "" {
 		return nil, Errorf(CodeBadRequest, "no data root given")
 	}
@@ -47,7 +51,7 @@ func OpenOffline(ctx context.Context, root string, t2 *tier2.Client) (*tiers.Sto
 		}
 		return nil, fmt.Errorf("stat data root: %w", err)
 	}
-	s, err := tiers.Open(ctx, tiers.Options{Root: root, Tier2: t2})
+	s, err := tiers.Open(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store at %s: %w", root, err)
 	}

@@ -331,7 +331,7 @@ func TestRepairTrimsATornManifestTail(t *testing.T) {
 	if err != nil || rep.Remaining() != 1 || rep.Problems[0].Kind != string(manifest.ProblemTornTail) {
 		t.Fatalf("torn tail: %v, %v", rep.Problems, err)
 	}
-	rep, err = CheckOffline(ctx, root, "", nil, true)
+	rep, err = CheckOffline(ctx, tiers.Options{Root: root}, "", true)
 	if err != nil || len(rep.Problems) != 1 || !rep.Problems[0].Repaired || rep.Remaining() != 0 {
 		t.Fatalf("repair: %v, %v", rep.Problems, err)
 	}

@@ -23,9 +23,8 @@ import (
 
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/ingest"
-	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/internal/options"
 	"github.com/bop-aof/aof/tiers"
-	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -55,6 +54,9 @@ type gateway struct {
 }
 
 func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
+	// Background work started here (the Tier 2 bucket recheck) ends with run.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g := &gateway{cfg: cfg}
 	g.log, g.level = tracing.NewLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
 	g.log.Info("gateway_starting", "version", version, "config", cfg.File, "data_root", cfg.DataRoot)
@@ -67,16 +69,7 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 		}
 	}()
 
-	g.prov, err = tracing.Setup(ctx, tracing.Config{
-		Exporter:       cfg.Tracing.Exporter,
-		Endpoint:       cfg.Tracing.Endpoint,
-		Headers:        cfg.Tracing.Headers,
-		Insecure:       cfg.Tracing.Insecure,
-		SamplingRatio:  cfg.Tracing.SamplingRatio,
-		ServiceName:    cfg.Tracing.ServiceName,
-		ServiceVersion: version,
-		InstanceID:     instanceID(),
-	}, tracing.WithGlobalProviders())
+	g.prov, err = tracing.Setup(ctx, options.Tracing(cfg, version, instanceID()), tracing.WithGlobalProviders())
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -324,75 +317,29 @@ func nkeyOption(k string) (nats.Option, error) {
 	return o, nil
 }
 
+// openStore opens the store at data_root with its Tier 2 client. Tier 2
+// being down does not stop it (openTier2).
 func (g *gateway) openStore(ctx context.Context) error {
 	cfg := g.cfg
-	var t2 *tier2.Client
+	so := options.Store(cfg)
 	if cfg.Tier2.Enabled {
-		tlsCfg := cfg.Tier2TLS()
-		var err error
-		t2, err = tier2.New(ctx, tier2.Options{
-			Endpoint:     cfg.Tier2.Endpoint,
-			Bucket:       cfg.Tier2.Bucket,
-			AccessKey:    cfg.Tier2.AccessKey,
-			SecretKey:    cfg.Tier2.SecretKey,
-			Region:       cfg.Tier2.Region,
-			CAFile:       tlsCfg.CA,
-			CreateBucket: cfg.Tier2.CreateBucket,
-			Prefix:       cfg.Tier2.Prefix,
-			Retry: tier2.RetryPolicy{
-				MaxAttempts: cfg.Tier2.Retry.MaxAttempts,
-				BaseDelay:   time.Duration(cfg.Tier2.Retry.BaseDelayMS) * time.Millisecond,
-				Jitter:      cfg.Tier2.Retry.Jitter,
-			},
-			Breaker:     tier2.BreakerPolicy{Failures: cfg.Tier2.Breaker.Failures, Cooldown: cfg.Tier2.Breaker.Cooldown.D()},
-			Logger:      g.log,
-			Instruments: g.inst,
-		})
+		t2, err := g.openTier2(ctx)
 		if err != nil {
-			code := exitIO
-			var oe *tier2.OpError
-			if errors.As(err, &oe) && oe.Reason() == 2 {
-				code = exitAuth
-			}
-			return withCode(code, fmt.Errorf("tier 2: %w", err))
+			return err
 		}
+		so.Tier2 = t2
 	} else {
 		g.log.Warn("tier2_disabled", "detail", "segments stay in Tier 1 only; Tier 2 is the durable copy in production")
 	}
-	var pub manifest.Publisher
 	if g.js != nil {
 		p, err := newManifestPublisher(ctx, g.js, cfg)
 		if err != nil {
 			return withCode(exitIO, err)
 		}
-		pub = p
+		so.Publisher = p
 	}
-	store, err := tiers.Open(ctx, tiers.Options{
-		Root:                         cfg.DataRoot,
-		Tier0MaxBytes:                int64(cfg.Tier0.ClusterMaxBytes),
-		SegmentTargetBytes:           int64(cfg.Segment.TargetBytes),
-		SegmentMaxAge:                cfg.Segment.MaxAge.D(),
-		Tier1MaxBytes:                int64(cfg.Tier1.MaxBytes),
-		FrameBytes:                   int(cfg.Tier1.FrameBytes),
-		CompressionLevel:             cfg.Tier1.CompressionLevel,
-		CompressionWorkers:           cfg.Tier1.CompressionWorkers,
-		HydrationWorkers:             cfg.Tier1.HydrationWorkers,
-		JobRetryBackoff:              cfg.Tier1.RetryBackoff.D(),
-		JobMaxRetries:                cfg.Tier1.MaxRetries,
-		ActivationQueueWarnThreshold: cfg.Tier0.ActivationQueueWarnThreshold,
-		SealOnPressure:               cfg.Tier0.SealOnPressure,
-		Tier2:                        t2,
-		Tier2Concurrency:             cfg.Tier2.Concurrency,
-		ManifestChunkCapacity:        int64(cfg.Manifest.ChunkCapacity),
-		ManifestRotationPeriod:       cfg.Manifest.RotationPeriod.D(),
-		SnapshotInterval:             cfg.Manifest.SnapshotInterval.D(),
-		Publisher:                    pub,
-		RetentionMaxAge:              cfg.Retention.MaxAge.D(),
-		RetentionMaxBytes:            int64(cfg.Retention.MaxBytes),
-		Logger:                       g.log,
-		Tracer:                       g.prov.Tracer(tracing.InstrumentationName),
-		Instruments:                  g.inst,
-	})
+	so.Logger, so.Tracer, so.Instruments = g.log, g.prov.Tracer(tracing.InstrumentationName), g.inst
+	store, err := tiers.Open(ctx, so)
 	if err != nil {
 		return withCode(exitIO, err)
 	}
@@ -407,17 +354,10 @@ func (g *gateway) provision(ctx context.Context) error {
 	cfg := g.cfg
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := ingest.EnsureIngestStream(pctx, g.js, ingest.StreamSettings{
-		Name:       cfg.Ingest.StreamName,
-		Subjects:   []string{cfg.Ingest.SubjectPrefix + ".>"},
-		MaxBytes:   int64(cfg.Ingest.StreamMaxBytes),
-		MaxAge:     cfg.Ingest.StreamMaxAge.D(),
-		DiscardNew: cfg.Ingest.Discard == "new",
-		Replicas:   cfg.Ingest.Replicas,
-	}); err != nil {
+	if _, err := ingest.EnsureIngestStream(pctx, g.js, options.IngestStream(cfg)); err != nil {
 		return withCode(exitIO, err)
 	}
-	if err := ingest.EnsureDeadLetterStream(pctx, g.js, deadLetterStreamName(cfg), cfg.Ingest.DeadletterPrefix); err != nil {
+	if err := ingest.EnsureDeadLetterStream(pctx, g.js, options.DeadLetterStream(cfg), cfg.Ingest.DeadletterPrefix); err != nil {
 		return withCode(exitIO, err)
 	}
 	recovered, markerDone := tiers.TakeRecoveredMarker(nil, cfg.DataRoot)
@@ -425,28 +365,15 @@ func (g *gateway) provision(ctx context.Context) error {
 		g.log.Warn("ingest_replay_after_recovery", "detail",
 			"data root was rebuilt from Tier 2: re-reading the ingest stream from its first message; messages already in Tier 2 are skipped by sequence")
 	}
-	p, err := ingest.NewPipeline(g.js, g.store, ingest.Options{
-		Consumer: ingest.ConsumerSettings{
-			Stream:          cfg.Ingest.StreamName,
-			Durable:         cfg.Ingest.ConsumerName,
-			AckWait:         cfg.Ingest.AckWait.D(),
-			MaxAckPending:   cfg.Ingest.MaxAckPending,
-			ReplayFromStart: recovered,
-		},
-		OnReplayStarted: func() {
-			if err := markerDone(); err != nil {
-				g.log.Error("remove_recovery_marker_failed", "err", err)
-			}
-		},
-		SubjectPrefix:    cfg.Ingest.SubjectPrefix,
-		DeadLetterPrefix: cfg.Ingest.DeadletterPrefix,
-		BatchSize:        cfg.Ingest.BatchSize,
-		MaxRecordBytes:   int(cfg.Ingest.MaxRecordBytes),
-		MaxStreams:       cfg.Ingest.MaxStreams,
-		Logger:           g.log,
-		Tracer:           g.prov.Tracer(tracing.InstrumentationName),
-		Instruments:      g.inst,
-	})
+	ingestOpts := options.Ingest(cfg)
+	ingestOpts.Consumer.ReplayFromStart = recovered
+	ingestOpts.OnReplayStarted = func() {
+		if err := markerDone(); err != nil {
+			g.log.Error("remove_recovery_marker_failed", "err", err)
+		}
+	}
+	ingestOpts.Logger, ingestOpts.Tracer, ingestOpts.Instruments = g.log, g.prov.Tracer(tracing.InstrumentationName), g.inst
+	p, err := ingest.NewPipeline(g.js, g.store, ingestOpts)
 	if err != nil {
 		return withCode(exitIO, err)
 	}
@@ -455,8 +382,6 @@ func (g *gateway) provision(ctx context.Context) error {
 	g.mu.Unlock()
 	return nil
 }
-
-func deadLetterStreamName(cfg *config.Config) string { return cfg.Ingest.StreamName + "_DEADLETTER" }
 
 // serveHTTP starts /healthz, /readyz and /metrics on metrics.listen.
 func (g *gateway) serveHTTP() (*http.Server, error) {
@@ -489,12 +414,15 @@ func (g *gateway) serveHTTP() (*http.Server, error) {
 
 // gatewayStatus is the body of /readyz and of the control service status.
 type gatewayStatus struct {
-	Ready         bool           `json:"ready"`
-	NATSConnected bool           `json:"nats_connected"`
-	StoreOpen     bool           `json:"store_open"`
-	Ingest        *ingest.Status `json:"ingest,omitempty"`
-	LastError     string         `json:"last_error,omitempty"`
-	Version       string         `json:"version"`
+	Ready         bool `json:"ready"`
+	NATSConnected bool `json:"nats_connected"`
+	StoreOpen     bool `json:"store_open"`
+	// Tier2 is reported, not required: a degraded Tier 2 leaves the
+	// gateway ready, since ingest and local reads go on without it.
+	Tier2     *tier2Status   `json:"tier2,omitempty"`
+	Ingest    *ingest.Status `json:"ingest,omitempty"`
+	LastError string         `json:"last_error,omitempty"`
+	Version   string         `json:"version"`
 }
 
 func (g *gateway) status() gatewayStatus {
@@ -511,6 +439,10 @@ func (g *gateway) status() gatewayStatus {
 	st.Ready = ready && st.NATSConnected && st.StoreOpen && lastErr == nil
 	if lastErr != nil {
 		st.LastError = lastErr.Error()
+	}
+	if store != nil {
+		t2 := tier2StatusOf(store.Tier2())
+		st.Tier2 = &t2
 	}
 	if pipeline != nil {
 		is := pipeline.Status()

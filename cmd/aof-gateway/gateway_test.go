@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nkeys"
 
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/tier2"
 )
 
 func TestFlagKeysNameConfigurationKeys(t *testing.T) {
@@ -112,5 +116,32 @@ func TestNkeyAcceptsAnInlineSeedAndNeverShowsIt(t *testing.T) {
 	}
 	if _, err := nkeyOption("/no/such/dir/user.nk"); err == nil {
 		t.Fatal("missing seed file accepted")
+	}
+}
+
+func TestTier2RefusalsExitWithTheirCodeAndNameTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+		keys []string
+	}{
+		{minio.ErrorResponse{Code: "InvalidAccessKeyId", StatusCode: 403}, exitAuth, []string{"tier2.access_key", "tier2.secret_key"}},
+		{minio.ErrorResponse{Code: "SignatureDoesNotMatch", StatusCode: 403}, exitAuth, []string{"tier2.access_key", "tier2.secret_key"}},
+		{minio.ErrorResponse{Code: "AccessDenied", StatusCode: 403}, exitAuth, []string{"tier2.access_key", "tier2.bucket"}},
+		{minio.ErrorResponse{Code: "InvalidBucketName", StatusCode: 400}, exitUsage, []string{"tier2.bucket"}},
+		{fmt.Errorf("tier2: %w", tier2.ErrInvalidBucketName), exitUsage, []string{"tier2.bucket"}},
+		{errors.New("tier2: read CA file: no such file"), exitUsage, []string{"tier2.tls"}},
+	} {
+		err := tier2ConfigError(tc.err)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != tc.code {
+			t.Errorf("%v: exit %v, want %d", tc.err, err, tc.code)
+			continue
+		}
+		for _, k := range tc.keys {
+			if !strings.Contains(err.Error(), k) {
+				t.Errorf("%v: message %q does not name %s", tc.err, err, k)
+			}
+		}
 	}
 }

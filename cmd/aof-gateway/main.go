@@ -3,8 +3,11 @@
 // one exactly once in the tiered store, acks it only once it is fsynced, and
 // moves sealed segments to Tier 1 and Tier 2 in the background.
 //
-// Exit codes: 0 clean shutdown, 1 usage or configuration error, 3 NATS or
-// Tier 2 authentication failure, 4 I/O or connection error.
+// Exit codes: 0 clean shutdown, 1 usage or configuration error (a bucket
+// name the object store refuses among them), 3 NATS authentication failure
+// or Tier 2 credentials the object store refuses, 4 I/O or connection
+// error. An object store that is down at start is not an error: the
+// gateway starts with Tier 2 degraded.
 package main
 
 import (

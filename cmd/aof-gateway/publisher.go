@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bop-aof/aof/config"
+	"github.com/bop-aof/aof/internal/options"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/manifest/natsmanifest"
 )
@@ -17,14 +18,9 @@ import (
 func newManifestPublisher(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (manifest.Publisher, error) {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := natsmanifest.EnsureStream(pctx, js, natsmanifest.StreamConfig{
-		Name:     cfg.Manifest.StreamName,
-		Prefix:   cfg.Manifest.SubjectPrefix,
-		Replicas: cfg.Ingest.Replicas,
-	}); err != nil {
+	sc := options.ManifestStream(cfg)
+	if _, err := natsmanifest.EnsureStream(pctx, js, sc); err != nil {
 		return nil, fmt.Errorf("provision manifest stream: %w", err)
 	}
-	return natsmanifest.NewPublisher(js,
-		natsmanifest.WithPrefix(cfg.Manifest.SubjectPrefix),
-		natsmanifest.WithStreamName(cfg.Manifest.StreamName)), nil
+	return natsmanifest.NewPublisher(js, natsmanifest.WithPrefix(sc.Prefix), natsmanifest.WithStreamName(sc.Name)), nil
 }

@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/bop-aof/aof/config"
-	"github.com/bop-aof/aof/tiers/tier2"
+	"github.com/bop-aof/aof/internal/options"
 )
 
 // reloadResult says what a configuration reload changed.
@@ -65,54 +64,55 @@ func (g *gateway) reload(load func() (*config.Config, error)) (reloadResult, err
 // silently ignored.
 var errNotLive = errors.New("not applied at runtime by this version")
 
-// apply sets one reloadable key on the running gateway.
+// apply sets one reloadable key on the running gateway. The new values
+// are built by package options, as at start, so a reload sets exactly
+// what a restart with the same file would.
 func (g *gateway) apply(key string, next *config.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	so := options.Store(next)
 	switch key {
 	case "tier0.cluster_max_bytes":
-		if err := g.store.SetTier0MaxBytes(int64(next.Tier0.ClusterMaxBytes)); err != nil {
+		if err := g.store.SetTier0MaxBytes(so.Tier0MaxBytes); err != nil {
 			return err
 		}
 		g.cfg.Tier0.ClusterMaxBytes = next.Tier0.ClusterMaxBytes
 	case "tier1.max_bytes":
-		g.store.SetTier1MaxBytes(int64(next.Tier1.MaxBytes))
+		g.store.SetTier1MaxBytes(so.Tier1MaxBytes)
 		g.cfg.Tier1.MaxBytes = next.Tier1.MaxBytes
 	case "retention.max_age", "retention.max_bytes":
-		g.store.SetRetention(next.Retention.MaxAge.D(), int64(next.Retention.MaxBytes))
+		g.store.SetRetention(so.RetentionMaxAge, so.RetentionMaxBytes)
 		g.cfg.Retention = next.Retention
 	case "tier2.retry.max_attempts", "tier2.retry.base_delay_ms", "tier2.retry.jitter":
 		t2 := g.store.Tier2()
 		if t2 == nil {
 			return errNotLive
 		}
-		r := next.Tier2.Retry
-		if err := t2.SetRetry(tier2.RetryPolicy{MaxAttempts: r.MaxAttempts,
-			BaseDelay: time.Duration(r.BaseDelayMS) * time.Millisecond, Jitter: r.Jitter}); err != nil {
+		if err := t2.SetRetry(options.Tier2Retry(next)); err != nil {
 			return err
 		}
-		g.cfg.Tier2.Retry = r
+		g.cfg.Tier2.Retry = next.Tier2.Retry
 	case "tier1.compression_workers":
-		g.store.SetCompressionWorkers(next.Tier1.CompressionWorkers)
+		g.store.SetCompressionWorkers(so.CompressionWorkers)
 		g.cfg.Tier1.CompressionWorkers = next.Tier1.CompressionWorkers
 	case "tier1.hydration_workers":
-		g.store.SetHydrationWorkers(next.Tier1.HydrationWorkers)
+		g.store.SetHydrationWorkers(so.HydrationWorkers)
 		g.cfg.Tier1.HydrationWorkers = next.Tier1.HydrationWorkers
 	case "tier1.retry_backoff", "tier1.max_retries":
-		g.store.SetJobRetry(next.Tier1.RetryBackoff.D(), next.Tier1.MaxRetries)
+		g.store.SetJobRetry(so.JobRetryBackoff, so.JobMaxRetries)
 		g.cfg.Tier1.RetryBackoff, g.cfg.Tier1.MaxRetries = next.Tier1.RetryBackoff, next.Tier1.MaxRetries
 	case "tier0.activation_queue_warn_threshold":
-		g.store.SetActivationQueueWarnThreshold(next.Tier0.ActivationQueueWarnThreshold)
+		g.store.SetActivationQueueWarnThreshold(so.ActivationQueueWarnThreshold)
 		g.cfg.Tier0.ActivationQueueWarnThreshold = next.Tier0.ActivationQueueWarnThreshold
 	case "tier2.breaker.failures", "tier2.breaker.cooldown":
 		t2 := g.store.Tier2()
 		if t2 == nil {
 			return errNotLive
 		}
-		t2.SetBreaker(tier2.BreakerPolicy{Failures: next.Tier2.Breaker.Failures, Cooldown: next.Tier2.Breaker.Cooldown.D()})
+		t2.SetBreaker(options.Tier2Breaker(next))
 		g.cfg.Tier2.Breaker = next.Tier2.Breaker
 	case "tier2.concurrency":
-		g.store.SetUploadWorkers(next.Tier2.Concurrency)
+		g.store.SetUploadWorkers(so.Tier2Concurrency)
 		g.cfg.Tier2.Concurrency = next.Tier2.Concurrency
 	case "log.level":
 		lvl, err := parseLevel(next.Log.Level)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/control"
+	"github.com/bop-aof/aof/internal/options"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/tier2"
 )
@@ -266,9 +267,33 @@ func (a *app) requestCtx(cmd *cobra.Command) (context.Context, context.CancelFun
 	return context.WithTimeout(cmd.Context(), a.timeout)
 }
 
-// openRoot opens a stopped gateway's data root without Tier 2.
+// openRoot opens a stopped gateway's data root without Tier 2, with the
+// options of the configuration.
 func (a *app) openRoot(cmd *cobra.Command, root string) (*tiers.Store, error) {
-	return control.OpenOffline(cmd.Context(), root, nil)
+	so, err := a.storeOptions(cmd, root, false)
+	if err != nil {
+		return nil, err
+	}
+	return control.OpenOffline(cmd.Context(), so)
+}
+
+// storeOptions returns the store options for the data root root, built
+// from the configuration as the gateway builds them (budgets, workers,
+// retries), and with a Tier 2 client when withTier2 is set and the
+// configuration names one.
+func (a *app) storeOptions(cmd *cobra.Command, root string, withTier2 bool) (tiers.Options, error) {
+	cfg, err := a.config(cmd)
+	if err != nil {
+		return tiers.Options{}, err
+	}
+	so := options.Store(cfg)
+	so.Root = root
+	if withTier2 {
+		if so.Tier2, err = a.tier2Client(cmd); err != nil {
+			return tiers.Options{}, err
+		}
+	}
+	return so, nil
 }
 
 // answer runs a command that works both ways: offline on the data root
@@ -308,11 +333,7 @@ func (a *app) tier2Client(cmd *cobra.Command) (*tier2.Client, error) {
 	}
 	ctx, cancel := a.requestCtx(cmd)
 	defer cancel()
-	c, err := tier2.New(ctx, tier2.Options{
-		Endpoint: t.Endpoint, Bucket: t.Bucket, AccessKey: t.AccessKey, SecretKey: t.SecretKey,
-		Region: t.Region, Prefix: t.Prefix, CAFile: cfg.Tier2TLS().CA,
-		Retry: tier2.RetryPolicy{MaxAttempts: 2},
-	})
+	c, err := tier2.New(ctx, options.Tier2(cfg))
 	if err != nil {
 		if tier2.Reason(err) == tier2.ReasonAuth {
 			return nil, control.Errorf(control.CodeUnauthorized, "tier 2: %v", err)

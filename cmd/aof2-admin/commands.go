@@ -339,11 +339,11 @@ files.`,
 		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
 			var rep control.CheckReport
 			if root != "" {
-				t2, err := a.tier2Client(cmd)
+				so, err := a.storeOptions(cmd, root, true)
 				if err != nil {
 					return err
 				}
-				if rep, err = control.CheckOffline(cmd.Context(), root, stream, t2, repair); err != nil {
+				if rep, err = control.CheckOffline(cmd.Context(), so, stream, repair); err != nil {
 					return err
 				}
 			} else {

@@ -58,6 +58,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/bop-aof/aof/tracing"
 )
@@ -91,9 +92,12 @@ type Options struct {
 	SecretKey string
 	// Region defaults to us-east-1.
 	Region string
-	// TLS configures https connections; CAFile adds a PEM CA bundle to it.
-	TLS    *tls.Config
-	CAFile string
+	// TLS configures https connections; CAFile adds a PEM CA bundle to it,
+	// CertFile and KeyFile a client certificate (PEM, both or neither).
+	TLS      *tls.Config
+	CAFile   string
+	CertFile string
+	KeyFile  string
 	// CreateBucket makes New create the bucket when it does not exist.
 	CreateBucket bool
 	// Prefix is prepended to every key, e.g. "cluster-a/".
@@ -140,10 +144,16 @@ const (
 
 // Client is a Tier 2 client. It is safe for concurrent use.
 type Client struct {
-	mc      *minio.Client
-	bucket  string
-	prefix  string
-	secret  string
+	mc     *minio.Client
+	bucket string
+	prefix string
+	region string
+	// access and secret are kept only to redact them from error messages.
+	access       string
+	secret       string
+	createBucket bool
+	health       health
+
 	retryMu sync.RWMutex
 	retry   RetryPolicy // guarded by retryMu after New
 	breaker *breaker
@@ -154,11 +164,27 @@ type Client struct {
 	inst *tracing.Instruments
 }
 
-// New connects to the store and checks the bucket, creating it when
-// Options.CreateBucket is set. It fails with reason 2 for bad credentials
-// and reason 3 for a missing bucket or an unreachable server.
+// New builds a client (Open) and checks the bucket (CheckBucket). It fails
+// with reason 2 for bad credentials and reason 3 for a missing bucket or an
+// unreachable server.
 func New(ctx context.Context, opts Options) (*Client, error) {
-	c := &Client{bucket: opts.Bucket, prefix: opts.Prefix, secret: opts.SecretKey, retry: opts.Retry, log: opts.Logger}
+	c, err := Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckBucket(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Open builds a client without contacting the store, so it works while the
+// store is down. It fails only for options that can never work: an empty
+// or invalid bucket name (ErrInvalidBucketName), a malformed endpoint, an
+// unreadable CA file.
+func Open(opts Options) (*Client, error) {
+	c := &Client{bucket: opts.Bucket, prefix: opts.Prefix, access: opts.AccessKey, secret: opts.SecretKey,
+		retry: opts.Retry, log: opts.Logger, createBucket: opts.CreateBucket}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -188,7 +214,12 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	}
 	c.breaker = newBreaker(bp)
 	if opts.Bucket == "" {
-		return nil, errors.New("tier2: bucket name is empty")
+		return nil, fmt.Errorf("tier2: %w: bucket name is empty", ErrInvalidBucketName)
+	}
+	// minio-go refuses such a name before sending anything; saying so here
+	// keeps it from reading as a transient failure retried forever.
+	if err := s3utils.CheckValidBucketName(opts.Bucket); err != nil {
+		return nil, fmt.Errorf("tier2: %w %q: %v", ErrInvalidBucketName, opts.Bucket, err)
 	}
 
 	u, err := url.Parse(opts.Endpoint)
@@ -222,16 +253,23 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 			}
 			tc.RootCAs = pool
 		}
+		if opts.CertFile != "" || opts.KeyFile != "" {
+			cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("tier2: client certificate: %w", err)
+			}
+			tc.Certificates = append(tc.Certificates, cert)
+		}
 		tr.TLSClientConfig = tc
 	}
-	region := opts.Region
-	if region == "" {
-		region = "us-east-1"
+	c.region = opts.Region
+	if c.region == "" {
+		c.region = "us-east-1"
 	}
 	c.mc, err = minio.New(u.Host, &minio.Options{
 		Creds:      credentials.NewStaticV4(opts.AccessKey, opts.SecretKey, ""),
 		Secure:     secure,
-		Region:     region,
+		Region:     c.region,
 		Transport:  tr,
 		MaxRetries: 1, // retries are ours
 	})
@@ -239,7 +277,14 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		return nil, c.opError("connect", "", 0, err)
 	}
 	c.inst = opts.Instruments
+	return c, nil
+}
 
+// CheckBucket asks the store whether the bucket answers to the client's
+// credentials, creating it when Options.CreateBucket is set. It runs under
+// the retry policy and the breaker like every call. Refused tells a
+// configuration the store refuses from a store that is down.
+func (c *Client) CheckBucket(ctx context.Context) error {
 	attempts, err := c.do(ctx, nil, func(ctx context.Context) error {
 		// A one-key listing rather than HEAD bucket: HEAD responses have no
 		// body, and some servers answer a bad access key on HEAD with a bare
@@ -257,19 +302,22 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		if minio.ToErrorResponse(err).Code != "NoSuchBucket" {
 			return err
 		}
-		if !opts.CreateBucket {
+		if !c.createBucket {
 			return ErrBucketMissing
 		}
-		err = c.mc.MakeBucket(ctx, c.bucket, minio.MakeBucketOptions{Region: region})
+		err = c.mc.MakeBucket(ctx, c.bucket, minio.MakeBucketOptions{Region: c.region})
 		if resp := minio.ToErrorResponse(err); resp.Code == "BucketAlreadyOwnedByYou" || resp.Code == "BucketAlreadyExists" {
 			return nil
 		}
 		return err
 	})
 	if err != nil {
-		return nil, c.opError("connect", "", attempts, err)
+		err = c.opError("connect", "", attempts, err)
+		c.health.noteCheck(err)
+		return err
 	}
-	return c, nil
+	c.health.noteCheck(nil)
+	return nil
 }
 
 // opError wraps err, keeping the secret key out of the message.
@@ -282,10 +330,18 @@ func (c *Client) opError(op, key string, attempts int, err error) error {
 		msg += fmt.Sprintf(" (%d attempts)", attempts)
 	}
 	msg += ": " + err.Error()
-	if c.secret != "" {
-		msg = strings.ReplaceAll(msg, c.secret, "[redacted]")
+	return &OpError{Op: op, Bucket: c.bucket, Key: key, Attempts: attempts, Err: err, msg: c.redact(msg)}
+}
+
+// redact hides the keys in msg. Servers quote the access key id back
+// ("InvalidAccessKeyId"); both keys are secrets of the configuration.
+func (c *Client) redact(msg string) string {
+	for _, s := range []string{c.secret, c.access} {
+		if len(s) >= 3 {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
 	}
-	return &OpError{Op: op, Bucket: c.bucket, Key: key, Attempts: attempts, Err: err, msg: msg}
+	return msg
 }
 
 // BreakerState reports the circuit breaker's state.
@@ -327,6 +383,7 @@ func (c *Client) do(ctx context.Context, onRetry func(), attempt func(ctx contex
 		}
 		failed := countsAgainstStore(err)
 		c.breaker.record(!failed)
+		c.noteAttempt(err, failed)
 		if !failed {
 			return n, err
 		}
@@ -342,6 +399,9 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 	f := 1 + p.Jitter*(2*rand.Float64()-1)
 	return time.Duration(float64(d) * f)
 }
+
+// Retry returns the retry policy in force, defaults filled in.
+func (c *Client) Retry() RetryPolicy { return c.policy() }
 
 // policy is the retry policy in force.
 func (c *Client) policy() RetryPolicy {

@@ -75,7 +75,7 @@ func Reason(err error) uint32 {
 		return ReasonCodec
 	case errors.Is(err, ErrNotFound):
 		return ReasonMissing
-	case errors.Is(err, ErrBucketMissing), errors.Is(err, ErrBreakerOpen):
+	case errors.Is(err, ErrBucketMissing), errors.Is(err, ErrBreakerOpen), errors.Is(err, ErrInvalidBucketName):
 		return ReasonUnavailable
 	}
 	var resp minio.ErrorResponse
@@ -87,7 +87,7 @@ func Reason(err error) uint32 {
 			return ReasonAuth
 		case "NoSuchKey", "NoSuchVersion":
 			return ReasonMissing
-		case "NoSuchBucket", "ServiceUnavailable", "ServiceUnavailableException":
+		case "NoSuchBucket", "InvalidBucketName", "ServiceUnavailable", "ServiceUnavailableException":
 			return ReasonUnavailable
 		case "BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum":
 			return ReasonCodec
@@ -121,6 +121,9 @@ func Reason(err error) uint32 {
 func countsAgainstStore(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, errNoRetry) || errors.Is(err, ErrBucketMissing) {
 		return false
+	}
+	if Refused(err) == RefusedBucketName {
+		return false // an answer about the configuration, not an outage
 	}
 	r := Reason(err)
 	return r == ReasonTransient || r == ReasonUnavailable
