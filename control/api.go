@@ -94,6 +94,8 @@ func Classify(err error) string {
 		return CodeNotFound
 	case errors.Is(err, config.ErrInvalidName):
 		return CodeBadRequest
+	case errors.Is(err, tiers.ErrRootLocked):
+		return CodeConflict
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
 		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired),
 		errors.Is(err, nats.ErrPermissionViolation):

@@ -64,6 +64,11 @@ func lockRoot(root string, shared bool) (*RootLock, error) {
 	// descriptor, and a fault injected into the data files must not fake
 	// or hide a second writer.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil && shared {
+		// A reader of a root on a read-only mount: flock works on a
+		// read-only descriptor, the pid just cannot be recorded.
+		f, err = os.Open(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tiers: open lock file: %w", err)
 	}
