@@ -94,6 +94,8 @@ func Classify(err error) string {
 		return CodeNotFound
 	case errors.Is(err, config.ErrInvalidName):
 		return CodeBadRequest
+	case errors.Is(err, tiers.ErrRootLocked):
+		return CodeConflict
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
 		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired),
 		errors.Is(err, nats.ErrPermissionViolation):
@@ -258,12 +260,22 @@ type SegmentsListResponse struct {
 	Segments []tiers.SegmentStatus `json:"segments"`
 }
 
-// SegmentsDeleteRequest removes the local copies of a retired segment.
+// SegmentsDeleteRequest removes copies of a sealed segment down to Tier
+// (0: the Tier 0 file; 1: both local copies; 2: retire it everywhere).
 type SegmentsDeleteRequest struct {
 	Stream  string `json:"stream,omitempty"`
 	Segment uint64 `json:"segment"`
 	Tier    int    `json:"tier"`
 	Force   bool   `json:"force,omitempty"`
+	// AcknowledgeDataLoss lets tier 2 retire a segment that is not
+	// confirmed in Tier 2, whose local copies are then the only ones:
+	// its records are lost. Force does not imply it.
+	AcknowledgeDataLoss bool `json:"acknowledge_data_loss,omitempty"`
+	// RequestedBy is who asks, as the client states it (aof2-admin sends
+	// user@host). It is logged, not checked: NATS does not tell the
+	// service who sent a request, so who may delete is decided by the
+	// NATS permissions on the segments.delete subject.
+	RequestedBy string `json:"requested_by,omitempty"`
 }
 
 // SegmentsDeleteResponse answers segments.delete.

@@ -422,9 +422,14 @@ func RepairFromTier2(ctx context.Context, s *tiers.Store, rep *CheckReport) {
 // gateway, opts.Root: torn manifest tails and temp files first, then with a
 // Tier 2 client (opts.Tier2) the damaged local segment copies, by opening
 // the store with opts (see OpenOffline) and hydrating them back from Tier 2.
+//
+// A check only reads, so it takes the root's shared lock: several checks
+// may run at once, none while a gateway (or another writer) has the root
+// open, whose half-written tails would read as damage. A repair writes and
+// takes the writer's exclusive lock.
 func CheckOffline(ctx context.Context, opts tiers.Options, stream string, repair bool) (CheckReport, error) {
 	t2 := opts.Tier2
-	rep, err := Check(ctx, CheckOptions{FS: opts.FS, Root: opts.Root, Stream: stream, Tier2: t2, RepairManifest: repair})
+	rep, err := checkLocked(ctx, CheckOptions{FS: opts.FS, Root: opts.Root, Stream: stream, Tier2: t2, RepairManifest: repair})
 	if err != nil || !repair || rep.Remaining() == 0 || t2 == nil {
 		if err == nil && repair && t2 == nil {
 			for i := range rep.Problems {
@@ -444,4 +449,26 @@ func CheckOffline(ctx context.Context, opts tiers.Options, stream string, repair
 		return rep, fmt.Errorf("close store: %w", err)
 	}
 	return rep, nil
+}
+
+// checkLocked runs Check under the root's lock: shared for a check,
+// exclusive for a repair. The lock is released before the Tier 2 repair
+// opens the store, which takes it again.
+func checkLocked(ctx context.Context, opts CheckOptions) (CheckReport, error) {
+	if err := checkRoot(opts.Root); err != nil {
+		return CheckReport{Streams: []StreamCheck{}, Problems: []Problem{}}, err
+	}
+	lock := tiers.LockRootShared
+	if opts.RepairManifest {
+		lock = tiers.LockRoot
+	}
+	l, err := lock(opts.Root)
+	if err != nil {
+		if errors.Is(err, tiers.ErrRootLocked) {
+			err = rootInUse(err)
+		}
+		return CheckReport{Streams: []StreamCheck{}, Problems: []Problem{}}, err
+	}
+	defer l.Release()
+	return Check(ctx, opts)
 }

@@ -39,23 +39,44 @@ const (
 //
 // Opening runs the store's recovery (manifest replay, trimming an unsealed
 // tail segment, resuming pending compressions), exactly as the gateway's
-// next start would; it must not be used on a root a gateway has open.
+// next start would, so it takes the writer's lock of the root: while a
+// gateway has the root open it fails with an error that wraps
+// tiers.ErrRootLocked, names the gateway's pid and points to the online
+// command.
 func OpenOffline(ctx context.Context, opts tiers.Options) (*tiers.Store, error) {
 	root := opts.Root
-	if root == "" {
-		return nil, Errorf(CodeBadRequest, "no data root given")
-	}
-	if _, err := os.Stat(root); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, Errorf(CodeNotFound, "data root %s does not exist", root)
-		}
-		return nil, fmt.Errorf("stat data root: %w", err)
+	if err := checkRoot(root); err != nil {
+		return nil, err
 	}
 	s, err := tiers.Open(ctx, opts)
 	if err != nil {
+		if errors.Is(err, tiers.ErrRootLocked) {
+			return nil, rootInUse(err)
+		}
 		return nil, fmt.Errorf("open store at %s: %w", root, err)
 	}
 	return s, nil
+}
+
+// checkRoot refuses an empty or missing data root: an offline command
+// must not create one.
+func checkRoot(root string) error {
+	if root == "" {
+		return Errorf(CodeBadRequest, "no data root given")
+	}
+	if _, err := os.Stat(root); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Errorf(CodeNotFound, "data root %s does not exist", root)
+		}
+		return fmt.Errorf("stat data root: %w", err)
+	}
+	return nil
+}
+
+// rootInUse explains a refused root lock to the operator of an offline
+// command.
+func rootInUse(err error) error {
+	return fmt.Errorf("%w; offline commands (--root) need the gateway stopped: while it runs, leave out --root and the command asks the gateway", err)
 }
 
 // checkStream returns ErrStreamNotFound unless stream is "" or known.

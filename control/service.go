@@ -302,7 +302,26 @@ func (s *Service) segmentsDelete(ctx context.Context, data []byte) (any, error) 
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	return DeleteSegment(ctx, s.store, req)
+	before, _ := findSegment(s.store, req.Stream, req.Segment)
+	res, err := DeleteSegment(ctx, s.store, req)
+	if err != nil {
+		return res, err
+	}
+	s.logDeleted(req, res, before.InTier2)
+	return res, nil
+}
+
+// logDeleted records a done segments.delete and who asked for it (as the
+// client states it: requested_by is not authenticated). A retirement that
+// acknowledged data loss is a warning: records are gone for good.
+func (s *Service) logDeleted(req SegmentsDeleteRequest, res SegmentsDeleteResponse, wasInTier2 bool) {
+	level := slog.LevelInfo
+	if req.Tier == 2 && !wasInTier2 {
+		level = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), level, "segment_deleted", "stream", res.Stream, "segment", res.Segment,
+		"tier", req.Tier, "removed_tiers", res.Removed, "was_in_tier2", wasInTier2, "force", req.Force,
+		"acknowledge_data_loss", req.AcknowledgeDataLoss, "requested_by", req.RequestedBy)
 }
 
 // DeleteSegment removes copies of a sealed segment. Tier 0 removes only
@@ -310,8 +329,11 @@ func (s *Service) segmentsDelete(ctx context.Context, data []byte) (any, error) 
 // reads); tier 1 removes both local copies (the segment must be confirmed
 // in Tier 2, which then serves reads through hydration); tier 2 retires the
 // segment: its Tier 2 object and every local copy are deleted and its
-// records are gone. Without Force the newest sealed segment of the stream
-// and a segment being hydrated are refused as still in use.
+// records are gone. Retiring a segment that is not confirmed in Tier 2
+// deletes the only copy of its records and is refused unless the request
+// acknowledges the data loss (Force does not). Without Force the newest
+// sealed segment of the stream and a segment being hydrated are refused as
+// still in use.
 func DeleteSegment(ctx context.Context, st *tiers.Store, req SegmentsDeleteRequest) (SegmentsDeleteResponse, error) {
 	if req.Tier != 0 && req.Tier != 1 && req.Tier != 2 {
 		return SegmentsDeleteResponse{}, Errorf(CodeBadRequest, "tier must be 0, 1 or 2, got %d", req.Tier)
@@ -328,6 +350,10 @@ func DeleteSegment(ctx context.Context, st *tiers.Store, req SegmentsDeleteReque
 	}
 	if req.Tier == 1 && !seg.InTier2 {
 		return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d of %s is not confirmed in Tier 2: its local copies are the only ones", seg.Segment, seg.Stream)
+	}
+	if req.Tier == 2 && !seg.InTier2 && !req.AcknowledgeDataLoss {
+		return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d of %s is not confirmed in Tier 2: retiring it deletes the only copy of its records; "+
+			"wait for the upload, or acknowledge the loss (aof2-admin --acknowledge-data-loss, acknowledge_data_loss in the request)", seg.Segment, seg.Stream)
 	}
 	if !req.Force {
 		if seg.PendingHydration {

@@ -9,6 +9,7 @@
 //	<root>/tier0/<stream>/current.sealed
 //	<root>/tier1/<stream>/<segment_id:020>.zst
 //	<root>/manifest/<stream>/...
+//	<root>/LOCK   (flock of the one Store that has the root open; see LockRoot)
 //
 // Every tier transition is a manifest record committed before the
 // transition is reported done, so a restart replays the manifest and

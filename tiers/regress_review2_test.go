@@ -53,6 +53,7 @@ func TestReviewMissingSegmentOpenedAfterCrash(t *testing.T) {
 	_, err := s.Seal(testCtx(t), "m", false)
 	t.Logf("seal with failing manifest: %v", err)
 	// "crash": abandon s, reopen on the real FS.
+	abandonAsCrash(s)
 	opts := Options{Root: root, SegmentTargetBytes: 1 << 20}
 	s2 := openStore(t, opts)
 	appendN(t, s2, "m", 20, 20)

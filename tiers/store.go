@@ -158,6 +158,8 @@ type Store struct {
 	bg     *background
 	ctx    context.Context
 	cancel context.CancelFunc
+	// lock is the data root's lock, released last by Close.
+	lock *RootLock
 }
 
 // ErrClosed is returned by a closed store.
@@ -170,12 +172,34 @@ var ErrStreamNotFound = errors.New("tiers: stream not found")
 // found there: manifest replay, recovery of each unsealed tail segment,
 // reconciliation with the files present, and resumption of the background
 // jobs the manifest shows as pending.
+//
+// The store holds the data root's lock (RootLockFile) until Close: a
+// second Open of the same root, in this process or another, fails at once
+// with a *RootLockedError.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	opts.setDefaults()
 	if opts.Root == "" {
 		return nil, errors.New("tiers: open: empty data root")
 	}
-	s := &Store{opts: opts, fs: opts.FS, log: opts.Logger, logs: make(map[string]*Log)}
+	if err := opts.FS.MkdirAll(opts.Root, 0o755); err != nil {
+		return nil, fmt.Errorf("tiers: create data root: %w", err)
+	}
+	lock, err := LockRoot(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openLocked(ctx, opts, lock)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openLocked is Open once the root's lock is held; the store releases it
+// at Close.
+func openLocked(ctx context.Context, opts Options, lock *RootLock) (*Store, error) {
+	s := &Store{opts: opts, fs: opts.FS, log: opts.Logger, logs: make(map[string]*Log), lock: lock}
 	for _, d := range []string{"tier0", "tier1", "manifest"} {
 		if err := s.fs.MkdirAll(filepath.Join(opts.Root, d), 0o755); err != nil {
 			return nil, fmt.Errorf("tiers: create %s dir: %w", d, err)
@@ -507,6 +531,8 @@ func (s *Store) Close() error {
 		errs = append(errs, l.close())
 	}
 	errs = append(errs, s.budget.Close())
+	// Last: another process may take the root as soon as it is released.
+	errs = append(errs, s.lock.Release())
 	return errors.Join(errs...)
 }
 

@@ -159,7 +159,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configFile, config.ConfigFlag, "", "configuration file (default ~/.config/bop-aof/config.toml, or $AOF2_CONFIG)")
-	pf.StringVar(&a.natsURL, "nats-url", "", "NATS server URL(s) (default nats.url from the configuration, else nats://127.0.0.1:4222)")
+	pf.StringVar(&a.natsURL, "nats-url", "", "NATS server URL(s) (default: where the gateway of the configuration connects: nats.url, or nats.embedded.host:port when nats.url is unset or the embedded server enabled)")
 	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (default nats.creds)")
 	pf.StringVar(&a.user, "user", "", "NATS user (default nats.user)")
 	pf.StringVar(&a.password, "password", "", "NATS password (default nats.password)")
@@ -217,7 +217,7 @@ func (a *app) connect(cmd *cobra.Command) (*nats.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	url := first(a.natsURL, cfg.NATS.URL, nats.DefaultURL)
+	url := first(a.natsURL, gatewayNATSURL(cfg))
 	opts := []nats.Option{nats.Name("aof2-admin"), nats.Timeout(a.timeout), nats.MaxReconnects(0)}
 	if c := first(a.creds, cfg.NATS.Creds); c != "" {
 		opts = append(opts, nats.UserCredentials(c))
@@ -235,10 +235,7 @@ func (a *app) connect(cmd *cobra.Command) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		if isNATSAuth(err) {
-			return nil, control.Errorf(control.CodeUnauthorized, "connect to %s: authentication failed: %v", url, err)
-		}
-		return nil, control.Errorf(control.CodeInternal, "connect to %s: %v", url, err)
+		return nil, redactedConnectError(url, isNATSAuth(err), err)
 	}
 	a.nc = nc
 	return nc, nil

@@ -268,16 +268,22 @@ that tier. With --root it reads a stopped gateway's data root.`,
             are gone for good
 
 The active segment is always refused (seal it first), and so is a deletion
-that would remove the only copy. Without --force the newest sealed segment of
-a stream and a segment being hydrated are refused as still in use.`,
+that would remove the only copy: --tier 2 of a segment not confirmed in Tier 2
+is refused unless --acknowledge-data-loss is given (--force does not do it).
+Without --force the newest sealed segment of a stream and a segment being
+hydrated are refused as still in use. The gateway logs every deletion
+(segment_deleted) with who asked: user@host of this machine, as stated by
+aof2-admin, not checked by NATS.`,
 		Example: `  aof2-admin segments delete --stream demo --segment 3
   aof2-admin segments delete --stream demo --segment 3 --tier 0
-  aof2-admin segments delete --stream demo --segment 7 --tier 2 --force`,
+  aof2-admin segments delete --stream demo --segment 7 --tier 2 --force
+  aof2-admin segments delete --stream demo --segment 5 --tier 2 --acknowledge-data-loss`,
 		Args: cobra.NoArgs,
 		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
 			if !changed(cmd.Flags(), "segment") {
 				return usagef("segments delete needs --segment")
 			}
+			del.RequestedBy = requester()
 			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.SegmentsDeleteResponse, error) {
 				return c.SegmentsDelete(ctx, del)
 			})
@@ -300,8 +306,9 @@ a stream and a segment being hydrated are refused as still in use.`,
 	}
 	remove.Flags().StringVar(&del.Stream, "stream", "", "stream of the segment (needed when the id exists in several streams)")
 	remove.Flags().Uint64Var(&del.Segment, "segment", 0, "segment id")
-	remove.Flags().IntVar(&del.Tier, "tier", 1, "tier to delete from: 1 removes the local copies (Tier 0 and Tier 1); 2 is refused")
+	remove.Flags().IntVar(&del.Tier, "tier", 1, "tier to delete down to: 0 the Tier 0 file, 1 the local copies (Tier 0 and Tier 1), 2 retire the segment from every tier")
 	remove.Flags().BoolVar(&del.Force, "force", false, "also delete the newest sealed segment or one being hydrated")
+	remove.Flags().BoolVar(&del.AcknowledgeDataLoss, "acknowledge-data-loss", false, "with --tier 2, retire a segment not confirmed in Tier 2: its records are lost")
 	seg.AddCommand(list, remove)
 	return seg
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -44,6 +46,11 @@ sequence. Tier 2 comes from the configuration (tier2.* keys, AOF2_TIER2_*).`,
 			if t2 == nil {
 				return usagef("recover needs Tier 2: set tier2.endpoint and tier2.bucket (or AOF2_TIER2_ENDPOINT, AOF2_TIER2_BUCKET)")
 			}
+			lock, err := lockRootForRecovery(root)
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
 			rep, err := tiers.RecoverFromTier2(cmd.Context(), tiers.RecoverOptions{Root: root, Tier2: t2, Force: force})
 			if err != nil {
 				return control.Errorf(control.CodeInternal, "%v", err)
@@ -72,4 +79,17 @@ sequence. Tier 2 comes from the configuration (tier2.* keys, AOF2_TIER2_*).`,
 	cmd.Flags().BoolVar(&fromTier2, "from-tier2", false, "rebuild from the Tier 2 bucket of the configuration")
 	cmd.Flags().BoolVar(&force, "force", false, "allow a data root that still holds files")
 	return cmd
+}
+
+// lockRootForRecovery creates root if needed and takes its writer lock, so
+// that a recovery never rewrites a root a gateway has open.
+func lockRootForRecovery(root string) (*tiers.RootLock, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("create data root: %w", err)
+	}
+	lock, err := tiers.LockRoot(root)
+	if errors.Is(err, tiers.ErrRootLocked) {
+		return nil, fmt.Errorf("%w; stop it before recovering into this root", err)
+	}
+	return lock, err
 }
