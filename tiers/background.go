@@ -1,6 +1,7 @@
 package tiers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -658,6 +659,27 @@ type manifestUploader struct{ c *tier2.Client }
 func (u manifestUploader) PutObject(ctx context.Context, key string, data []byte, _ map[string]string) (string, error) {
 	res, err := u.c.UploadBytes(ctx, key, data, tier2.ObjectMeta{})
 	return res.ETag, err
+}
+
+// ListObjects, GetObject and DeleteObject let the manifest prune its Tier 2
+// chunks and snapshots (manifest.ObjectPruner).
+func (u manifestUploader) ListObjects(ctx context.Context, prefix string) ([]string, error) {
+	objs, err := u.c.List(ctx, prefix)
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	return keys, err
+}
+
+func (u manifestUploader) GetObject(ctx context.Context, key string) ([]byte, error) {
+	var buf bytes.Buffer
+	_, err := u.c.Download(ctx, key, &buf)
+	return buf.Bytes(), err
+}
+
+func (u manifestUploader) DeleteObject(ctx context.Context, key string) error {
+	return u.c.Delete(ctx, key)
 }
 
 func (s *Store) manifestUploader() manifest.Uploader {

@@ -194,10 +194,8 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 			return sr, err
 		}
 	}
-	for _, id := range snaps {
-		if err := download(ctx, o, manifest.SnapshotKey(stream, id), manifest.SnapshotPath(dir, id)); err != nil {
-			return sr, err
-		}
+	if err := restoreSnapshot(ctx, o, stream, dir, chunks, snaps); err != nil {
+		return sr, err
 	}
 	man, err := manifest.Open(o.FS, dir, stream, manifest.Options{Logger: o.Logger})
 	if err != nil {
@@ -266,6 +264,74 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 	o.Logger.Info("stream_recovered_from_tier2", "stream", stream, "chunks", len(chunks), "snapshots", len(snaps),
 		"segments", len(segs), "restored", len(sr.Restored), "lost", len(sr.NotInTier2))
 	return sr, nil
+}
+
+// restoreSnapshot downloads the newest snapshot of stream that recovery
+// can use: one that verifies and that the chunks in Tier 2 follow without
+// a gap. Newer ones are skipped: a corrupt one, and one uploaded before the
+// chunk holding its position was sealed (that chunk never reached Tier 2,
+// and the manifest cannot replay from the middle of a missing chunk). The
+// manifest then falls back to the older snapshot plus the chunks after it,
+// which is what Tier 2 manifest pruning keeps (manifest/tier2prune.go).
+//
+// A skipped snapshot that verifies but is ahead of every chunk in Tier 2
+// is deleted from the bucket: its chunk will never arrive (the node that wrote it is gone), and the rebuilt
+// manifest numbers new snapshots from the one used, so it would otherwise
+// meet a stale snapshot under a new snapshot's id whose position names a
+// chunk index the new manifest reuses.
+func restoreSnapshot(ctx context.Context, o RecoverOptions, stream, dir string, chunks, snaps []uint64) error {
+	for i := len(snaps) - 1; i >= 0; i-- {
+		id := snaps[i]
+		key := manifest.SnapshotKey(stream, id)
+		var buf bytes.Buffer
+		_, err := o.Tier2.Download(ctx, key, &buf)
+		var oe *tier2.CorruptionError
+		if err != nil && !errors.As(err, &oe) {
+			return fmt.Errorf("download %s: %w", key, err)
+		}
+		var snap *manifest.Snapshot
+		if err == nil {
+			if snap, err = manifest.DecodeSnapshot(buf.Bytes()); err == nil && snap.ID != id {
+				err = fmt.Errorf("%w: id %d in object of snapshot %d", manifest.ErrSnapshot, snap.ID, id)
+			}
+		}
+		if err != nil {
+			o.Logger.Warn("stream_recovery_snapshot_skipped", "stream", stream, "snapshot", id, "reason", "does not verify", "err", err)
+			continue
+		}
+		if !snapshotReplayable(snap.Position, chunks) {
+			o.Logger.Warn("stream_recovery_snapshot_skipped", "stream", stream, "snapshot", id,
+				"reason", "the chunks after its position are not in Tier 2", "position", snap.Position.String())
+			if n := len(chunks); n == 0 || chunks[n-1] < snap.Position.Chunk {
+				if err := o.Tier2.Delete(ctx, key); err != nil {
+					return fmt.Errorf("delete unusable snapshot %s: %w", key, err)
+				}
+			}
+			continue
+		}
+		if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		return vfs.WriteFileAtomic(o.FS, manifest.SnapshotPath(dir, id), buf.Bytes(), 0o644)
+	}
+	return nil
+}
+
+// snapshotReplayable reports whether the chunks in Tier 2 (ascending)
+// continue a snapshot at pos: they run from pos.Chunk without a gap, and
+// hold pos.Chunk itself unless pos is that chunk's start.
+func snapshotReplayable(pos manifest.Position, chunks []uint64) bool {
+	next := pos.Chunk
+	for _, c := range chunks {
+		if c < pos.Chunk {
+			continue
+		}
+		if c != next {
+			return false
+		}
+		next++
+	}
+	return next > pos.Chunk || pos.Offset <= manifest.ChunkHeaderSize
 }
 
 // restoreSegment decompresses a Tier 1/2 artifact into a segment file and
