@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/bop-aof/aof/internal/vfs"
 )
 
 // ObjectPruner is implemented by an Uploader that can also list, read and
@@ -18,7 +16,8 @@ import (
 type ObjectPruner interface {
 	// ListObjects returns the keys under prefix.
 	ListObjects(ctx context.Context, prefix string) ([]string, error)
-	// GetObject returns the object's bytes, verified against its checksum.
+	// GetObject returns the object's bytes; an object whose bytes fail
+	// its checksum is an error wrapping ErrObjectCorrupt.
 	GetObject(ctx context.Context, key string) ([]byte, error)
 	// DeleteObject removes the object; a missing object is no error.
 	DeleteObject(ctx context.Context, key string) error
@@ -43,6 +42,10 @@ type ObjectPruner interface {
 // Deletions are logged (manifest_tier2_pruned) and counted
 // (manifest_tier2_objects_pruned); they are not manifest records, which
 // describe segments.
+
+// ErrObjectCorrupt is wrapped by ObjectPruner.GetObject errors for an
+// object that fails its checksum.
+var ErrObjectCorrupt = errors.New("manifest: tier 2 object fails its checksum")
 
 // pruneError is a failed prune, logged apart from upload failures.
 type pruneError struct {
@@ -123,7 +126,7 @@ func (l *Log) pruneBehind(ctx context.Context, p ObjectPruner, anchor uint64) er
 	}
 	fs, err := l.readSnapshot(ctx, p, fallback)
 	if err != nil {
-		if errors.Is(err, ErrSnapshot) {
+		if errors.Is(err, ErrSnapshot) || errors.Is(err, ErrObjectCorrupt) {
 			l.log.Warn("manifest_tier2_prune_skipped", "snapshot", anchor, "fallback", fallback,
 				"note", "the fallback snapshot does not verify; pruning waits for the next snapshot", "err", err)
 			return nil
@@ -159,15 +162,10 @@ func (l *Log) pruneBehind(ctx context.Context, p ObjectPruner, anchor uint64) er
 	return nil
 }
 
-// readSnapshot returns snapshot id as Tier 2 holds it: the local file when
-// it is still on disk and verifies (the same bytes were uploaded), else
-// the object.
+// readSnapshot downloads and verifies snapshot id. It is the object in
+// Tier 2 that recovery falls back to, so that object is checked, not the
+// local file it was uploaded from.
 func (l *Log) readSnapshot(ctx context.Context, p ObjectPruner, id uint64) (*Snapshot, error) {
-	if data, err := vfs.ReadFile(l.fs, SnapshotPath(l.dir, id)); err == nil {
-		if s, err := DecodeSnapshot(data); err == nil && s.ID == id {
-			return s, nil
-		}
-	}
 	data, err := p.GetObject(ctx, SnapshotKey(l.stream, id))
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot %d: %w", id, err)

@@ -675,6 +675,9 @@ func (u manifestUploader) ListObjects(ctx context.Context, prefix string) ([]str
 func (u manifestUploader) GetObject(ctx context.Context, key string) ([]byte, error) {
 	var buf bytes.Buffer
 	_, err := u.c.Download(ctx, key, &buf)
+	if oe := (*tier2.CorruptionError)(nil); errors.As(err, &oe) {
+		return nil, fmt.Errorf("%w: %w", manifest.ErrObjectCorrupt, err)
+	}
 	return buf.Bytes(), err
 }
 
