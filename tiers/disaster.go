@@ -210,6 +210,35 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 	for _, id := range segs {
 		inTier2[id] = true
 	}
+
+	// Segments uploaded after the last uploaded manifest chunk: restore
+	// them as sealed Tier 0 files. An object that fails its checksum or
+	// does not decode (say a repair re-upload that had not replaced it
+	// yet) holds nothing usable: it counts as lost, like a missing object,
+	// so its sequences are stored again from the ingest stream.
+	dir0 := filepath.Join(o.Root, "tier0", stream)
+	var highest uint64
+	restored := map[uint64]segment.Footer{}
+	for _, id := range segs {
+		if st, ok := idx.Get(id); ok && st.Sealed && st.InTier2 {
+			continue
+		}
+		ft, err := restoreObject(ctx, o, stream, dir0, id)
+		if isCorruption(err) {
+			o.Logger.Error("stream_recovery_segment_object_corrupt", "stream", stream, "segment", id,
+				"key", tier2.SegmentKey(stream, id), "err", err,
+				"note", "counted as lost; its sequences are stored again if the ingest stream still holds them")
+			delete(inTier2, id)
+			continue
+		}
+		if err != nil {
+			return sr, fmt.Errorf("restore segment %d: %w", id, err)
+		}
+		sr.Restored = append(sr.Restored, id)
+		restored[id] = ft
+		sr.LastExtID = max(sr.LastExtID, ft.LastExtID)
+		highest = max(highest, id)
+	}
 	for _, st := range idx.Segments() {
 		if !st.Deleted && !inTier2[st.Segment] && st.Sealed {
 			sr.NotInTier2 = append(sr.NotInTier2, st.Segment)
@@ -219,33 +248,6 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 		if inTier2[st.Segment] && st.LastExtID > sr.LastExtID {
 			sr.LastExtID = st.LastExtID
 		}
-	}
-
-	// Segments uploaded after the last uploaded manifest chunk: restore
-	// them as sealed Tier 0 files.
-	dir0 := filepath.Join(o.Root, "tier0", stream)
-	var highest uint64
-	restored := map[uint64]segment.Footer{}
-	for _, id := range segs {
-		if st, ok := idx.Get(id); ok && st.Sealed && st.InTier2 {
-			continue
-		}
-		if err := o.FS.MkdirAll(dir0, 0o755); err != nil {
-			return sr, err
-		}
-		tmp := filepath.Join(dir0, segment.FileName(id)+".zst.tmp")
-		if err := download(ctx, o, tier2.SegmentKey(stream, id), tmp); err != nil {
-			return sr, err
-		}
-		ft, err := restoreSegment(o.FS, tmp, filepath.Join(dir0, segment.FileName(id)))
-		o.FS.Remove(tmp)
-		if err != nil {
-			return sr, fmt.Errorf("restore segment %d: %w", id, err)
-		}
-		sr.Restored = append(sr.Restored, id)
-		restored[id] = ft
-		sr.LastExtID = max(sr.LastExtID, ft.LastExtID)
-		highest = max(highest, id)
 	}
 	if highest > 0 {
 		if err := segment.WriteCurrentSealed(o.FS, dir0, highest); err != nil {
@@ -332,6 +334,29 @@ func snapshotReplayable(pos manifest.Position, chunks []uint64) bool {
 		next++
 	}
 	return next > pos.Chunk || pos.Offset <= manifest.ChunkHeaderSize
+}
+
+// restoreObject downloads segment id's object and restores it as a
+// verified sealed Tier 0 file in dir0.
+func restoreObject(ctx context.Context, o RecoverOptions, stream, dir0 string, id uint64) (segment.Footer, error) {
+	if err := o.FS.MkdirAll(dir0, 0o755); err != nil {
+		return segment.Footer{}, err
+	}
+	tmp := filepath.Join(dir0, segment.FileName(id)+".zst.tmp")
+	defer o.FS.Remove(tmp)
+	if err := download(ctx, o, tier2.SegmentKey(stream, id), tmp); err != nil {
+		return segment.Footer{}, err
+	}
+	return restoreSegment(o.FS, tmp, filepath.Join(dir0, segment.FileName(id)))
+}
+
+// isCorruption reports whether err says the bytes are bad, rather than
+// that they could not be read.
+func isCorruption(err error) bool {
+	var oe *tier2.CorruptionError
+	var ae *tier1.CorruptionError
+	var se *segment.CorruptionError
+	return errors.As(err, &oe) || errors.As(err, &ae) || errors.As(err, &se)
 }
 
 // restoreSegment decompresses a Tier 1/2 artifact into a segment file and

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,9 +22,9 @@ import (
 )
 
 // faultProxy is an HTTP proxy in front of versitygw that answers 503 to
-// every PUT (object upload) while failPuts is set; other requests (HEAD,
-// GET, LIST, DELETE) pass through, so the bucket stays readable while
-// uploads fail.
+// every PUT of a segment object while failPuts is set; other requests
+// (HEAD, GET, LIST, DELETE, manifest uploads) pass through, so the bucket
+// stays readable while segment uploads fail.
 type faultProxy struct {
 	srv      *httptest.Server
 	failPuts atomic.Bool
@@ -39,7 +40,7 @@ func startFaultProxy(t *testing.T, s3 *harness.S3) *faultProxy {
 	p := &faultProxy{}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && p.failPuts.Load() {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/segments/") && p.failPuts.Load() {
 			p.puts.Add(1)
 			io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/xml")
@@ -265,4 +266,62 @@ func TestRepairInterruptedByRestartReplacesTheDamagedObject(t *testing.T) {
 	}
 	evictAllSealed(t, s, stream)
 	readAll(t, s, stream, 60)
+}
+
+// A disaster while a repair re-upload waits for Tier 2: the bucket still
+// holds the damaged object and the manifest in Tier 2 no longer shows it
+// uploaded. Recovery counts the segment as lost (its sequences are stored
+// again from the ingest stream) instead of failing on the object's
+// checksum, and restores the rest.
+func TestRecoveryCountsADamagedObjectAwaitingRepairAsLost(t *testing.T) {
+	srv := harness.StartS3(t)
+	proxy := startFaultProxy(t, srv)
+	c := proxiedTier2(t, srv, proxy)
+	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: c,
+		ManifestRotationPeriod: pruneRotation, JobRetryBackoff: 50 * time.Millisecond})
+	const stream = "lost"
+	ctx := testCtx(t)
+	appendN(t, s, stream, 0, 60)
+	if _, err := s.Seal(ctx, stream, false); err != nil {
+		t.Fatal(err)
+	}
+	waitUploaded(t, s, stream)
+	sealed := sealedIDs(s, stream)
+	id := sealed[0]
+	corruptObject(t, srv, tier2.SegmentKey(stream, id))
+	proxy.failPuts.Store(true)
+	if err := s.Reupload(ctx, stream, id); err == nil {
+		t.Fatal("Reupload while Tier 2 refuses segment uploads returned nil")
+	}
+	// A snapshot after the rotation period seals the manifest chunk that
+	// holds the re-upload's UploadStarted; it reaches Tier 2.
+	time.Sleep(pruneRotation + 10*time.Millisecond)
+	if _, err := s.Snapshot(stream); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the manifest chunks in tier 2", func() bool {
+		chunks, err := s.ManifestChunks(stream)
+		if err != nil || len(chunks) < 2 {
+			return false
+		}
+		for _, ci := range chunks[:len(chunks)-1] {
+			if !ci.Header.Uploaded() {
+				return false
+			}
+		}
+		return true
+	})
+	s.Close()
+
+	rep, err := RecoverFromTier2(ctx, RecoverOptions{Root: t.TempDir(), Tier2: c})
+	if err != nil {
+		t.Fatalf("recovery with a damaged object awaiting repair: %v", err)
+	}
+	sr := rep.Streams[0]
+	if len(sr.NotInTier2) != 1 || sr.NotInTier2[0] != id {
+		t.Fatalf("segments reported lost: %v, want [%d]", sr.NotInTier2, id)
+	}
+	if len(sr.Holes) != 1 || !slices.Contains(sr.Holes[0].Segments, id) || sr.Holes[0].From != 0 {
+		t.Fatalf("lost sequences: %+v, want one range from the start holding segment %d", sr.Holes, id)
+	}
 }
