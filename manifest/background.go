@@ -25,6 +25,8 @@ type instruments struct {
 	publishRetries metric.Int64Counter
 	published      metric.Int64Counter
 	deleted        metric.Int64Counter
+	pruned         metric.Int64Counter
+	pruneFailures  metric.Int64Counter
 	replaySeconds  metric.Float64Histogram
 }
 
@@ -39,6 +41,8 @@ func newInstruments(m metric.Meter) instruments {
 	i.publishRetries, _ = m.Int64Counter("manifest_publish_retry_attempts", metric.WithDescription("failed manifest record publications"))
 	i.published, _ = m.Int64Counter("manifest_published", metric.WithDescription("manifest records published"))
 	i.deleted, _ = m.Int64Counter("manifest_chunks_deleted", metric.WithDescription("local manifest chunks removed after Tier 2 confirmed them"))
+	i.pruned, _ = m.Int64Counter("manifest_tier2_objects_pruned", metric.WithDescription("Tier 2 manifest chunks and snapshots deleted behind the newest uploaded snapshot"))
+	i.pruneFailures, _ = m.Int64Counter("manifest_tier2_prune_failures", metric.WithDescription("failed attempts to prune Tier 2 manifest chunks and snapshots"))
 	i.replaySeconds, _ = m.Float64Histogram("manifest_replay_seconds", metric.WithUnit("s"), metric.WithDescription("time to rebuild the manifest index at open"))
 	return i
 }
@@ -239,13 +243,19 @@ func (l *Log) uploadLoop(ctx context.Context) {
 	defer l.wg.Done()
 	bo := backoff{min: l.opts.RetryMin, max: l.opts.RetryMax}
 	runLoop(ctx, l.wakeUp, bo, l.uploadSome, func(err error) {
+		var pe *pruneError
+		if errors.As(err, &pe) {
+			l.m.pruneFailures.Add(context.Background(), 1)
+			l.log.Warn("manifest_tier2_prune_failed", "snapshot", pe.anchor, "err", pe.err)
+			return
+		}
 		l.m.uploadRetries.Add(context.Background(), 1)
 		l.log.Warn("manifest_upload_failed", "err", err)
 	})
 }
 
 // uploadSome uploads the oldest sealed chunk not yet confirmed, or the
-// newest snapshot, then applies retention.
+// newest snapshot, then applies retention, local and in Tier 2.
 func (l *Log) uploadSome(ctx context.Context) (bool, error) {
 	l.mu.Lock()
 	var m *chunkMeta
@@ -286,7 +296,7 @@ func (l *Log) uploadSome(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	l.retain()
-	return false, nil
+	return false, l.pruneTier2(ctx)
 }
 
 func (l *Log) uploadChunk(ctx context.Context, m *chunkMeta) error {

@@ -128,8 +128,10 @@ func (x *Index) Apply(r Record) {
 		s.PendingJobs &^= PendingCompression
 		s.fail(p.Reason)
 	case UploadStartedPayload:
+		// What the key holds is unconfirmed until UploadDone: a repair
+		// (re-upload) replaces an object the manifest vouched for.
 		s.PendingJobs |= PendingUpload
-		s.Tier2Key = p.Key
+		s.Tier2Key, s.InTier2, s.ETag = p.Key, false, ""
 	case UploadDonePayload:
 		s.PendingJobs &^= PendingUpload
 		s.InTier2, s.Deleted = true, false

@@ -212,6 +212,7 @@ type Log struct {
 	closed      bool
 	snap        Snapshot // latest snapshot (Index nil when none)
 	snapUp      bool     // latest snapshot confirmed in Tier 2
+	prunedAt    uint64   // snapshot whose Tier 2 prune is done (tier2prune.go)
 	cursor      Position // next record to publish
 	snapIDs     []uint64 // snapshot files on disk, ascending
 	unknown     int      // unknown records seen at open

@@ -1,6 +1,7 @@
 package tiers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ type job struct {
 	link trace.SpanContext
 	// attempt counts failed tries, for backoff.
 	attempt int
+	// repair marks the upload of a Reupload: its success also clears the
+	// segment's needs-recovery mark.
+	repair bool
 }
 
 // jobQueue is an unbounded FIFO: a seal must never block on a full queue,
@@ -255,36 +259,35 @@ func (b *background) worker(q *jobQueue) {
 		if err == nil || b.s.ctx.Err() != nil {
 			continue
 		}
-		if errors.Is(err, errNotYourTurn) {
-			// An older segment of the stream is still uploading: this one
-			// waits its turn without counting as a failure.
-			go func() {
-				select {
-				case <-b.s.ctx.Done():
-				case <-time.After(turnWait):
-					q.push(j)
-				}
-			}()
-			continue
-		}
-		// Retry with capped exponential backoff; the manifest already
-		// holds the failure record with its reason. A job is never given
-		// up: a segment that cannot reach Tier 1 or Tier 2 cannot leave
-		// the tier above. Past JobMaxRetries each failure is an error.
+		b.retryLater(q, j, err)
+	}
+}
+
+// retryLater queues a failed job again. An upload whose turn has not come
+// (an older segment of the stream is still uploading) waits turnWait
+// without counting as a failure; any other failure is retried with capped
+// exponential backoff (the manifest already holds the failure record with
+// its reason). A job is never given up: a segment that cannot reach Tier 1
+// or Tier 2 cannot leave the tier above, and because uploads of a stream
+// complete in segment order, a dropped upload would stall every newer
+// segment of its stream. Past JobMaxRetries each failure is an error.
+func (b *background) retryLater(q *jobQueue, j job, err error) {
+	delay := turnWait
+	if !errors.Is(err, errNotYourTurn) {
 		j.attempt++
-		delay := min(time.Duration(b.retryBackoff.Load())<<min(j.attempt-1, 10), 30*time.Second)
+		delay = min(time.Duration(b.retryBackoff.Load())<<min(j.attempt-1, 10), 30*time.Second)
 		if int64(j.attempt) >= b.maxRetries.Load() {
 			b.s.log.Error("background_job_failing", "stream", j.log.name, "segment", j.segment,
 				"job", j.kind.String(), "attempts", j.attempt, "retry_in", delay, "err", err)
 		}
-		go func() {
-			select {
-			case <-b.s.ctx.Done():
-			case <-time.After(delay):
-				q.push(j)
-			}
-		}()
 	}
+	go func() {
+		select {
+		case <-b.s.ctx.Done():
+		case <-time.After(delay):
+			q.push(j)
+		}
+	}()
 }
 
 // ticker drives age-based rollover and retention.
@@ -458,9 +461,11 @@ func (b *background) runUpload(j job) error {
 		Payload: manifest.UploadStartedPayload{Key: objKey}}); err != nil {
 		return err
 	}
-	// The client computes the object's CRC-64 and skips an upload whose
-	// object already exists with it (a replay after a crash).
-	res, err := up.UploadFile(ctx, objKey, b.cache.Path(key), tier2.ObjectMeta{
+	// Always a full write, never skipped because the key already holds an
+	// object whose metadata names this crc: after a crash during a repair
+	// (Reupload) that object is the damaged one, and its metadata still
+	// claims the good bytes. Writing identical bytes again is harmless.
+	res, err := up.ReplaceFile(ctx, objKey, b.cache.Path(key), tier2.ObjectMeta{
 		Records: info.next - info.base, FirstOffset: info.base, LastOffset: info.next - 1,
 	})
 	if err != nil {
@@ -479,8 +484,11 @@ func (b *background) runUpload(j job) error {
 		return err
 	}
 	l.setTier2(j.segment, objKey, res.ETag)
+	if j.repair {
+		l.clearNeedsRecovery(j.segment)
+	}
 	l.checkHoles() // a refill may now be safe in Tier 2
-	b.s.log.Info("segment_uploaded", "stream", l.name, "segment", j.segment, "key", objKey, "etag", res.ETag, "skipped", res.Skipped)
+	b.s.log.Info("segment_uploaded", "stream", l.name, "segment", j.segment, "key", objKey, "etag", res.ETag, "repair", j.repair)
 	if err := b.cache.MarkUploaded(key); err != nil {
 		return err
 	}
@@ -651,6 +659,30 @@ type manifestUploader struct{ c *tier2.Client }
 func (u manifestUploader) PutObject(ctx context.Context, key string, data []byte, _ map[string]string) (string, error) {
 	res, err := u.c.UploadBytes(ctx, key, data, tier2.ObjectMeta{})
 	return res.ETag, err
+}
+
+// ListObjects, GetObject and DeleteObject let the manifest prune its Tier 2
+// chunks and snapshots (manifest.ObjectPruner).
+func (u manifestUploader) ListObjects(ctx context.Context, prefix string) ([]string, error) {
+	objs, err := u.c.List(ctx, prefix)
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	return keys, err
+}
+
+func (u manifestUploader) GetObject(ctx context.Context, key string) ([]byte, error) {
+	var buf bytes.Buffer
+	_, err := u.c.Download(ctx, key, &buf)
+	if oe := (*tier2.CorruptionError)(nil); errors.As(err, &oe) {
+		return nil, fmt.Errorf("%w: %w", manifest.ErrObjectCorrupt, err)
+	}
+	return buf.Bytes(), err
+}
+
+func (u manifestUploader) DeleteObject(ctx context.Context, key string) error {
+	return u.c.Delete(ctx, key)
 }
 
 func (s *Store) manifestUploader() manifest.Uploader {

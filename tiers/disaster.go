@@ -194,10 +194,8 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 			return sr, err
 		}
 	}
-	for _, id := range snaps {
-		if err := download(ctx, o, manifest.SnapshotKey(stream, id), manifest.SnapshotPath(dir, id)); err != nil {
-			return sr, err
-		}
+	if err := restoreSnapshot(ctx, o, stream, dir, chunks, snaps); err != nil {
+		return sr, err
 	}
 	man, err := manifest.Open(o.FS, dir, stream, manifest.Options{Logger: o.Logger})
 	if err != nil {
@@ -212,6 +210,35 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 	for _, id := range segs {
 		inTier2[id] = true
 	}
+
+	// Segments uploaded after the last uploaded manifest chunk: restore
+	// them as sealed Tier 0 files. An object that fails its checksum or
+	// does not decode (say a repair re-upload that had not replaced it
+	// yet) holds nothing usable: it counts as lost, like a missing object,
+	// so its sequences are stored again from the ingest stream.
+	dir0 := filepath.Join(o.Root, "tier0", stream)
+	var highest uint64
+	restored := map[uint64]segment.Footer{}
+	for _, id := range segs {
+		if st, ok := idx.Get(id); ok && st.Sealed && st.InTier2 {
+			continue
+		}
+		ft, err := restoreObject(ctx, o, stream, dir0, id)
+		if isCorruption(err) {
+			o.Logger.Error("stream_recovery_segment_object_corrupt", "stream", stream, "segment", id,
+				"key", tier2.SegmentKey(stream, id), "err", err,
+				"note", "counted as lost; its sequences are stored again if the ingest stream still holds them")
+			delete(inTier2, id)
+			continue
+		}
+		if err != nil {
+			return sr, fmt.Errorf("restore segment %d: %w", id, err)
+		}
+		sr.Restored = append(sr.Restored, id)
+		restored[id] = ft
+		sr.LastExtID = max(sr.LastExtID, ft.LastExtID)
+		highest = max(highest, id)
+	}
 	for _, st := range idx.Segments() {
 		if !st.Deleted && !inTier2[st.Segment] && st.Sealed {
 			sr.NotInTier2 = append(sr.NotInTier2, st.Segment)
@@ -221,33 +248,6 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 		if inTier2[st.Segment] && st.LastExtID > sr.LastExtID {
 			sr.LastExtID = st.LastExtID
 		}
-	}
-
-	// Segments uploaded after the last uploaded manifest chunk: restore
-	// them as sealed Tier 0 files.
-	dir0 := filepath.Join(o.Root, "tier0", stream)
-	var highest uint64
-	restored := map[uint64]segment.Footer{}
-	for _, id := range segs {
-		if st, ok := idx.Get(id); ok && st.Sealed && st.InTier2 {
-			continue
-		}
-		if err := o.FS.MkdirAll(dir0, 0o755); err != nil {
-			return sr, err
-		}
-		tmp := filepath.Join(dir0, segment.FileName(id)+".zst.tmp")
-		if err := download(ctx, o, tier2.SegmentKey(stream, id), tmp); err != nil {
-			return sr, err
-		}
-		ft, err := restoreSegment(o.FS, tmp, filepath.Join(dir0, segment.FileName(id)))
-		o.FS.Remove(tmp)
-		if err != nil {
-			return sr, fmt.Errorf("restore segment %d: %w", id, err)
-		}
-		sr.Restored = append(sr.Restored, id)
-		restored[id] = ft
-		sr.LastExtID = max(sr.LastExtID, ft.LastExtID)
-		highest = max(highest, id)
 	}
 	if highest > 0 {
 		if err := segment.WriteCurrentSealed(o.FS, dir0, highest); err != nil {
@@ -266,6 +266,97 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 	o.Logger.Info("stream_recovered_from_tier2", "stream", stream, "chunks", len(chunks), "snapshots", len(snaps),
 		"segments", len(segs), "restored", len(sr.Restored), "lost", len(sr.NotInTier2))
 	return sr, nil
+}
+
+// restoreSnapshot downloads the newest snapshot of stream that recovery
+// can use: one that verifies and that the chunks in Tier 2 follow without
+// a gap. Newer ones are skipped: a corrupt one, and one uploaded before the
+// chunk holding its position was sealed (that chunk never reached Tier 2,
+// and the manifest cannot replay from the middle of a missing chunk). The
+// manifest then falls back to the older snapshot plus the chunks after it,
+// which is what Tier 2 manifest pruning keeps (manifest/tier2prune.go).
+//
+// A skipped snapshot that verifies but is ahead of every chunk in Tier 2
+// is deleted from the bucket: its chunk will never arrive (the node that wrote it is gone), and the rebuilt
+// manifest numbers new snapshots from the one used, so it would otherwise
+// meet a stale snapshot under a new snapshot's id whose position names a
+// chunk index the new manifest reuses.
+func restoreSnapshot(ctx context.Context, o RecoverOptions, stream, dir string, chunks, snaps []uint64) error {
+	for i := len(snaps) - 1; i >= 0; i-- {
+		id := snaps[i]
+		key := manifest.SnapshotKey(stream, id)
+		var buf bytes.Buffer
+		_, err := o.Tier2.Download(ctx, key, &buf)
+		var oe *tier2.CorruptionError
+		if err != nil && !errors.As(err, &oe) {
+			return fmt.Errorf("download %s: %w", key, err)
+		}
+		var snap *manifest.Snapshot
+		if err == nil {
+			if snap, err = manifest.DecodeSnapshot(buf.Bytes()); err == nil && snap.ID != id {
+				err = fmt.Errorf("%w: id %d in object of snapshot %d", manifest.ErrSnapshot, snap.ID, id)
+			}
+		}
+		if err != nil {
+			o.Logger.Warn("stream_recovery_snapshot_skipped", "stream", stream, "snapshot", id, "reason", "does not verify", "err", err)
+			continue
+		}
+		if !snapshotReplayable(snap.Position, chunks) {
+			o.Logger.Warn("stream_recovery_snapshot_skipped", "stream", stream, "snapshot", id,
+				"reason", "the chunks after its position are not in Tier 2", "position", snap.Position.String())
+			if n := len(chunks); n == 0 || chunks[n-1] < snap.Position.Chunk {
+				if err := o.Tier2.Delete(ctx, key); err != nil {
+					return fmt.Errorf("delete unusable snapshot %s: %w", key, err)
+				}
+			}
+			continue
+		}
+		if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		return vfs.WriteFileAtomic(o.FS, manifest.SnapshotPath(dir, id), buf.Bytes(), 0o644)
+	}
+	return nil
+}
+
+// snapshotReplayable reports whether the chunks in Tier 2 (ascending)
+// continue a snapshot at pos: they run from pos.Chunk without a gap, and
+// hold pos.Chunk itself unless pos is that chunk's start.
+func snapshotReplayable(pos manifest.Position, chunks []uint64) bool {
+	next := pos.Chunk
+	for _, c := range chunks {
+		if c < pos.Chunk {
+			continue
+		}
+		if c != next {
+			return false
+		}
+		next++
+	}
+	return next > pos.Chunk || pos.Offset <= manifest.ChunkHeaderSize
+}
+
+// restoreObject downloads segment id's object and restores it as a
+// verified sealed Tier 0 file in dir0.
+func restoreObject(ctx context.Context, o RecoverOptions, stream, dir0 string, id uint64) (segment.Footer, error) {
+	if err := o.FS.MkdirAll(dir0, 0o755); err != nil {
+		return segment.Footer{}, err
+	}
+	tmp := filepath.Join(dir0, segment.FileName(id)+".zst.tmp")
+	defer o.FS.Remove(tmp)
+	if err := download(ctx, o, tier2.SegmentKey(stream, id), tmp); err != nil {
+		return segment.Footer{}, err
+	}
+	return restoreSegment(o.FS, tmp, filepath.Join(dir0, segment.FileName(id)))
+}
+
+// isCorruption reports whether err says the bytes are bad, rather than
+// that they could not be read.
+func isCorruption(err error) bool {
+	var oe *tier2.CorruptionError
+	var ae *tier1.CorruptionError
+	var se *segment.CorruptionError
+	return errors.As(err, &oe) || errors.As(err, &ae) || errors.As(err, &se)
 }
 
 // restoreSegment decompresses a Tier 1/2 artifact into a segment file and

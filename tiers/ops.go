@@ -61,6 +61,22 @@ func (s *Store) Retire(ctx context.Context, stream string, id uint64) error {
 // Reupload writes segment id's Tier 2 object again from its local copy
 // (compressing the Tier 0 file first when there is no Tier 1 copy). It is
 // the repair for a Tier 2 object that is missing or fails its checksum.
+//
+// The object is replaced, not deleted and written again: an S3 PUT swaps
+// the key's content atomically, so the key holds the old object until the
+// new one is confirmed, and a refused upload removes nothing (the old
+// object may even be good: a checksum failure can be a damaged download).
+// Before the upload, an UploadStarted record makes the manifest stop
+// vouching for the object, so from then until UploadDone the segment counts
+// as not in Tier 2: its local copy cannot be evicted (EvictLocal and Tier 1
+// eviction refuse), and a crash leaves the upload pending for the next
+// Open. The upload is a full write (Client.Replace), never skipped because
+// the damaged object's metadata claims the right checksum.
+//
+// If the upload fails, Reupload returns the error and the upload stays
+// queued: it is retried in the background, like any upload, until Tier 2
+// accepts it, and the newer segments of the stream (whose uploads wait for
+// it) follow without a restart.
 func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	if s.opts.Tier2 == nil {
 		return errors.New("tiers: no Tier 2 configured")
@@ -72,44 +88,29 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	if !si.sealed || (!si.inTier0 && !si.inTier1) {
 		return fmt.Errorf("segment %d of %s has no sealed local copy to upload from", id, stream)
 	}
-	j := job{kind: jobUpload, log: l, segment: id}
-	if !s.bg.cache.Contains(tier1.Key{Stream: stream, Segment: id}) {
+	ck := tier1.Key{Stream: stream, Segment: id}
+	if !s.bg.cache.Contains(ck) {
 		if err := s.bg.runCompress(job{kind: jobCompress, log: l, segment: id}); err != nil {
 			return fmt.Errorf("compress segment %d: %w", id, err)
 		}
 	}
 	// The local copy is the only good one from here until the upload is
-	// confirmed: pin it against Tier 1 eviction.
-	ck := tier1.Key{Stream: stream, Segment: id}
+	// confirmed: pin it against Tier 1 eviction while Reupload runs (the
+	// cleared Tier 2 mark protects it after that).
 	if err := s.bg.cache.Pin(ck); err != nil {
 		return fmt.Errorf("pin tier 1 copy of segment %d: %w", id, err)
 	}
 	defer s.bg.cache.Unpin(ck)
-	// The object's metadata may claim the right checksum over damaged
-	// bytes, which would make the upload look already done: remove it,
-	// recorded, so a crash before the new upload leaves the manifest
-	// saying the segment is not in Tier 2 (and the upload is redone).
 	key := tier2.SegmentKey(stream, id)
-	if err := l.record(manifest.Record{Type: manifest.Tier2DeleteQueued, Segment: id,
-		Payload: manifest.Tier2DeleteQueuedPayload{Key: key}}); err != nil {
-		return err
-	}
-	if err := s.opts.Tier2.Delete(ctx, key); err != nil && tier2.Reason(err) != tier2.ReasonMissing {
-		return fmt.Errorf("remove damaged object %s: %w", key, err)
-	}
-	if err := l.record(manifest.Record{Type: manifest.Tier2Deleted, Segment: id,
-		Payload: manifest.Tier2DeletedPayload{Key: key}}); err != nil {
+	if err := l.record(manifest.Record{Type: manifest.UploadStarted, Segment: id,
+		Payload: manifest.UploadStartedPayload{Key: key}}); err != nil {
 		return err
 	}
 	l.clearTier2(id)
+	j := job{kind: jobUpload, log: l, segment: id, repair: true}
 	if err := s.bg.runUpload(j); err != nil {
-		return err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if si := l.segmentLocked(id); si != nil {
-		si.needsRecovery = false
-		l.forgetMaxExt()
+		s.bg.retryLater(s.bg.upload, j, err)
+		return fmt.Errorf("re-upload segment %d of %s (queued; retried in the background until Tier 2 accepts it): %w", id, stream, err)
 	}
 	return nil
 }
@@ -119,6 +120,16 @@ func (l *Log) clearTier2(id uint64) {
 	defer l.mu.Unlock()
 	if si := l.segmentLocked(id); si != nil {
 		si.inTier2, si.etag = false, ""
+	}
+}
+
+// clearNeedsRecovery is called once a repair re-upload is confirmed.
+func (l *Log) clearNeedsRecovery(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if si := l.segmentLocked(id); si != nil {
+		si.needsRecovery = false
+		l.forgetMaxExt()
 	}
 }
 

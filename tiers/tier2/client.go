@@ -16,7 +16,8 @@
 // Upload computes the crc of the bytes it sends and refuses (reason 1) if
 // the caller's ObjectMeta.CRC64 disagrees; Download checks it again. An
 // upload whose key already holds an object with the same crc is skipped, so
-// replaying an upload after a crash is idempotent.
+// replaying an upload after a crash is idempotent. Replace skips that check
+// and always writes: metadata can claim the right crc over damaged bytes.
 //
 // # Keys
 //
@@ -456,7 +457,20 @@ func (c *Client) full(key string) string { return c.prefix + key }
 // its start for the crc and for every attempt. If the key already holds an
 // object with the same crc64 the upload is skipped (Skipped, its ETag).
 func (c *Client) Upload(ctx context.Context, key string, r io.ReadSeeker, size int64, meta ObjectMeta) (UploadResult, error) {
-	res, err := c.upload(ctx, key, r, size, meta)
+	return c.put(ctx, key, r, size, meta, false)
+}
+
+// Replace is Upload without the existence check: it always writes the
+// object, atomically replacing what the key held (S3 PUT semantics: a
+// reader sees the old object or the new one, never none). It is the upload
+// for a key whose current object may be damaged while its metadata still
+// claims the right crc64, which Upload would take for already done.
+func (c *Client) Replace(ctx context.Context, key string, r io.ReadSeeker, size int64, meta ObjectMeta) (UploadResult, error) {
+	return c.put(ctx, key, r, size, meta, true)
+}
+
+func (c *Client) put(ctx context.Context, key string, r io.ReadSeeker, size int64, meta ObjectMeta, replace bool) (UploadResult, error) {
+	res, err := c.upload(ctx, key, r, size, meta, replace)
 	if err != nil {
 		c.inst.IncUploadFailure(context.Background())
 		err = c.opError("upload", key, res.Attempts, err)
@@ -469,7 +483,7 @@ func (c *Client) Upload(ctx context.Context, key string, r io.ReadSeeker, size i
 	return res, nil
 }
 
-func (c *Client) upload(ctx context.Context, key string, r io.ReadSeeker, size int64, meta ObjectMeta) (UploadResult, error) {
+func (c *Client) upload(ctx context.Context, key string, r io.ReadSeeker, size int64, meta ObjectMeta, replace bool) (UploadResult, error) {
 	var res UploadResult
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return res, fmt.Errorf("rewind source: %w", err)
@@ -493,14 +507,16 @@ func (c *Client) upload(ctx context.Context, key string, r io.ReadSeeker, size i
 	}
 	var err error
 	res.Attempts, err = c.do(ctx, func() { c.inst.IncUploadRetry(context.Background()) }, func(ctx context.Context) error {
-		info, err := c.mc.StatObject(ctx, c.bucket, c.full(key), minio.StatObjectOptions{})
-		if err == nil {
-			if m, ok := parseMeta(info.UserMetadata); ok && m.CRC64 == meta.CRC64 && info.Size == size {
-				res.ETag, res.Skipped = info.ETag, true
-				return nil
+		if !replace {
+			info, err := c.mc.StatObject(ctx, c.bucket, c.full(key), minio.StatObjectOptions{})
+			if err == nil {
+				if m, ok := parseMeta(info.UserMetadata); ok && m.CRC64 == meta.CRC64 && info.Size == size {
+					res.ETag, res.Skipped = info.ETag, true
+					return nil
+				}
+			} else if Reason(err) != ReasonMissing {
+				return err
 			}
-		} else if Reason(err) != ReasonMissing {
-			return err
 		}
 		if _, err := r.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("rewind source: %w", err)
@@ -526,6 +542,15 @@ func (c *Client) UploadBytes(ctx context.Context, key string, data []byte, meta 
 
 // UploadFile is Upload for a local file.
 func (c *Client) UploadFile(ctx context.Context, key, path string, meta ObjectMeta) (UploadResult, error) {
+	return c.putFile(ctx, key, path, meta, false)
+}
+
+// ReplaceFile is Replace for a local file.
+func (c *Client) ReplaceFile(ctx context.Context, key, path string, meta ObjectMeta) (UploadResult, error) {
+	return c.putFile(ctx, key, path, meta, true)
+}
+
+func (c *Client) putFile(ctx context.Context, key, path string, meta ObjectMeta, replace bool) (UploadResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return UploadResult{}, c.opError("upload", key, 0, err)
@@ -535,7 +560,7 @@ func (c *Client) UploadFile(ctx context.Context, key, path string, meta ObjectMe
 	if err != nil {
 		return UploadResult{}, c.opError("upload", key, 0, err)
 	}
-	return c.Upload(ctx, key, f, st.Size(), meta)
+	return c.put(ctx, key, f, st.Size(), meta, replace)
 }
 
 func parseMeta(m map[string]string) (ObjectMeta, bool) {

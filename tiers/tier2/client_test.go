@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -138,6 +139,46 @@ func TestReplayedUploadIsSkipped(t *testing.T) {
 	changed, err := c.UploadBytes(ctx, key, payload(5000, 10), ObjectMeta{Records: 5})
 	if err != nil || changed.Skipped {
 		t.Fatalf("changed content: %+v, %v; want a real upload", changed, err)
+	}
+}
+
+// An object whose bytes were damaged in the bucket while its metadata
+// still names the good crc64 fools Upload's existence check (it skips);
+// Replace writes the object regardless, and the good bytes read back.
+func TestReplaceWritesOverADamagedObjectThatUploadWouldSkip(t *testing.T) {
+	s3 := harness.StartS3(t)
+	c := newClient(t, s3, nil)
+	ctx := context.Background()
+	key := SegmentKey("s", 7)
+	good := payload(5000, 3)
+	if _, err := c.UploadBytes(ctx, key, good, ObjectMeta{Records: 5}); err != nil {
+		t.Fatal(err)
+	}
+	mc := s3.Client(t)
+	info, err := mc.StatObject(ctx, s3.Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := map[string]string{}
+	for k, v := range info.UserMetadata {
+		meta[strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-")] = v
+	}
+	damaged := bytes.Clone(good)
+	damaged[2500] ^= 0xff
+	if _, err := mc.PutObject(ctx, s3.Bucket, key, bytes.NewReader(damaged), int64(len(damaged)),
+		minio.PutObjectOptions{UserMetadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.UploadBytes(ctx, key, good, ObjectMeta{Records: 5}); err != nil || !res.Skipped {
+		t.Fatalf("Upload over the damaged object: %+v, %v; want it skipped (the hazard Replace avoids)", res, err)
+	}
+	res, err := c.Replace(ctx, key, bytes.NewReader(good), int64(len(good)), ObjectMeta{Records: 5})
+	if err != nil || res.Skipped {
+		t.Fatalf("Replace: %+v, %v; want a real write", res, err)
+	}
+	var got bytes.Buffer
+	if _, err := c.Download(ctx, key, &got); err != nil || !bytes.Equal(got.Bytes(), good) {
+		t.Fatalf("object after Replace: %v, equal to the good bytes %v", err, bytes.Equal(got.Bytes(), good))
 	}
 }
 
