@@ -640,6 +640,31 @@ func (l *Log) Resume() error {
 	return nil
 }
 
+// resumeWrites is Resume, then a retry of the work a failure left for the
+// next append (see Store.ResumeStream), so that a caller learns whether
+// the stream is writable without risking a record on it.
+func (l *Log) resumeWrites() error {
+	if err := l.Resume(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		// A sync of records appended before the failure failed again
+		// meanwhile.
+		return l.failed
+	}
+	if l.needNext {
+		if err := l.openNextAfterSealLocked(); err != nil {
+			return err
+		}
+	}
+	if err := l.man.Commit(); err != nil {
+		return backpressure.New(backpressure.Flush, l.name, fmt.Errorf("manifest not writable: %w", err))
+	}
+	return nil
+}
+
 func (l *Log) failLocked(err error) error {
 	if !backpressure.Is(err, backpressure.Flush) {
 		err = backpressure.New(backpressure.Flush, l.name, err)
