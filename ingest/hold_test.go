@@ -361,3 +361,43 @@ func TestHeldStreamStoresEachRecordOnceInSequenceOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldStreamFillingMaxAckPendingResumes: the held stream's messages
+// fill the consumer's max_ack_pending, so JetStream delivers nothing more,
+// for any stream. The pipeline keeps trying to resume the held stream
+// without deliveries, and once the disk has room every message of both
+// streams is stored once, in order.
+func TestHeldStreamFillingMaxAckPendingResumes(t *testing.T) {
+	r := newHoldRig(t)
+	r.opts.Consumer.MaxAckPending = 20
+	p := r.pipeline()
+	stop := r.start(p)
+
+	r.publishBodies("a", 0, 5)
+	waitUntil(t, "the first messages stored", 30*time.Second, func() bool { return len(extIDs(t, r.store, "a")) == 5 })
+	r.ffs.Inject(vfs.Fault{Op: vfs.OpSync, Err: vfs.ENOSPC, Match: manifestOfStream("a")})
+	r.publishBodies("a", 5, 60)
+	r.publishBodies("b", 0, 20)
+	waitUntil(t, "a held with max_ack_pending full", 30*time.Second, func() bool {
+		c, err := r.js.Consumer(context.Background(), "AOF_INGEST", "gw")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumAckPending == 20 && heldKinds(p)["a"] == "flush"
+	})
+	if n := len(extIDs(t, r.store, "b")); n == 20 {
+		t.Fatalf("all of b stored although a's held messages fill max_ack_pending ahead of it")
+	}
+
+	r.ffs.Reset()
+	waitUntil(t, "everything stored and acked", 60*time.Second, func() bool {
+		pending, ok := r.consumerPending()
+		return ok && pending == 0 && len(p.Status().HeldStreams) == 0
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	r.expectStored("a", 65)
+	r.expectStored("b", 20)
+}

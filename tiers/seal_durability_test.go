@@ -338,3 +338,36 @@ func TestSealWaitsForAManifestThatFailedBefore(t *testing.T) {
 	}
 	readAll(t, s, "pre", 15)
 }
+
+// TestResumeStreamSaysWhetherOneStreamIsWritable: ResumeStream answers
+// Flush backpressure for a stream whose manifest still cannot be written,
+// nil for a healthy or unknown stream, and once the disk has room it
+// resumes the stream, which takes appends again.
+func TestResumeStreamSaysWhetherOneStreamIsWritable(t *testing.T) {
+	ffs := vfs.NewFaultFS(nil)
+	s := openStore(t, Options{Root: t.TempDir(), FS: ffs})
+	defer s.Close()
+	appendN(t, s, "full", 0, 10)
+	appendN(t, s, "ok", 0, 10)
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Err: vfs.ENOSPC, Match: manifestOf("full")})
+	if _, err := s.Seal(testCtx(t), "full", false); !backpressure.Is(err, backpressure.Flush) {
+		t.Fatalf("seal with a full manifest disk: %v, want Flush backpressure", err)
+	}
+	for _, stream := range []string{"ok", "never-written"} {
+		if err := s.ResumeStream(stream); err != nil {
+			t.Fatalf("ResumeStream(%s): %v, want nil", stream, err)
+		}
+	}
+	for range 2 {
+		if err := s.ResumeStream("full"); !backpressure.Is(err, backpressure.Flush) {
+			t.Fatalf("ResumeStream with the manifest disk still full: %v, want Flush backpressure", err)
+		}
+	}
+	ffs.Reset()
+	if err := s.ResumeStream("full"); err != nil {
+		t.Fatalf("ResumeStream once the disk has room: %v", err)
+	}
+	requireSealedInManifest(t, s, "full", 1)
+	appendN(t, s, "full", 10, 5)
+	readAll(t, s, "full", 15)
+}
