@@ -189,6 +189,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return err
 		}
 		p.release(resumed.streams)
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
 }
 
@@ -200,6 +203,10 @@ func (p *Pipeline) consume(ctx context.Context) error {
 	if err := p.store.Resume(); err != nil {
 		return fmt.Errorf("resume store: %w", err)
 	}
+	// Nothing is in flight yet: a held stream the store takes again goes
+	// on from the ack floor with the others, without waiting for its
+	// next attempt.
+	p.release(p.resumeHeld(true))
 	cons, start, err := resetConsumer(ctx, p.js, p.opts.Consumer)
 	if err != nil {
 		return err
@@ -293,7 +300,7 @@ func (p *Pipeline) consume(ctx context.Context) error {
 			syncFailed <- err
 			return stopSyncer()
 		case <-resumeTick.C:
-			if resumed := p.resumeHeld(); len(resumed) > 0 {
+			if resumed := p.resumeHeld(false); len(resumed) > 0 {
 				// Everything appended is synced and acked before the
 				// restart, so the resumed streams' held messages come
 				// back from the ack floor in order.
