@@ -18,12 +18,42 @@
 // without a second record.
 //
 // That rule is only sound if, per stream, messages reach the store in
-// sequence order and none is skipped. The loop never naks and never goes on
-// past a message it failed to store: a store error stops the pipeline. And
-// because JetStream redelivers unacked messages only after their ack wait,
-// while new ones flow at once, the pipeline recreates its consumer at the
+// sequence order and none is skipped. The loop never goes on past a message
+// of a stream it failed to store: a store error stops the pipeline, or, when
+// it concerns one stream only, holds that stream (below). And because
+// JetStream redelivers unacked messages only after their ack wait, while
+// new ones flow at once, the pipeline recreates its consumer at the
 // consumer's ack floor every time it starts, so that after a crash the
 // unacked messages come back first and in order.
+//
+// # Held streams
+//
+// When the store refuses one stream with Flush or Rollover backpressure (a
+// full disk under its segment or its manifest, a failed fsync), that stream
+// is held: ingest_stream_held is logged, backpressure{kind} counted, and
+// Status lists it in HeldStreams. Its messages of the failed batch are not
+// acked, and every later message of it is naked with HeldRedeliveryDelay,
+// neither stored nor acked, so that none is stored ahead of an older one
+// (sequence dedupe would then drop the older one as a duplicate). The
+// other streams' messages are stored and acked as usual. The consumer has
+// no MaxDeliver, so no number of naks drops a message.
+//
+// About once a second, with a backoff up to a minute, the pipeline asks
+// the store to resume each held stream (Store.ResumeStream), once nothing
+// it appended to that stream is still waiting for its fsync. When the
+// store says the stream is writable again, the pipeline finishes the
+// batches in hand and recreates its consumer at the ack floor, as after
+// ErrDeliveryLost but inside the same Run: the held messages come back
+// first and in sequence order, and the other streams' messages since the
+// ack floor are acked again as duplicates.
+//
+// Held messages are unacked, so they count against the consumer's
+// max_ack_pending. Once it is full, JetStream delivers nothing more to the
+// gateway, for any stream, until the held stream resumes: that is
+// JetStream's own backpressure, and producers' messages wait in the
+// ingest stream meanwhile (subject to its max age and max bytes). The ack
+// floor stays at the first held message, so the restart after a resume
+// redelivers everything since, which costs a dedupe check per message.
 //
 // # Dead letters
 //

@@ -74,8 +74,8 @@ func BenchmarkPipelineCPUPerMessage(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					if err := p.syncGroup([]*inflight{fl}); err != nil {
-						b.Fatal(err)
+					if refused, err := p.syncGroup([]*inflight{fl}); err != nil || refused != nil {
+						b.Fatal(err, refused)
 					}
 					fl.span.End()
 				}

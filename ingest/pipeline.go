@@ -41,6 +41,10 @@ type Store interface {
 	// Resume lets streams whose fsync failed take appends again; called
 	// when the pipeline restarts from the ack floor.
 	Resume() error
+	// ResumeStream makes one stream writable again if it can, and returns
+	// Flush or Rollover backpressure while it cannot; the pipeline calls
+	// it for a held stream once nothing it appended to it is unsynced.
+	ResumeStream(stream string) error
 	// RecordLimit is the largest payload Append can ever take: a larger
 	// record would fail on every redelivery, so it is dead-lettered.
 	RecordLimit() tiers.RecordLimit
@@ -96,6 +100,13 @@ type Pipeline struct {
 	// and those admitted since, for MaxStreams; nil until counted.
 	streams map[string]struct{}
 
+	// holds are the streams held after the store refused to write them.
+	holds holds
+	// resumeFirst and resumeMax bound the backoff of a held stream's
+	// resume attempts (resumeFirstRetry, resumeMaxRetry; tests shorten
+	// them).
+	resumeFirst, resumeMax time.Duration
+
 	mu          sync.Mutex
 	blocked     bool // waiting for Tier 0 admission
 	startSeq    uint64
@@ -134,7 +145,9 @@ func NewPipeline(js jetstream.JetStream, store Store, opts Options) (*Pipeline, 
 		opts.Tracer = tracenoop.NewTracerProvider().Tracer("ingest")
 	}
 	return &Pipeline{js: js, store: store, opts: opts, log: opts.Logger, tr: opts.Tracer, inst: opts.Instruments,
-		ack: func(m jetstream.Msg) error { return m.Ack() }}, nil
+		ack:         func(m jetstream.Msg) error { return m.Ack() },
+		holds:       holds{streams: map[string]*hold{}, syncing: map[string]int{}},
+		resumeFirst: resumeFirstRetry, resumeMax: resumeMaxRetry}, nil
 }
 
 // Status is a point-in-time view for /readyz and the control service.
@@ -144,25 +157,56 @@ type Status struct {
 	Stored           uint64 `json:"stored"`
 	Duplicates       uint64 `json:"duplicates"`
 	DeadLetters      uint64 `json:"dead_letters"`
+	// HeldStreams are the streams whose store refuses writes for now
+	// (a full disk): their messages wait in JetStream, unacked, while
+	// the other streams go on.
+	HeldStreams []HeldStream `json:"held_streams,omitempty"`
 }
 
 // Status reports what the pipeline is doing.
 func (p *Pipeline) Status() Status {
+	held := p.heldStreams()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Status{AdmissionBlocked: p.blocked, StartSequence: p.startSeq, Stored: p.stored, Duplicates: p.duplicates, DeadLetters: p.deadLetters}
+	return Status{AdmissionBlocked: p.blocked, StartSequence: p.startSeq, Stored: p.stored, Duplicates: p.duplicates, DeadLetters: p.deadLetters,
+		HeldStreams: held}
 }
 
 // Run consumes until ctx ends or storing fails. On ctx end it finishes the
 // batch in hand (append, fsync, ack) and returns nil. A store failure
 // returns the error with nothing after the failed message acked; the
 // caller may Run again, which redelivers from the ack floor.
+//
+// A stream the store refuses with Flush or Rollover backpressure (its disk
+// is full) does not stop Run: that stream is held (see hold) and the
+// others go on. When the store resumes it, Run restarts delivery from the
+// ack floor by itself.
 func (p *Pipeline) Run(ctx context.Context) error {
+	for {
+		err := p.consume(ctx)
+		var resumed *errResumed
+		if !errors.As(err, &resumed) {
+			return err
+		}
+		p.release(resumed.streams)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// consume runs one consumer from the ack floor until ctx ends, storing
+// fails, or held streams resumed (*errResumed).
+func (p *Pipeline) consume(ctx context.Context) error {
 	// A restart redelivers from the ack floor: logs whose fsync failed
 	// may take appends again.
 	if err := p.store.Resume(); err != nil {
 		return fmt.Errorf("resume store: %w", err)
 	}
+	// Nothing is in flight yet: a held stream the store takes again goes
+	// on from the ack floor with the others, without waiting for its
+	// next attempt.
+	p.release(p.resumeHeld(true))
 	cons, start, err := resetConsumer(ctx, p.js, p.opts.Consumer)
 	if err != nil {
 		return err
@@ -238,6 +282,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.lastConsumerSeq = 0
 	p.streams = nil // counted again from the store
 
+	// Held streams are offered to the store for a resume about once a
+	// second, whether messages flow or not: with the consumer's
+	// max_ack_pending filled by held messages, none may flow.
+	resumeTick := time.NewTicker(min(p.resumeFirst, time.Second))
+	defer resumeTick.Stop()
+
 	// appendBatch keeps no reference to the batch slice (acks are copied
 	// into the inflight), so one buffer serves every batch.
 	batchBuf := make([]jetstream.Msg, 0, p.opts.BatchSize)
@@ -249,6 +299,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case err := <-syncFailed:
 			syncFailed <- err
 			return stopSyncer()
+		case <-resumeTick.C:
+			if resumed := p.resumeHeld(false); len(resumed) > 0 {
+				// Everything appended is synced and acked before the
+				// restart, so the resumed streams' held messages come
+				// back from the ack floor in order.
+				if err := stopSyncer(); err != nil {
+					return err
+				}
+				return &errResumed{streams: resumed}
+			}
+			continue
 		case m, ok := <-feed:
 			if !ok {
 				// The consumer went away (deleted, connection closed):
@@ -274,6 +335,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		fl, err := p.appendBatch(ctx, batch)
 		clear(batch) // drop the messages for the collector
 		if fl != nil {
+			p.startSyncing(fl)
 			synced <- fl
 		}
 		if err != nil {
@@ -288,13 +350,21 @@ type inflight struct {
 	span  trace.Span
 	ctx   context.Context
 	syncs map[string]uint64
-	acks  []jetstream.Msg
+	acks  []streamAcks
+}
+
+// streamAcks are messages of one stream to ack once it is synced.
+type streamAcks struct {
+	stream string
+	msgs   []jetstream.Msg
 }
 
 // syncer makes appended batches durable, then acks their messages. When
 // it falls behind, every batch waiting for it shares one fsync per stream
-// (group commit across batches). The first failure goes to failed at once;
-// nothing after it is acked.
+// (group commit across batches). A stream whose sync the store refuses
+// with Flush or Rollover backpressure is held and its messages are naked;
+// the others are acked. Any other failure goes to failed at once; nothing
+// after it is acked.
 func (p *Pipeline) syncer(in <-chan *inflight, failedc chan<- error) {
 	var failed error
 	for fl := range in {
@@ -311,32 +381,46 @@ func (p *Pipeline) syncer(in <-chan *inflight, failedc chan<- error) {
 				break more
 			}
 		}
+		var refused map[string]error
 		if failed == nil {
-			if failed = p.syncGroup(group); failed != nil {
+			if refused, failed = p.syncGroup(group); failed != nil {
 				failedc <- failed
 			}
+		}
+		for stream, err := range refused {
+			p.hold(group[0].ctx, stream, err)
 		}
 		for _, fl := range group {
 			if failed != nil {
 				fl.span.RecordError(failed)
 				fl.span.End()
+				p.doneSyncing(fl)
 				continue
 			}
-			for _, m := range fl.acks {
-				if err := p.ack(m); err != nil {
-					// The record is durable; a lost ack only means a
-					// redelivery, which is recognised by sequence.
-					p.log.Warn("ingest_ack_failed", "subject", m.Subject(), "err", err)
+			for _, sa := range fl.acks {
+				if refused[sa.stream] != nil {
+					p.nakHeld(sa.msgs)
+					continue
+				}
+				for _, m := range sa.msgs {
+					if err := p.ack(m); err != nil {
+						// The record is durable; a lost ack only means a
+						// redelivery, which is recognised by sequence.
+						p.log.Warn("ingest_ack_failed", "subject", m.Subject(), "err", err)
+					}
 				}
 			}
 			fl.span.End()
+			p.doneSyncing(fl)
 		}
 	}
 }
 
 // syncGroup syncs every stream of group to the furthest offset any batch
-// of it appended, streams in parallel.
-func (p *Pipeline) syncGroup(group []*inflight) error {
+// of it appended, streams in parallel. It returns the streams the store
+// refused to sync with backpressure that holds them, and any other
+// failure.
+func (p *Pipeline) syncGroup(group []*inflight) (map[string]error, error) {
 	targets := map[string]uint64{}
 	ctxs := map[string]context.Context{}
 	for _, fl := range group {
@@ -349,19 +433,29 @@ func (p *Pipeline) syncGroup(group []*inflight) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failed error
+	var refused map[string]error
 	for stream, next := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.store.SyncTo(ctxs[stream], stream, next); err != nil {
-				mu.Lock()
-				failed = errors.Join(failed, fmt.Errorf("stream %s: %w", stream, err))
-				mu.Unlock()
+			err := p.store.SyncTo(ctxs[stream], stream, next)
+			if err == nil {
+				return
 			}
+			mu.Lock()
+			defer mu.Unlock()
+			if holdable(err) {
+				if refused == nil {
+					refused = map[string]error{}
+				}
+				refused[stream] = err
+				return
+			}
+			failed = errors.Join(failed, fmt.Errorf("stream %s: %w", stream, err))
 		}()
 	}
 	wg.Wait()
-	return failed
+	return refused, failed
 }
 
 // PullBufferBytes bounds the bytes of messages the consumer buffers ahead
@@ -475,6 +569,11 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 	results := make([]result, len(order))
 	var wg sync.WaitGroup
 	for i, stream := range order {
+		if p.isHeld(stream) {
+			// Stored now, a message would overtake the held ones.
+			p.nakHeld(pendingMsgs(groups[i]))
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -486,7 +585,9 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 
 	var firstErr error
 	for i, r := range results {
-		fl.acks = append(fl.acks, r.acks...)
+		if len(r.acks) > 0 {
+			fl.acks = append(fl.acks, streamAcks{stream: order[i], msgs: r.acks})
+		}
 		if r.next > 0 {
 			fl.syncs[order[i]] = r.next
 		}
@@ -495,6 +596,14 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 		}
 	}
 	return fl, firstErr
+}
+
+func pendingMsgs(pms []pending) []jetstream.Msg {
+	msgs := make([]jetstream.Msg, len(pms))
+	for i, pm := range pms {
+		msgs[i] = pm.msg
+	}
+	return msgs
 }
 
 // newStreamRefusal is why messages for stream are not stored, or "": a
@@ -521,7 +630,9 @@ func (p *Pipeline) newStreamRefusal(stream string) string {
 // It returns the messages to ack once the stream is synced to next: those
 // appended and the redeliveries of already appended ones. On error the
 // messages returned are the ones appended before it; nothing after the
-// failure is acked.
+// failure is acked. When the store refuses the stream with backpressure
+// that holds it, the stream is held, the messages not appended and the
+// redeliveries are naked, and no error is returned.
 func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs []pending) ([]jetstream.Msg, uint64, error) {
 	held, err := p.store.DedupeView(stream)
 	if err != nil {
@@ -575,11 +686,19 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 		return acks, next, err
 	}
 	next, stored, err := p.appendWithAdmission(ctx, spanCtx, stream, recs, toStore)
-	acks = append(acks, toStore[:stored]...)
 	if stored > 0 {
 		p.inst.AddIngest(spanCtx, int64(stored), size)
 		p.count(&p.stored, uint64(stored))
 	}
+	if holdable(err) {
+		p.hold(spanCtx, stream, err)
+		// A redelivery's original may be among the records just
+		// refused: only what was appended is acked, after its sync.
+		p.nakHeld(acks)
+		p.nakHeld(toStore[stored:])
+		return toStore[:stored], next, nil
+	}
+	acks = append(acks, toStore[:stored]...)
 	return acks, next, err
 }
 

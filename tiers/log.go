@@ -438,6 +438,11 @@ func (l *Log) AppendDurable(ctx context.Context, recs []Record) (uint64, error) 
 	return first, l.SyncTo(ctx, next)
 }
 
+// ErrRecordTooLarge is matched (errors.Is) by Append's refusal of a record
+// whose payload exceeds segment.MaxPayloadBytes: the segment format cannot
+// hold it, so it would be refused on every attempt.
+var ErrRecordTooLarge = errors.New("record payload exceeds the segment record limit")
+
 // Append appends recs without waiting for them to be durable and returns
 // the offset of the first record and the offset after the last: pass the
 // latter to SyncTo before acknowledging anything. Appends are ordered;
@@ -449,7 +454,13 @@ func (l *Log) Append(ctx context.Context, recs []Record) (first, next uint64, er
 		return n, n, nil
 	}
 	var n int64
-	for _, r := range recs {
+	for i, r := range recs {
+		// Refused before admission and before the writer sees it: the
+		// writer's own refusal would stop the log as if the disk failed.
+		if len(r.Payload) > segment.MaxPayloadBytes {
+			return 0, 0, fmt.Errorf("stream %s: record %d (ext_id %d): payload of %d bytes exceeds the segment record limit of %d bytes: %w",
+				l.name, i, r.ExtID, len(r.Payload), segment.MaxPayloadBytes, ErrRecordTooLarge)
+		}
 		n += int64(segment.RecordHeaderSize + len(r.Payload))
 	}
 	guard, err := l.s.budget.Admit(ctx, l.name, n)
@@ -626,6 +637,31 @@ func (l *Log) Resume() error {
 		}
 	}
 	l.failed, l.reopened = nil, false
+	return nil
+}
+
+// resumeWrites is Resume, then a retry of the work a failure left for the
+// next append (see Store.ResumeStream), so that a caller learns whether
+// the stream is writable without risking a record on it.
+func (l *Log) resumeWrites() error {
+	if err := l.Resume(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		// A sync of records appended before the failure failed again
+		// meanwhile.
+		return l.failed
+	}
+	if l.needNext {
+		if err := l.openNextAfterSealLocked(); err != nil {
+			return err
+		}
+	}
+	if err := l.man.Commit(); err != nil {
+		return backpressure.New(backpressure.Flush, l.name, fmt.Errorf("manifest not writable: %w", err))
+	}
 	return nil
 }
 

@@ -338,3 +338,64 @@ func TestSealWaitsForAManifestThatFailedBefore(t *testing.T) {
 	}
 	readAll(t, s, "pre", 15)
 }
+
+// TestResumeStreamSaysWhetherOneStreamIsWritable: ResumeStream answers
+// Flush backpressure for a stream whose manifest still cannot be written,
+// nil for a healthy or unknown stream, and once the disk has room it
+// resumes the stream, which takes appends again.
+func TestResumeStreamSaysWhetherOneStreamIsWritable(t *testing.T) {
+	ffs := vfs.NewFaultFS(nil)
+	s := openStore(t, Options{Root: t.TempDir(), FS: ffs})
+	defer s.Close()
+	appendN(t, s, "full", 0, 10)
+	appendN(t, s, "ok", 0, 10)
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Err: vfs.ENOSPC, Match: manifestOf("full")})
+	if _, err := s.Seal(testCtx(t), "full", false); !backpressure.Is(err, backpressure.Flush) {
+		t.Fatalf("seal with a full manifest disk: %v, want Flush backpressure", err)
+	}
+	for _, stream := range []string{"ok", "never-written"} {
+		if err := s.ResumeStream(stream); err != nil {
+			t.Fatalf("ResumeStream(%s): %v, want nil", stream, err)
+		}
+	}
+	for range 2 {
+		if err := s.ResumeStream("full"); !backpressure.Is(err, backpressure.Flush) {
+			t.Fatalf("ResumeStream with the manifest disk still full: %v, want Flush backpressure", err)
+		}
+	}
+	ffs.Reset()
+	if err := s.ResumeStream("full"); err != nil {
+		t.Fatalf("ResumeStream once the disk has room: %v", err)
+	}
+	requireSealedInManifest(t, s, "full", 1)
+	appendN(t, s, "full", 10, 5)
+	readAll(t, s, "full", 15)
+}
+
+// TestResumeStreamRetriesAPendingManifestRecord: the seal is recorded but
+// the next segment's SegmentOpened record cannot be committed. The log
+// itself is not stopped, yet the stream is not writable as far as its
+// manifest goes: ResumeStream answers Flush backpressure until the record
+// commits.
+func TestResumeStreamRetriesAPendingManifestRecord(t *testing.T) {
+	ffs := vfs.NewFaultFS(nil)
+	s := openStore(t, Options{Root: t.TempDir(), FS: ffs})
+	defer s.Close()
+	appendN(t, s, "po", 0, 10)
+	// The seal's first two manifest fsyncs (SealSegment record, header)
+	// succeed; SegmentOpened's fail.
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Err: vfs.ENOSPC, After: 2, Match: manifestOf("po")})
+	if _, err := s.Seal(testCtx(t), "po", false); !backpressure.Is(err, backpressure.Flush) {
+		t.Fatalf("seal whose SegmentOpened cannot commit: %v, want Flush backpressure", err)
+	}
+	requireSealedInManifest(t, s, "po", 1)
+	if err := s.ResumeStream("po"); !backpressure.Is(err, backpressure.Flush) {
+		t.Fatalf("ResumeStream with SegmentOpened still pending: %v, want Flush backpressure", err)
+	}
+	ffs.Reset()
+	if err := s.ResumeStream("po"); err != nil {
+		t.Fatalf("ResumeStream once the disk has room: %v", err)
+	}
+	appendN(t, s, "po", 10, 5)
+	readAll(t, s, "po", 15)
+}

@@ -383,6 +383,26 @@ func (s *Store) Resume() error {
 	return errors.Join(errs...)
 }
 
+// ResumeStream makes one stream writable again after a failure, if it
+// can: Resume, then the next segment a seal could not open and the
+// manifest records a failed commit left pending. nil means the stream
+// takes appends again as far as the store can tell without writing a
+// record (a data disk that is still full shows at the next fsync);
+// while the cause lasts the answer is Flush or Rollover backpressure. As
+// with Log.Resume, the caller must have dropped everything it appended
+// to the stream before the failure. A stream the store does not hold has
+// nothing to resume.
+func (s *Store) ResumeStream(stream string) error {
+	l, err := s.existing(stream)
+	if errors.Is(err, ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return l.resumeWrites()
+}
+
 // SyncTo returns once every record of stream below offset next is durable.
 func (s *Store) SyncTo(ctx context.Context, stream string, next uint64) error {
 	l, err := s.existing(stream)
