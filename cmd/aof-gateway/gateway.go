@@ -67,6 +67,7 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 	g.prov, err = tracing.Setup(ctx, tracing.Config{
 		Exporter:       cfg.Tracing.Exporter,
 		Endpoint:       cfg.Tracing.Endpoint,
+		TracesEndpoint: cfg.Tracing.TracesEndpoint,
 		Headers:        cfg.Tracing.Headers,
 		Insecure:       cfg.Tracing.Insecure,
 		SamplingRatio:  cfg.Tracing.SamplingRatio,
