@@ -212,10 +212,10 @@ func (j *jaeger) traces(t *testing.T, query string) []jaegerTrace {
 
 // gatewaySpans returns every span of service aof-gateway Jaeger holds, by
 // span id.
-func (j *jaeger) gatewaySpans(t *testing.T) map[string]jaegerSpan {
+func (j *jaeger) gatewaySpans(t *testing.T, service string) map[string]jaegerSpan {
 	t.Helper()
 	out := map[string]jaegerSpan{}
-	for _, tr := range j.traces(t, "service="+tracing.DefaultServiceName+"&lookback=1h&limit=1000") {
+	for _, tr := range j.traces(t, "service="+service+"&lookback=1h&limit=1000") {
 		for _, s := range tr.Spans {
 			out[s.SpanID] = s
 		}
@@ -223,27 +223,46 @@ func (j *jaeger) gatewaySpans(t *testing.T) map[string]jaegerSpan {
 	return out
 }
 
-// The gateway, exporting with OTLP/gRPC to a real Jaeger, produces a trace
+// The gateway, exporting to a real Jaeger with the endpoint in the
+// documented base-URL form (http://host:port, no path) over OTLP/HTTP and
+// OTLP/gRPC, or with only the standard OTEL_* environment, produces a trace
 // that a user finds through Jaeger's query API: the producer's span, the
 // ingest batch as its child, the seal of the full segment and the append
 // and fsync of the message that rolled it, then the Tier 1 compress of that
 // segment linked to the trace (a FOLLOWS_FROM reference) and the Tier 2
 // upload linked to the compress.
 func TestGatewayTraceFromProducerToUploadInJaeger(t *testing.T) {
-	j := startJaeger(t)
-	e := newEnv(t,
-		"AOF2_TRACING_EXPORTER=otlp-grpc",
-		"AOF2_TRACING_ENDPOINT="+j.OTLPGRPC,
-		"AOF2_TRACING_INSECURE=true",
-		"AOF2_SEGMENT_TARGET_BYTES=1000B",
-	)
+	tests := []struct {
+		name    string
+		env     func(j *jaeger) []string
+		service string
+	}{
+		{"otlp-http base URL", func(j *jaeger) []string {
+			return []string{"AOF2_TRACING_EXPORTER=otlp-http", "AOF2_TRACING_ENDPOINT=http://" + j.OTLPHTTP}
+		}, tracing.DefaultServiceName},
+		{"otlp-grpc base URL", func(j *jaeger) []string {
+			return []string{"AOF2_TRACING_EXPORTER=otlp-grpc", "AOF2_TRACING_ENDPOINT=http://" + j.OTLPGRPC}
+		}, tracing.DefaultServiceName},
+		{"OTEL environment only", func(j *jaeger) []string {
+			return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + j.OTLPHTTP, "OTEL_SERVICE_NAME=aof-gateway-env"}
+		}, "aof-gateway-env"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := startJaeger(t)
+			checkTraceInJaeger(t, j, newEnv(t, append(tt.env(j), "AOF2_SEGMENT_TARGET_BYTES=1000B")...), tt.service)
+		})
+	}
+}
+
+func checkTraceInJaeger(t *testing.T, j *jaeger, e *env, service string) {
 	g := e.startGateway()
 	js := e.nats.JetStream(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	prov, err := tracing.Setup(ctx, tracing.Config{Exporter: tracing.ExporterOTLPHTTP, Endpoint: j.OTLPHTTP,
-		Insecure: true, SamplingRatio: 1, ServiceName: "aof-test-producer"})
+	prov, err := tracing.Setup(ctx, tracing.Config{Exporter: tracing.ExporterOTLPHTTP, Endpoint: "http://" + j.OTLPHTTP,
+		SamplingRatio: 1, ServiceName: "aof-test-producer"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +294,7 @@ func TestGatewayTraceFromProducerToUploadInJaeger(t *testing.T) {
 	var spans map[string]jaegerSpan
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		spans = j.gatewaySpans(t)
+		spans = j.gatewaySpans(t, service)
 		got := j.traces(t, "service=aof-test-producer&lookback=1h&limit=100")
 		for _, c := range got {
 			if c.TraceID == tid {
@@ -295,8 +314,8 @@ func TestGatewayTraceFromProducerToUploadInJaeger(t *testing.T) {
 	byOp := map[string]jaegerSpan{}
 	for _, s := range tr.Spans {
 		byOp[s.OperationName] = s
-		if svc := tr.Processes[s.ProcessID].ServiceName; s.OperationName != "producer.publish" && svc != tracing.DefaultServiceName {
-			t.Errorf("%s reported by service %q, want %q", s.OperationName, svc, tracing.DefaultServiceName)
+		if svc := tr.Processes[s.ProcessID].ServiceName; s.OperationName != "producer.publish" && svc != service {
+			t.Errorf("%s reported by service %q, want %q", s.OperationName, svc, service)
 		}
 	}
 	batch := byOp[tracing.SpanIngestBatch]
