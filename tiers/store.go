@@ -185,6 +185,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Evict:              s.evictTier0,
 		Logger:             opts.Logger,
 		QueueWarnThreshold: opts.ActivationQueueWarnThreshold,
+		Instruments:        opts.Instruments,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tiers: %w", err)

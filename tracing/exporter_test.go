@@ -143,7 +143,9 @@ func TestOTLPHTTPEndpointFormsReachV1Traces(t *testing.T) {
 			cfg:      func(u string) Config { return Config{Exporter: ExporterOTLPHTTP, Endpoint: u, SamplingRatio: 1} },
 			wantPath: "/v1/traces"},
 		{name: "tracing.endpoint base URL with prefix",
-			cfg:      func(u string) Config { return Config{Exporter: ExporterOTLPHTTP, Endpoint: u + "/otlp/", SamplingRatio: 1} },
+			cfg: func(u string) Config {
+				return Config{Exporter: ExporterOTLPHTTP, Endpoint: u + "/otlp/", SamplingRatio: 1}
+			},
 			wantPath: "/otlp/v1/traces"},
 		{name: "tracing.traces_endpoint as is",
 			cfg: func(u string) Config {
