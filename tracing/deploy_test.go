@@ -3,6 +3,7 @@ package tracing
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -291,5 +292,96 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		if !strings.Contains(allExprs, want) {
 			t.Errorf("no dashboard query contains %q", want)
 		}
+	}
+}
+
+const alertsTestPath = "../deploy/prometheus/alerts_test.yml"
+
+// promtoolPath finds promtool: $AOF_PROMTOOL, else <repo>/bin/promtool
+// (installed by `make tools`), else PATH.
+func promtoolPath() (string, bool) {
+	if p := os.Getenv("AOF_PROMTOOL"); p != "" {
+		return p, true
+	}
+	if p, err := filepath.Abs("../bin/promtool"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p, true
+		}
+	}
+	p, err := exec.LookPath("promtool")
+	return p, err == nil
+}
+
+// promtoolRuleTests is the part of a promtool rule test file this test
+// checks for coverage.
+type promtoolRuleTests struct {
+	RuleFiles []string `yaml:"rule_files"`
+	Tests     []struct {
+		AlertRuleTests []struct {
+			EvalTime  string           `yaml:"eval_time"`
+			AlertName string           `yaml:"alertname"`
+			ExpAlerts []map[string]any `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+	} `yaml:"tests"`
+}
+
+// Every alert of alerts.yml has, in alerts_test.yml, a case where a
+// synthetic series breaks its threshold and the alert fires, and one where
+// it stays silent; promtool evaluates them with Prometheus' own engine.
+func TestAlertRulesFireOnlyPastTheirThresholds(t *testing.T) {
+	raw, err := os.ReadFile(alertsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules alertRules
+	if err := yaml.Unmarshal(raw, &rules); err != nil {
+		t.Fatal(err)
+	}
+	raw, err = os.ReadFile(alertsTestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases promtoolRuleTests
+	if err := yaml.Unmarshal(raw, &cases); err != nil {
+		t.Fatalf("parse %s: %v", alertsTestPath, err)
+	}
+	if !slices.Equal(cases.RuleFiles, []string{filepath.Base(alertsPath)}) {
+		t.Errorf("%s: rule_files %v, want [%s]", alertsTestPath, cases.RuleFiles, filepath.Base(alertsPath))
+	}
+	fires, silent := map[string]bool{}, map[string]bool{}
+	for _, tc := range cases.Tests {
+		for _, a := range tc.AlertRuleTests {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.AlertName] = true
+			} else {
+				silent[a.AlertName] = true
+			}
+		}
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			if !fires[r.Alert] || !silent[r.Alert] {
+				t.Errorf("alert %s: %s needs a case where it fires (%v) and one where it stays silent (%v)",
+					r.Alert, alertsTestPath, fires[r.Alert], silent[r.Alert])
+			}
+		}
+	}
+
+	promtool, ok := promtoolPath()
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool not found (AOF_PROMTOOL, ./bin/promtool, PATH): run `make tools`; CI must run the alert rule tests")
+		}
+		t.Skip("promtool not found (AOF_PROMTOOL, ./bin/promtool, PATH): run `make tools` to install it into ./bin and run the alert rule tests")
+	}
+	out, err := exec.Command(promtool, "test", "rules", alertsTestPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules %s: %v\n%s", alertsTestPath, err, out)
+	}
+	if !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool test rules did not report SUCCESS:\n%s", out)
 	}
 }
