@@ -503,6 +503,7 @@ func (l *Log) Append(r Record) (Position, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
+		l.countRefused(err)
 		return Position{}, err
 	}
 	return l.appendLocked(r), nil
@@ -513,6 +514,15 @@ func (l *Log) usable() error {
 		return ErrClosed
 	}
 	return l.failed
+}
+
+// countRefused counts a write refused because an earlier commit failed as a
+// metadata failure: the transition it carried is not recorded, and the
+// AOFMetadataFailures alert must keep seeing that while the stream is stuck.
+func (l *Log) countRefused(err error) {
+	if !errors.Is(err, ErrClosed) {
+		l.opts.Instruments.IncMetadataFailure(context.Background())
+	}
 }
 
 func (l *Log) appendLocked(r Record) Position {
@@ -575,6 +585,7 @@ func (l *Log) Commit() error {
 
 func (l *Log) commitLocked() error {
 	if err := l.usable(); err != nil {
+		l.countRefused(err)
 		return err
 	}
 	if len(l.pending) == 0 {
@@ -585,6 +596,7 @@ func (l *Log) commitLocked() error {
 		if err := l.writeBatch(b); err != nil {
 			l.failed = fmt.Errorf("commit manifest chunk %d: %w", b.index, err)
 			l.opts.Instruments.IncManifestCommitFailure(context.Background())
+			l.opts.Instruments.IncMetadataFailure(context.Background())
 			l.log.Error("manifest_commit_failed", "chunk", b.index, "err", err)
 			return l.failed
 		}

@@ -15,7 +15,7 @@ import (
 // The Log counts on the instrument set it is given, the one the gateway
 // exports: manifest_records and manifest_commit_failures were once created
 // from a Meter nobody passed, and never reached /metrics.
-func TestLogCountsRecordsCommitFailuresAndReplayOnGivenInstruments(t *testing.T) {
+func TestLogCountsRecordsFailuresAndReplayOnGivenInstruments(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer provider.Shutdown(context.Background())
@@ -31,6 +31,9 @@ func TestLogCountsRecordsCommitFailuresAndReplayOnGivenInstruments(t *testing.T)
 	l.Append(sampleRecords()[2])
 	if err := l.Commit(); !errors.Is(err, vfs.ErrInjected) {
 		t.Fatalf("commit err = %v, want the injected fsync failure", err)
+	}
+	if err := l.Commit(); err == nil { // refused: the Log failed
+		t.Fatal("a failed Log accepted a commit")
 	}
 
 	var rm metricdata.ResourceMetrics
@@ -54,8 +57,12 @@ func TestLogCountsRecordsCommitFailuresAndReplayOnGivenInstruments(t *testing.T)
 			}
 		}
 	}
-	if sums[tracing.MetricManifestRecords] != 2 || sums[tracing.MetricManifestCommitFailures] != 1 || replays != 1 {
-		t.Fatalf("manifest_records %d, manifest_commit_failures %d, manifest_replay_seconds count %d; want 2, 1, 1",
-			sums[tracing.MetricManifestRecords], sums[tracing.MetricManifestCommitFailures], replays)
+	// metadata_failures counts the failed write and the refused one: every
+	// path that writes the manifest (seal, eviction, Tier 1 and 2
+	// transitions) is covered here, in the one owner of manifest writes.
+	if sums[tracing.MetricManifestRecords] != 2 || sums[tracing.MetricManifestCommitFailures] != 1 ||
+		sums[tracing.MetricMetadataFailures] != 2 || replays != 1 {
+		t.Fatalf("manifest_records %d, manifest_commit_failures %d, metadata_failures %d, manifest_replay_seconds count %d; want 2, 1, 2, 1",
+			sums[tracing.MetricManifestRecords], sums[tracing.MetricManifestCommitFailures], sums[tracing.MetricMetadataFailures], replays)
 	}
 }
