@@ -211,9 +211,16 @@ type Segment struct {
 }
 
 // Tracing configures the OpenTelemetry trace exporter.
+//
+// Empty Exporter, Endpoint, TracesEndpoint, Headers and ServiceName leave
+// the choice to the standard OTEL_* environment (OTEL_TRACES_EXPORTER,
+// OTEL_EXPORTER_OTLP_*, OTEL_SERVICE_NAME): see the tracing package.
 type Tracing struct {
-	Exporter string `koanf:"exporter"` // none | stdout | otlp-grpc | otlp-http
-	Endpoint string `koanf:"endpoint" secret:"userinfo"`
+	Exporter string `koanf:"exporter"` // "" (OTEL_* env, else none) | none | stdout | otlp-grpc | otlp-http
+	// Endpoint is a base endpoint (OTLP/HTTP appends /v1/traces);
+	// TracesEndpoint is a full URL used as is and wins over Endpoint.
+	Endpoint       string `koanf:"endpoint" secret:"userinfo"`
+	TracesEndpoint string `koanf:"traces_endpoint" secret:"userinfo"`
 	// Headers are sent with every OTLP export; their values often carry
 	// API keys and are secrets.
 	Headers       map[string]string `koanf:"headers" secret:"values"`
@@ -292,7 +299,7 @@ func Default() *Config {
 			StreamName:       "AOF_MANIFEST",
 		},
 		Segment: Segment{TargetBytes: 64 * MiB, MaxAge: Duration(5 * 60e9)},
-		Tracing: Tracing{Exporter: "none", SamplingRatio: 1.0, ServiceName: "aof-gateway"},
+		Tracing: Tracing{SamplingRatio: 1.0},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 		Control: Control{SubjectPrefix: "aof.admin", ServiceName: "aof-admin"},
 		Log:     Log{Level: "info", Format: "text"},

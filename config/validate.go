@@ -181,11 +181,12 @@ func (c *Config) problems() []*Error {
 
 	// Observability, retention, control, log
 	tr := c.Tracing
-	v.oneOf("tracing.exporter", tr.Exporter, "none", "stdout", "otlp-grpc", "otlp-http")
+	if tr.Exporter != "" { // unset: OTEL_TRACES_EXPORTER and OTEL_EXPORTER_OTLP_* decide
+		v.oneOf("tracing.exporter", tr.Exporter, "none", "stdout", "otlp-grpc", "otlp-http")
+	}
 	if tr.SamplingRatio < 0 || tr.SamplingRatio > 1 {
 		v.add("tracing.sampling_ratio", "tracing.sampling_ratio must be between 0 and 1, got %g", tr.SamplingRatio)
 	}
-	v.required("tracing.service_name", tr.ServiceName)
 	if c.Metrics.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			v.add("metrics.listen", "metrics.listen %q must be host:port (\"\" disables metrics)", c.Metrics.Listen)

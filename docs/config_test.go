@@ -94,12 +94,13 @@ var keyHelp = map[string]string{
 	"tls.ca":                                "CA bundle for NATS and Tier 2 unless their own `tls` section is set",
 	"tls.cert":                              "client certificate for NATS and Tier 2 (with `tls.key`)",
 	"tls.key":                               "client key for NATS and Tier 2 (with `tls.cert`)",
-	"tracing.endpoint":                      "OTLP collector endpoint",
-	"tracing.exporter":                      "`none`, `stdout`, `otlp-grpc` or `otlp-http`",
+	"tracing.endpoint":                      "OTLP base endpoint, `http://host:4318` (HTTP appends `/v1/traces`) or `host:port`; empty: `OTEL_EXPORTER_OTLP_ENDPOINT`",
+	"tracing.exporter":                      "`none`, `stdout`, `otlp-grpc` or `otlp-http`; empty: `OTEL_TRACES_EXPORTER`/`OTEL_EXPORTER_OTLP_*`, else none",
 	"tracing.headers":                       "headers sent with every OTLP export, `k1=v1,k2=v2` in the environment (values secret)",
 	"tracing.insecure":                      "OTLP without TLS",
 	"tracing.sampling_ratio":                "fraction of traces sampled (parent-based)",
-	"tracing.service_name":                  "`service.name` of traces and metrics",
+	"tracing.service_name":                  "`service.name` of traces and metrics; empty: `OTEL_SERVICE_NAME`, else `aof-gateway`",
+	"tracing.traces_endpoint":               "OTLP traces URL used as is (wins over `tracing.endpoint`); empty: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`",
 }
 
 // configKeyTable renders one row per configuration key: its default (as

@@ -5,13 +5,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +25,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/integration/harness"
+	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -212,10 +221,10 @@ func (j *jaeger) traces(t *testing.T, query string) []jaegerTrace {
 
 // gatewaySpans returns every span of service aof-gateway Jaeger holds, by
 // span id.
-func (j *jaeger) gatewaySpans(t *testing.T) map[string]jaegerSpan {
+func (j *jaeger) gatewaySpans(t *testing.T, service string) map[string]jaegerSpan {
 	t.Helper()
 	out := map[string]jaegerSpan{}
-	for _, tr := range j.traces(t, "service="+tracing.DefaultServiceName+"&lookback=1h&limit=1000") {
+	for _, tr := range j.traces(t, "service="+service+"&lookback=1h&limit=1000") {
 		for _, s := range tr.Spans {
 			out[s.SpanID] = s
 		}
@@ -223,27 +232,46 @@ func (j *jaeger) gatewaySpans(t *testing.T) map[string]jaegerSpan {
 	return out
 }
 
-// The gateway, exporting with OTLP/gRPC to a real Jaeger, produces a trace
+// The gateway, exporting to a real Jaeger with the endpoint in the
+// documented base-URL form (http://host:port, no path) over OTLP/HTTP and
+// OTLP/gRPC, or with only the standard OTEL_* environment, produces a trace
 // that a user finds through Jaeger's query API: the producer's span, the
 // ingest batch as its child, the seal of the full segment and the append
 // and fsync of the message that rolled it, then the Tier 1 compress of that
 // segment linked to the trace (a FOLLOWS_FROM reference) and the Tier 2
 // upload linked to the compress.
 func TestGatewayTraceFromProducerToUploadInJaeger(t *testing.T) {
-	j := startJaeger(t)
-	e := newEnv(t,
-		"AOF2_TRACING_EXPORTER=otlp-grpc",
-		"AOF2_TRACING_ENDPOINT="+j.OTLPGRPC,
-		"AOF2_TRACING_INSECURE=true",
-		"AOF2_SEGMENT_TARGET_BYTES=1000B",
-	)
+	tests := []struct {
+		name    string
+		env     func(j *jaeger) []string
+		service string
+	}{
+		{"otlp-http base URL", func(j *jaeger) []string {
+			return []string{"AOF2_TRACING_EXPORTER=otlp-http", "AOF2_TRACING_ENDPOINT=http://" + j.OTLPHTTP}
+		}, tracing.DefaultServiceName},
+		{"otlp-grpc base URL", func(j *jaeger) []string {
+			return []string{"AOF2_TRACING_EXPORTER=otlp-grpc", "AOF2_TRACING_ENDPOINT=http://" + j.OTLPGRPC}
+		}, tracing.DefaultServiceName},
+		{"OTEL environment only", func(j *jaeger) []string {
+			return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + j.OTLPHTTP, "OTEL_SERVICE_NAME=aof-gateway-env"}
+		}, "aof-gateway-env"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := startJaeger(t)
+			checkTraceInJaeger(t, j, newEnv(t, append(tt.env(j), "AOF2_SEGMENT_TARGET_BYTES=1000B")...), tt.service)
+		})
+	}
+}
+
+func checkTraceInJaeger(t *testing.T, j *jaeger, e *env, service string) {
 	g := e.startGateway()
 	js := e.nats.JetStream(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	prov, err := tracing.Setup(ctx, tracing.Config{Exporter: tracing.ExporterOTLPHTTP, Endpoint: j.OTLPHTTP,
-		Insecure: true, SamplingRatio: 1, ServiceName: "aof-test-producer"})
+	prov, err := tracing.Setup(ctx, tracing.Config{Exporter: tracing.ExporterOTLPHTTP, Endpoint: "http://" + j.OTLPHTTP,
+		SamplingRatio: 1, ServiceName: "aof-test-producer"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +303,7 @@ func TestGatewayTraceFromProducerToUploadInJaeger(t *testing.T) {
 	var spans map[string]jaegerSpan
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		spans = j.gatewaySpans(t)
+		spans = j.gatewaySpans(t, service)
 		got := j.traces(t, "service=aof-test-producer&lookback=1h&limit=100")
 		for _, c := range got {
 			if c.TraceID == tid {
@@ -295,8 +323,8 @@ func TestGatewayTraceFromProducerToUploadInJaeger(t *testing.T) {
 	byOp := map[string]jaegerSpan{}
 	for _, s := range tr.Spans {
 		byOp[s.OperationName] = s
-		if svc := tr.Processes[s.ProcessID].ServiceName; s.OperationName != "producer.publish" && svc != tracing.DefaultServiceName {
-			t.Errorf("%s reported by service %q, want %q", s.OperationName, svc, tracing.DefaultServiceName)
+		if svc := tr.Processes[s.ProcessID].ServiceName; s.OperationName != "producer.publish" && svc != service {
+			t.Errorf("%s reported by service %q, want %q", s.OperationName, svc, service)
 		}
 	}
 	batch := byOp[tracing.SpanIngestBatch]
@@ -664,5 +692,295 @@ func checkByteGauges(t *testing.T, g *gateway, data string) {
 	artBytes, arts := treeBytes(t, filepath.Join(data, "tier1"), ".zst")
 	if gauge1 := s.value(t, "tier1_bytes"); gauge1 != float64(artBytes) || arts == 0 {
 		t.Errorf("tier1_bytes = %v, %d artifact files hold %d bytes", gauge1, arts, artBytes)
+	}
+}
+
+// ---- every documented series, exercised ---------------------------------
+
+// documentedSeries returns the series names of the table in
+// docs/observability.md "Metrics: Prometheus", without their labels.
+func documentedSeries(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(harness.RepoRoot(t), "docs", "observability.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	start := strings.Index(text, "| series | type | meaning |")
+	if start < 0 {
+		t.Fatal("docs/observability.md has no series table")
+	}
+	var names []string
+	for _, line := range strings.Split(text[start:], "\n")[2:] {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		first := strings.Split(line, "|")[1]
+		for _, m := range regexp.MustCompile("`([a-z0-9_]+)(\\{[a-z_]+\\})?`").FindAllStringSubmatch(first, -1) {
+			names = append(names, m[1])
+		}
+	}
+	if len(names) < 20 {
+		t.Fatalf("docs/observability.md series table lists only %v", names)
+	}
+	return names
+}
+
+// flakyPublisher is the manifest publisher of the metrics rig: it fails its
+// first calls (manifest_publish_retry_attempts) and then accepts every event.
+type flakyPublisher struct {
+	mu    sync.Mutex
+	fails int
+}
+
+func (p *flakyPublisher) Publish(ctx context.Context, ev manifest.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fails > 0 {
+		p.fails--
+		return errors.New("injected publish failure")
+	}
+	return nil
+}
+
+// After a run that moves each of them (ingest, a dead letter, Tier 0
+// evictions, an upload and a delete against a stopped Tier 2, a hydration, a
+// failed flush and a failed manifest commit on their own streams), a scrape
+// of the gateway's Prometheus handler shows every series of
+// docs/observability.md with a plausible value. The store, pipeline and
+// Tier 2 client share one tracing.Instruments, as cmd/aof-gateway wires them.
+func TestEveryDocumentedMetricHasAPlausibleValue(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prov, err := tracing.Setup(ctx, tracing.Config{Exporter: tracing.ExporterNone, SamplingRatio: 1}, tracing.WithoutRuntimeMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prov.Shutdown(context.Background())
+	inst, err := prov.Instruments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(prov.MetricsHandler())
+	defer srv.Close()
+	get := func() scrape {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return parseScrape(t, string(body))
+	}
+	waitFor := func(what string, ok func(scrape) bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for s := get(); !ok(s); s = get() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 60s; scrape %v", what, s)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	n := harness.StartNATS(t)
+	s3 := harness.StartS3(t)
+	t2, err := tier2.New(ctx, tier2.Options{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
+		Retry:       tier2.RetryPolicy{MaxAttempts: 2, BaseDelay: 10 * time.Millisecond},
+		Breaker:     tier2.BreakerPolicy{Failures: 1000, Cooldown: time.Second},
+		Instruments: inst})
+	if err != nil {
+		t.Fatalf("tier2: %v", err)
+	}
+	ffs := vfs.NewFaultFS(nil)
+	store, err := tiers.Open(ctx, tiers.Options{
+		Root:                  filepath.Join(t.TempDir(), "data"),
+		FS:                    ffs,
+		Tier2:                 t2,
+		SegmentTargetBytes:    8 << 10,
+		Tier0MaxBytes:         48 << 10,
+		JobRetryBackoff:       50 * time.Millisecond,
+		ManifestChunkCapacity: 2 << 10,
+		Publisher:             &flakyPublisher{fails: 2},
+		Instruments:           inst,
+	})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	defer store.Close()
+
+	js := n.JetStream(t)
+	if _, err := ingest.EnsureIngestStream(ctx, js, ingest.StreamSettings{Name: "AOF_INGEST", Subjects: []string{"aof.ingest.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.EnsureDeadLetterStream(ctx, js, "AOF_INGEST_DEADLETTER", "aof.deadletter"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.NewPipeline(js, store, ingest.Options{
+		Consumer:       ingest.ConsumerSettings{Stream: "AOF_INGEST", Durable: "aof-gateway"},
+		MaxRecordBytes: 2048,
+		Instruments:    inst,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	// Ingest through a Tier 0 budget of six segments: admission evicts
+	// sealed segments whose Tier 1 copy exists. One record is too large.
+	const msgs, bodyBytes = 400, 512
+	for i := range msgs {
+		body := make([]byte, bodyBytes)
+		rand.Read(body)
+		if _, err := js.Publish(ctx, "aof.ingest.alpha", body); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if _, err := js.Publish(ctx, "aof.ingest.alpha", make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("ingest, dead letter, evictions, uploads and manifest publication", func(s scrape) bool {
+		return s["ingest_messages_total"] == msgs && s["deadletters_total"] == 1 && s["tier0_evictions_total"] >= 1 &&
+			s[`segment_residency{state="uploaded_to_tier2"}`] >= 1 && s["manifest_published_total"] >= 1 &&
+			s["manifest_publish_retry_attempts_total"] >= 1
+	})
+	// A snapshot lets the manifest drop the chunks it covers once Tier 2
+	// holds them.
+	if _, err := store.Snapshot("alpha"); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	waitFor("manifest chunks removed after the snapshot", func(s scrape) bool { return s["manifest_chunks_deleted_total"] >= 1 })
+
+	// A segment whose local copies are gone comes back from Tier 2.
+	var back uint64
+	for _, st := range store.Segments("alpha") {
+		if st.InTier2 && back == 0 {
+			back = st.Segment
+		}
+	}
+	if err := store.EvictLocal(ctx, "alpha", back); err != nil {
+		t.Fatalf("evict segment %d: %v", back, err)
+	}
+	if err := store.Hydrate(ctx, "alpha", back); err != nil {
+		t.Fatalf("hydrate segment %d: %v", back, err)
+	}
+	waitFor("a hydration", func(s scrape) bool { return s["hydration_latency_milliseconds_count"] >= 1 })
+
+	// Tier 2 down: uploads, manifest chunk uploads and a delete retry and
+	// give up.
+	s3.Stop()
+	for i := range 4 {
+		recs := []tiers.Record{{Payload: make([]byte, 3000), ExtID: uint64(10_000 + i)}}
+		if err := store.AppendDurable(ctx, "delta", recs); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Seal(ctx, "delta", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	retireCtx, cancelRetire := context.WithTimeout(ctx, 2*time.Second)
+	store.Retire(retireCtx, "alpha", back) // fails: Tier 2 is down
+	cancelRetire()
+	waitFor("retries against a stopped Tier 2", func(s scrape) bool {
+		return s["upload_retry_attempts_total"] >= 1 && s["upload_failures_total"] >= 1 &&
+			s["delete_retry_attempts_total"] >= 1 && s["manifest_upload_retry_attempts_total"] >= 1
+	})
+	s3.Start()
+
+	// A failed fsync of a segment, and of a manifest chunk, each on a
+	// stream of its own (both streams stop accepting writes).
+	one := func(stream string, ext uint64) []tiers.Record {
+		return []tiers.Record{{Payload: []byte("x"), ExtID: ext}}
+	}
+	if err := store.AppendDurable(ctx, "beta", one("beta", 1)); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Times: 1, Match: func(name string) bool {
+		return strings.Contains(name, "beta") && strings.HasSuffix(name, ".seg")
+	}})
+	if err := store.AppendDurable(ctx, "beta", one("beta", 2)); err == nil {
+		t.Fatal("append with a failing fsync succeeded")
+	}
+	if err := store.AppendDurable(ctx, "gamma", one("gamma", 1)); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Times: 1, Match: func(name string) bool {
+		return strings.Contains(name, "gamma") && strings.HasSuffix(name, ".mlog")
+	}})
+	if _, err := store.Seal(ctx, "gamma", true); err == nil {
+		t.Fatal("seal with a failing manifest fsync succeeded")
+	}
+
+	waitFor("background work to settle", func(s scrape) bool {
+		return s["compression_queue_depth"] == 0 && s["hydration_queue_depth"] == 0 && s["activation_queue_depth"] == 0
+	})
+	s := get()
+	streams := float64(len(store.Streams()))
+	atLeast := func(min float64) func(float64) bool { return func(v float64) bool { return v >= min } }
+	plausible := map[string]map[string]func(float64) bool{
+		"activation_queue_depth":  {"activation_queue_depth": atLeast(0)},
+		"hydration_queue_depth":   {"hydration_queue_depth": atLeast(0)},
+		"compression_queue_depth": {"compression_queue_depth": atLeast(0)},
+		"tier0_bytes":             {"tier0_bytes": atLeast(1)},
+		"tier1_bytes":             {"tier1_bytes": atLeast(1)},
+		"segment_residency": {
+			`segment_residency{state="resident_in_tier0"}`: atLeast(1),
+			`segment_residency{state="staged_for_tier0"}`:  atLeast(0),
+			`segment_residency{state="uploaded_to_tier2"}`: atLeast(1),
+			`segment_residency{state="needs_recovery"}`:    atLeast(0),
+		},
+		"hydration_latency_milliseconds": {
+			"hydration_latency_milliseconds_count": atLeast(1),
+			"hydration_latency_milliseconds_sum":   func(v float64) bool { return v > 0 && v < 60_000 },
+		},
+		"manifest_replay_seconds": {
+			"manifest_replay_seconds_count": atLeast(streams),
+			"manifest_replay_seconds_sum":   func(v float64) bool { return v >= 0 && v < 30 },
+		},
+		"upload_retry_attempts_total": {"upload_retry_attempts_total": atLeast(1)},
+		"upload_failures_total":       {"upload_failures_total": atLeast(1)},
+		"delete_retry_attempts_total": {"delete_retry_attempts_total": atLeast(1)},
+		"flush_failures_total":        {"flush_failures_total": atLeast(1)},
+		"metadata_failures_total":     {"metadata_failures_total": atLeast(1)},
+		"ingest_messages_total":       {"ingest_messages_total": func(v float64) bool { return v == msgs }},
+		"ingest_bytes_total": {"ingest_bytes_total": func(v float64) bool {
+			return v >= msgs*bodyBytes && v <= msgs*(bodyBytes+1024)
+		}},
+		"backpressure_total":                    {},
+		"deadletters_total":                     {"deadletters_total": func(v float64) bool { return v == 1 }},
+		"manifest_records_total":                {"manifest_records_total": atLeast(msgs / 100)},
+		"manifest_commit_failures_total":        {"manifest_commit_failures_total": atLeast(1)},
+		"manifest_unknown_records_total":        {"manifest_unknown_records_total": func(v float64) bool { return v == 0 }},
+		"manifest_upload_retry_attempts_total":  {"manifest_upload_retry_attempts_total": atLeast(1)},
+		"manifest_publish_retry_attempts_total": {"manifest_publish_retry_attempts_total": atLeast(1)},
+		"manifest_published_total":              {"manifest_published_total": atLeast(1)},
+		"manifest_chunks_deleted_total":         {"manifest_chunks_deleted_total": atLeast(1)},
+		"tier0_evictions_total":                 {"tier0_evictions_total": atLeast(1)},
+		// One snapshot is too few to prune behind (tiers' manifest prune
+		// tests count what is deleted); here the series must exist and no
+		// prune may have failed against a healthy bucket.
+		"manifest_tier2_objects_pruned_total": {"manifest_tier2_objects_pruned_total": atLeast(0)},
+		"manifest_tier2_prune_failures_total": {"manifest_tier2_prune_failures_total": func(v float64) bool { return v == 0 }},
+	}
+	for _, kind := range tracing.BackpressureKinds {
+		plausible["backpressure_total"][`backpressure_total{kind="`+kind+`"}`] = atLeast(0)
+	}
+	for _, name := range documentedSeries(t) {
+		checks, ok := plausible[name]
+		if !ok {
+			t.Errorf("docs/observability.md lists %s, which this test does not exercise", name)
+			continue
+		}
+		for series, ok := range checks {
+			if v, have := s[series]; !have || math.IsNaN(v) || !ok(v) {
+				t.Errorf("%s = %v (present %v): implausible after this run", series, v, have)
+			}
+		}
+	}
+	if ms := s["manifest_records_total"]; ms < s["manifest_published_total"] {
+		t.Errorf("manifest_published_total %v exceeds manifest_records_total %v", s["manifest_published_total"], ms)
 	}
 }

@@ -10,42 +10,10 @@ import (
 	"strconv"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/bop-aof/aof/internal/vfs"
 )
 
 func crc64Update(crc uint64, b []byte) uint64 { return crc64.Update(crc, crcTable, b) }
-
-type instruments struct {
-	records        metric.Int64Counter
-	commitFailures metric.Int64Counter
-	unknown        metric.Int64Counter
-	uploadRetries  metric.Int64Counter
-	publishRetries metric.Int64Counter
-	published      metric.Int64Counter
-	deleted        metric.Int64Counter
-	pruned         metric.Int64Counter
-	pruneFailures  metric.Int64Counter
-	replaySeconds  metric.Float64Histogram
-}
-
-func newInstruments(m metric.Meter) instruments {
-	// Instrument creation only fails on invalid names; ours are constant,
-	// and the API returns a usable no-op instrument alongside any error.
-	var i instruments
-	i.records, _ = m.Int64Counter("manifest_records", metric.WithDescription("manifest records committed"))
-	i.commitFailures, _ = m.Int64Counter("manifest_commit_failures", metric.WithDescription("manifest commits that failed; the stream stops accepting writes"))
-	i.unknown, _ = m.Int64Counter("manifest_unknown_records", metric.WithDescription("records of unknown type skipped at replay"))
-	i.uploadRetries, _ = m.Int64Counter("manifest_upload_retry_attempts", metric.WithDescription("failed manifest chunk or snapshot uploads to Tier 2"))
-	i.publishRetries, _ = m.Int64Counter("manifest_publish_retry_attempts", metric.WithDescription("failed manifest record publications"))
-	i.published, _ = m.Int64Counter("manifest_published", metric.WithDescription("manifest records published"))
-	i.deleted, _ = m.Int64Counter("manifest_chunks_deleted", metric.WithDescription("local manifest chunks removed after Tier 2 confirmed them"))
-	i.pruned, _ = m.Int64Counter("manifest_tier2_objects_pruned", metric.WithDescription("Tier 2 manifest chunks and snapshots deleted behind the newest uploaded snapshot"))
-	i.pruneFailures, _ = m.Int64Counter("manifest_tier2_prune_failures", metric.WithDescription("failed attempts to prune Tier 2 manifest chunks and snapshots"))
-	i.replaySeconds, _ = m.Float64Histogram("manifest_replay_seconds", metric.WithUnit("s"), metric.WithDescription("time to rebuild the manifest index at open"))
-	return i
-}
 
 // backoff doubles from min to max.
 type backoff struct{ min, max, cur time.Duration }
@@ -132,7 +100,7 @@ func (l *Log) publishLoop(ctx context.Context) {
 	defer l.wg.Done()
 	bo := backoff{min: l.opts.RetryMin, max: l.opts.RetryMax}
 	runLoop(ctx, l.wakePub, bo, l.publishSome, func(err error) {
-		l.m.publishRetries.Add(context.Background(), 1)
+		l.opts.Instruments.IncManifestPublishRetry(context.Background())
 		l.log.Warn("manifest_publish_failed", "err", err)
 	})
 	// Persist the final cursor so a clean restart publishes nothing twice.
@@ -186,7 +154,7 @@ func (l *Log) publishSome(ctx context.Context) (bool, error) {
 	published := 0
 	defer func() {
 		if published > 0 {
-			l.m.published.Add(context.Background(), int64(published))
+			l.opts.Instruments.AddManifestPublished(context.Background(), int64(published))
 			l.mu.Lock()
 			p := l.cursor
 			l.mu.Unlock()
@@ -245,11 +213,11 @@ func (l *Log) uploadLoop(ctx context.Context) {
 	runLoop(ctx, l.wakeUp, bo, l.uploadSome, func(err error) {
 		var pe *pruneError
 		if errors.As(err, &pe) {
-			l.m.pruneFailures.Add(context.Background(), 1)
+			l.opts.Instruments.IncManifestTier2PruneFailure(context.Background())
 			l.log.Warn("manifest_tier2_prune_failed", "snapshot", pe.anchor, "err", pe.err)
 			return
 		}
-		l.m.uploadRetries.Add(context.Background(), 1)
+		l.opts.Instruments.IncManifestUploadRetry(context.Background())
 		l.log.Warn("manifest_upload_failed", "err", err)
 	})
 }
@@ -367,7 +335,7 @@ func (l *Log) retain() {
 	}
 	if removed > 0 {
 		l.chunks = keep
-		l.m.deleted.Add(context.Background(), int64(removed))
+		l.opts.Instruments.AddManifestChunksDeleted(context.Background(), int64(removed))
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			l.log.Warn("manifest_dir_sync_failed", "err", err)
 		}

@@ -14,10 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
-
 	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/tracing"
 )
 
 // DefaultChunkCapacity is the size at which a chunk rotates (bytes).
@@ -70,7 +68,10 @@ type Options struct {
 	// disables time-based rotation.
 	RotationPeriod time.Duration
 	Logger         *slog.Logger
-	Meter          metric.Meter
+	// Instruments counts manifest_records, manifest_commit_failures and the
+	// other manifest_* series and times manifest_replay_seconds; it is the
+	// process's one instrument set. Nil counts nothing.
+	Instruments *tracing.Instruments
 	// Uploader receives sealed chunks and snapshots; without one no chunk is
 	// ever deleted locally.
 	Uploader Uploader
@@ -91,9 +92,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Meter == nil {
-		o.Meter = noop.NewMeterProvider().Meter("")
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -196,7 +194,6 @@ type Log struct {
 	stream string
 	opts   Options
 	log    *slog.Logger
-	m      instruments
 
 	mu      sync.Mutex
 	chunks  []*chunkMeta // on disk, ascending index
@@ -237,7 +234,6 @@ func Open(fs vfs.FS, dir, stream string, opts Options) (*Log, error) {
 		wakePub: make(chan struct{}, 1),
 		wakeUp:  make(chan struct{}, 1),
 	}
-	l.m = newInstruments(opts.Meter)
 	start := time.Now()
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create manifest dir: %w", err)
@@ -249,7 +245,7 @@ func Open(fs vfs.FS, dir, stream string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.replayed = time.Since(start)
-	l.m.replaySeconds.Record(context.Background(), l.replayed.Seconds())
+	l.opts.Instruments.ObserveManifestReplay(context.Background(), l.replayed)
 	l.log.Info("manifest_replay_done", "chunks", len(l.chunks), "records", l.idx.Records,
 		"segments", l.idx.Len(), "snapshot", l.snap.ID, "unknown_records", l.unknown, "took", l.replayed)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -440,7 +436,7 @@ func (l *Log) recover() error {
 			}
 		}
 	}
-	l.m.unknown.Add(context.Background(), int64(l.unknown))
+	l.opts.Instruments.AddManifestUnknownRecords(context.Background(), int64(l.unknown))
 	if l.opts.Publisher != nil {
 		l.cursor = l.loadCursor()
 	}
@@ -518,6 +514,7 @@ func (l *Log) Append(r Record) (Position, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
+		l.countRefused(err)
 		return Position{}, err
 	}
 	return l.appendLocked(r), nil
@@ -593,6 +590,15 @@ func (l *Log) cutUncommittedLocked() error {
 	return nil
 }
 
+// countRefused counts a write refused because an earlier commit failed as a
+// metadata failure: the transition it carried is not recorded, and the
+// AOFMetadataFailures alert must keep seeing that while the stream is stuck.
+func (l *Log) countRefused(err error) {
+	if !errors.Is(err, ErrClosed) {
+		l.opts.Instruments.IncMetadataFailure(context.Background())
+	}
+}
+
 func (l *Log) appendLocked(r Record) Position {
 	if r.Payload == nil && r.Type.Known() {
 		// Apply the same payload replay will decode, so the live index and a
@@ -654,6 +660,7 @@ func (l *Log) Commit() error {
 
 func (l *Log) commitLocked() error {
 	if err := l.usable(); err != nil {
+		l.countRefused(err)
 		return err
 	}
 	return l.writePendingLocked()
@@ -669,14 +676,15 @@ func (l *Log) writePendingLocked() error {
 		clear(l.pending[k:])
 		l.pending = l.pending[:k]
 		if n > 0 {
-			l.m.records.Add(context.Background(), int64(n))
+			l.opts.Instruments.AddManifestRecords(context.Background(), int64(n))
 			wake(l.wakePub)
 		}
 	}()
 	for _, b := range l.pending {
 		if err := l.writeBatch(b); err != nil {
 			l.uncommitted = fmt.Errorf("commit manifest chunk %d: %w", b.index, err)
-			l.m.commitFailures.Add(context.Background(), 1)
+			l.opts.Instruments.IncManifestCommitFailure(context.Background())
+			l.opts.Instruments.IncMetadataFailure(context.Background())
 			l.log.Error("manifest_commit_failed", "chunk", b.index, "err", err)
 			return l.uncommitted
 		}

@@ -137,7 +137,7 @@ func (l *Log) pruneBehind(ctx context.Context, p ObjectPruner, anchor uint64) er
 	deleted := 0
 	defer func() {
 		if deleted > 0 {
-			l.m.pruned.Add(context.Background(), int64(deleted))
+			l.opts.Instruments.AddManifestTier2Pruned(context.Background(), int64(deleted))
 		}
 	}()
 	// Every object deleted is older than what F and A need, so a prune

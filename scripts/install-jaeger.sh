@@ -6,7 +6,8 @@
 #
 # Jaeger is built from the Go module proxy in a scratch module under a
 # temporary directory, so the repository's go.mod never gains Jaeger's
-# dependencies. The build takes about three minutes on two cores.
+# dependencies. The build takes about nine minutes on two cores from a cold
+# module cache; `make tools` runs it in parallel with the promtool install.
 #
 # Usage: scripts/install-jaeger.sh [--force]
 set -euo pipefail

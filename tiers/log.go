@@ -113,11 +113,11 @@ func openLog(ctx context.Context, s *Store, name string) (*Log, error) {
 	if err := s.fs.MkdirAll(l.dir0, 0o755); err != nil {
 		return nil, fmt.Errorf("create tier0 dir: %w", err)
 	}
-	start := s.opts.Now()
 	man, err := manifest.Open(s.fs, filepath.Join(s.opts.Root, "manifest", name), name, manifest.Options{
 		ChunkCapacity:  s.opts.ManifestChunkCapacity,
 		RotationPeriod: s.opts.ManifestRotationPeriod,
 		Logger:         s.log,
+		Instruments:    s.opts.Instruments,
 		Publisher:      s.opts.Publisher,
 		Uploader:       s.manifestUploader(),
 	})
@@ -129,7 +129,6 @@ func openLog(ctx context.Context, s *Store, name string) (*Log, error) {
 		man.Close()
 		return nil, err
 	}
-	s.opts.Instruments.ObserveManifestReplay(ctx, s.opts.Now().Sub(start))
 	return l, nil
 }
 

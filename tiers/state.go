@@ -20,12 +20,12 @@ func (l *Log) record(r manifest.Record) error {
 	if r.TimestampMS == 0 {
 		r.TimestampMS = l.s.opts.Now().UnixMilli()
 	}
+	// A failed or refused manifest write is counted (metadata_failures) by
+	// the manifest itself, whichever path wrote it.
 	if _, err := l.man.Append(r); err != nil {
-		l.s.opts.Instruments.IncMetadataFailure(l.s.ctx)
 		return fmt.Errorf("manifest %s: %w", r.Type, err)
 	}
 	if err := l.man.Commit(); err != nil {
-		l.s.opts.Instruments.IncMetadataFailure(l.s.ctx)
 		return fmt.Errorf("manifest commit: %w", err)
 	}
 	return nil

@@ -210,6 +210,7 @@ func openLocked(ctx context.Context, opts Options, lock *RootLock) (*Store, erro
 		Evict:              s.evictTier0,
 		Logger:             opts.Logger,
 		QueueWarnThreshold: opts.ActivationQueueWarnThreshold,
+		Instruments:        opts.Instruments,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tiers: %w", err)

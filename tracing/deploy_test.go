@@ -3,6 +3,7 @@ package tracing
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -22,47 +25,68 @@ const (
 	dashboardPath = "../deploy/grafana/aof-gateway.json"
 )
 
-var (
-	promQLQuoted   = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'`)
-	promQLMatchers = regexp.MustCompile(`\{[^}]*\}`)
-	promQLRange    = regexp.MustCompile(`\[[^\]]*\]`)
-	promQLGrouping = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
-	promQLIdent    = regexp.MustCompile(`[A-Za-z_:][A-Za-z0-9_:]*(\s*\()?`)
-	promQLKeywords = map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true,
-		"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true, "inf": true, "nan": true}
-)
+// grafanaVariables are the dashboard's template variables that may stand
+// where PromQL wants a duration; Prometheus never sees them, Grafana
+// substitutes them first, and so does promQLMetrics.
+var grafanaVariables = strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h")
 
-// promQLMetrics returns the metric names an expression selects: identifiers
-// that are not functions, keywords, label names or durations.
-func promQLMetrics(expr string) []string {
-	s := promQLQuoted.ReplaceAllString(expr, " ")
-	s = promQLMatchers.ReplaceAllString(s, " ")
-	s = promQLRange.ReplaceAllString(s, " ")
-	s = promQLGrouping.ReplaceAllString(s, " ")
-	var out []string
-	for _, m := range promQLIdent.FindAllStringSubmatch(s, -1) {
-		name := strings.TrimRight(strings.TrimSuffix(strings.TrimSpace(m[0]), "("), " ")
-		if m[1] != "" || promQLKeywords[strings.ToLower(name)] {
-			continue
-		}
-		out = append(out, name)
+// grafanaLabelValues is the one Grafana query function the dashboard's
+// variables use: label_values(<series selector>, <label>).
+var grafanaLabelValues = regexp.MustCompile(`^\s*label_values\((.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$`)
+
+// promQLMetrics parses expr with Prometheus' own PromQL parser and returns
+// the metric names its selectors select, in order of appearance.
+func promQLMetrics(expr string) ([]string, error) {
+	if m := grafanaLabelValues.FindStringSubmatch(expr); m != nil {
+		expr = m[1]
 	}
-	return out
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaVariables.Replace(expr))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		vs, ok := n.(*parser.VectorSelector)
+		if !ok {
+			return nil
+		}
+		name := vs.Name
+		for _, m := range vs.LabelMatchers {
+			if name == "" && m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+				name = m.Value
+			}
+		}
+		names = append(names, name)
+		return nil
+	})
+	return names, nil
 }
 
 func TestPromQLMetrics(t *testing.T) {
 	tests := []struct {
-		expr string
-		want []string
+		expr    string
+		want    []string
+		wantErr bool
 	}{
-		{`max by (job, instance) (activation_queue_depth) > 0`, []string{"activation_queue_depth"}},
-		{`histogram_quantile(0.99, sum by (le) (rate(a_bucket{instance=~"$instance", x="y"}[$__rate_interval])))`, []string{"a_bucket"}},
-		{`rate(x_total[1m]) * 60 > bool 10 or on(instance) y`, []string{"x_total", "y"}},
-		{`label_values(target_info, instance)`, []string{"target_info", "instance"}},
+		{expr: `max by (job, instance) (activation_queue_depth) > 0`, want: []string{"activation_queue_depth"}},
+		{expr: `histogram_quantile(0.99, sum by (le) (rate(a_bucket{instance=~"$instance", x="y"}[$__rate_interval])))`, want: []string{"a_bucket"}},
+		{expr: `rate(x_total[1m]) * 60 > bool 10 or on(instance) y`, want: []string{"x_total", "y"}},
+		{expr: `label_values(target_info, instance)`, want: []string{"target_info"}},
+		{expr: `{__name__="by_matcher", job="j"} offset 5m`, want: []string{"by_matcher"}},
+		{expr: `sum by (kind) (rate(backpressure_total{kind!="tail"}[5m]))`, want: []string{"backpressure_total"}},
+		{expr: `rate(x_total[1m]`, wantErr: true},
+		{expr: `increase(x_total[1m]) >`, wantErr: true},
 	}
 	for _, tt := range tests {
-		if got := promQLMetrics(tt.expr); !slices.Equal(got, tt.want) {
-			t.Errorf("promQLMetrics(%q) = %v, want %v", tt.expr, got, tt.want)
+		got, err := promQLMetrics(tt.expr)
+		if tt.wantErr {
+			if err == nil {
+				t.Errorf("promQLMetrics(%q) = %v, want a parse error", tt.expr, got)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("promQLMetrics(%q) = %v, %v; want %v", tt.expr, got, err, tt.want)
 		}
 	}
 }
@@ -137,10 +161,10 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 					t.Errorf("alert %s: for %q: %v", r.Alert, r.For, err)
 				}
 			}
-			if strings.Count(r.Expr, "(") != strings.Count(r.Expr, ")") {
-				t.Errorf("alert %s: unbalanced parentheses in %q", r.Alert, r.Expr)
+			metrics, err := promQLMetrics(r.Expr)
+			if err != nil {
+				t.Errorf("alert %s: expr %q: %v", r.Alert, r.Expr, err)
 			}
-			metrics := promQLMetrics(r.Expr)
 			if len(metrics) == 0 {
 				t.Errorf("alert %s: expr %q selects no metric", r.Alert, r.Expr)
 			}
@@ -218,8 +242,8 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 			if err := json.Unmarshal(v.Query, &q); err != nil {
 				t.Errorf("variable %s: query: %v", v.Name, err)
 			}
-			if ms := promQLMetrics(q.Query); len(ms) == 0 || !exported[ms[0]] {
-				t.Errorf("variable %s: query %q does not select an exported metric", v.Name, q.Query)
+			if ms, err := promQLMetrics(q.Query); err != nil || len(ms) == 0 || !exported[ms[0]] {
+				t.Errorf("variable %s: query %q does not select an exported metric (%v)", v.Name, q.Query, err)
 			}
 		}
 	}
@@ -245,7 +269,10 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		}
 		for _, tg := range p.Targets {
 			allExprs += tg.Expr + "\n"
-			ms := promQLMetrics(tg.Expr)
+			ms, err := promQLMetrics(tg.Expr)
+			if err != nil {
+				t.Errorf("panel %q %s: %q: %v", p.Title, tg.RefID, tg.Expr, err)
+			}
 			if len(ms) == 0 {
 				t.Errorf("panel %q %s: %q selects no metric", p.Title, tg.RefID, tg.Expr)
 			}
@@ -265,5 +292,96 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		if !strings.Contains(allExprs, want) {
 			t.Errorf("no dashboard query contains %q", want)
 		}
+	}
+}
+
+const alertsTestPath = "../deploy/prometheus/alerts_test.yml"
+
+// promtoolPath finds promtool: $AOF_PROMTOOL, else <repo>/bin/promtool
+// (installed by `make tools`), else PATH.
+func promtoolPath() (string, bool) {
+	if p := os.Getenv("AOF_PROMTOOL"); p != "" {
+		return p, true
+	}
+	if p, err := filepath.Abs("../bin/promtool"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p, true
+		}
+	}
+	p, err := exec.LookPath("promtool")
+	return p, err == nil
+}
+
+// promtoolRuleTests is the part of a promtool rule test file this test
+// checks for coverage.
+type promtoolRuleTests struct {
+	RuleFiles []string `yaml:"rule_files"`
+	Tests     []struct {
+		AlertRuleTests []struct {
+			EvalTime  string           `yaml:"eval_time"`
+			AlertName string           `yaml:"alertname"`
+			ExpAlerts []map[string]any `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+	} `yaml:"tests"`
+}
+
+// Every alert of alerts.yml has, in alerts_test.yml, a case where a
+// synthetic series breaks its threshold and the alert fires, and one where
+// it stays silent; promtool evaluates them with Prometheus' own engine.
+func TestAlertRulesFireOnlyPastTheirThresholds(t *testing.T) {
+	raw, err := os.ReadFile(alertsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules alertRules
+	if err := yaml.Unmarshal(raw, &rules); err != nil {
+		t.Fatal(err)
+	}
+	raw, err = os.ReadFile(alertsTestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases promtoolRuleTests
+	if err := yaml.Unmarshal(raw, &cases); err != nil {
+		t.Fatalf("parse %s: %v", alertsTestPath, err)
+	}
+	if !slices.Equal(cases.RuleFiles, []string{filepath.Base(alertsPath)}) {
+		t.Errorf("%s: rule_files %v, want [%s]", alertsTestPath, cases.RuleFiles, filepath.Base(alertsPath))
+	}
+	fires, silent := map[string]bool{}, map[string]bool{}
+	for _, tc := range cases.Tests {
+		for _, a := range tc.AlertRuleTests {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.AlertName] = true
+			} else {
+				silent[a.AlertName] = true
+			}
+		}
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			if !fires[r.Alert] || !silent[r.Alert] {
+				t.Errorf("alert %s: %s needs a case where it fires (%v) and one where it stays silent (%v)",
+					r.Alert, alertsTestPath, fires[r.Alert], silent[r.Alert])
+			}
+		}
+	}
+
+	promtool, ok := promtoolPath()
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool not found (AOF_PROMTOOL, ./bin/promtool, PATH): run `make tools`; CI must run the alert rule tests")
+		}
+		t.Skip("promtool not found (AOF_PROMTOOL, ./bin/promtool, PATH): run `make tools` to install it into ./bin and run the alert rule tests")
+	}
+	out, err := exec.Command(promtool, "test", "rules", alertsTestPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules %s: %v\n%s", alertsTestPath, err, out)
+	}
+	if !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool test rules did not report SUCCESS:\n%s", out)
 	}
 }

@@ -60,6 +60,14 @@
 //	backpressure_total{kind}               counter, kind in admission,
 //	                                       rollover, hydration, flush, tail
 //	deadletters_total                      counter
+//	manifest_records_total                 counter
+//	manifest_commit_failures_total         counter
+//	manifest_unknown_records_total         counter
+//	manifest_upload_retry_attempts_total   counter
+//	manifest_publish_retry_attempts_total  counter
+//	manifest_published_total              counter
+//	manifest_chunks_deleted_total          counter
+//	tier0_evictions_total                  counter
 //
 // TestExportedNames scrapes the handler and fails if this list drifts from
 // what the exporter really produces.

@@ -33,6 +33,19 @@ const (
 	MetricIngestBytes           = "ingest_bytes"
 	MetricBackpressure          = "backpressure"
 	MetricDeadletters           = "deadletters"
+
+	// Manifest and Tier 0 bookkeeping, counted where the work happens
+	// (manifest.Log, tier0.Budget) on this one instrument set.
+	MetricManifestRecords             = "manifest_records"
+	MetricManifestCommitFailures      = "manifest_commit_failures"
+	MetricManifestUnknownRecords      = "manifest_unknown_records"
+	MetricManifestUploadRetryAttempts = "manifest_upload_retry_attempts"
+	MetricManifestPublishRetries      = "manifest_publish_retry_attempts"
+	MetricManifestPublished           = "manifest_published"
+	MetricManifestChunksDeleted       = "manifest_chunks_deleted"
+	MetricManifestTier2Pruned         = "manifest_tier2_objects_pruned"
+	MetricManifestTier2PruneFailures  = "manifest_tier2_prune_failures"
+	MetricTier0Evictions              = "tier0_evictions"
 )
 
 // Residency states, the values of the state attribute of segment_residency.
@@ -97,6 +110,17 @@ type Instruments struct {
 	Backpressure          metric.Int64Counter // attribute kind
 	Deadletters           metric.Int64Counter
 
+	ManifestRecords             metric.Int64Counter
+	ManifestCommitFailures      metric.Int64Counter
+	ManifestUnknownRecords      metric.Int64Counter
+	ManifestUploadRetryAttempts metric.Int64Counter
+	ManifestPublishRetries      metric.Int64Counter
+	ManifestPublished           metric.Int64Counter
+	ManifestChunksDeleted       metric.Int64Counter
+	ManifestTier2Pruned         metric.Int64Counter
+	ManifestTier2PruneFailures  metric.Int64Counter
+	Tier0Evictions              metric.Int64Counter
+
 	// HydrationQuantiles sees every ObserveHydration, so that dumps can print
 	// p50/p90/p99 without a Prometheus server.
 	HydrationQuantiles *Quantiles
@@ -144,6 +168,16 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.IngestBytes = counter(MetricIngestBytes, "By", "Payload bytes appended durably from JetStream.")
 	in.Backpressure = counter(MetricBackpressure, "{answer}", "Backpressure answers given, by kind.")
 	in.Deadletters = counter(MetricDeadletters, "{message}", "Messages rejected to the dead-letter subject.")
+	in.ManifestRecords = counter(MetricManifestRecords, "{record}", "Manifest records committed.")
+	in.ManifestCommitFailures = counter(MetricManifestCommitFailures, "{failure}", "Manifest commits that failed; the records stay pending and are retried.")
+	in.ManifestUnknownRecords = counter(MetricManifestUnknownRecords, "{record}", "Manifest records of unknown type skipped at replay.")
+	in.ManifestUploadRetryAttempts = counter(MetricManifestUploadRetryAttempts, "{attempt}", "Failed manifest chunk or snapshot uploads to Tier 2, retried.")
+	in.ManifestPublishRetries = counter(MetricManifestPublishRetries, "{attempt}", "Failed manifest record publications, retried.")
+	in.ManifestPublished = counter(MetricManifestPublished, "{record}", "Manifest records published.")
+	in.ManifestChunksDeleted = counter(MetricManifestChunksDeleted, "{chunk}", "Local manifest chunks removed after Tier 2 confirmed them.")
+	in.ManifestTier2Pruned = counter(MetricManifestTier2Pruned, "{object}", "Tier 2 manifest chunks and snapshots deleted behind the newest uploaded snapshot.")
+	in.ManifestTier2PruneFailures = counter(MetricManifestTier2PruneFailures, "{failure}", "Failed attempts to prune Tier 2 manifest chunks and snapshots, retried.")
+	in.Tier0Evictions = counter(MetricTier0Evictions, "{segment}", "Sealed segments evicted from Tier 0 (their Tier 1 copy stays).")
 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("tracing: create instruments: %w", err)
@@ -153,7 +187,10 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	// and the alerts on flush_failures and metadata_failures must.
 	ctx := context.Background()
 	for _, c := range []metric.Int64Counter{in.UploadRetryAttempts, in.UploadFailures, in.DeleteRetryAttempts,
-		in.FlushFailures, in.MetadataFailures, in.IngestMessages, in.IngestBytes, in.Deadletters} {
+		in.FlushFailures, in.MetadataFailures, in.IngestMessages, in.IngestBytes, in.Deadletters,
+		in.ManifestRecords, in.ManifestCommitFailures, in.ManifestUnknownRecords, in.ManifestUploadRetryAttempts,
+		in.ManifestPublishRetries, in.ManifestPublished, in.ManifestChunksDeleted, in.ManifestTier2Pruned,
+		in.ManifestTier2PruneFailures, in.Tier0Evictions} {
 		c.Add(ctx, 0)
 	}
 	for _, kind := range BackpressureKinds {
@@ -398,4 +435,89 @@ func (in *Instruments) IncMetadataFailure(ctx context.Context) {
 		return
 	}
 	in.MetadataFailures.Add(ctx, 1)
+}
+
+// AddManifestRecords counts n manifest records committed.
+func (in *Instruments) AddManifestRecords(ctx context.Context, n int64) {
+	if in == nil {
+		return
+	}
+	in.ManifestRecords.Add(ctx, n)
+}
+
+// IncManifestCommitFailure counts one failed manifest commit.
+func (in *Instruments) IncManifestCommitFailure(ctx context.Context) {
+	if in == nil {
+		return
+	}
+	in.ManifestCommitFailures.Add(ctx, 1)
+}
+
+// AddManifestUnknownRecords counts n records of unknown type skipped at
+// replay.
+func (in *Instruments) AddManifestUnknownRecords(ctx context.Context, n int64) {
+	if in == nil {
+		return
+	}
+	in.ManifestUnknownRecords.Add(ctx, n)
+}
+
+// AddManifestTier2Pruned counts n Tier 2 manifest objects deleted behind
+// the newest uploaded snapshot.
+func (in *Instruments) AddManifestTier2Pruned(ctx context.Context, n int64) {
+	if in == nil {
+		return
+	}
+	in.ManifestTier2Pruned.Add(ctx, n)
+}
+
+// IncManifestTier2PruneFailure counts one failed prune of Tier 2 manifest
+// objects; the next upload round tries again.
+func (in *Instruments) IncManifestTier2PruneFailure(ctx context.Context) {
+	if in == nil {
+		return
+	}
+	in.ManifestTier2PruneFailures.Add(ctx, 1)
+}
+
+// IncManifestUploadRetry counts one failed manifest chunk or snapshot
+// upload that will be retried.
+func (in *Instruments) IncManifestUploadRetry(ctx context.Context) {
+	if in == nil {
+		return
+	}
+	in.ManifestUploadRetryAttempts.Add(ctx, 1)
+}
+
+// IncManifestPublishRetry counts one failed publication that will be
+// retried.
+func (in *Instruments) IncManifestPublishRetry(ctx context.Context) {
+	if in == nil {
+		return
+	}
+	in.ManifestPublishRetries.Add(ctx, 1)
+}
+
+// AddManifestPublished counts n manifest records published.
+func (in *Instruments) AddManifestPublished(ctx context.Context, n int64) {
+	if in == nil {
+		return
+	}
+	in.ManifestPublished.Add(ctx, n)
+}
+
+// AddManifestChunksDeleted counts n local manifest chunks removed.
+func (in *Instruments) AddManifestChunksDeleted(ctx context.Context, n int64) {
+	if in == nil {
+		return
+	}
+	in.ManifestChunksDeleted.Add(ctx, n)
+}
+
+// IncTier0Eviction counts one segment evicted from Tier 0.
+func (in *Instruments) IncTier0Eviction(ctx context.Context) {
+	if in == nil {
+		return
+	}
+	in.Tier0Evictions.Add(ctx, 1)
 }

@@ -101,6 +101,16 @@ var exportedNames = []string{
 	"ingest_bytes_total",
 	"backpressure_total",
 	"deadletters_total",
+	"manifest_records_total",
+	"manifest_commit_failures_total",
+	"manifest_unknown_records_total",
+	"manifest_upload_retry_attempts_total",
+	"manifest_publish_retry_attempts_total",
+	"manifest_published_total",
+	"manifest_chunks_deleted_total",
+	"manifest_tier2_objects_pruned_total",
+	"manifest_tier2_prune_failures_total",
+	"tier0_evictions_total",
 }
 
 func TestExportedNames(t *testing.T) {
@@ -125,7 +135,11 @@ func TestCountersStartAtZero(t *testing.T) {
 	}
 	series, _ := scrape(t, p)
 	want := []string{"upload_retry_attempts_total", "upload_failures_total", "delete_retry_attempts_total",
-		"flush_failures_total", "metadata_failures_total", "ingest_messages_total", "ingest_bytes_total", "deadletters_total"}
+		"flush_failures_total", "metadata_failures_total", "ingest_messages_total", "ingest_bytes_total", "deadletters_total",
+		"manifest_records_total", "manifest_commit_failures_total", "manifest_unknown_records_total",
+		"manifest_upload_retry_attempts_total", "manifest_publish_retry_attempts_total", "manifest_published_total",
+		"manifest_chunks_deleted_total", "manifest_tier2_objects_pruned_total", "manifest_tier2_prune_failures_total",
+		"tier0_evictions_total"}
 	for _, kind := range BackpressureKinds {
 		want = append(want, `backpressure_total{kind="`+kind+`"}`)
 	}
@@ -152,19 +166,39 @@ func TestCountersCount(t *testing.T) {
 	in.IncFlushFailure(ctx)
 	in.IncMetadataFailure(ctx)
 	in.IncDeadletter(ctx)
+	in.AddManifestRecords(ctx, 5)
+	in.IncManifestCommitFailure(ctx)
+	in.AddManifestUnknownRecords(ctx, 2)
+	in.IncManifestUploadRetry(ctx)
+	in.IncManifestPublishRetry(ctx)
+	in.AddManifestPublished(ctx, 4)
+	in.AddManifestChunksDeleted(ctx, 3)
+	in.AddManifestTier2Pruned(ctx, 6)
+	in.IncManifestTier2PruneFailure(ctx)
+	in.IncTier0Eviction(ctx)
 	series, _ := scrape(t, p)
 	want := map[string]float64{
-		"ingest_messages_total":                4,
-		"ingest_bytes_total":                   350,
-		`backpressure_total{kind="admission"}`: 2,
-		`backpressure_total{kind="tail"}`:      1,
-		`backpressure_total{kind="flush"}`:     0,
-		"upload_retry_attempts_total":          1,
-		"upload_failures_total":                1,
-		"delete_retry_attempts_total":          1,
-		"flush_failures_total":                 1,
-		"metadata_failures_total":              1,
-		"deadletters_total":                    1,
+		"ingest_messages_total":                 4,
+		"ingest_bytes_total":                    350,
+		`backpressure_total{kind="admission"}`:  2,
+		`backpressure_total{kind="tail"}`:       1,
+		`backpressure_total{kind="flush"}`:      0,
+		"upload_retry_attempts_total":           1,
+		"upload_failures_total":                 1,
+		"delete_retry_attempts_total":           1,
+		"flush_failures_total":                  1,
+		"metadata_failures_total":               1,
+		"deadletters_total":                     1,
+		"manifest_records_total":                5,
+		"manifest_commit_failures_total":        1,
+		"manifest_unknown_records_total":        2,
+		"manifest_upload_retry_attempts_total":  1,
+		"manifest_publish_retry_attempts_total": 1,
+		"manifest_published_total":              4,
+		"manifest_chunks_deleted_total":         3,
+		"manifest_tier2_objects_pruned_total":   6,
+		"manifest_tier2_prune_failures_total":   1,
+		"tier0_evictions_total":                 1,
 	}
 	for s, v := range want {
 		if series[s] != v {
@@ -294,6 +328,14 @@ func TestNilInstrumentsDoNothing(t *testing.T) {
 	in.IncDeleteRetry(ctx)
 	in.IncFlushFailure(ctx)
 	in.IncMetadataFailure(ctx)
+	in.AddManifestRecords(ctx, 1)
+	in.IncManifestCommitFailure(ctx)
+	in.AddManifestUnknownRecords(ctx, 1)
+	in.IncManifestUploadRetry(ctx)
+	in.IncManifestPublishRetry(ctx)
+	in.AddManifestPublished(ctx, 1)
+	in.AddManifestChunksDeleted(ctx, 1)
+	in.IncTier0Eviction(ctx)
 	u, err := in.RegisterGauge(MetricTier0Bytes, func() int64 { return 1 })
 	if err != nil {
 		t.Fatal(err)

@@ -7,17 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
-	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
@@ -43,11 +39,19 @@ const DefaultServiceName = "aof-gateway"
 // Config says where spans go and how this process names itself. The config
 // package fills it from the [tracing] section.
 type Config struct {
-	// Exporter is one of none, stdout, otlp-grpc, otlp-http; empty means none.
+	// Exporter is one of none, stdout, otlp-grpc, otlp-http. Empty leaves
+	// the choice to OTEL_TRACES_EXPORTER and OTEL_EXPORTER_OTLP_* (see
+	// resolveExporter), and none when those are unset too.
 	Exporter string
-	// Endpoint is host:port or a full URL (http://collector:4318). Empty
-	// leaves the OTLP exporter's defaults and OTEL_EXPORTER_OTLP_* env vars.
+	// Endpoint is the collector's base endpoint, host:port or a URL
+	// (http://collector:4318), like OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP
+	// appends /v1/traces to it. Empty leaves the exporter's defaults and the
+	// OTEL_EXPORTER_OTLP_* environment.
 	Endpoint string
+	// TracesEndpoint is a signal endpoint, like
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: a URL used as is
+	// (https://vendor.example/otlp/traces). It wins over Endpoint.
+	TracesEndpoint string
 	// Headers are sent with every OTLP export (authentication tokens). They
 	// are secrets: never logged.
 	Headers map[string]string
@@ -59,8 +63,9 @@ type Config struct {
 	SamplingRatio float64
 	// ServiceName, ServiceVersion and InstanceID become the resource
 	// attributes service.name, service.version and service.instance.id.
-	// Empty ServiceName means DefaultServiceName; empty InstanceID means the
-	// host name.
+	// Empty ServiceName means OTEL_SERVICE_NAME (or service.name in
+	// OTEL_RESOURCE_ATTRIBUTES), else DefaultServiceName; empty InstanceID
+	// means the host name.
 	ServiceName, ServiceVersion, InstanceID string
 }
 
@@ -79,6 +84,11 @@ func (c Config) Validate() error {
 	}
 	if !(c.SamplingRatio >= 0 && c.SamplingRatio <= 1) { // also rejects NaN
 		return fmt.Errorf("tracing: sampling ratio %v: want a value in [0, 1]", c.SamplingRatio)
+	}
+	if c.Exporter == ExporterOTLPGRPC || c.Exporter == ExporterOTLPHTTP {
+		if _, err := resolveOTLPTarget(c.Exporter, c.Endpoint, c.TracesEndpoint); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -212,21 +222,24 @@ func Setup(ctx context.Context, cfg Config, opts ...Option) (*Providers, error) 
 	}, nil
 }
 
+// newResource describes this process. Later options override earlier
+// ones: the default service.name, then OTEL_RESOURCE_ATTRIBUTES and
+// OTEL_SERVICE_NAME, then what Config sets.
 func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
-	name := cfg.ServiceName
-	if name == "" {
-		name = DefaultServiceName
-	}
 	instance := cfg.InstanceID
 	if instance == "" {
 		instance, _ = os.Hostname()
 	}
-	attrs := []resourceOpt{resource.WithAttributes(semconv.ServiceName(name))}
-	if cfg.ServiceVersion != "" {
-		attrs = append(attrs, resource.WithAttributes(semconv.ServiceVersion(cfg.ServiceVersion)))
-	}
+	attrs := []resourceOpt{resource.WithAttributes(semconv.ServiceName(DefaultServiceName))}
 	if instance != "" {
 		attrs = append(attrs, resource.WithAttributes(semconv.ServiceInstanceID(instance)))
+	}
+	attrs = append(attrs, resource.WithFromEnv())
+	if cfg.ServiceName != "" {
+		attrs = append(attrs, resource.WithAttributes(semconv.ServiceName(cfg.ServiceName)))
+	}
+	if cfg.ServiceVersion != "" {
+		attrs = append(attrs, resource.WithAttributes(semconv.ServiceVersion(cfg.ServiceVersion)))
 	}
 	attrs = append(attrs, resource.WithSchemaURL(semconv.SchemaURL), resource.WithTelemetrySDK())
 	res, err := resource.New(ctx, attrs...)
@@ -234,62 +247,6 @@ func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
 	return res, nil
-}
-
-func newSpanExporter(ctx context.Context, cfg Config, stdout io.Writer) (sdktrace.SpanExporter, error) {
-	hasURL := strings.Contains(cfg.Endpoint, "://")
-	switch cfg.Exporter {
-	case "", ExporterNone:
-		return nil, nil
-	case ExporterStdout:
-		if stdout == nil {
-			stdout = os.Stdout
-		}
-		exp, err := stdouttrace.New(stdouttrace.WithWriter(stdout))
-		if err != nil {
-			return nil, fmt.Errorf("tracing: stdout exporter: %w", err)
-		}
-		return exp, nil
-	case ExporterOTLPGRPC:
-		var opts []otlptracegrpc.Option
-		switch {
-		case hasURL:
-			opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
-		case cfg.Endpoint != "":
-			opts = append(opts, otlptracegrpc.WithEndpoint(cfg.Endpoint))
-		}
-		if len(cfg.Headers) > 0 {
-			opts = append(opts, otlptracegrpc.WithHeaders(cfg.Headers))
-		}
-		if cfg.Insecure {
-			opts = append(opts, otlptracegrpc.WithInsecure())
-		}
-		exp, err := otlptracegrpc.New(ctx, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("tracing: otlp-grpc exporter: %w", err)
-		}
-		return exp, nil
-	case ExporterOTLPHTTP:
-		var opts []otlptracehttp.Option
-		switch {
-		case hasURL:
-			opts = append(opts, otlptracehttp.WithEndpointURL(cfg.Endpoint))
-		case cfg.Endpoint != "":
-			opts = append(opts, otlptracehttp.WithEndpoint(cfg.Endpoint))
-		}
-		if len(cfg.Headers) > 0 {
-			opts = append(opts, otlptracehttp.WithHeaders(cfg.Headers))
-		}
-		if cfg.Insecure {
-			opts = append(opts, otlptracehttp.WithInsecure())
-		}
-		exp, err := otlptracehttp.New(ctx, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("tracing: otlp-http exporter: %w", err)
-		}
-		return exp, nil
-	}
-	return nil, fmt.Errorf("tracing: exporter %q: unknown", cfg.Exporter)
 }
 
 // Tracer returns a tracer of this provider; nil Providers give a no-op one.

@@ -120,6 +120,9 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown exporter", Config{Exporter: "jaeger", SamplingRatio: 1}, false},
 		{"ratio above 1", Config{SamplingRatio: 1.5}, false},
 		{"negative ratio", Config{SamplingRatio: -0.1}, false},
+		{"otlp-http base URL", Config{Exporter: ExporterOTLPHTTP, Endpoint: "http://c:4318", SamplingRatio: 1}, true},
+		{"otlp-grpc URL with a path", Config{Exporter: ExporterOTLPGRPC, Endpoint: "http://c:4317/v1/traces", SamplingRatio: 1}, false},
+		{"endpoint with a path but no scheme", Config{Exporter: ExporterOTLPHTTP, Endpoint: "c:4318/v1/traces", SamplingRatio: 1}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

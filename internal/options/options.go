@@ -139,6 +139,7 @@ func Tracing(cfg *config.Config, serviceVersion, instanceID string) tracing.Conf
 	return tracing.Config{
 		Exporter:       t.Exporter,
 		Endpoint:       t.Endpoint,
+		TracesEndpoint: t.TracesEndpoint,
 		Headers:        t.Headers,
 		Insecure:       t.Insecure,
 		SamplingRatio:  t.SamplingRatio,

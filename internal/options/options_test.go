@@ -80,6 +80,7 @@ var optionCases = []optionCase{
 
 	{"tracing.exporter", func(c *config.Config) { c.Tracing.Exporter = "otlp-grpc" }, func(c *config.Config) any { return Tracing(c, "v", "i").Exporter }, "otlp-grpc"},
 	{"tracing.endpoint", func(c *config.Config) { c.Tracing.Endpoint = "collector:4317" }, func(c *config.Config) any { return Tracing(c, "v", "i").Endpoint }, "collector:4317"},
+	{"tracing.traces_endpoint", func(c *config.Config) { c.Tracing.TracesEndpoint = "http://collector:4318/v1/traces" }, func(c *config.Config) any { return Tracing(c, "v", "i").TracesEndpoint }, "http://collector:4318/v1/traces"},
 	{"tracing.headers", func(c *config.Config) { c.Tracing.Headers = map[string]string{"k": "v"} }, func(c *config.Config) any { return Tracing(c, "v", "i").Headers }, map[string]string{"k": "v"}},
 	{"tracing.insecure", func(c *config.Config) { c.Tracing.Insecure = true }, func(c *config.Config) any { return Tracing(c, "v", "i").Insecure }, true},
 	{"tracing.sampling_ratio", func(c *config.Config) { c.Tracing.SamplingRatio = 0.25 }, func(c *config.Config) any { return Tracing(c, "v", "i").SamplingRatio }, 0.25},

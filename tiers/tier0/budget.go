@@ -55,9 +55,8 @@ import (
 	"log/slog"
 	"sync"
 
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/bop-aof/aof/tiers/backpressure"
+	"github.com/bop-aof/aof/tracing"
 )
 
 // SegmentKey names one segment file of one stream.
@@ -85,9 +84,10 @@ type Options struct {
 	// Logger receives tier0_eviction_scheduled and failure events. Nil
 	// discards them.
 	Logger *slog.Logger
-	// Meter registers activation_queue_depth, tier0_bytes and
-	// tier0_evictions. Nil registers nothing.
-	Meter metric.Meter
+	// Instruments counts tier0_evictions; the process's one instrument set
+	// (the owner of the Budget registers its gauges from Stats). Nil counts
+	// nothing.
+	Instruments *tracing.Instruments
 	// QueueWarnThreshold (tier0.activation_queue_warn_threshold) logs a
 	// warning each time the activation queue grows to this depth. Zero
 	// disables the warning.
@@ -171,7 +171,7 @@ type Budget struct {
 	evict    Evictor
 	log      *slog.Logger
 	warnAt   int
-	metrics  *instruments
+	inst     *tracing.Instruments
 	mu       sync.Mutex
 	closed   bool
 	max      int64
@@ -200,21 +200,11 @@ func New(opts Options) (*Budget, error) {
 		segs:   make(map[SegmentKey]*segment),
 		lru:    list.New(),
 		queue:  list.New(),
-	}
-	if opts.Meter != nil {
-		m, err := newInstruments(opts.Meter, b)
-		if err != nil {
-			return nil, fmt.Errorf("tier0: register metrics: %w", err)
-		}
-		b.metrics = m
+		inst:   opts.Instruments,
 	}
 	return b, nil
 }
 
-// Close fails every queued AdmitWait with Admission backpressure wrapping
-// ErrClosed, makes later admissions return ErrClosed and unregisters the
-// metric callbacks. Outstanding guards may still be settled. Close is
-// idempotent.
 // SetQueueWarnThreshold changes the activation queue depth that logs a
 // warning (tier0.activation_queue_warn_threshold; 0 turns it off).
 func (b *Budget) SetQueueWarnThreshold(n int) {
@@ -223,6 +213,9 @@ func (b *Budget) SetQueueWarnThreshold(n int) {
 	b.mu.Unlock()
 }
 
+// Close fails every queued AdmitWait with Admission backpressure wrapping
+// ErrClosed and makes later admissions return ErrClosed. Outstanding
+// guards may still be settled. Close is idempotent.
 func (b *Budget) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -234,9 +227,6 @@ func (b *Budget) Close() error {
 		b.failWaiterLocked(e.Value.(*waiter), ErrClosed)
 	}
 	b.mu.Unlock()
-	if b.metrics != nil {
-		return b.metrics.unregister()
-	}
 	return nil
 }
 
@@ -551,9 +541,7 @@ func (b *Budget) evictAll(ctx context.Context, cands []candidate) (failed []*seg
 		b.evicted++
 		b.grantLocked()
 		b.mu.Unlock()
-		if b.metrics != nil {
-			b.metrics.evictions.Add(ctx, 1)
-		}
+		b.inst.IncTier0Eviction(ctx)
 	}
 	return failed
 }

@@ -6,6 +6,8 @@ import (
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/bop-aof/aof/tracing"
 )
 
 // collect returns the last value of every int64 gauge and sum by name.
@@ -33,15 +35,21 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	return out
 }
 
-func TestMetricsReportQueueDepthBytesAndEvictions(t *testing.T) {
+// Evictions are counted on the instrument set the Budget is given, the one
+// the process exports on /metrics (tier0_evictions_total).
+func TestEvictionsCountedOnSharedInstruments(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer provider.Shutdown(context.Background())
+	inst, err := tracing.NewInstruments(provider.Meter("tier0-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	b, err := New(Options{
-		MaxBytes: 100,
-		Evict:    func(context.Context, SegmentKey) error { return nil },
-		Meter:    provider.Meter("tier0-test"),
+		MaxBytes:    100,
+		Evict:       func(context.Context, SegmentKey) error { return nil },
+		Instruments: inst,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -50,11 +58,9 @@ func TestMetricsReportQueueDepthBytesAndEvictions(t *testing.T) {
 
 	b.Track(key(1), 60, true, true)
 	b.Track(key(2), 40, false, false)
-	got := collect(t, reader)
-	if got["tier0_bytes"] != 100 || got["activation_queue_depth"] != 0 {
-		t.Fatalf("after Track: %v, want tier0_bytes 100, activation_queue_depth 0", got)
+	if got := collect(t, reader); got[tracing.MetricTier0Evictions] != 0 {
+		t.Fatalf("before any eviction: %v, want tier0_evictions 0", got)
 	}
-
 	ctx, cancel := context.WithCancel(context.Background())
 	done := admitAsync(ctx, b, "orders", 50) // nothing free: evicts segment 1, the only sealed one in Tier 1
 	r := receive(t, done)
@@ -63,17 +69,7 @@ func TestMetricsReportQueueDepthBytesAndEvictions(t *testing.T) {
 		t.Fatalf("AdmitWait: %v", r.err)
 	}
 	r.g.Commit(key(3))
-
-	blocked, cancelBlocked := context.WithCancel(context.Background())
-	waiting := admitAsync(blocked, b, "orders", 20)
-	waitDepth(t, b, 1)
-	got = collect(t, reader)
-	if got["tier0_bytes"] != 90 || got["activation_queue_depth"] != 1 || got["tier0_evictions"] != 1 {
-		t.Fatalf("with one waiter: %v, want tier0_bytes 90, activation_queue_depth 1, tier0_evictions 1", got)
-	}
-	cancelBlocked()
-	receive(t, waiting)
-	if got = collect(t, reader); got["activation_queue_depth"] != 0 {
-		t.Fatalf("after cancel: %v, want activation_queue_depth 0", got)
+	if got := collect(t, reader); got[tracing.MetricTier0Evictions] != 1 || b.Stats().Evictions != 1 {
+		t.Fatalf("after one eviction: %v (Stats %d), want tier0_evictions 1", got, b.Stats().Evictions)
 	}
 }

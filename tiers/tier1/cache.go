@@ -2,7 +2,6 @@ package tier1
 
 import (
 	"container/list"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bop-aof/aof/internal/vfs"
 )
@@ -48,7 +45,6 @@ type CacheOptions struct {
 	// It is called without the cache lock held, and never concurrently.
 	OnEvict func(Eviction) error
 	Logger  *slog.Logger
-	Meter   metric.Meter
 }
 
 // CacheStats is a point-in-time view of the cache.
@@ -113,19 +109,6 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
-	}
-	if opts.Meter != nil {
-		g, err := opts.Meter.Int64ObservableGauge("tier1_bytes", metric.WithUnit("By"),
-			metric.WithDescription("bytes of Tier 1 artifacts on local disk"))
-		if err != nil {
-			return nil, fmt.Errorf("tier1_bytes gauge: %w", err)
-		}
-		if _, err := opts.Meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-			o.ObserveInt64(g, c.Stats().Bytes)
-			return nil
-		}, g); err != nil {
-			return nil, fmt.Errorf("tier1_bytes callback: %w", err)
-		}
 	}
 	if err := c.fs.MkdirAll(c.root, 0o755); err != nil {
 		return nil, fmt.Errorf("create tier1 dir: %w", err)

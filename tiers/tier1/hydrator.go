@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/bop-aof/aof/tiers/backpressure"
 )
 
@@ -27,18 +25,16 @@ type HydratorOptions struct {
 	// callers that started or polled the job; default 30 s.
 	Retain time.Duration
 	Logger *slog.Logger
-	Meter  metric.Meter
 }
 
 // Hydrator runs at most one fetch per key at a time, however many callers
 // wait for it, on at most Workers goroutines. Jobs wait in FIFO order for a
-// worker. Metrics: hydration_queue_depth (jobs waiting for a worker) and
-// hydration_latency (ms from enqueue to result).
+// worker. QueueDepth feeds hydration_queue_depth; the owner times each
+// fetch for hydration_latency (tracing.Instruments.ObserveHydration).
 type Hydrator[K comparable, V any] struct {
-	fetch   FetchFunc[K, V]
-	retain  time.Duration
-	log     *slog.Logger
-	latency metric.Float64Histogram
+	fetch  FetchFunc[K, V]
+	retain time.Duration
+	log    *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -86,25 +82,6 @@ func NewHydrator[K comparable, V any](fetch FetchFunc[K, V], opts HydratorOption
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
-	}
-	if opts.Meter != nil {
-		var err error
-		h.latency, err = opts.Meter.Float64Histogram("hydration_latency", metric.WithUnit("ms"),
-			metric.WithDescription("time from hydration request to result"))
-		if err != nil {
-			return nil, fmt.Errorf("hydration_latency histogram: %w", err)
-		}
-		g, err := opts.Meter.Int64ObservableGauge("hydration_queue_depth",
-			metric.WithDescription("hydration jobs waiting for a worker"))
-		if err != nil {
-			return nil, fmt.Errorf("hydration_queue_depth gauge: %w", err)
-		}
-		if _, err := opts.Meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-			o.ObserveInt64(g, h.depth.Load())
-			return nil
-		}, g); err != nil {
-			return nil, fmt.Errorf("hydration_queue_depth callback: %w", err)
-		}
 	}
 	h.slotCond = sync.NewCond(&h.slotMu)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
@@ -159,11 +136,11 @@ func (h *Hydrator[K, V]) start(key K) *hydration[V] {
 	h.running[key] = j
 	h.depth.Add(1)
 	h.wg.Add(1)
-	go h.run(key, j, time.Now())
+	go h.run(key, j)
 	return j
 }
 
-func (h *Hydrator[K, V]) run(key K, j *hydration[V], enqueued time.Time) {
+func (h *Hydrator[K, V]) run(key K, j *hydration[V]) {
 	defer h.wg.Done()
 	if h.acquire() {
 		h.depth.Add(-1)
@@ -179,9 +156,6 @@ func (h *Hydrator[K, V]) run(key K, j *hydration[V], enqueued time.Time) {
 	} else {
 		h.depth.Add(-1)
 		j.err = ErrHydratorClosed
-	}
-	if h.latency != nil {
-		h.latency.Record(context.Background(), float64(time.Since(enqueued).Microseconds())/1000)
 	}
 	if j.err != nil {
 		h.log.Warn("tier1_hydration_failed", "key", fmt.Sprint(key), "err", j.err)
