@@ -81,8 +81,8 @@ func (d *PermissionDenials) deny(op, subject string) bool {
 		var err error
 		switch {
 		case op == "publish" && subject == w.subject:
-			err = Errorf(CodeForbidden, "permission denied by the NATS server for publish to %s: this NATS user may not call %s "+
-				"(ask for the operator role, user manual section 10)", subject, w.subject)
+			err = Errorf(CodeForbidden, "permission denied by the NATS server for publish to %s: this NATS user may not call it "+
+				"(ask for the operator role, user manual section 10)", subject)
 		case op == "subscribe" && strings.HasPrefix(subject, w.inboxPrefix):
 			err = Errorf(CodeForbidden, "permission denied by the NATS server for subscribe to %s: this NATS user cannot receive answers "+
 				"(its permissions must allow subscribing to %s>)", subject, w.inboxPrefix)
