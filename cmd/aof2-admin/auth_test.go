@@ -177,6 +177,21 @@ func TestAdminLoginFlagsApplyBeforeValidation(t *testing.T) {
 	}
 }
 
+// TestAdminAcceptsTheGatewaysLoginFlagNames: --nats-creds, --nats-user
+// and --nats-password, the gateway's names, are --creds, --user and
+// --password, so one login line works with both commands.
+func TestAdminAcceptsTheGatewaysLoginFlagNames(t *testing.T) {
+	rs := startRolesServer(t, nil)
+	code, out, errOut := cli(t, "--nats-url", rs.url, "--timeout", "10s", "--nats-user", "operator", "--nats-password", operatorPassword, "status")
+	if code != 0 || !strings.Contains(out, "streams: demo") {
+		t.Fatalf("--nats-user and --nats-password: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, _, errOut = cli(t, "--nats-url", rs.url, "--nats-creds", filepath.Join(t.TempDir(), "missing.creds"), "status")
+	if code == 0 || !strings.Contains(errOut, "missing.creds") {
+		t.Fatalf("--nats-creds naming a missing file: exit %d, stderr %q; want it used as --creds", code, errOut)
+	}
+}
+
 // TestAdminRefusesAnUnusableConfigurationNamingTheKey: a configuration
 // that does not validate is an error (exit 1) naming the key, not a
 // warning followed by a run on the defaults that drops every setting
