@@ -228,6 +228,7 @@ func (g *gateway) connectNATS(ctx context.Context) error {
 			g.log.Warn("nats_disconnected", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { g.log.Info("nats_reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(natsErrorHandler(g.log)),
 	}
 	login, err := options.NATSLogin(cfg)
 	if err != nil {
