@@ -220,10 +220,11 @@ func (a *app) config(cmd *cobra.Command) (*config.Config, error) {
 	if env == nil {
 		env = os.Environ()
 	}
+	env = append(append([]string(nil), env...), a.loginOverrides()...)
 	opts := config.LoadOptions{File: a.configFile, Env: env, Flags: a.flags, FlagKeys: flagKeys}
 	cfg, err := config.Load(opts)
 	if err != nil {
-		opts.Env = append(append([]string(nil), env...), "AOF2_TIER2_ENABLED=false")
+		opts.Env = append(env, "AOF2_TIER2_ENABLED=false")
 		if cfg, err = config.Load(opts); err != nil {
 			return nil, usageError{fmt.Errorf("configuration not usable: %w", err)}
 		}
@@ -231,6 +232,49 @@ func (a *app) config(cmd *cobra.Command) (*config.Config, error) {
 	}
 	a.cfg = cfg
 	return cfg, nil
+}
+
+// loginMethods are the ways to log in to NATS, each with the flag that
+// chooses it and the keys it takes.
+var loginMethods = []struct {
+	flag string
+	keys []string
+}{
+	{"creds", []string{"nats.creds"}},
+	{"nats-nkey", []string{"nats.nkey"}},
+	{"user", []string{"nats.user", "nats.password"}},
+}
+
+// loginOverrides blanks the keys of the other ways to log in when a login
+// flag is given (--creds, --nats-nkey, --user): the flag names who runs
+// the command, and a login left in the file would otherwise be sent too.
+// The file is often the gateway's, and nats-server takes its nkey over a
+// user and password, so the operator would act as the gateway. They are
+// environment entries placed after the real ones, so they sit above the
+// file and the environment and below the flags.
+func (a *app) loginOverrides() []string {
+	if a.flags == nil {
+		return nil
+	}
+	chosen := -1
+	for i, m := range loginMethods {
+		if changed(a.flags, m.flag) {
+			chosen = i
+		}
+	}
+	if chosen < 0 {
+		return nil
+	}
+	var blank []string
+	for i, m := range loginMethods {
+		if i == chosen {
+			continue
+		}
+		for _, k := range m.keys {
+			blank = append(blank, config.EnvName(k)+"=")
+		}
+	}
+	return blank
 }
 
 // connect connects to NATS with the login and TLS of the configuration

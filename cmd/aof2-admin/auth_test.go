@@ -177,6 +177,31 @@ func TestAdminLoginFlagsApplyBeforeValidation(t *testing.T) {
 	}
 }
 
+// TestAdminLoginFlagReplacesTheConfiguredLogin: a login flag (--creds,
+// --nats-nkey, --user) names who runs the command, and the other ways to
+// log in that the file or the environment hold are dropped: an operator
+// using the gateway's configuration file must not log in with the
+// gateway's nkey, nor be stopped by "nats.creds and nats.nkey are
+// mutually exclusive".
+func TestAdminLoginFlagReplacesTheConfiguredLogin(t *testing.T) {
+	rs := startRolesServer(t, nil)
+	base := []string{"--nats-url", rs.url, "--timeout", "10s"}
+
+	withNkey := writeConfig(t, fmt.Sprintf("[nats]\nnkey = %q\n", rs.operatorSeedFile))
+	code, out, errOut := cli(t, append(base, "--config", withNkey, "--user", "reader", "--password", readerPassword,
+		"seal", "--stream", "demo")...)
+	if code != control.ExitAuth || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("seal with --user reader over a file with nats.nkey: exit %d, stdout %q, stderr %q; want the reader refused (exit 3)", code, out, errOut)
+	}
+
+	withCreds := writeConfig(t, "[nats]\ncreds = \"/etc/aof/gateway.creds\"\n")
+	code, out, errOut = cliEnv(t, []string{"AOF2_NATS_USER=reader", "AOF2_NATS_PASSWORD=" + readerPassword},
+		append(base, "--config", withCreds, "--nats-nkey", rs.operatorSeedFile, "seal", "--stream", "demo")...)
+	if code != 0 {
+		t.Fatalf("seal with --nats-nkey over nats.creds in the file and a user in the environment: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
 // TestAdminAcceptsTheGatewaysLoginFlagNames: --nats-creds, --nats-user
 // and --nats-password, the gateway's names, are --creds, --user and
 // --password, so one login line works with both commands.
