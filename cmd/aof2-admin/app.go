@@ -164,7 +164,8 @@ needs must be set: an incomplete configuration (no Tier 2 credentials, say)
 is fine for commands that do not use it.
 
 Exit codes: 0 success, 1 usage error, 2 segment or stream not found,
-3 authentication failure (NATS or Tier 2), 4 I/O error (or problems left by
+3 authentication failure (NATS or Tier 2) or a request the NATS server
+refuses for lack of permission, 4 I/O error (or problems left by
 manifest check).`
 
 func (a *app) rootCommand() *cobra.Command {
