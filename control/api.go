@@ -47,6 +47,7 @@ var Endpoints = []string{
 const (
 	CodeBadRequest     = "400" // malformed request or invalid argument
 	CodeUnauthorized   = "401" // NATS or Tier 2 authentication/authorization
+	CodeForbidden      = "403" // the NATS server refused the request: the user lacks the permission
 	CodeNotFound       = "404" // stream, segment or offset not found
 	CodeConflict       = "409" // refused: the operation would break an invariant
 	CodeTooLarge       = "413" // one record does not fit the answer limit
@@ -97,9 +98,10 @@ func Classify(err error) string {
 	case errors.Is(err, tiers.ErrRootLocked):
 		return CodeConflict
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
-		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired),
-		errors.Is(err, nats.ErrPermissionViolation):
+		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
 		return CodeUnauthorized
+	case errors.Is(err, nats.ErrPermissionViolation):
+		return CodeForbidden
 	case errors.As(err, &he) && he.Reason == manifest.ReasonAuth:
 		return CodeUnauthorized
 	case errors.Is(err, context.DeadlineExceeded):
@@ -122,7 +124,7 @@ func Classify(err error) string {
 }
 
 // ExitCode maps an error to the aof2-admin exit code: 1 usage, 2 not found,
-// 3 authentication, 4 I/O (everything else that failed).
+// 3 authentication or authorization, 4 I/O (everything else that failed).
 func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
@@ -132,7 +134,7 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case CodeNotFound:
 		return ExitNotFound
-	case CodeUnauthorized:
+	case CodeUnauthorized, CodeForbidden:
 		return ExitAuth
 	}
 	return ExitIO

@@ -15,17 +15,32 @@ import (
 // error answer is returned as *Error; a missing service as *Error with
 // CodeUnavailable.
 type Client struct {
-	nc     *nats.Conn
-	prefix string
+	nc      *nats.Conn
+	prefix  string
+	denials *PermissionDenials
+}
+
+// ClientOption sets an optional setting of a Client.
+type ClientOption func(*Client)
+
+// WithPermissionDenials makes every request that the NATS server refuses
+// for lack of permission fail at once with CodeForbidden; d must be the
+// error handler of the client's connection (PermissionDenials).
+func WithPermissionDenials(d *PermissionDenials) ClientOption {
+	return func(c *Client) { c.denials = d }
 }
 
 // NewClient returns a client of the service whose endpoints are under
 // prefix ("" for DefaultSubjectPrefix).
-func NewClient(nc *nats.Conn, prefix string) *Client {
+func NewClient(nc *nats.Conn, prefix string, opts ...ClientOption) *Client {
 	if prefix == "" {
 		prefix = DefaultSubjectPrefix
 	}
-	return &Client{nc: nc, prefix: prefix}
+	c := &Client{nc: nc, prefix: prefix}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // call sends req as JSON to endpoint and decodes the answer into res.
@@ -37,9 +52,12 @@ func (c *Client) call(ctx context.Context, endpoint string, req, res any) error 
 			return fmt.Errorf("encode %s request: %w", endpoint, err)
 		}
 	}
-	msg, err := c.nc.RequestWithContext(ctx, c.prefix+"."+endpoint, data)
+	msg, err := c.requestWatched(ctx, c.prefix+"."+endpoint, data)
 	if err != nil {
+		var refused *Error
 		switch {
+		case errors.As(err, &refused):
+			return refused
 		case errors.Is(err, nats.ErrNoResponders):
 			return Errorf(CodeUnavailable, "no aof-admin service answers on %s.%s: is the gateway running?", c.prefix, endpoint)
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):

@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/ingest"
@@ -229,28 +228,13 @@ func (g *gateway) connectNATS(ctx context.Context) error {
 			g.log.Warn("nats_disconnected", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { g.log.Info("nats_reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(natsErrorHandler(g.log)),
 	}
-	if c := cfg.NATS.Creds; c != "" {
-		opts = append(opts, nats.UserCredentials(c))
+	login, err := options.NATSLogin(cfg)
+	if err != nil {
+		return withCode(exitUsage, err)
 	}
-	if k := cfg.NATS.NKey; k != "" {
-		o, err := nkeyOption(k)
-		if err != nil {
-			return withCode(exitUsage, err)
-		}
-		opts = append(opts, o)
-	}
-	if cfg.NATS.User != "" {
-		opts = append(opts, nats.UserInfo(cfg.NATS.User, cfg.NATS.Password))
-	}
-	if t := cfg.NATSTLS(); !t.IsZero() {
-		if t.CA != "" {
-			opts = append(opts, nats.RootCAs(t.CA))
-		}
-		if t.Cert != "" || t.Key != "" {
-			opts = append(opts, nats.ClientCert(t.Cert, t.Key))
-		}
-	}
+	opts = append(opts, login...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		code := exitIO
@@ -295,27 +279,6 @@ func (g *gateway) closeNATS() {
 
 // redactURL hides user info in NATS URLs, with or without a scheme.
 func redactURL(u string) string { return config.RedactUserinfo(u) }
-
-// nkeyOption authenticates with an nkey given either as a seed file path or
-// as the seed itself (it starts with "S"). Errors never contain the seed.
-func nkeyOption(k string) (nats.Option, error) {
-	if strings.HasPrefix(k, "S") && !strings.ContainsAny(k, `/\.`) {
-		kp, err := nkeys.FromSeed([]byte(k))
-		if err != nil {
-			return nil, errors.New("nats.nkey: the inline seed is not a valid nkey seed")
-		}
-		pub, err := kp.PublicKey()
-		if err != nil {
-			return nil, errors.New("nats.nkey: the inline seed is not a valid nkey seed")
-		}
-		return nats.Nkey(pub, func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) }), nil
-	}
-	o, err := nats.NkeyOptionFromSeed(k)
-	if err != nil {
-		return nil, fmt.Errorf("nats.nkey: cannot read the seed file named in nats.nkey (%s)", errors.Unwrap(err))
-	}
-	return o, nil
-}
 
 // openStore opens the store at data_root with its Tier 2 client. Tier 2
 // being down does not stop it (openTier2).

@@ -31,15 +31,40 @@ type app struct {
 
 	configFile string
 	natsURL    string
-	creds      string
-	user       string
-	password   string
-	prefix     string
 	timeout    time.Duration
 	jsonOut    bool
+	// flags are the global flags, those of flagKeys among them
+	// configuration keys.
+	flags *pflag.FlagSet
 
 	cfg *config.Config
 	nc  *nats.Conn
+	// denials fails a request the NATS server refuses at once.
+	denials *control.PermissionDenials
+}
+
+// flagKeys maps the global flags that set configuration keys onto their
+// keys. They are applied as the gateway applies its own: defaults < file <
+// environment < flags, then the whole is validated. --nats-url is not
+// among them: it names where to connect, which nats.url does not when the
+// gateway runs an embedded server (gatewayNATSURL).
+var flagKeys = map[string]string{
+	"creds":     "nats.creds",
+	"nats-nkey": "nats.nkey",
+	"user":      "nats.user",
+	"password":  "nats.password",
+	"nats-ca":   "nats.tls.ca",
+	"nats-cert": "nats.tls.cert",
+	"nats-key":  "nats.tls.key",
+	"prefix":    "control.subject_prefix",
+}
+
+// flagAliases are the gateway's names of the admin's login flags,
+// accepted so that one login line works with both commands.
+var flagAliases = map[string]string{
+	"nats-creds":    "creds",
+	"nats-user":     "user",
+	"nats-password": "password",
 }
 
 // usageError marks an error as a usage error (exit code 1).
@@ -139,7 +164,8 @@ needs must be set: an incomplete configuration (no Tier 2 credentials, say)
 is fine for commands that do not use it.
 
 Exit codes: 0 success, 1 usage error, 2 segment or stream not found,
-3 authentication failure (NATS or Tier 2), 4 I/O error (or problems left by
+3 authentication failure (NATS or Tier 2) or a request the NATS server
+refuses for lack of permission, 4 I/O error (or problems left by
 manifest check).`
 
 func (a *app) rootCommand() *cobra.Command {
@@ -157,13 +183,21 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		return pflag.NormalizedName(first(flagAliases[name], name))
+	})
 	pf := root.PersistentFlags()
+	a.flags = pf
 	pf.StringVar(&a.configFile, config.ConfigFlag, "", "configuration file (default ~/.config/bop-aof/config.toml, or $AOF2_CONFIG)")
 	pf.StringVar(&a.natsURL, "nats-url", "", "NATS server URL(s) (default: where the gateway of the configuration connects: nats.url, or nats.embedded.host:port when nats.url is unset or the embedded server enabled)")
-	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (default nats.creds)")
-	pf.StringVar(&a.user, "user", "", "NATS user (default nats.user)")
-	pf.StringVar(&a.password, "password", "", "NATS password (default nats.password)")
-	pf.StringVar(&a.prefix, "prefix", "", "subject prefix of the admin service (default control.subject_prefix, aof.admin)")
+	pf.String("creds", "", "NATS credentials (.creds) file (nats.creds; also --nats-creds)")
+	pf.String("nats-nkey", "", "NATS nkey seed file, or the seed itself (nats.nkey)")
+	pf.String("user", "", "NATS user (nats.user; also --nats-user)")
+	pf.String("password", "", "NATS password (nats.password; also --nats-password)")
+	pf.String("nats-ca", "", "CA bundle to verify the NATS server (nats.tls.ca)")
+	pf.String("nats-cert", "", "client certificate for NATS TLS (nats.tls.cert)")
+	pf.String("nats-key", "", "client key for NATS TLS (nats.tls.key)")
+	pf.String("prefix", "", "subject prefix of the admin service (control.subject_prefix, default aof.admin)")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each request to the gateway")
 	pf.BoolVar(&a.jsonOut, "json", false, "print the answer as JSON instead of a table")
 
@@ -172,11 +206,13 @@ func (a *app) rootCommand() *cobra.Command {
 	return root
 }
 
-// config loads the configuration leniently: a configuration that does not
-// validate (typically Tier 2 without endpoint or credentials) is retried
-// with Tier 2 disabled, and a broken one falls back to the defaults with a
-// warning, so that commands that need neither still work. An explicitly
-// named file that cannot be read is a usage error.
+// config loads the configuration as the gateway does, defaults < file <
+// environment < the flags of flagKeys, and validates it. Tier 2 is
+// optional here: a configuration that validates only with Tier 2 disabled
+// (typically no endpoint or credentials) is used without it, so commands
+// that do not need Tier 2 still work. Anything else that does not validate
+// is a usage error naming the key: falling back to the defaults would
+// drop every setting (TLS files, login) without a word.
 func (a *app) config(cmd *cobra.Command) (*config.Config, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
@@ -185,30 +221,66 @@ func (a *app) config(cmd *cobra.Command) (*config.Config, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	// Only AOF2_* variables naming keys matter; the admin's own flags are
-	// not configuration keys, so no flag set is passed.
-	opts := config.LoadOptions{File: a.configFile, Env: env}
+	env = append(append([]string(nil), env...), a.loginOverrides()...)
+	opts := config.LoadOptions{File: a.configFile, Env: env, Flags: a.flags, FlagKeys: flagKeys}
 	cfg, err := config.Load(opts)
 	if err != nil {
-		opts.Env = append(append([]string(nil), env...), "AOF2_TIER2_ENABLED=false")
-		if cfg2, err2 := config.Load(opts); err2 == nil {
-			cfg, err = cfg2, nil
-			cfg.Tier2.Enabled = cfg.Tier2.Endpoint != "" && cfg.Tier2.Bucket != ""
+		opts.Env = append(env, "AOF2_TIER2_ENABLED=false")
+		if cfg, err = config.Load(opts); err != nil {
+			return nil, usageError{fmt.Errorf("configuration not usable: %w", err)}
 		}
-	}
-	if err != nil {
-		if a.configFile != "" && strings.Contains(err.Error(), a.configFile) {
-			return nil, usageError{err}
-		}
-		fmt.Fprintf(a.stderr, "aof2-admin: warning: configuration not usable, using defaults and flags: %v\n", err)
-		cfg = config.Default()
-		cfg.Tier2.Enabled = false
+		cfg.Tier2.Enabled = cfg.Tier2.Endpoint != "" && cfg.Tier2.Bucket != ""
 	}
 	a.cfg = cfg
 	return cfg, nil
 }
 
-// connect connects to NATS with the flags over the configuration.
+// loginMethods are the ways to log in to NATS, each with the flag that
+// chooses it and the keys it takes.
+var loginMethods = []struct {
+	flag string
+	keys []string
+}{
+	{"creds", []string{"nats.creds"}},
+	{"nats-nkey", []string{"nats.nkey"}},
+	{"user", []string{"nats.user", "nats.password"}},
+}
+
+// loginOverrides blanks the keys of the other ways to log in when a login
+// flag is given (--creds, --nats-nkey, --user): the flag names who runs
+// the command, and a login left in the file would otherwise be sent too.
+// The file is often the gateway's, and nats-server takes its nkey over a
+// user and password, so the operator would act as the gateway. They are
+// environment entries placed after the real ones, so they sit above the
+// file and the environment and below the flags.
+func (a *app) loginOverrides() []string {
+	if a.flags == nil {
+		return nil
+	}
+	chosen := -1
+	for i, m := range loginMethods {
+		if changed(a.flags, m.flag) {
+			chosen = i
+		}
+	}
+	if chosen < 0 {
+		return nil
+	}
+	var blank []string
+	for i, m := range loginMethods {
+		if i == chosen {
+			continue
+		}
+		for _, k := range m.keys {
+			blank = append(blank, config.EnvName(k)+"=")
+		}
+	}
+	return blank
+}
+
+// connect connects to NATS with the login and TLS of the configuration
+// (flags included), where the gateway of the configuration listens unless
+// --nats-url says otherwise.
 func (a *app) connect(cmd *cobra.Command) (*nats.Conn, error) {
 	if a.nc != nil {
 		return a.nc, nil
@@ -217,28 +289,30 @@ func (a *app) connect(cmd *cobra.Command) (*nats.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	login, err := options.NATSLogin(cfg)
+	if err != nil {
+		return nil, usageError{err}
+	}
 	url := first(a.natsURL, gatewayNATSURL(cfg))
-	opts := []nats.Option{nats.Name("aof2-admin"), nats.Timeout(a.timeout), nats.MaxReconnects(0)}
-	if c := first(a.creds, cfg.NATS.Creds); c != "" {
-		opts = append(opts, nats.UserCredentials(c))
-	}
-	if u := first(a.user, cfg.NATS.User); u != "" {
-		opts = append(opts, nats.UserInfo(u, first(a.password, cfg.NATS.Password)))
-	}
-	if t := cfg.NATSTLS(); !t.IsZero() {
-		if t.CA != "" {
-			opts = append(opts, nats.RootCAs(t.CA))
-		}
-		if t.Cert != "" {
-			opts = append(opts, nats.ClientCert(t.Cert, t.Key))
-		}
-	}
+	a.denials = control.NewPermissionDenials()
+	opts := append([]nats.Option{nats.Name("aof2-admin"), nats.Timeout(a.timeout), nats.MaxReconnects(0),
+		nats.ErrorHandler(a.denials.ErrorHandler(a.printAsyncError))}, login...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, redactedConnectError(url, isNATSAuth(err), err)
 	}
 	a.nc = nc
 	return nc, nil
+}
+
+// printAsyncError prints an asynchronous NATS error no request waits for
+// (a slow consumer, say) instead of nats.go's raw line.
+func (a *app) printAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if sub != nil {
+		fmt.Fprintf(a.stderr, "aof2-admin: nats: %v (subject %s)\n", err, sub.Subject)
+		return
+	}
+	fmt.Fprintf(a.stderr, "aof2-admin: nats: %v\n", err)
 }
 
 func isNATSAuth(err error) bool {
@@ -256,7 +330,7 @@ func (a *app) client(cmd *cobra.Command) (*control.Client, error) {
 		return nil, err
 	}
 	cfg, _ := a.config(cmd)
-	return control.NewClient(nc, first(a.prefix, cfg.Control.SubjectPrefix)), nil
+	return control.NewClient(nc, cfg.Control.SubjectPrefix, control.WithPermissionDenials(a.denials)), nil
 }
 
 // requestCtx bounds one request by --timeout.

@@ -4,7 +4,7 @@
 // --root, offline on a stopped gateway's data root. See `aof2-admin --help`.
 //
 // Exit codes: 0 success, 1 usage error, 2 segment or stream not found,
-// 3 authentication failure, 4 I/O error.
+// 3 authentication failure or NATS permission refusal, 4 I/O error.
 package main
 
 import (

@@ -30,7 +30,8 @@ func (a *app) printJSON(v any) error {
 }
 
 func printStatus(w io.Writer, s control.StatusResponse) {
-	fmt.Fprintf(w, "service %s %s, data root %s, tier 2 %v\n", s.Service, s.Version, s.Root, s.Tier2)
+	fmt.Fprintf(w, "service %s %s, data root %s\n", s.Service, s.Version, s.Root)
+	fmt.Fprintf(w, "tier 2: %s\n", tier2Line(s))
 	fmt.Fprintf(w, "streams: %s\n", strings.Join(s.Streams, ", "))
 	fmt.Fprintf(w, "tier 0: %d of %d bytes used, %d segments, %d waiting for admission\n", s.Tier0.UsedBytes, s.Tier0.MaxBytes, s.Tier0.Segments, s.Tier0.QueueDepth)
 	fmt.Fprintf(w, "tier 1: %d of %d bytes, %d artifacts\n", s.Tier1.Bytes, s.Tier1.MaxBytes, s.Tier1.Files)
@@ -39,6 +40,45 @@ func printStatus(w io.Writer, s control.StatusResponse) {
 	if len(s.Gateway) > 0 {
 		fmt.Fprintf(w, "gateway: %s\n", s.Gateway)
 	}
+}
+
+// gatewayTier2 is the tier2 object of the gateway's status (and /readyz):
+// state ok, degraded or disabled, whether the bucket was confirmed, the
+// circuit breaker and the last Tier 2 error.
+type gatewayTier2 struct {
+	State         string `json:"state"`
+	BucketChecked bool   `json:"bucket_checked"`
+	Breaker       string `json:"breaker"`
+	LastError     string `json:"last_error"`
+}
+
+// tier2Line describes Tier 2 as the gateway reports it; a bare control
+// service (no gateway status) only says whether its store has Tier 2.
+func tier2Line(s control.StatusResponse) string {
+	var gw struct {
+		Tier2 *gatewayTier2 `json:"tier2"`
+	}
+	if len(s.Gateway) == 0 || json.Unmarshal(s.Gateway, &gw) != nil || gw.Tier2 == nil || gw.Tier2.State == "" {
+		if s.Tier2 {
+			return "configured"
+		}
+		return "disabled"
+	}
+	t := gw.Tier2
+	line := t.State
+	if t.State == "disabled" {
+		return line
+	}
+	if t.Breaker != "" && t.Breaker != "closed" {
+		line += ", breaker " + t.Breaker
+	}
+	if !t.BucketChecked {
+		line += ", bucket not checked"
+	}
+	if t.LastError != "" {
+		line += " (last error: " + t.LastError + ")"
+	}
+	return line
 }
 
 // printDump prints the residency table, one block per tier, then the
