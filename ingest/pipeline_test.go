@@ -64,6 +64,7 @@ func (r *rig) run(p *Pipeline) error {
 	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
+	began := time.Now()
 	go func() { errc <- p.Run(ctx) }()
 	deadline := time.After(60 * time.Second)
 	for {
@@ -81,7 +82,9 @@ func (r *rig) run(p *Pipeline) error {
 			continue
 		}
 		info, err := c.Info(context.Background())
-		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+		// Run creates the consumer anew at its start: an older one that
+		// is drained says nothing about this run.
+		if err == nil && !info.Created.Before(began) && info.NumPending == 0 && info.NumAckPending == 0 {
 			cancel()
 			return <-errc
 		}

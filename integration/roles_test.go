@@ -645,8 +645,8 @@ func TestNATSRolesShippedConfigurationOverMutualTLS(t *testing.T) {
 		nats.RootCAs(pki.ca), nats.ClientCert(pki.clientCert, pki.clientKey))
 	publishRecords(t, producer.nc, "tls", 1)
 
-	// The user and the password come from the same place: a password
-	// variable with a --user flag does not validate as a configuration.
+	// The operator logs in and sets TLS through the AOF2_NATS_* variables
+	// alone, the way a service unit would.
 	adminEnv := append(e.environ(""), "AOF2_NATS_USER=aof-operator", "AOF2_NATS_PASSWORD="+creds.operatorPassword,
 		"AOF2_NATS_TLS_CA="+pki.ca, "AOF2_NATS_TLS_CERT="+pki.clientCert, "AOF2_NATS_TLS_KEY="+pki.clientKey)
 	deadline := time.Now().Add(60 * time.Second)
