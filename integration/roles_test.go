@@ -2,17 +2,9 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +22,7 @@ import (
 
 	"github.com/bop-aof/aof/control"
 	"github.com/bop-aof/aof/integration/harness"
+	"github.com/bop-aof/aof/internal/testpki"
 )
 
 // rolesConf is the shipped nats-server configuration under test.
@@ -627,28 +620,28 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // as the operator with its TLS files and password from AOF2_NATS_*
 // variables; a client without a certificate is refused.
 func TestNATSRolesShippedConfigurationOverMutualTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	creds := newRoleCredentials(t)
-	ns := startRolesNATS(t, pki.enableTLSBlock(t, creds.apply(t, readShippedRolesConf(t))))
+	ns := startRolesNATS(t, enableTLSBlock(t, pki, creds.apply(t, readShippedRolesConf(t))))
 	if !strings.HasPrefix(ns.url, "tls://") {
 		t.Fatalf("server URL %s: the tls block did not apply", ns.url)
 	}
 	e := &env{t: t, nats: &harness.NATS{URL: ns.url}, s3: harness.StartS3(t), root: t.TempDir()}
 	e.startGateway("--nats-nkey", creds.gatewaySeedFile,
-		"--nats-ca", pki.ca, "--nats-cert", pki.clientCert, "--nats-key", pki.clientKey)
+		"--nats-ca", pki.CA, "--nats-cert", pki.ClientCert, "--nats-key", pki.ClientKey)
 
-	if nc, err := nats.Connect(ns.url, creds.producerOption(), nats.RootCAs(pki.ca), nats.MaxReconnects(0)); err == nil {
+	if nc, err := nats.Connect(ns.url, creds.producerOption(), nats.RootCAs(pki.CA), nats.MaxReconnects(0)); err == nil {
 		nc.Close()
 		t.Fatal("a producer without a client certificate connected; want it refused (verify: true)")
 	}
 	producer := connectRole(t, ns.url, "producer", creds.producerOption(),
-		nats.RootCAs(pki.ca), nats.ClientCert(pki.clientCert, pki.clientKey))
+		nats.RootCAs(pki.CA), nats.ClientCert(pki.ClientCert, pki.ClientKey))
 	publishRecords(t, producer.nc, "tls", 1)
 
 	// The operator logs in and sets TLS through the AOF2_NATS_* variables
 	// alone, the way a service unit would.
 	adminEnv := append(e.environ(""), "AOF2_NATS_USER=aof-operator", "AOF2_NATS_PASSWORD="+creds.operatorPassword,
-		"AOF2_NATS_TLS_CA="+pki.ca, "AOF2_NATS_TLS_CERT="+pki.clientCert, "AOF2_NATS_TLS_KEY="+pki.clientKey)
+		"AOF2_NATS_TLS_CA="+pki.CA, "AOF2_NATS_TLS_CERT="+pki.ClientCert, "AOF2_NATS_TLS_KEY="+pki.ClientKey)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		cmd := exec.Command(binary(t, "aof2-admin"), "--nats-url", ns.url, "--timeout", "10s",
@@ -665,71 +658,9 @@ func TestNATSRolesShippedConfigurationOverMutualTLS(t *testing.T) {
 	}
 }
 
-// testPKI is a CA with a server certificate for 127.0.0.1 and one client
-// certificate, as PEM files.
-type testPKI struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	p := &testPKI{
-		ca: filepath.Join(dir, "ca.crt"), serverCert: filepath.Join(dir, "server.crt"), serverKey: filepath.Join(dir, "server.key"),
-		clientCert: filepath.Join(dir, "client.crt"), clientKey: filepath.Join(dir, "client.key"),
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "aof test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, p.ca, "CERTIFICATE", caDER)
-	for i, leaf := range []struct {
-		cert, key string
-		usage     x509.ExtKeyUsage
-	}{{p.serverCert, p.serverKey, x509.ExtKeyUsageServerAuth}, {p.clientCert, p.clientKey, x509.ExtKeyUsageClientAuth}} {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: "aof test " + leaf.cert},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{leaf.usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writePEM(t, leaf.cert, "CERTIFICATE", der)
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writePEM(t, leaf.key, "PRIVATE KEY", keyDER)
-	}
-	return p
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // enableTLSBlock uncomments the shipped tls block of conf and points it at
 // p's files, as the user manual tells an administrator to.
-func (p *testPKI) enableTLSBlock(t *testing.T, conf string) string {
+func enableTLSBlock(t *testing.T, p *testpki.PKI, conf string) string {
 	t.Helper()
 	block := regexp.MustCompile(`(?m)^# tls \{\n(?:#   .*\n)+# \}\n`)
 	found := block.FindString(conf)
@@ -738,7 +669,7 @@ func (p *testPKI) enableTLSBlock(t *testing.T, conf string) string {
 	}
 	tls := regexp.MustCompile(`(?m)^# ?`).ReplaceAllString(found, "")
 	for shipped, path := range map[string]string{
-		"/etc/nats/tls/server.crt": p.serverCert, "/etc/nats/tls/server.key": p.serverKey, "/etc/nats/tls/ca.crt": p.ca,
+		"/etc/nats/tls/server.crt": p.ServerCert, "/etc/nats/tls/server.key": p.ServerKey, "/etc/nats/tls/ca.crt": p.CA,
 	} {
 		if !strings.Contains(tls, shipped) {
 			t.Fatalf("%s: the tls block names no %s", rolesConf, shipped)

@@ -90,6 +90,9 @@ func corruptObject(t *testing.T, s3 *harness.S3, key string) []byte {
 	for k, v := range info.UserMetadata {
 		meta[strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-")] = v
 	}
+	if meta["aof-crc64"] == "" {
+		t.Fatalf("object %s has no aof-crc64 metadata to claim the original bytes: %v", key, info.UserMetadata)
+	}
 	for i := len(data) / 2; i < len(data)/2+8 && i < len(data); i++ {
 		data[i] ^= 0xff
 	}

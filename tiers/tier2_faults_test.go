@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/minio/minio-go/v7"
 
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/manifest"
@@ -213,36 +210,8 @@ func TestCorruptTier2ObjectIsDetectedOnHydration(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Flip bytes in the middle of the object, keeping its user metadata.
-	mc := srv.Client(t)
 	objKey := tier2.SegmentKey(stream, id)
-	obj, err := mc.GetObject(ctx, srv.Bucket, objKey, minio.GetObjectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := obj.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj.Close()
-	meta := map[string]string{}
-	for k, v := range info.UserMetadata {
-		meta[strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-")] = v
-	}
-	if meta["aof-crc64"] == "" {
-		t.Fatalf("uploaded object has no aof-crc64 metadata: %v", info.UserMetadata)
-	}
-	for i := len(data) / 2; i < len(data)/2+8 && i < len(data); i++ {
-		data[i] ^= 0xff
-	}
-	if _, err := mc.PutObject(ctx, srv.Bucket, objKey, bytes.NewReader(data), int64(len(data)),
-		minio.PutObjectOptions{UserMetadata: meta}); err != nil {
-		t.Fatal(err)
-	}
+	corruptObject(t, srv, objKey)
 
 	r, err := s.Reader(stream)
 	if err != nil {

@@ -2,15 +2,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +15,7 @@ import (
 
 	"github.com/bop-aof/aof/control"
 	"github.com/bop-aof/aof/integration/harness"
+	"github.com/bop-aof/aof/internal/testpki"
 )
 
 // rolesServer is an embedded nats-server with the logins of
@@ -46,7 +39,7 @@ const (
 
 // startRolesServer starts the server, over mutual TLS with the
 // certificates of pki when pki is not nil.
-func startRolesServer(t *testing.T, pki *testPKI) *rolesServer {
+func startRolesServer(t *testing.T, pki *testpki.PKI) *rolesServer {
 	t.Helper()
 	kp, err := nkeys.CreateUser()
 	if err != nil {
@@ -73,7 +66,7 @@ func startRolesServer(t *testing.T, pki *testPKI) *rolesServer {
 	}
 	scheme := "nats"
 	if pki != nil {
-		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: pki.serverCert, KeyFile: pki.serverKey, CaFile: pki.ca, Verify: true})
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, CaFile: pki.CA, Verify: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +86,7 @@ func startRolesServer(t *testing.T, pki *testPKI) *rolesServer {
 
 	gwOpts := []nats.Option{nats.UserInfo("gateway", gatewayPassword)}
 	if pki != nil {
-		gwOpts = append(gwOpts, nats.RootCAs(pki.ca), nats.ClientCert(pki.clientCert, pki.clientKey))
+		gwOpts = append(gwOpts, nats.RootCAs(pki.CA), nats.ClientCert(pki.ClientCert, pki.ClientKey))
 	}
 	nc, err := nats.Connect(rs.url, gwOpts...)
 	if err != nil {
@@ -151,15 +144,15 @@ func TestAdminLogsInWithAnNkey(t *testing.T) {
 // aof2-admin to a server that verifies client certificates, as they
 // connect the gateway; without the client certificate the server refuses.
 func TestAdminTLSFlags(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	rs := startRolesServer(t, pki)
 	login := []string{"--nats-url", rs.url, "--timeout", "10s", "--user", "operator", "--password", operatorPassword}
 
-	code, out, errOut := cli(t, append(login, "--nats-ca", pki.ca, "--nats-cert", pki.clientCert, "--nats-key", pki.clientKey, "status")...)
+	code, out, errOut := cli(t, append(login, "--nats-ca", pki.CA, "--nats-cert", pki.ClientCert, "--nats-key", pki.ClientKey, "status")...)
 	if code != 0 || !strings.Contains(out, "streams: demo") {
 		t.Fatalf("status over mutual TLS: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if code, _, errOut := cli(t, append(login, "--nats-ca", pki.ca, "status")...); code == 0 {
+	if code, _, errOut := cli(t, append(login, "--nats-ca", pki.CA, "status")...); code == 0 {
 		t.Fatalf("status without a client certificate succeeded; stderr %q", errOut)
 	}
 }
@@ -270,67 +263,5 @@ func TestPermissionRefusalFailsAtOnceWithExitCode3(t *testing.T) {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr %q does not say %q", errOut, want)
 		}
-	}
-}
-
-// testPKI is a CA with a server certificate for 127.0.0.1 and one client
-// certificate, as PEM files.
-type testPKI struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	p := &testPKI{
-		ca: filepath.Join(dir, "ca.crt"), serverCert: filepath.Join(dir, "server.crt"), serverKey: filepath.Join(dir, "server.key"),
-		clientCert: filepath.Join(dir, "client.crt"), clientKey: filepath.Join(dir, "client.key"),
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "aof test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, p.ca, "CERTIFICATE", caDER)
-	for i, leaf := range []struct {
-		cert, key string
-		usage     x509.ExtKeyUsage
-	}{{p.serverCert, p.serverKey, x509.ExtKeyUsageServerAuth}, {p.clientCert, p.clientKey, x509.ExtKeyUsageClientAuth}} {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: "aof test " + leaf.cert},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{leaf.usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writePEM(t, leaf.cert, "CERTIFICATE", der)
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writePEM(t, leaf.key, "PRIVATE KEY", keyDER)
-	}
-	return p
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
