@@ -192,6 +192,23 @@ func TestRootReopensAfterCrashAtEachSealStep(t *testing.T) {
 	}
 }
 
+// sealFailingOnce appends ten records to stream cr of a new store and
+// seals it with step failing once with a full disk. It returns the store,
+// its root and what Seal answered.
+func sealFailingOnce(t *testing.T, step sealStep) (*Store, string, error) {
+	t.Helper()
+	ffs := vfs.NewFaultFS(nil)
+	root := t.TempDir()
+	s := openStore(t, Options{Root: root, FS: ffs})
+	appendN(t, s, "cr", 0, 10)
+	ft := ffs.Inject(vfs.Fault{Op: step.op, Match: step.match, After: step.after, Times: 1, Err: vfs.ENOSPC})
+	_, err := s.Seal(testCtx(t), "cr", false)
+	if ft.Fired() == 0 {
+		t.Fatalf("the seal never reached the step (seal: %v)", err)
+	}
+	return s, root, err
+}
+
 // TestSealRecoversFromAFailureAtEachStep fails each durable step of a seal
 // once with a full disk, without a crash: the stream reports Flush (or
 // Rollover) backpressure at worst, a Resume lets it go on without a
@@ -199,15 +216,7 @@ func TestRootReopensAfterCrashAtEachSealStep(t *testing.T) {
 func TestSealRecoversFromAFailureAtEachStep(t *testing.T) {
 	for _, step := range sealSteps {
 		t.Run(step.name, func(t *testing.T) {
-			ffs := vfs.NewFaultFS(nil)
-			root := t.TempDir()
-			s := openStore(t, Options{Root: root, FS: ffs})
-			appendN(t, s, "cr", 0, 10)
-			ft := ffs.Inject(vfs.Fault{Op: step.op, Match: step.match, After: step.after, Times: 1, Err: vfs.ENOSPC})
-			_, err := s.Seal(testCtx(t), "cr", false)
-			if ft.Fired() == 0 {
-				t.Fatalf("the seal never reached the step (seal: %v)", err)
-			}
+			s, root, err := sealFailingOnce(t, step)
 			if err != nil && !backpressure.Is(err, backpressure.Flush) && !backpressure.Is(err, backpressure.Rollover) {
 				t.Fatalf("seal: %v, want nil, Flush or Rollover backpressure", err)
 			}
@@ -236,15 +245,7 @@ func TestSealRecoversFromAFailureAtEachStep(t *testing.T) {
 func TestRootReopensAfterAFailedSealStep(t *testing.T) {
 	for _, step := range sealSteps {
 		t.Run(step.name, func(t *testing.T) {
-			ffs := vfs.NewFaultFS(nil)
-			root := t.TempDir()
-			s := openStore(t, Options{Root: root, FS: ffs})
-			appendN(t, s, "cr", 0, 10)
-			ft := ffs.Inject(vfs.Fault{Op: step.op, Match: step.match, After: step.after, Times: 1, Err: vfs.ENOSPC})
-			_, err := s.Seal(testCtx(t), "cr", false)
-			if ft.Fired() == 0 {
-				t.Fatalf("the seal never reached the step (seal: %v)", err)
-			}
+			s, root, _ := sealFailingOnce(t, step) // whatever the seal answered, the root must reopen
 			acked := 10
 			if err := s.AppendDurable(testCtx(t), "cr", []Record{{Payload: payload("cr", 10), ExtID: 11}}); err == nil {
 				acked++
