@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/bop-aof/aof/tiers"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -178,4 +180,43 @@ func pathNumber(path string) uint64 {
 	h := fnv.New32a()
 	h.Write([]byte(path))
 	return uint64(h.Sum32()%100) + 1
+}
+
+// The store's segment states reach the wire as the typed constants, with
+// the strings the protocol has always used: a live store's segments are
+// sealed and active, and a segment without a readable copy is
+// needs_recovery.
+func TestSegmentStatesKeepTheirWireNames(t *testing.T) {
+	_, s := buildDemoRoot(t, nil)
+	defer s.Close()
+	res, err := ListSegments(s, SegmentsListRequest{Stream: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []SegmentState
+	for _, seg := range res.Segments {
+		got = append(got, seg.State)
+	}
+	if want := []SegmentState{StateSealed, StateSealed, StateActive}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("states of two sealed segments and the active one: %v, want %v", got, want)
+	}
+	cases := []struct {
+		store tiers.SegmentStatus
+		state SegmentState
+		want  string
+	}{
+		{tiers.SegmentStatus{State: "active"}, StateActive, `"state":"active"`},
+		{tiers.SegmentStatus{State: "sealed"}, StateSealed, `"state":"sealed"`},
+		{tiers.SegmentStatus{State: "needs_recovery", NeedsRecovery: true}, StateNeedsRecovery, `"state":"needs_recovery"`},
+	}
+	for _, c := range cases {
+		seg := segmentOf(c.store)
+		if seg.State != c.state {
+			t.Errorf("store state %q maps to %q, want %q", c.store.State, seg.State, c.state)
+		}
+		b, err := json.Marshal(seg)
+		if err != nil || !strings.Contains(string(b), c.want) {
+			t.Errorf("segment in state %q encodes as %s (%v), want %s", c.store.State, b, err, c.want)
+		}
+	}
 }
