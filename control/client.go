@@ -52,7 +52,10 @@ func (c *Client) call(ctx context.Context, endpoint string, req, res any) error 
 			return fmt.Errorf("encode %s request: %w", endpoint, err)
 		}
 	}
-	msg, err := c.requestWatched(ctx, c.prefix+"."+endpoint, data)
+	out := nats.NewMsg(c.prefix + "." + endpoint)
+	out.Data = data
+	out.Header.Set(APIVersionHeader, APIVersion)
+	msg, err := c.requestWatched(ctx, out)
 	if err != nil {
 		var refused *Error
 		switch {
@@ -67,6 +70,11 @@ func (c *Client) call(ctx context.Context, endpoint string, req, res any) error 
 	}
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
 		return &Error{Code: code, Message: msg.Header.Get(micro.ErrorHeader)}
+	}
+	// No header: a gateway from before the header, which speaks version 1.
+	if v := msg.Header.Get(APIVersionHeader); v != "" && v != APIVersion {
+		return Errorf(CodeNotImplemented, "%s: the gateway answered in aof-admin API version %s, this aof2-admin speaks version %s: use the aof2-admin of the gateway's release",
+			endpoint, v, APIVersion)
 	}
 	if res == nil {
 		return nil

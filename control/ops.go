@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bop-aof/aof/config"
+	"github.com/bop-aof/aof/fsck"
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/manifest"
@@ -28,56 +29,6 @@ const (
 	MaxReadMaxBytes     = 64 << 20 // the most bytes of bodies a caller may ask for
 	MaxReadWait         = 30 * time.Second
 )
-
-// OpenOffline opens the store of a stopped gateway's data root, opts.Root,
-// for the offline commands. opts are the options the configuration gives
-// (package internal/options), as the gateway builds them: with library
-// defaults a smaller Tier 1 budget would evict the artifacts of a root
-// configured larger. opts.Tier2 may be nil (no Tier 2 configured): the
-// store then reads what is local and reports Tier 2 residency from the
-// manifest.
-//
-// Opening runs the store's recovery (manifest replay, trimming an unsealed
-// tail segment, resuming pending compressions), exactly as the gateway's
-// next start would, so it takes the writer's lock of the root: while a
-// gateway has the root open it fails with an error that wraps
-// tiers.ErrRootLocked, names the gateway's pid and points to the online
-// command.
-func OpenOffline(ctx context.Context, opts tiers.Options) (*tiers.Store, error) {
-	root := opts.Root
-	if err := checkRoot(root); err != nil {
-		return nil, err
-	}
-	s, err := tiers.Open(ctx, opts)
-	if err != nil {
-		if errors.Is(err, tiers.ErrRootLocked) {
-			return nil, rootInUse(err)
-		}
-		return nil, fmt.Errorf("open store at %s: %w", root, err)
-	}
-	return s, nil
-}
-
-// checkRoot refuses an empty or missing data root: an offline command
-// must not create one.
-func checkRoot(root string) error {
-	if root == "" {
-		return Errorf(CodeBadRequest, "no data root given")
-	}
-	if _, err := os.Stat(root); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return Errorf(CodeNotFound, "data root %s does not exist", root)
-		}
-		return fmt.Errorf("stat data root: %w", err)
-	}
-	return nil
-}
-
-// rootInUse explains a refused root lock to the operator of an offline
-// command.
-func rootInUse(err error) error {
-	return fmt.Errorf("%w; offline commands (--root) need the gateway stopped: while it runs, leave out --root and the command asks the gateway", err)
-}
 
 // checkStream returns ErrStreamNotFound unless stream is "" or known.
 func checkStream(s *tiers.Store, stream string) error {
@@ -101,11 +52,8 @@ func Dump(s *tiers.Store, stream string, in *tracing.Instruments) (DumpResponse,
 	if err := checkStream(s, stream); err != nil {
 		return DumpResponse{}, err
 	}
-	segs := s.Segments(stream)
-	if segs == nil {
-		segs = []tiers.SegmentStatus{}
-	}
-	out := DumpResponse{Segments: segs, Summary: DumpSummary{Queues: s.Queues(), Hydration: latency(in)}}
+	segs := segmentsOf(s.Segments(stream))
+	out := DumpResponse{Segments: segs, Summary: DumpSummary{Queues: queueDepthsOf(s.Queues()), Hydration: latency(in)}}
 	for _, st := range segs {
 		if st.InTier0 {
 			out.Summary.Tier0.Segments++
@@ -143,26 +91,13 @@ func ListSegments(s *tiers.Store, req SegmentsListRequest) (SegmentsListResponse
 	if req.Tier != nil && (*req.Tier < 0 || *req.Tier > 2) {
 		return SegmentsListResponse{}, Errorf(CodeBadRequest, "tier must be 0, 1 or 2, got %d", *req.Tier)
 	}
-	out := SegmentsListResponse{Segments: []tiers.SegmentStatus{}}
-	for _, st := range s.Segments(req.Stream) {
-		if req.Tier == nil || InTier(st, *req.Tier) {
-			out.Segments = append(out.Segments, st)
+	out := SegmentsListResponse{Segments: []Segment{}}
+	for _, seg := range segmentsOf(s.Segments(req.Stream)) {
+		if req.Tier == nil || seg.InTier(*req.Tier) {
+			out.Segments = append(out.Segments, seg)
 		}
 	}
 	return out, nil
-}
-
-// InTier reports whether st has a copy in tier 0, 1 or 2.
-func InTier(st tiers.SegmentStatus, tier int) bool {
-	switch tier {
-	case 0:
-		return st.InTier0
-	case 1:
-		return st.InTier1
-	case 2:
-		return st.InTier2
-	}
-	return false
 }
 
 // findSegment returns the status of segment id, in stream or, when stream
@@ -226,18 +161,7 @@ func readWithin(ctx context.Context, s *tiers.Store, req ReadRequest, hardLimit 
 	if err := checkStream(s, req.Stream); err != nil {
 		return ReadResponse{}, err
 	}
-	count, maxBytes := req.Count, req.MaxBytes
-	if count <= 0 {
-		count = DefaultReadCount
-	}
-	if count > MaxReadCount {
-		count = MaxReadCount
-	}
-	if maxBytes <= 0 {
-		maxBytes = DefaultReadMaxBytes
-	}
-	maxBytes = min(maxBytes, MaxReadMaxBytes)
-	encoded := 0
+	count, maxBytes := readBounds(req)
 	r, err := s.Reader(req.Stream)
 	if err != nil {
 		return ReadResponse{}, err
@@ -247,68 +171,121 @@ func readWithin(ctx context.Context, s *tiers.Store, req ReadRequest, hardLimit 
 	// A handful of records from a segment that is only in Tier 2 are
 	// served with ranged GETs of their frames, without hydrating it.
 	r.SetRangedReads(count <= RangedReadMaxCount)
-	out := ReadResponse{Stream: req.Stream, Messages: []Message{}, Next: req.From}
-	size := 0
+	a := readAnswer{out: ReadResponse{Stream: req.Stream, Messages: []Message{}, Next: req.From}, maxBytes: maxBytes, hardLimit: hardLimit}
 	backoff := 10 * time.Millisecond
-	for len(out.Messages) < count {
-		e, err := r.TryNext(ctx)
+	for len(a.out.Messages) < count {
+		e, step, err := nextRecord(ctx, r, req, len(a.out.Messages) == 0, &backoff)
+		switch step {
+		case readRetry:
+			continue
+		case readAtTail:
+			a.out.AtTail = true
+			return a.out, nil
+		case readStopped:
+			// What was read so far is an answer; the error only when
+			// there is none.
+			if len(a.out.Messages) > 0 {
+				return a.out, nil
+			}
+			return a.out, err
+		}
+		full, err := a.add(e, req.Stream)
+		if err != nil || full {
+			return a.out, err
+		}
+	}
+	return a.out, nil
+}
+
+// readBounds returns the record count and body bytes a read may answer,
+// defaults and limits applied.
+func readBounds(req ReadRequest) (count, maxBytes int) {
+	count, maxBytes = req.Count, req.MaxBytes
+	if count <= 0 {
+		count = DefaultReadCount
+	}
+	count = min(count, MaxReadCount)
+	if maxBytes <= 0 {
+		maxBytes = DefaultReadMaxBytes
+	}
+	return count, min(maxBytes, MaxReadMaxBytes)
+}
+
+// readStep says what nextRecord got.
+type readStep int
+
+const (
+	readRecord  readStep = iota // a record to answer
+	readRetry                   // the segment is hydrating: ask again
+	readAtTail                  // the durable end of the stream
+	readStopped                 // an error, or ctx ended
+)
+
+// nextRecord reads the next record. At the tail of an empty answer with
+// req.WaitMS it waits that long for one (tail-follow); while the segment
+// is coming back from Tier 2 it backs off 10 ms to 250 ms, as
+// REFERENCE.md asks, until ctx ends.
+func nextRecord(ctx context.Context, r *tiers.Reader, req ReadRequest, empty bool, backoff *time.Duration) (tiers.Entry, readStep, error) {
+	e, err := r.TryNext(ctx)
+	switch {
+	case err == nil:
+		return e, readRecord, nil
+	case backpressure.Is(err, backpressure.Tail):
+		if !empty || req.WaitMS <= 0 {
+			return e, readAtTail, nil
+		}
+		wait := min(time.Duration(req.WaitMS)*time.Millisecond, MaxReadWait)
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		e, err = r.Next(wctx)
 		switch {
 		case err == nil:
-		case backpressure.Is(err, backpressure.Tail):
-			if len(out.Messages) == 0 && req.WaitMS > 0 {
-				wait := min(time.Duration(req.WaitMS)*time.Millisecond, MaxReadWait)
-				wctx, cancel := context.WithTimeout(ctx, wait)
-				e, err = r.Next(wctx)
-				cancel()
-				if err != nil {
-					if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-						out.AtTail = true
-						return out, nil
-					}
-					return out, err
-				}
-				break
-			}
-			out.AtTail = true
-			return out, nil
-		case backpressure.Is(err, backpressure.Hydration):
-			// The segment is coming back from Tier 2: back off 10 ms to
-			// 250 ms as REFERENCE.md asks, until ctx ends.
-			select {
-			case <-ctx.Done():
-				if len(out.Messages) > 0 {
-					return out, nil
-				}
-				return out, fmt.Errorf("read %s offset %d: waiting for hydration: %w", req.Stream, r.Offset(), ctx.Err())
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 250*time.Millisecond)
-			continue
-		default:
-			if len(out.Messages) > 0 {
-				return out, nil
-			}
-			return out, err
+			return e, readRecord, nil
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			return e, readAtTail, nil
 		}
-		m := toMessage(e)
-		n := encodedSize(m)
-		// max_bytes bounds the bodies, and the first record always goes
-		// out however large; the encoded answer must still fit hardLimit.
-		if encoded+n > hardLimit {
-			if len(out.Messages) == 0 {
-				return out, Errorf(CodeTooLarge, "record %d of %s takes %d bytes encoded, over the %d-byte answer limit", e.Offset, req.Stream, n, hardLimit)
-			}
-			break
+		return e, readStopped, err
+	case backpressure.Is(err, backpressure.Hydration):
+		select {
+		case <-ctx.Done():
+			return e, readStopped, fmt.Errorf("read %s offset %d: waiting for hydration: %w", req.Stream, r.Offset(), ctx.Err())
+		case <-time.After(*backoff):
 		}
-		if len(out.Messages) > 0 && size+len(m.Body) > maxBytes {
-			break
-		}
-		size += len(m.Body)
-		encoded += n
-		out.Messages = append(out.Messages, m)
-		out.Next = e.Offset + 1
+		*backoff = min(*backoff*2, 250*time.Millisecond)
+		return e, readRetry, nil
 	}
-	return out, nil
+	return e, readStopped, err
+}
+
+// readAnswer collects the records of a read answer within its bounds.
+type readAnswer struct {
+	out       ReadResponse
+	maxBytes  int // of bodies
+	hardLimit int // of the encoded answer
+	bodies    int
+	encoded   int
+}
+
+// add appends the record e unless the answer is full; full reports that
+// it was. max_bytes bounds the bodies, and the first record always goes
+// out however large; the encoded answer must still fit hardLimit.
+func (a *readAnswer) add(e tiers.Entry, stream string) (full bool, err error) {
+	m := toMessage(e)
+	n := encodedSize(m)
+	if a.encoded+n > a.hardLimit {
+		if len(a.out.Messages) == 0 {
+			return true, Errorf(CodeTooLarge, "record %d of %s takes %d bytes encoded, over the %d-byte answer limit", e.Offset, stream, n, a.hardLimit)
+		}
+		return true, nil
+	}
+	if len(a.out.Messages) > 0 && a.bodies+len(m.Body) > a.maxBytes {
+		return true, nil
+	}
+	a.bodies += len(m.Body)
+	a.encoded += n
+	a.out.Messages = append(a.out.Messages, m)
+	a.out.Next = e.Offset + 1
+	return false, nil
 }
 
 func toMessage(e tiers.Entry) Message {
@@ -341,7 +318,7 @@ func Inspect(s *tiers.Store, req ManifestInspectRequest) (ManifestInspectRespons
 		if err != nil {
 			return out, err
 		}
-		sm := StreamManifest{Stream: name, Records: idx.Records, Chunks: []ChunkView{}, Segments: idx.Segments(), Recent: []RecordView{}}
+		sm := StreamManifest{Stream: name, Records: idx.Records, Chunks: []ChunkView{}, Segments: manifestSegmentsOf(idx.Segments()), Recent: []RecordView{}}
 		for _, c := range chunks {
 			h := c.Header
 			sm.Chunks = append(sm.Chunks, ChunkView{Index: h.Index, BaseRecord: h.BaseRecord, Records: h.RecordCount,
@@ -402,11 +379,11 @@ func ListSnapshots(fs vfs.FS, root, stream string) (SnapshotListResponse, error)
 		fs = vfs.Default
 	}
 	out := SnapshotListResponse{Snapshots: []SnapshotInfo{}}
-	streams, err := streamDirs(fs, filepath.Join(root, "manifest"))
+	streams, err := fsck.StreamsUnder(fs, filepath.Join(root, "manifest"))
 	if err != nil {
 		return out, err
 	}
-	if stream != "" && !contains(streams, stream) {
+	if stream != "" && !slices.Contains(streams, stream) {
 		return out, fmt.Errorf("%w: %q", tiers.ErrStreamNotFound, stream)
 	}
 	for _, name := range streams {
@@ -447,34 +424,5 @@ func ListSnapshots(fs vfs.FS, root, stream string) (SnapshotListResponse, error)
 		}
 		return a.SnapshotID < b.SnapshotID
 	})
-	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// streamDirs lists the stream directories under dir, sorted; none when dir
-// does not exist.
-func streamDirs(fs vfs.FS, dir string) ([]string, error) {
-	ents, err := fs.ReadDir(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() {
-			out = append(out, e.Name())
-		}
-	}
-	sort.Strings(out)
 	return out, nil
 }

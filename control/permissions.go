@@ -119,16 +119,16 @@ func (d *PermissionDenials) watch(nc *nats.Conn, subject string, fail func(error
 	}
 }
 
-// requestWatched sends a request to subject through c.nc, failing at once
+// requestWatched sends the request req through c.nc, failing at once
 // with the refusal when the server refuses it.
-func (c *Client) requestWatched(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+func (c *Client) requestWatched(ctx context.Context, req *nats.Msg) (*nats.Msg, error) {
 	if c.denials == nil {
-		return c.nc.RequestWithContext(ctx, subject, data)
+		return c.nc.RequestMsgWithContext(ctx, req)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	defer c.denials.watch(c.nc, subject, cancel)()
-	msg, err := c.nc.RequestWithContext(ctx, subject, data)
+	defer c.denials.watch(c.nc, req.Subject, cancel)()
+	msg, err := c.nc.RequestMsgWithContext(ctx, req)
 	if err != nil {
 		var refused *Error
 		if cause := context.Cause(ctx); errors.As(cause, &refused) && refused.Code == CodeForbidden {

@@ -13,8 +13,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/bop-aof/aof/fsck"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/tier0"
+	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -80,7 +83,7 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 		Name:        opts.Name,
 		Version:     opts.Version,
 		Description: "bop AOF gateway administration: residency, seal, flush, hydrate, segments, manifest, read",
-		Metadata:    map[string]string{"subject_prefix": opts.SubjectPrefix},
+		Metadata:    map[string]string{"subject_prefix": opts.SubjectPrefix, "api_version": APIVersion},
 	})
 	if err != nil {
 		s.cancel()
@@ -142,19 +145,33 @@ func (s *Service) serve(name string, h func(context.Context, []byte) (any, error
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, DefaultRequestTimeout)
 	defer cancel()
-	res, err := h(ctx, req.Data())
+	var res any
+	err := checkAPIVersion(req.Headers().Get(APIVersionHeader))
+	if err == nil {
+		res, err = h(ctx, req.Data())
+	}
+	version := micro.WithHeaders(micro.Headers{APIVersionHeader: {APIVersion}})
 	if err != nil {
 		ce := asError(err)
 		s.log.Warn("control_request_failed", "endpoint", name, "code", ce.Code, "err", ce.Message)
 		body, _ := json.Marshal(ce)
-		if rerr := req.Error(ce.Code, ce.Message, body); rerr != nil {
+		if rerr := req.Error(ce.Code, ce.Message, body, version); rerr != nil {
 			s.log.Warn("control_respond_failed", "endpoint", name, "err", rerr)
 		}
 		return
 	}
-	if rerr := req.RespondJSON(res); rerr != nil {
+	if rerr := req.RespondJSON(res, version); rerr != nil {
 		s.log.Warn("control_respond_failed", "endpoint", name, "err", rerr)
 	}
+}
+
+// checkAPIVersion refuses a request in a protocol version this service
+// does not speak; a request without the header is version 1.
+func checkAPIVersion(v string) error {
+	if v == "" || v == APIVersion {
+		return nil
+	}
+	return Errorf(CodeNotImplemented, "aof-admin API version %s not supported: this gateway speaks version %s", v, APIVersion)
 }
 
 // decode parses a JSON request; an empty body is the zero request.
@@ -171,8 +188,8 @@ func decode(data []byte, v any) error {
 func (s *Service) status(ctx context.Context, data []byte) (any, error) {
 	res := StatusResponse{
 		Service: s.opts.Name, Version: s.opts.Version, Root: s.store.Root(), Tier2: s.store.Tier2() != nil,
-		Streams: s.store.Streams(), Tier0: s.store.Tier0Stats(), Tier1: s.store.Tier1Stats(),
-		Queues: s.store.Queues(), Latency: latency(s.opts.Instruments),
+		Streams: s.store.Streams(), Tier0: tier0StatsOf(s.store.Tier0Stats()), Tier1: tier1StatsOf(s.store.Tier1Stats()),
+		Queues: queueDepthsOf(s.store.Queues()), Latency: latency(s.opts.Instruments),
 	}
 	if res.Streams == nil {
 		res.Streams = []string{}
@@ -342,7 +359,7 @@ func DeleteSegment(ctx context.Context, st *tiers.Store, req SegmentsDeleteReque
 	if err != nil {
 		return SegmentsDeleteResponse{}, err
 	}
-	if seg.State == "active" {
+	if segmentStateOf(seg) == StateActive {
 		return SegmentsDeleteResponse{}, Errorf(CodeConflict, "segment %d of %s is the active segment: seal it first", seg.Segment, seg.Stream)
 	}
 	if req.Tier == 0 && !seg.InTier1 {
@@ -361,7 +378,7 @@ func DeleteSegment(ctx context.Context, st *tiers.Store, req SegmentsDeleteReque
 		}
 		newest := uint64(0)
 		for _, o := range st.Segments(seg.Stream) {
-			if o.State == "sealed" {
+			if segmentStateOf(o) == StateSealed {
 				newest = max(newest, o.Segment)
 			}
 		}
@@ -402,23 +419,11 @@ func (s *Service) manifestCheck(ctx context.Context, data []byte) (any, error) {
 	if err := checkStream(s.store, req.Stream); err != nil {
 		return nil, err
 	}
-	rep, err := Check(ctx, CheckOptions{Root: s.store.Root(), Stream: req.Stream, Tier2: s.store.Tier2(), Index: s.store.ManifestIndex})
+	rep, err := fsck.CheckLive(ctx, s.store, req.Stream, req.Repair)
 	if err != nil {
 		return nil, err
 	}
-	// The live log trimmed torn tails and temp files when it opened; any
-	// seen now belong to a commit or snapshot in flight, not to damage.
-	kept := rep.Problems[:0]
-	for _, p := range rep.Problems {
-		if p.Kind != string(manifest.ProblemTornTail) && p.Kind != string(manifest.ProblemTempFile) {
-			kept = append(kept, p)
-		}
-	}
-	rep.Problems = kept
-	if req.Repair {
-		RepairFromTier2(ctx, s.store, &rep)
-	}
-	return rep, nil
+	return CheckReportOf(rep), nil
 }
 
 func (s *Service) manifestInspect(ctx context.Context, data []byte) (any, error) {
@@ -478,4 +483,86 @@ func (s *Service) configReload(ctx context.Context, data []byte) (any, error) {
 		return nil, fmt.Errorf("encode reload result: %w", err)
 	}
 	return ReloadResponse{Result: b}, nil
+}
+
+// The storage to wire mappings: each answer is built from the store's
+// types here, so that a change of a storage type changes these functions,
+// never the protocol.
+
+// segmentStateOf names the state of a store segment on the wire. The
+// store's state strings are the wire's today; the explicit conversion
+// keeps this compiling whether the store's state is a string or a named
+// string type.
+func segmentStateOf(st tiers.SegmentStatus) SegmentState {
+	return SegmentState(string(st.State))
+}
+
+func segmentOf(st tiers.SegmentStatus) Segment {
+	return Segment{
+		Stream: st.Stream, Segment: st.Segment, State: segmentStateOf(st),
+		BaseOffset: st.BaseOffset, NextOffset: st.NextOffset, Records: st.Records,
+		Bytes: st.Bytes, CompressedBytes: st.CompressedBytes,
+		InTier0: st.InTier0, InTier1: st.InTier1, InTier2: st.InTier2,
+		Tier2Key: st.Tier2Key, ETag: st.ETag,
+		PendingHydration: st.PendingHydration, HydratedBytes: st.HydratedBytes,
+		NeedsRecovery: st.NeedsRecovery, Reason: st.Reason,
+	}
+}
+
+// segmentsOf maps a list of store segments; never nil, so that an empty
+// list is [] on the wire.
+func segmentsOf(list []tiers.SegmentStatus) []Segment {
+	out := make([]Segment, 0, len(list))
+	for _, st := range list {
+		out = append(out, segmentOf(st))
+	}
+	return out
+}
+
+func tier0StatsOf(s tier0.Stats) Tier0Stats {
+	return Tier0Stats{MaxBytes: s.MaxBytes, UsedBytes: s.UsedBytes, ReservedBytes: s.ReservedBytes,
+		QueueDepth: s.QueueDepth, Segments: s.Segments, EvictableSegments: s.EvictableSegments,
+		PinnedSegments: s.PinnedSegments, Evictions: s.Evictions}
+}
+
+func tier1StatsOf(s tier1.CacheStats) Tier1Stats {
+	return Tier1Stats{Bytes: s.Bytes, Files: s.Files, MaxBytes: s.MaxBytes, Pinned: s.Pinned, Uploaded: s.Uploaded}
+}
+
+func queueDepthsOf(q tiers.QueueDepths) QueueDepths {
+	return QueueDepths{Activation: q.Activation, Compression: q.Compression, Upload: q.Upload, Hydration: q.Hydration}
+}
+
+func manifestSegmentsOf(list []manifest.SegmentState) []ManifestSegment {
+	out := make([]ManifestSegment, 0, len(list))
+	for _, g := range list {
+		out = append(out, ManifestSegment{
+			Stream: g.Stream, Segment: g.Segment, BaseOffset: g.BaseOffset, Epoch: g.Epoch,
+			LastLogicalOffset: g.LastLogicalOffset, LastTimestampMS: g.LastTimestampMS, OpenedMS: g.OpenedMS,
+			RecordCount: g.RecordCount, Sealed: g.Sealed, DurableBytes: g.DurableBytes, CRC64: g.CRC64,
+			LastExtID: g.LastExtID, FlushFailure: g.FlushFailure,
+			InTier0: g.InTier0, InTier1: g.InTier1, InTier2: g.InTier2,
+			CompressedBytes: g.CompressedBytes, DictionaryID: g.DictionaryID, ResidentBytes: g.ResidentBytes,
+			Tier2Key: g.Tier2Key, ETag: g.ETag, HydrationSource: g.HydrationSource,
+			PendingJobs: uint8(g.PendingJobs), LastFailure: uint32(g.LastFailure), Failures: g.Failures,
+			NeedsRecovery: g.NeedsRecovery, Reason: uint32(g.Reason), Deleted: g.Deleted,
+		})
+	}
+	return out
+}
+
+// CheckReportOf maps a check report of package fsck to the wire:
+// manifest.check answers it, and aof2-admin prints an offline check
+// (--root) through it, so both print alike.
+func CheckReportOf(rep fsck.Report) CheckReport {
+	out := CheckReport{Streams: make([]StreamCheck, 0, len(rep.Streams)), Problems: make([]Problem, 0, len(rep.Problems)), Tier2: rep.Tier2}
+	for _, s := range rep.Streams {
+		out.Streams = append(out.Streams, StreamCheck{Stream: s.Stream, Chunks: s.Chunks, Records: s.Records,
+			Snapshots: s.Snapshots, SegmentsChecked: s.SegmentsChecked, Tier2Checked: s.Tier2Checked})
+	}
+	for _, p := range rep.Problems {
+		out.Problems = append(out.Problems, Problem{Stream: p.Stream, Kind: p.Kind, Segment: p.Segment, Chunk: p.Chunk,
+			File: p.File, Offset: p.Offset, Reason: p.Reason, Repaired: p.Repaired, RepairNote: p.RepairNote})
+	}
+	return out
 }

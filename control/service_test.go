@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/bop-aof/aof/fsck"
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers"
-	"github.com/bop-aof/aof/tiers/segment"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tracing"
 )
@@ -249,6 +250,9 @@ func TestExitCodeClassification(t *testing.T) {
 		{nats.ErrAuthorization, ExitAuth},
 		{&tiers.HydrationError{Reason: manifest.ReasonAuth, Err: errors.New("denied")}, ExitAuth},
 		{errors.New("disk on fire"), ExitIO},
+		{fsck.ErrNoRoot, ExitUsage},
+		{fmt.Errorf("%w: /var/lib/aof", fsck.ErrRootMissing), ExitNotFound},
+		{fmt.Errorf("%w: access denied", fsck.ErrTier2Auth), ExitAuth},
 	}
 	for _, c := range cases {
 		if got := ExitCode(c.err); got != c.want {
@@ -280,65 +284,6 @@ func kinds(rep CheckReport) map[string]Problem {
 		out[p.Kind] = p
 	}
 	return out
-}
-
-func TestCheckFindsAFlippedByteInASegmentAndAManifestChunk(t *testing.T) {
-	root, s := buildDemoRoot(t, nil)
-	s.Close()
-	ctx := testCtx(t)
-	rep, err := Check(ctx, CheckOptions{Root: root})
-	if err != nil || len(rep.Problems) != 0 {
-		t.Fatalf("healthy root: %+v, %v", rep.Problems, err)
-	}
-
-	flipByte(t, filepath.Join(root, "tier0", "demo", segment.FileName(1)), segment.HeaderSize+40)
-	rep, err = Check(ctx, CheckOptions{Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, ok := kinds(rep)[KindTier0Corrupt]
-	if !ok || p.Stream != "demo" || p.Segment != 1 || !strings.Contains(p.String(), "segment 1") {
-		t.Fatalf("flipped segment byte: problems %v, want tier0-corrupt of demo segment 1", rep.Problems)
-	}
-
-	flipByte(t, manifest.ChunkPath(filepath.Join(root, "manifest", "demo"), 0), manifest.ChunkHeaderSize+50)
-	rep, err = Check(ctx, CheckOptions{Root: root, RepairManifest: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, ok = kinds(rep)[string(manifest.ProblemIntegrity)]
-	if !ok || p.Chunk == nil || *p.Chunk != 0 || p.Repaired {
-		t.Fatalf("flipped chunk byte: problems %v, want an unrepaired integrity problem in chunk 0", rep.Problems)
-	}
-	if !strings.Contains(p.String(), "stream demo | chunk 0 | integrity") {
-		t.Errorf("problem reads %q", p.String())
-	}
-}
-
-func TestRepairTrimsATornManifestTail(t *testing.T) {
-	root, s := buildDemoRoot(t, nil)
-	s.Close()
-	path := manifest.ChunkPath(filepath.Join(root, "manifest", "demo"), 0)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Write([]byte("half a record that never committed"))
-	f.Close()
-	ctx := testCtx(t)
-
-	rep, err := Check(ctx, CheckOptions{Root: root})
-	if err != nil || rep.Remaining() != 1 || rep.Problems[0].Kind != string(manifest.ProblemTornTail) {
-		t.Fatalf("torn tail: %v, %v", rep.Problems, err)
-	}
-	rep, err = CheckOffline(ctx, tiers.Options{Root: root}, "", true)
-	if err != nil || len(rep.Problems) != 1 || !rep.Problems[0].Repaired || rep.Remaining() != 0 {
-		t.Fatalf("repair: %v, %v", rep.Problems, err)
-	}
-	rep, err = Check(ctx, CheckOptions{Root: root})
-	if err != nil || len(rep.Problems) != 0 {
-		t.Fatalf("after repair: %v, %v", rep.Problems, err)
-	}
 }
 
 // TestTier2CheckAndRepair runs against a real S3 server: a Tier 1 artifact
@@ -386,7 +331,7 @@ func TestTier2CheckAndRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, ok := kinds(rep)[KindTier1Corrupt]
+	p, ok := kinds(rep)[fsck.KindTier1Corrupt]
 	if !ok || p.Segment != 2 || !p.Repaired {
 		t.Fatalf("damaged artifact: %v", rep.Problems)
 	}
@@ -407,7 +352,7 @@ func TestTier2CheckAndRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := kinds(rep)[KindTier2Missing]; !ok || p.Segment != 1 || !p.Repaired {
+	if p, ok := kinds(rep)[fsck.KindTier2Missing]; !ok || p.Segment != 1 || !p.Repaired {
 		t.Fatalf("missing tier 2 object: %v", rep.Problems)
 	}
 	if _, err := t2.Stat(ctx, tier2.SegmentKey("demo", 1)); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/control"
+	"github.com/bop-aof/aof/fsck"
 	"github.com/bop-aof/aof/internal/options"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/tier2"
@@ -345,7 +346,7 @@ func (a *app) openRoot(cmd *cobra.Command, root string) (*tiers.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return control.OpenOffline(cmd.Context(), so)
+	return fsck.OpenOffline(cmd.Context(), so)
 }
 
 // storeOptions returns the store options for the data root root, built

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bop-aof/aof/control"
+	"github.com/bop-aof/aof/fsck"
 	"github.com/bop-aof/aof/tiers"
 )
 
@@ -350,9 +351,11 @@ files.`,
 				if err != nil {
 					return err
 				}
-				if rep, err = control.CheckOffline(cmd.Context(), so, stream, repair); err != nil {
+				offline, err := fsck.CheckOffline(cmd.Context(), so, stream, repair)
+				if err != nil {
 					return err
 				}
+				rep = control.CheckReportOf(offline)
 			} else {
 				c, err := a.client(cmd)
 				if err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bop-aof/aof/control"
-	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/manifest"
 )
 
 func (a *app) printJSON(v any) error {
@@ -87,7 +87,7 @@ func printDump(w io.Writer, d control.DumpResponse, jsonOnly bool) {
 	if !jsonOnly {
 		for tier := 0; tier <= 2; tier++ {
 			for _, s := range d.Segments {
-				if !control.InTier(s, tier) {
+				if !s.InTier(tier) {
 					continue
 				}
 				bytes := s.Bytes
@@ -107,10 +107,10 @@ func printDump(w io.Writer, d control.DumpResponse, jsonOnly bool) {
 	fmt.Fprintln(w, string(b))
 }
 
-func tiersOf(s tiers.SegmentStatus) string {
+func tiersOf(s control.Segment) string {
 	var t []string
 	for i := 0; i <= 2; i++ {
-		if control.InTier(s, i) {
+		if s.InTier(i) {
 			t = append(t, strconv.Itoa(i))
 		}
 	}
@@ -120,7 +120,7 @@ func tiersOf(s tiers.SegmentStatus) string {
 	return strings.Join(t, ",")
 }
 
-func printSegments(w io.Writer, segs []tiers.SegmentStatus) {
+func printSegments(w io.Writer, segs []control.Segment) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STREAM\tSEGMENT\tSTATE\tTIERS\tOFFSETS\tRECORDS\tBYTES\tCOMPRESSED\tNOTE")
 	for _, s := range segs {
@@ -193,9 +193,9 @@ func printInspect(w io.Writer, res control.ManifestInspectResponse) {
 			case g.Deleted:
 				state = "deleted"
 			case g.NeedsRecovery:
-				state = "needs recovery: " + g.Reason.String()
+				state = "needs recovery: " + manifest.ReasonCode(g.Reason).String()
 			case g.PendingJobs != 0:
-				state = fmt.Sprintf("pending jobs %#x", uint8(g.PendingJobs))
+				state = fmt.Sprintf("pending jobs %#x", g.PendingJobs)
 			}
 			tl := strings.Join(t, ",")
 			if tl == "" {

@@ -17,7 +17,6 @@ import (
 	"github.com/bop-aof/aof/control"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/manifest/natsmanifest"
-	"github.com/bop-aof/aof/tiers"
 )
 
 // Options configure one demo run.
@@ -245,7 +244,7 @@ func newRunID() string {
 
 // segments lists the stream's segments; none when the stream does not
 // exist yet (it is created by its first record).
-func (d *demo) segments(ctx context.Context) ([]tiers.SegmentStatus, error) {
+func (d *demo) segments(ctx context.Context) ([]control.Segment, error) {
 	var res control.SegmentsListResponse
 	err := d.call(ctx, func(c context.Context) (err error) {
 		res, err = d.admin.SegmentsList(c, control.SegmentsListRequest{Stream: d.o.Stream})
@@ -262,7 +261,7 @@ func (d *demo) segments(ctx context.Context) ([]tiers.SegmentStatus, error) {
 }
 
 // nextOffset is the offset the stream's next record gets.
-func nextOffset(segs []tiers.SegmentStatus) uint64 {
+func nextOffset(segs []control.Segment) uint64 {
 	var n uint64
 	for _, s := range segs {
 		n = max(n, s.NextOffset)
@@ -412,9 +411,9 @@ func (d *demo) sealAndTier(ctx context.Context, start, end uint64) error {
 	if err != nil {
 		return err
 	}
-	var run []tiers.SegmentStatus
+	var run []control.Segment
 	for _, s := range segs {
-		if s.NextOffset > start && s.BaseOffset < end && s.State != "active" && s.Records > 0 {
+		if s.NextOffset > start && s.BaseOffset < end && s.State != control.StateActive && s.Records > 0 {
 			run = append(run, s)
 			lo, hi := max(s.BaseOffset, start), min(s.NextOffset, end)
 			d.sum.SealedRecords += hi - lo
@@ -579,9 +578,9 @@ func (d *demo) evictAndHydrate(ctx context.Context) error {
 }
 
 // servedFrom names the copy the store's reader uses for s.
-func servedFrom(s tiers.SegmentStatus) string {
+func servedFrom(s control.Segment) string {
 	switch {
-	case s.InTier0 && s.State == "active":
+	case s.InTier0 && s.State == control.StateActive:
 		return "tier 0 active segment"
 	case s.InTier0 && s.InTier1:
 		return "tier 0 file (tier 1 copy present)"
@@ -596,7 +595,7 @@ func servedFrom(s tiers.SegmentStatus) string {
 }
 
 // readAt reads one record at off and verifies it.
-func (d *demo) readAt(ctx context.Context, tier int, s tiers.SegmentStatus, off uint64) ReadCheck {
+func (d *demo) readAt(ctx context.Context, tier int, s control.Segment, off uint64) ReadCheck {
 	rc := ReadCheck{Tier: tier, Segment: s.Segment, Offset: off, ServedFrom: servedFrom(s)}
 	began := time.Now()
 	var res control.ReadResponse
@@ -623,7 +622,7 @@ func (d *demo) readAt(ctx context.Context, tier int, s tiers.SegmentStatus, off 
 // readTier0 reads the run's newest record from the active segment (or,
 // when the run ended exactly at a rollover, from the newest segment still
 // in Tier 0).
-func (d *demo) readTier0(ctx context.Context, segs []tiers.SegmentStatus, start uint64) ReadCheck {
+func (d *demo) readTier0(ctx context.Context, segs []control.Segment, start uint64) ReadCheck {
 	for i := len(segs) - 1; i >= 0; i-- {
 		s := segs[i]
 		if s.InTier0 && s.Records > 0 && s.NextOffset > start {
@@ -635,7 +634,7 @@ func (d *demo) readTier0(ctx context.Context, segs []tiers.SegmentStatus, start 
 
 // middle is an offset in the middle of this run's part of s, so the read
 // lands inside the artifact rather than on its first frame.
-func middle(s tiers.SegmentStatus, start, end uint64) uint64 {
+func middle(s control.Segment, start, end uint64) uint64 {
 	lo, hi := max(s.BaseOffset, start), min(s.NextOffset, end)
 	return lo + (hi-lo)/2
 }
@@ -643,11 +642,11 @@ func middle(s tiers.SegmentStatus, start, end uint64) uint64 {
 // readTier1 reads from a sealed, compressed segment of this run other than
 // the hydrated one, preferring one whose Tier 0 file is gone so that the
 // Tier 1 artifact serves it.
-func (d *demo) readTier1(ctx context.Context, segs []tiers.SegmentStatus, start, end uint64) ReadCheck {
-	var pick *tiers.SegmentStatus
+func (d *demo) readTier1(ctx context.Context, segs []control.Segment, start, end uint64) ReadCheck {
+	var pick *control.Segment
 	for i := range segs {
 		s := &segs[i]
-		if s.Segment == d.sum.HydratedSegment || !s.InTier1 || s.State != "sealed" || s.NextOffset <= start || s.BaseOffset >= end {
+		if s.Segment == d.sum.HydratedSegment || !s.InTier1 || s.State != control.StateSealed || s.NextOffset <= start || s.BaseOffset >= end {
 			continue
 		}
 		if pick == nil || (pick.InTier0 && !s.InTier0) {
@@ -679,7 +678,7 @@ func (d *demo) readTier1(ctx context.Context, segs []tiers.SegmentStatus, start,
 }
 
 // readHydrated reads from the segment brought back from Tier 2.
-func (d *demo) readHydrated(ctx context.Context, segs []tiers.SegmentStatus, start, end uint64) ReadCheck {
+func (d *demo) readHydrated(ctx context.Context, segs []control.Segment, start, end uint64) ReadCheck {
 	for _, s := range segs {
 		if s.Segment == d.sum.HydratedSegment {
 			rc := d.readAt(ctx, 2, s, middle(s, start, end))
