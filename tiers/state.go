@@ -275,7 +275,7 @@ var ErrSegmentNotFound = errors.New("tiers: segment not found")
 func (s *Store) Root() string { return s.opts.Root }
 
 // Tier2 is the store's object store client; nil when it has none.
-func (s *Store) Tier2() *tier2.Client { return s.opts.Tier2 }
+func (s *Store) Tier2() tier2.Bucket { return s.opts.Tier2 }
 
 // ManifestIndex returns a copy of stream's folded manifest index.
 func (s *Store) ManifestIndex(stream string) (*manifest.Index, error) {
