@@ -1,8 +1,10 @@
-// Package tier2 is the object store client of the tiered store: Tier 2 is
-// the durable copy of every sealed segment and of the manifest. It talks to
-// any S3-compatible server through minio-go, with its own retry policy and
-// circuit breaker (minio-go's internal retries are turned off so attempts
-// are counted and bounded here).
+// Package tier2 is the object store of the tiered store: Tier 2 is the
+// durable copy of every sealed segment and of the manifest. The layers
+// above depend on the Bucket interface (bucket.go); Client implements it
+// for any S3-compatible server through minio-go, with its own retry policy
+// and circuit breaker (minio-go's internal retries are turned off so
+// attempts are counted and bounded here), and package tier2/memory
+// implements it in memory for tests.
 //
 // # Object metadata
 //
