@@ -21,7 +21,7 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func openTestStore(t *testing.T, root string, t2 *tier2.Client) *tiers.Store {
+func openTestStore(t *testing.T, root string, t2 tier2.Bucket) *tiers.Store {
 	t.Helper()
 	s, err := tiers.Open(testCtx(t), tiers.Options{Root: root, Tier2: t2, SegmentTargetBytes: 1 << 20,
 		FrameBytes: 1 << 10, CompressionWorkers: 1, Now: fixedNow})
@@ -87,7 +87,7 @@ func sealAndSettle(t *testing.T, s *tiers.Store, stream string) uint64 {
 
 // BuildDemoRoot writes a data root with stream "demo": two sealed segments
 // of 20 records each (in Tier 0 and Tier 1) and an active one with 5.
-func buildDemoRoot(t *testing.T, t2 *tier2.Client) (string, *tiers.Store) {
+func buildDemoRoot(t *testing.T, t2 tier2.Bucket) (string, *tiers.Store) {
 	t.Helper()
 	root := t.TempDir()
 	s := openTestStore(t, root, t2)

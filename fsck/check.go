@@ -30,7 +30,7 @@ type CheckOptions struct {
 	Stream string // "" for every stream under Root
 	// Tier2, when set, is used to verify every Tier 2 object the manifest
 	// names (presence and crc64) and the uploaded manifest chunks.
-	Tier2 *tier2.Client
+	Tier2 tier2.Bucket
 	// Index returns the live index of a stream (a running gateway's). Nil
 	// folds the manifest chunks on disk.
 	Index func(stream string) (*manifest.Index, error)
@@ -351,11 +351,11 @@ func verifyArtifact(fs vfs.FS, path string) error {
 
 // checkObject downloads a segment's Tier 2 object, which verifies its
 // crc64. Authentication failures abort the check (ErrTier2Auth).
-func checkObject(ctx context.Context, c *tier2.Client, stream string, id uint64, key string) (*Problem, error) {
+func checkObject(ctx context.Context, c tier2.Bucket, stream string, id uint64, key string) (*Problem, error) {
 	if key == "" {
 		key = tier2.SegmentKey(stream, id)
 	}
-	_, err := c.Download(ctx, key, io.Discard)
+	_, err := c.Get(ctx, key, io.Discard)
 	switch tier2.Reason(err) {
 	case tier2.ReasonTransient:
 		if err == nil {

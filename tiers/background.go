@@ -465,7 +465,7 @@ func (b *background) runUpload(j job) error {
 	// object whose metadata names this crc: after a crash during a repair
 	// (Reupload) that object is the damaged one, and its metadata still
 	// claims the good bytes. Writing identical bytes again is harmless.
-	res, err := up.ReplaceFile(ctx, objKey, b.cache.Path(key), tier2.ObjectMeta{
+	res, err := tier2.ReplaceFile(ctx, up, objKey, b.cache.Path(key), tier2.ObjectMeta{
 		Records: info.next - info.base, FirstOffset: info.base, LastOffset: info.next - 1,
 	})
 	if err != nil {
@@ -545,7 +545,7 @@ func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, erro
 		return struct{}{}, err
 	}
 	n, err := b.cache.Put(key, func(w io.Writer) error {
-		_, err := up.Download(ctx, info.tier2Key, hydrationProgress{w: w, l: l, id: key.Segment})
+		_, err := up.Get(ctx, info.tier2Key, hydrationProgress{w: w, l: l, id: key.Segment})
 		return err
 	})
 	if err == nil {
@@ -654,17 +654,17 @@ func (b *background) applyRetention(ctx context.Context, l *Log) error {
 }
 
 // manifestUploader puts manifest chunks and snapshots into Tier 2.
-type manifestUploader struct{ c *tier2.Client }
+type manifestUploader struct{ c tier2.Bucket }
 
 func (u manifestUploader) PutObject(ctx context.Context, key string, data []byte, _ map[string]string) (string, error) {
-	res, err := u.c.UploadBytes(ctx, key, data, tier2.ObjectMeta{})
+	res, err := tier2.UploadBytes(ctx, u.c, key, data, tier2.ObjectMeta{})
 	return res.ETag, err
 }
 
 // ListObjects, GetObject and DeleteObject let the manifest prune its Tier 2
 // chunks and snapshots (manifest.ObjectPruner).
 func (u manifestUploader) ListObjects(ctx context.Context, prefix string) ([]string, error) {
-	objs, err := u.c.List(ctx, prefix)
+	objs, err := tier2.List(ctx, u.c, prefix)
 	keys := make([]string, len(objs))
 	for i, o := range objs {
 		keys[i] = o.Key
@@ -674,7 +674,7 @@ func (u manifestUploader) ListObjects(ctx context.Context, prefix string) ([]str
 
 func (u manifestUploader) GetObject(ctx context.Context, key string) ([]byte, error) {
 	var buf bytes.Buffer
-	_, err := u.c.Download(ctx, key, &buf)
+	_, err := u.c.Get(ctx, key, &buf)
 	if oe := (*tier2.CorruptionError)(nil); errors.As(err, &oe) {
 		return nil, fmt.Errorf("%w: %w", manifest.ErrObjectCorrupt, err)
 	}

@@ -32,7 +32,7 @@ const RecoveredMarker = "RECOVERED_FROM_TIER2"
 type RecoverOptions struct {
 	Root   string
 	FS     vfs.FS
-	Tier2  *tier2.Client
+	Tier2  tier2.Bucket
 	Logger *slog.Logger
 	// Force allows a data root that still holds manifest or segment files;
 	// they are kept and Tier 2 copies are written beside them.
@@ -78,7 +78,7 @@ type StreamRecovery struct {
 // RecoveredMarker).
 func RecoverFromTier2(ctx context.Context, o RecoverOptions) (RecoverReport, error) {
 	var rep RecoverReport
-	if o.Tier2 == nil {
+	if o.Tier2 = bucketOrNil(o.Tier2); o.Tier2 == nil {
 		return rep, errors.New("tiers: recover: no Tier 2 client")
 	}
 	if o.FS == nil {
@@ -147,8 +147,8 @@ func RecoverFromTier2(ctx context.Context, o RecoverOptions) (RecoverReport, err
 }
 
 // listKeys lists <prefix><stream>/<n><ext> objects as stream -> sorted n.
-func listKeys(ctx context.Context, c *tier2.Client, prefix, ext string) (map[string][]uint64, error) {
-	objs, err := c.List(ctx, prefix)
+func listKeys(ctx context.Context, c tier2.Bucket, prefix, ext string) (map[string][]uint64, error) {
+	objs, err := tier2.List(ctx, c, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("tiers: recover: list %s: %w", prefix, err)
 	}
@@ -174,7 +174,7 @@ func listKeys(ctx context.Context, c *tier2.Client, prefix, ext string) (map[str
 
 func download(ctx context.Context, o RecoverOptions, key, path string) error {
 	var buf bytes.Buffer
-	if _, err := o.Tier2.Download(ctx, key, &buf); err != nil {
+	if _, err := o.Tier2.Get(ctx, key, &buf); err != nil {
 		return fmt.Errorf("download %s: %w", key, err)
 	}
 	if err := o.FS.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -286,7 +286,7 @@ func restoreSnapshot(ctx context.Context, o RecoverOptions, stream, dir string, 
 		id := snaps[i]
 		key := manifest.SnapshotKey(stream, id)
 		var buf bytes.Buffer
-		_, err := o.Tier2.Download(ctx, key, &buf)
+		_, err := o.Tier2.Get(ctx, key, &buf)
 		var oe *tier2.CorruptionError
 		if err != nil && !errors.As(err, &oe) {
 			return fmt.Errorf("download %s: %w", key, err)

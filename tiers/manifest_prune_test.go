@@ -13,15 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/tier2"
+	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
 
 // bucketNumbers lists the numbered objects <prefix><n><ext>, ascending.
-func bucketNumbers(c *tier2.Client, prefix, ext string) ([]uint64, error) {
-	objs, err := c.List(context.Background(), prefix)
+func bucketNumbers(c tier2.Bucket, prefix, ext string) ([]uint64, error) {
+	objs, err := tier2.List(context.Background(), c, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -33,6 +33,16 @@ func bucketNumbers(c *tier2.Client, prefix, ext string) ([]uint64, error) {
 		}
 	}
 	return out, nil
+}
+
+// corruptMemoryObject damages a byte in the middle of an object and keeps
+// its metadata, so reading it fails its crc64.
+func corruptMemoryObject(t *testing.T, b *memory.Bucket, key string) {
+	t.Helper()
+	data, _ := b.Bytes(key)
+	if !b.Corrupt(key, int64(len(data)/2)) {
+		t.Fatalf("corrupt %s: no such object", key)
+	}
 }
 
 // syncBuffer is a log sink tests read while the store writes.
@@ -59,7 +69,7 @@ func (b *syncBuffer) String() string {
 // holding the snapshot's position and the snapshot becomes complete in
 // Tier 2. It waits after each round until Tier 2 holds exactly the newest
 // two snapshots (one after the first round).
-func snapshotRounds(t *testing.T, s *Store, c *tier2.Client, stream string, from, rounds int) uint64 {
+func snapshotRounds(t *testing.T, s *Store, c tier2.Bucket, stream string, from, rounds int) uint64 {
 	t.Helper()
 	var id uint64
 	for round := 0; round < rounds; round++ {
@@ -91,7 +101,7 @@ const pruneRotation = 200 * time.Millisecond
 
 // pruneStore opens a store whose manifest rotates chunks every
 // pruneRotation.
-func pruneStore(t *testing.T, root string, c *tier2.Client, log *syncBuffer) *Store {
+func pruneStore(t *testing.T, root string, c tier2.Bucket, log *syncBuffer) *Store {
 	return openStore(t, Options{Root: root, SegmentTargetBytes: 4 << 10, Tier2: c,
 		ManifestRotationPeriod: pruneRotation,
 		Logger:                 slog.New(slog.NewTextHandler(log, nil))})
@@ -102,8 +112,7 @@ func pruneStore(t *testing.T, root string, c *tier2.Client, log *syncBuffer) *St
 // the fallback's position on, without a gap. Older chunks and snapshots are
 // deleted, and each prune is logged.
 func TestTier2ManifestObjectsArePrunedBehindSnapshots(t *testing.T) {
-	srv := harness.StartS3(t)
-	c := faultTier2(t, srv, time.Second)
+	c := memory.New()
 	var log syncBuffer
 	s := pruneStore(t, t.TempDir(), c, &log)
 	defer s.Close()
@@ -111,7 +120,7 @@ func TestTier2ManifestObjectsArePrunedBehindSnapshots(t *testing.T) {
 	newest := snapshotRounds(t, s, c, stream, 0, 8)
 
 	var fallback bytes.Buffer
-	if _, err := c.Download(testCtx(t), manifest.SnapshotKey(stream, newest-1), &fallback); err != nil {
+	if _, err := c.Get(testCtx(t), manifest.SnapshotKey(stream, newest-1), &fallback); err != nil {
 		t.Fatal(err)
 	}
 	fs, err := manifest.DecodeSnapshot(fallback.Bytes())
@@ -150,8 +159,7 @@ func TestDisasterRecoveryAfterTier2PruningRebuildsTheSameIndex(t *testing.T) {
 }
 
 func recoverPrunedBucket(t *testing.T, damage string) {
-	srv := harness.StartS3(t)
-	c := faultTier2(t, srv, time.Second)
+	c := memory.New()
 	var log syncBuffer
 	s := pruneStore(t, t.TempDir(), c, &log)
 	const stream = "rebuilt"
@@ -183,7 +191,7 @@ func recoverPrunedBucket(t *testing.T, damage string) {
 		t.Fatalf("tier 2 chunks %v: nothing was pruned", chunks)
 	}
 	if damage == "newest_snapshot_corrupt" {
-		corruptObject(t, srv, manifest.SnapshotKey(stream, newest))
+		corruptMemoryObject(t, c, manifest.SnapshotKey(stream, newest))
 	}
 
 	root := t.TempDir()
@@ -209,7 +217,7 @@ func recoverPrunedBucket(t *testing.T, damage string) {
 		t.Fatalf("snapshot skipped by the recovery: %v, want %v\n%s", skipped, damage != "none", rlog.String())
 	}
 	if damage == "newest_snapshot_ahead_of_chunks" {
-		if _, err := c.Stat(testCtx(t), manifest.SnapshotKey(stream, newest)); tier2.Reason(err) != tier2.ReasonMissing {
+		if _, err := c.Attributes(testCtx(t), manifest.SnapshotKey(stream, newest)); tier2.Reason(err) != tier2.ReasonMissing {
 			t.Fatalf("snapshot %d, ahead of every chunk in tier 2, left in the bucket: %v", newest, err)
 		}
 	}
@@ -242,14 +250,13 @@ func TestSnapshotReplayableFromTier2Chunks(t *testing.T) {
 // stays the usable one) and says so, and the one after prunes again, with
 // a good fallback.
 func TestTier2PruneWaitsWhenTheFallbackSnapshotIsCorrupt(t *testing.T) {
-	srv := harness.StartS3(t)
-	c := faultTier2(t, srv, time.Second)
+	c := memory.New()
 	var log syncBuffer
 	s := pruneStore(t, t.TempDir(), c, &log)
 	defer s.Close()
 	const stream = "rot"
 	newest := snapshotRounds(t, s, c, stream, 0, 3)
-	corruptObject(t, srv, manifest.SnapshotKey(stream, newest))
+	corruptMemoryObject(t, c, manifest.SnapshotKey(stream, newest))
 
 	appendN(t, s, stream, 120, 40)
 	time.Sleep(pruneRotation + 10*time.Millisecond)

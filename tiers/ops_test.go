@@ -12,8 +12,11 @@ import (
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/tier2"
+	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
 
+// tier2Client is Tier 2 on versitygw, for tests about the object store's
+// behaviour; tests of the store's logic use memory.New: they need no server.
 func tier2Client(t *testing.T) (*tier2.Client, *harness.S3) {
 	t.Helper()
 	srv := harness.StartS3(t)
@@ -56,7 +59,7 @@ func TestEvictTier0KeepsTheTier1CopyServing(t *testing.T) {
 }
 
 func TestRetireDeletesEveryCopyAndRecordsIt(t *testing.T) {
-	t2, _ := tier2Client(t)
+	t2 := memory.New()
 	root := t.TempDir()
 	s := openStore(t, Options{Root: root, SegmentTargetBytes: 4 << 10, Tier2: t2})
 	appendN(t, s, "ret", 0, 100)
@@ -64,7 +67,7 @@ func TestRetireDeletesEveryCopyAndRecordsIt(t *testing.T) {
 	if err := s.Retire(testCtx(t), "ret", 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := t2.Stat(testCtx(t), tier2.SegmentKey("ret", 1)); tier2.Reason(err) != tier2.ReasonMissing {
+	if _, err := t2.Attributes(testCtx(t), tier2.SegmentKey("ret", 1)); tier2.Reason(err) != tier2.ReasonMissing {
 		t.Fatalf("object of a retired segment: %v, want missing", err)
 	}
 	r, _ := s.Reader("ret")
@@ -86,7 +89,7 @@ func TestRetireDeletesEveryCopyAndRecordsIt(t *testing.T) {
 }
 
 func TestReuploadRepairsAMissingObject(t *testing.T) {
-	t2, _ := tier2Client(t)
+	t2 := memory.New()
 	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: t2})
 	defer s.Close()
 	appendN(t, s, "re", 0, 60)
@@ -98,7 +101,7 @@ func TestReuploadRepairsAMissingObject(t *testing.T) {
 	if err := s.Reupload(testCtx(t), "re", 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := t2.Stat(testCtx(t), key); err != nil {
+	if _, err := t2.Attributes(testCtx(t), key); err != nil {
 		t.Fatalf("object after reupload: %v", err)
 	}
 	// And it serves reads once the local copies are gone.
@@ -182,7 +185,7 @@ func TestPeriodicSnapshotsAreWritten(t *testing.T) {
 }
 
 func TestRangedReadsServeAColdSegmentWithoutHydrating(t *testing.T) {
-	t2, _ := tier2Client(t)
+	t2 := memory.New()
 	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 64 << 10, FrameBytes: 4 << 10, Tier2: t2})
 	defer s.Close()
 	appendN(t, s, "cold", 0, 400)
@@ -224,7 +227,7 @@ func TestRangedReadsServeAColdSegmentWithoutHydrating(t *testing.T) {
 // concurrency, so Tier 2 never holds a segment while an older one exists
 // only locally.
 func TestUploadsOfAStreamCompleteInSegmentOrder(t *testing.T) {
-	t2, _ := tier2Client(t)
+	t2 := memory.New()
 	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 2 << 10, Tier2: t2, Tier2Concurrency: 4, CompressionWorkers: 3})
 	defer s.Close()
 	appendN(t, s, "order", 0, 300)

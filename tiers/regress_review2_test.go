@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
 
 // R4: hydrate sets inTier1=true after MarkUploaded may already have evicted
 // the fresh artifact (and onTier1Evict set it false).
 func TestReviewHydrateSelfEvictStaleTier1(t *testing.T) {
-	t2, _ := tier2Client(t)
+	t2 := memory.New()
 	opts := Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, FrameBytes: 1 << 10, Tier2: t2}
 	s := openStore(t, opts)
 	defer s.Close()

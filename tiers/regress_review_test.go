@@ -10,12 +10,13 @@ import (
 	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
 
 // R1: Tier 1 over budget at boot with uploaded artifacts -> Open deadlocks
 // (openLog holds s.mu; recover -> cache.MarkUploaded -> evict -> onTier1Evict -> s.existing -> s.mu).
 func TestReviewBootDeadlockTier1OverBudget(t *testing.T) {
-	t2, _ := tier2Client(t)
+	t2 := memory.New()
 	root := t.TempDir()
 	opts := Options{Root: root, SegmentTargetBytes: 4 << 10, FrameBytes: 1 << 10, Tier2: t2}
 	s := openStore(t, opts)

@@ -15,7 +15,7 @@ import (
 // index from the object's end, then each frame is one GET.
 type rangeReaderAt struct {
 	ctx  context.Context
-	c    *tier2.Client
+	c    tier2.Bucket
 	key  string
 	size int64
 }
@@ -41,7 +41,7 @@ func (s *Store) openRemote(ctx context.Context, stream string, id uint64, key st
 	if s.opts.Tier2 == nil {
 		return nil, fmt.Errorf("segment %d of %s is only in Tier 2 and the store has no Tier 2 client", id, stream)
 	}
-	info, err := s.opts.Tier2.Stat(ctx, key)
+	info, err := s.opts.Tier2.Attributes(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -274,8 +274,8 @@ var ErrSegmentNotFound = errors.New("tiers: segment not found")
 // Root is the data root of the store.
 func (s *Store) Root() string { return s.opts.Root }
 
-// Tier2 is the store's object store client; nil when it has none.
-func (s *Store) Tier2() *tier2.Client { return s.opts.Tier2 }
+// Tier2 is the store's Tier 2 bucket; nil when it has none.
+func (s *Store) Tier2() tier2.Bucket { return s.opts.Tier2 }
 
 // ManifestIndex returns a copy of stream's folded manifest index.
 func (s *Store) ManifestIndex(stream string) (*manifest.Index, error) {

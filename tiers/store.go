@@ -62,10 +62,11 @@ type Options struct {
 	// for segment.max_age.
 	SealOnPressure bool
 
-	// Tier2 is the object store. Nil keeps segments in Tier 1 only: for
-	// library tests; the gateway always sets it, since Tier 2 is the
-	// durable copy.
-	Tier2 *tier2.Client
+	// Tier2 is the object store: the minio client (tier2.Open) in the
+	// gateway and aof2-admin, an in-memory bucket (tier2/memory) in tests
+	// of the store's logic. Nil keeps segments in Tier 1 only: for library
+	// tests; the gateway always sets it, since Tier 2 is the durable copy.
+	Tier2 tier2.Bucket
 	// Tier2Concurrency is the number of parallel uploads; 4.
 	Tier2Concurrency int
 
@@ -89,6 +90,7 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	o.Tier2 = bucketOrNil(o.Tier2)
 	if o.FS == nil {
 		o.FS = vfs.Default
 	}
@@ -596,4 +598,14 @@ func (s *Store) registerGauges() {
 // newSegmentKey returns the Tier 0 budget key of a segment.
 func newSegmentKey(stream string, id uint64) tier0.SegmentKey {
 	return tier0.SegmentKey{Stream: stream, Segment: id}
+}
+
+// bucketOrNil turns a nil *tier2.Client, which an interface holds as a
+// non-nil Bucket, into no Tier 2: a caller that passes a client variable
+// left nil means "no Tier 2", not a client that panics on first use.
+func bucketOrNil(b tier2.Bucket) tier2.Bucket {
+	if c, ok := b.(*tier2.Client); ok && c == nil {
+		return nil
+	}
+	return b
 }

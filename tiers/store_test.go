@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/tier2"
+	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
 
 func payload(stream string, i int) []byte {
@@ -154,12 +154,8 @@ func TestTier0BudgetGivesAdmissionBackpressureThenEvictsTier1Copies(t *testing.T
 }
 
 func TestFullSegmentLifeThroughTier2(t *testing.T) {
-	srv := harness.StartS3(t)
 	ctx := testCtx(t)
-	t2, err := tier2.New(ctx, tier2.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t2 := memory.New()
 	root := t.TempDir()
 	opts := Options{Root: root, SegmentTargetBytes: 8 << 10, FrameBytes: 2 << 10, Tier2: t2}
 	s := openStore(t, opts)
@@ -212,13 +208,8 @@ func TestFullSegmentLifeThroughTier2(t *testing.T) {
 }
 
 func TestHydrationOfMissingObjectMarksNeedsRecovery(t *testing.T) {
-	srv := harness.StartS3(t)
 	ctx := testCtx(t)
-	t2, err := tier2.New(ctx, tier2.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
-		Retry: tier2.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t2 := memory.New()
 	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: t2})
 	defer s.Close()
 	appendN(t, s, "gone", 0, 50)

@@ -24,6 +24,7 @@ import (
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/internal/options"
 	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -404,7 +405,8 @@ func (g *gateway) status() gatewayStatus {
 		st.LastError = lastErr.Error()
 	}
 	if store != nil {
-		t2 := tier2StatusOf(store.Tier2())
+		c, _ := store.Tier2().(*tier2.Client) // nil when tier2.enabled = false
+		t2 := tier2StatusOf(c)
 		st.Tier2 = &t2
 	}
 	if pipeline != nil {

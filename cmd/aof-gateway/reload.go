@@ -8,6 +8,7 @@ import (
 
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/internal/options"
+	"github.com/bop-aof/aof/tiers/tier2"
 )
 
 // reloadResult says what a configuration reload changed.
@@ -84,7 +85,7 @@ func (g *gateway) apply(key string, next *config.Config) error {
 		g.store.SetRetention(so.RetentionMaxAge, so.RetentionMaxBytes)
 		g.cfg.Retention = next.Retention
 	case "tier2.retry.max_attempts", "tier2.retry.base_delay_ms", "tier2.retry.jitter":
-		t2 := g.store.Tier2()
+		t2, _ := g.store.Tier2().(*tier2.Client)
 		if t2 == nil {
 			return errNotLive
 		}
@@ -105,7 +106,7 @@ func (g *gateway) apply(key string, next *config.Config) error {
 		g.store.SetActivationQueueWarnThreshold(so.ActivationQueueWarnThreshold)
 		g.cfg.Tier0.ActivationQueueWarnThreshold = next.Tier0.ActivationQueueWarnThreshold
 	case "tier2.breaker.failures", "tier2.breaker.cooldown":
-		t2 := g.store.Tier2()
+		t2, _ := g.store.Tier2().(*tier2.Client)
 		if t2 == nil {
 			return errNotLive
 		}

@@ -394,7 +394,7 @@ func answer[Res any](a *app, cmd *cobra.Command, root string,
 
 // tier2Client connects to Tier 2 when the configuration names it; nil
 // without an error when it does not.
-func (a *app) tier2Client(cmd *cobra.Command) (*tier2.Client, error) {
+func (a *app) tier2Client(cmd *cobra.Command) (tier2.Bucket, error) {
 	cfg, err := a.config(cmd)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/internal/options"
+	"github.com/bop-aof/aof/tiers/tier2"
 )
 
 // offlineApp is aof2-admin with the configuration file file, as a command
@@ -102,7 +103,11 @@ jitter = 0.1
 	if so.Tier2 == nil {
 		t.Fatal("no Tier 2 client although the configuration names one")
 	}
-	got := so.Tier2.Retry()
+	c, ok := so.Tier2.(*tier2.Client)
+	if !ok {
+		t.Fatalf("offline Tier 2 is a %T, want the minio client", so.Tier2)
+	}
+	got := c.Retry()
 	if got.MaxAttempts != 9 || got.BaseDelay != 40*time.Millisecond || got.Jitter != 0.1 {
 		t.Fatalf("offline Tier 2 retry policy %+v, want the configured 9 attempts, 40ms, jitter 0.1", got)
 	}

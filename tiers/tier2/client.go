@@ -1,8 +1,10 @@
-// Package tier2 is the object store client of the tiered store: Tier 2 is
-// the durable copy of every sealed segment and of the manifest. It talks to
-// any S3-compatible server through minio-go, with its own retry policy and
-// circuit breaker (minio-go's internal retries are turned off so attempts
-// are counted and bounded here).
+// Package tier2 is the object store of the tiered store: Tier 2 is the
+// durable copy of every sealed segment and of the manifest. The layers
+// above depend on the Bucket interface (bucket.go); Client implements it
+// for any S3-compatible server through minio-go, with its own retry policy
+// and circuit breaker (minio-go's internal retries are turned off so
+// attempts are counted and bounded here), and package tier2/memory
+// implements it in memory for tests.
 //
 // # Object metadata
 //
@@ -326,12 +328,9 @@ func (c *Client) opError(op, key string, attempts int, err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := fmt.Sprintf("tier2 %s %s/%s", op, c.bucket, key)
-	if attempts > 1 {
-		msg += fmt.Sprintf(" (%d attempts)", attempts)
-	}
-	msg += ": " + err.Error()
-	return &OpError{Op: op, Bucket: c.bucket, Key: key, Attempts: attempts, Err: err, msg: c.redact(msg)}
+	oe := NewOpError(op, c.bucket, key, attempts, err)
+	oe.msg = c.redact(oe.msg)
+	return oe
 }
 
 // redact hides the keys in msg. Servers quote the access key id back
@@ -485,16 +484,10 @@ func (c *Client) put(ctx context.Context, key string, r io.ReadSeeker, size int6
 
 func (c *Client) upload(ctx context.Context, key string, r io.ReadSeeker, size int64, meta ObjectMeta, replace bool) (UploadResult, error) {
 	var res UploadResult
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return res, fmt.Errorf("rewind source: %w", err)
+	crc, err := Checksum(r, size)
+	if err != nil {
+		return res, err
 	}
-	h := crc64.New(CRC64Table)
-	if n, err := io.Copy(h, io.LimitReader(r, size)); err != nil {
-		return res, fmt.Errorf("read source: %w", err)
-	} else if n != size {
-		return res, fmt.Errorf("read source: %d bytes, want %d", n, size)
-	}
-	crc := h.Sum64()
 	if meta.CRC64 != 0 && meta.CRC64 != crc {
 		return res, &CorruptionError{Key: key, Want: meta.CRC64, Got: crc}
 	}
@@ -505,7 +498,6 @@ func (c *Client) upload(ctx context.Context, key string, r io.ReadSeeker, size i
 		metaFirst: strconv.FormatUint(meta.FirstOffset, 10),
 		metaLast:  strconv.FormatUint(meta.LastOffset, 10),
 	}
-	var err error
 	res.Attempts, err = c.do(ctx, func() { c.inst.IncUploadRetry(context.Background()) }, func(ctx context.Context) error {
 		if !replace {
 			info, err := c.mc.StatObject(ctx, c.bucket, c.full(key), minio.StatObjectOptions{})

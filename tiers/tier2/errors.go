@@ -37,6 +37,16 @@ type OpError struct {
 	msg string // computed and redacted at construction
 }
 
+// NewOpError builds the OpError of a Bucket implementation: "tier2 op
+// bucket/key (n attempts): err". err's message must hold no secret.
+func NewOpError(op, bucket, key string, attempts int, err error) *OpError {
+	msg := fmt.Sprintf("tier2 %s %s/%s", op, bucket, key)
+	if attempts > 1 {
+		msg += fmt.Sprintf(" (%d attempts)", attempts)
+	}
+	return &OpError{Op: op, Bucket: bucket, Key: key, Attempts: attempts, Err: err, msg: msg + ": " + err.Error()}
+}
+
 func (e *OpError) Error() string { return e.msg }
 func (e *OpError) Unwrap() error { return e.Err }
 
