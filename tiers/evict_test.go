@@ -1,0 +1,70 @@
+package tiers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier2/memory"
+)
+
+// A Tier 0 eviction whose file removal failed is redone; the second
+// LocalEvicted record must still say Tier 0, so that the manifest never
+// folds it as the Tier 1 copy going and the records stay readable after a
+// restart.
+func TestRepeatedTier0EvictionKeepsTier1InTheManifest(t *testing.T) {
+	ffs := vfs.NewFaultFS(nil)
+	opts := Options{Root: t.TempDir(), FS: ffs, SegmentTargetBytes: 4 << 10}
+	s := openStore(t, opts)
+	appendN(t, s, "e", 0, 100)
+	waitFor(t, "tier1", func() bool { return s.Segments("e")[0].InTier1 })
+	ffs.Inject(vfs.Fault{Op: vfs.OpRemove, Match: func(n string) bool { return strings.HasSuffix(n, segment.FileName(1)) }, Times: 1})
+	s.EvictTier0(testCtx(t), "e", 1) // the file removal fails once
+	if err := s.EvictTier0(testCtx(t), "e", 1); err != nil {
+		t.Fatalf("second eviction: %v", err)
+	}
+	idx, _ := s.ManifestIndex("e")
+	if st, _ := idx.Get(1); st.InTier0 || !st.InTier1 || st.Deleted {
+		t.Fatalf("manifest state of segment 1 after two Tier 0 evictions: %+v, want only in Tier 1", st)
+	}
+	s.Close()
+	s = openStore(t, opts)
+	defer s.Close()
+	readAll(t, s, "e", 100)
+}
+
+// A hydration into a Tier 1 cache too small to keep anything must not
+// leave the segment marked as in Tier 1 after the cache evicted the fresh
+// artifact: the read is served, and later reads hydrate again.
+func TestHydrationIntoAFullTier1ServesTheRead(t *testing.T) {
+	opts := Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, FrameBytes: 1 << 10, Tier2: memory.New()}
+	s := openStore(t, opts)
+	defer s.Close()
+	ctx := testCtx(t)
+	appendN(t, s, "h", 0, 200)
+	if _, err := s.Seal(ctx, "h", false); err != nil {
+		t.Fatal(err)
+	}
+	waitUploaded(t, s, "h")
+	for _, st := range s.Segments("h") {
+		if st.State == "sealed" {
+			if err := s.EvictLocal(ctx, "h", st.Segment); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s.SetTier1MaxBytes(1)
+	r, err := s.Reader("h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := r.Next(rctx); err != nil {
+		t.Fatalf("read of a segment hydrated into a full Tier 1: %v (segment %+v, cache %+v)", err, s.Segments("h")[0], s.Tier1Stats())
+	}
+}
