@@ -78,8 +78,8 @@ func holdable(err error) bool {
 	return backpressure.Is(err, backpressure.Flush) || backpressure.Is(err, backpressure.Rollover)
 }
 
-// hold marks stream held after the store answered err, once.
-func (p *Pipeline) hold(ctx context.Context, stream string, err error) {
+// holdStream marks stream held after the store answered err, once.
+func (p *Pipeline) holdStream(ctx context.Context, stream string, err error) {
 	var bp *backpressure.Error
 	kind := backpressure.Flush
 	if errors.As(err, &bp) {
@@ -160,15 +160,15 @@ func (p *Pipeline) doneSyncing(fl *inflight) {
 }
 
 // resumeHeld asks the store to resume each held stream that is due (any,
-// with now set) and has nothing left with the syncer, and returns those
-// it resumed. They stay held until the caller has restarted delivery from
-// the ack floor.
-func (p *Pipeline) resumeHeld(now bool) []string {
+// with ignoreBackoff set) and has nothing left with the syncer, and
+// returns those it resumed. They stay held until the caller has restarted
+// delivery from the ack floor.
+func (p *Pipeline) resumeHeld(ignoreBackoff bool) []string {
 	at := time.Now()
 	p.holds.mu.Lock()
 	var due []string
 	for name, h := range p.holds.streams {
-		if h.held && (now || !at.Before(h.nextTry)) && p.holds.syncing[name] == 0 {
+		if h.held && (ignoreBackoff || !at.Before(h.nextTry)) && p.holds.syncing[name] == 0 {
 			due = append(due, name)
 		}
 	}
@@ -195,9 +195,9 @@ func (p *Pipeline) resumeHeld(now bool) []string {
 	return resumed
 }
 
-// release ends the hold of streams once delivery restarts from the ack
+// endHolds ends the hold of streams once delivery restarts from the ack
 // floor.
-func (p *Pipeline) release(streams []string) {
+func (p *Pipeline) endHolds(streams []string) {
 	now := time.Now()
 	for _, stream := range streams {
 		p.holds.mu.Lock()

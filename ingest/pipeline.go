@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,8 +95,9 @@ type Pipeline struct {
 	// lastConsumerSeq is the consumer sequence of the last delivery seen
 	// in this Run.
 	lastConsumerSeq uint64
-	// groupBufs holds appendBatch's per-stream slices between batches.
-	groupBufs [][]pending
+	// groups is appendBatch's grouping of a batch by stream, kept for
+	// the next batch.
+	groups streamGroups
 	// streams holds the streams the store held at the start of this Run
 	// and those admitted since, for MaxStreams; nil until counted.
 	streams map[string]struct{}
@@ -147,6 +149,7 @@ func NewPipeline(js jetstream.JetStream, store Store, opts Options) (*Pipeline, 
 	return &Pipeline{js: js, store: store, opts: opts, log: opts.Logger, tr: opts.Tracer, inst: opts.Instruments,
 		ack:         func(m jetstream.Msg) error { return m.Ack() },
 		holds:       holds{streams: map[string]*hold{}, syncing: map[string]int{}},
+		groups:      streamGroups{bySubject: map[string]int{}, byStream: map[string]int{}},
 		resumeFirst: resumeFirstRetry, resumeMax: resumeMaxRetry}, nil
 }
 
@@ -188,7 +191,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if !errors.As(err, &resumed) {
 			return err
 		}
-		p.release(resumed.streams)
+		p.endHolds(resumed.streams)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -197,19 +200,43 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 // consume runs one consumer from the ack floor until ctx ends, storing
 // fails, or held streams resumed (*errResumed).
+//
+// The loop of the package doc runs in two stages, so that batch k+1 is
+// appended while batch k is fsynced. On this goroutine runBatches fetches
+// a batch, and appendBatch checks, dead-letters, groups and appends it;
+// the syncer (syncAndAck) fsyncs what was appended, then acks it. Appends
+// stay in order, and a message is acked only after the fsync covering it.
 func (p *Pipeline) consume(ctx context.Context) error {
+	cons, err := p.restartAtAckFloor(ctx)
+	if err != nil {
+		return err
+	}
+	feed, stopFeed, err := p.startFeed(cons)
+	if err != nil {
+		return err
+	}
+	// Runs after runBatches has stopped the syncer: every batch in hand
+	// is synced and acked before the deliveries stop.
+	defer stopFeed()
+	return p.runBatches(ctx, feed, p.startSyncStage())
+}
+
+// restartAtAckFloor recreates the consumer at its ack floor, so that the
+// messages not acked yet come first and in sequence order (see the
+// package doc), and starts this run's counting afresh.
+func (p *Pipeline) restartAtAckFloor(ctx context.Context) (jetstream.Consumer, error) {
 	// A restart redelivers from the ack floor: logs whose fsync failed
 	// may take appends again.
 	if err := p.store.Resume(); err != nil {
-		return fmt.Errorf("resume store: %w", err)
+		return nil, fmt.Errorf("resume store: %w", err)
 	}
 	// Nothing is in flight yet: a held stream the store takes again goes
 	// on from the ack floor with the others, without waiting for its
 	// next attempt.
-	p.release(p.resumeHeld(true))
+	p.endHolds(p.resumeHeld(true))
 	cons, start, err := resetConsumer(ctx, p.js, p.opts.Consumer)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if p.opts.Consumer.ReplayFromStart {
 		// Once: the recreated consumer's own ack floor carries the
@@ -223,18 +250,28 @@ func (p *Pipeline) consume(ctx context.Context) error {
 	p.startSeq = start
 	p.mu.Unlock()
 	p.log.Info("ingest_started", "consumer", p.opts.Consumer.Durable, "start_sequence", start)
+	p.lastConsumerSeq = 0 // the new consumer numbers its deliveries from 1
+	p.streams = nil       // counted again from the store
+	return cons, nil
+}
 
+// startFeed pulls cons's deliveries into a channel from a goroutine of its
+// own: the iterator's Next blocks, and the loop must see a failed fsync,
+// the resume tick and ctx while it waits for a message. stop ends the pull
+// and waits for the goroutine, which closes the channel when the
+// consumer goes away.
+func (p *Pipeline) startFeed(cons jetstream.Consumer) (feed <-chan jetstream.Msg, stop func(), err error) {
 	it, err := cons.Messages(pullOptions(p.opts.BatchSize))
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", p.opts.Consumer.Durable, err)
+		return nil, nil, fmt.Errorf("consume %s: %w", p.opts.Consumer.Durable, err)
 	}
-	feed := make(chan jetstream.Msg, p.opts.BatchSize)
+	msgs := make(chan jetstream.Msg, p.opts.BatchSize)
 	done := make(chan struct{})
 	var feeder sync.WaitGroup
 	feeder.Add(1)
 	go func() {
 		defer feeder.Done()
-		defer close(feed)
+		defer close(msgs)
 		for {
 			m, err := it.Next()
 			if err != nil {
@@ -245,103 +282,128 @@ func (p *Pipeline) consume(ctx context.Context) error {
 				continue
 			}
 			select {
-			case feed <- m:
+			case msgs <- m:
 			case <-done:
 				return
 			}
 		}
 	}()
-	defer func() {
+	stop = func() {
 		close(done)
 		it.Stop()
 		feeder.Wait()
-	}()
-
-	// Two stages: this goroutine validates, dedupes and appends batch k+1
-	// while the syncer fsyncs batch k and then acks it. Appends stay in
-	// order, and a message is acked only after the fsync covering it. The
-	// first failed fsync stops appending at once: what was appended after
-	// it is cut by the store, and is redelivered after the restart.
-	synced := make(chan *inflight, 4)
-	syncFailed := make(chan error, 1)
-	syncDone := make(chan struct{})
-	go func() {
-		defer close(syncDone)
-		p.syncer(synced, syncFailed)
-	}()
-	stopSyncer := func() error {
-		close(synced)
-		<-syncDone
-		select {
-		case err := <-syncFailed:
-			return err
-		default:
-			return nil
-		}
 	}
-	p.lastConsumerSeq = 0
-	p.streams = nil // counted again from the store
+	return msgs, stop, nil
+}
 
+// syncStage is the syncer goroutine and its channels: appended batches go
+// in, in order, and the first failed fsync comes out.
+type syncStage struct {
+	batches chan *inflight
+	failed  chan error
+	done    chan struct{}
+}
+
+// startSyncStage starts the syncer. The first failed fsync stops
+// appending at once: what was appended after it is cut by the store, and
+// is redelivered after the restart.
+func (p *Pipeline) startSyncStage() *syncStage {
+	s := &syncStage{batches: make(chan *inflight, 4), failed: make(chan error, 1), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		p.syncAndAck(s.batches, s.failed)
+	}()
+	return s
+}
+
+// stop returns once every batch handed over is synced and acked (or, for
+// held streams, naked), with the first failed fsync if there was one.
+func (s *syncStage) stop() error {
+	close(s.batches)
+	<-s.done
+	select {
+	case err := <-s.failed:
+		return err
+	default:
+		return nil
+	}
+}
+
+// runBatches is the appending stage: it takes each batch from feed,
+// appends it and hands it to the syncer, until ctx ends, an fsync or an
+// append fails, held streams resumed, or the consumer goes away. Every
+// way out stops the syncer first, so nothing appended is left unsynced.
+func (p *Pipeline) runBatches(ctx context.Context, feed <-chan jetstream.Msg, syncs *syncStage) error {
 	// Held streams are offered to the store for a resume about once a
 	// second, whether messages flow or not: with the consumer's
 	// max_ack_pending filled by held messages, none may flow.
 	resumeTick := time.NewTicker(min(p.resumeFirst, time.Second))
 	defer resumeTick.Stop()
-
 	// appendBatch keeps no reference to the batch slice (acks are copied
 	// into the inflight), so one buffer serves every batch.
 	batchBuf := make([]jetstream.Msg, 0, p.opts.BatchSize)
 	for {
-		batch := batchBuf[:0]
 		select {
 		case <-ctx.Done():
-			return stopSyncer()
-		case err := <-syncFailed:
-			syncFailed <- err
-			return stopSyncer()
+			return syncs.stop()
+		case err := <-syncs.failed:
+			syncs.failed <- err // for stop to return
+			return syncs.stop()
 		case <-resumeTick.C:
 			if resumed := p.resumeHeld(false); len(resumed) > 0 {
 				// Everything appended is synced and acked before the
 				// restart, so the resumed streams' held messages come
 				// back from the ack floor in order.
-				if err := stopSyncer(); err != nil {
+				if err := syncs.stop(); err != nil {
 					return err
 				}
 				return &errResumed{streams: resumed}
 			}
-			continue
 		case m, ok := <-feed:
 			if !ok {
 				// The consumer went away (deleted, connection closed):
 				// not a shutdown, so the caller restarts the pipeline.
-				return errors.Join(errors.New("ingest: consumer iterator closed"), stopSyncer())
+				return errors.Join(errors.New("ingest: consumer iterator closed"), syncs.stop())
 			}
-			batch = append(batch, m)
-		}
-	drain:
-		for len(batch) < p.opts.BatchSize {
-			select {
-			case m, ok := <-feed:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, m)
-			default:
-				break drain
+			// A batch is what arrived while the previous one was being
+			// stored: large when busy, one fsync for many messages, and
+			// no wait when idle.
+			batch := appendReady(append(batchBuf[:0], m), feed, p.opts.BatchSize)
+			if err := p.storeBatch(ctx, batch, syncs); err != nil {
+				return errors.Join(err, syncs.stop())
 			}
-		}
-		// The batch in hand is finished even when ctx ends meanwhile:
-		// appended records get their fsync and their acks.
-		fl, err := p.appendBatch(ctx, batch)
-		clear(batch) // drop the messages for the collector
-		if fl != nil {
-			p.startSyncing(fl)
-			synced <- fl
-		}
-		if err != nil {
-			return errors.Join(err, stopSyncer())
 		}
 	}
+}
+
+// appendReady appends to buf what c holds already, without waiting, until
+// buf holds limit items.
+func appendReady[T any](buf []T, c <-chan T, limit int) []T {
+	for len(buf) < limit {
+		select {
+		case v, ok := <-c:
+			if !ok {
+				return buf
+			}
+			buf = append(buf, v)
+		default:
+			return buf
+		}
+	}
+	return buf
+}
+
+// storeBatch appends batch and hands it to the syncer. The batch is
+// finished even when ctx ends meanwhile, and handed over even when an
+// append failed: what the store took gets its fsync and its acks.
+func (p *Pipeline) storeBatch(ctx context.Context, batch []jetstream.Msg, syncs *syncStage) error {
+	fl, err := p.appendBatch(ctx, batch)
+	clear(batch) // drop the messages for the collector
+	if fl != nil {
+		p.startSyncing(fl)
+		syncs.batches <- fl
+	}
+	return err
 }
 
 // inflight is a batch appended but not yet durable: per stream the offset
@@ -359,28 +421,16 @@ type streamAcks struct {
 	msgs   []jetstream.Msg
 }
 
-// syncer makes appended batches durable, then acks their messages. When
-// it falls behind, every batch waiting for it shares one fsync per stream
-// (group commit across batches). A stream whose sync the store refuses
-// with Flush or Rollover backpressure is held and its messages are naked;
-// the others are acked. Any other failure goes to failed at once; nothing
-// after it is acked.
-func (p *Pipeline) syncer(in <-chan *inflight, failedc chan<- error) {
+// syncAndAck is the syncer: it makes appended batches durable, then acks
+// their messages. When it falls behind, every batch waiting for it shares
+// one fsync per stream (group commit across batches). A stream whose sync
+// the store refuses with Flush or Rollover backpressure is held and its
+// messages are naked; the others are acked. Any other failure goes to
+// failed at once; nothing after it is acked.
+func (p *Pipeline) syncAndAck(in <-chan *inflight, failedc chan<- error) {
 	var failed error
 	for fl := range in {
-		group := []*inflight{fl}
-	more:
-		for {
-			select {
-			case next, ok := <-in:
-				if !ok {
-					break more
-				}
-				group = append(group, next)
-			default:
-				break more
-			}
-		}
+		group := appendReady([]*inflight{fl}, in, math.MaxInt)
 		var refused map[string]error
 		if failed == nil {
 			if refused, failed = p.syncGroup(group); failed != nil {
@@ -388,30 +438,41 @@ func (p *Pipeline) syncer(in <-chan *inflight, failedc chan<- error) {
 			}
 		}
 		for stream, err := range refused {
-			p.hold(group[0].ctx, stream, err)
+			p.holdStream(group[0].ctx, stream, err)
 		}
 		for _, fl := range group {
-			if failed != nil {
-				fl.span.RecordError(failed)
-				fl.span.End()
-				p.doneSyncing(fl)
+			p.finishSynced(fl, refused, failed)
+		}
+	}
+}
+
+// finishSynced settles fl's messages after the sync of its group: acked
+// when their stream is durable, naked when the store refused the stream
+// (it is held), and left alone after a failed sync, for the restart to
+// redeliver them from the ack floor.
+func (p *Pipeline) finishSynced(fl *inflight, refused map[string]error, failed error) {
+	if failed != nil {
+		fl.span.RecordError(failed)
+	} else {
+		for _, sa := range fl.acks {
+			if refused[sa.stream] != nil {
+				p.nakHeld(sa.msgs)
 				continue
 			}
-			for _, sa := range fl.acks {
-				if refused[sa.stream] != nil {
-					p.nakHeld(sa.msgs)
-					continue
-				}
-				for _, m := range sa.msgs {
-					if err := p.ack(m); err != nil {
-						// The record is durable; a lost ack only means a
-						// redelivery, which is recognised by sequence.
-						p.log.Warn("ingest_ack_failed", "subject", m.Subject(), "err", err)
-					}
-				}
-			}
-			fl.span.End()
-			p.doneSyncing(fl)
+			p.ackDurable(sa.msgs)
+		}
+	}
+	fl.span.End()
+	p.doneSyncing(fl)
+}
+
+// ackDurable acks messages whose records are durable.
+func (p *Pipeline) ackDurable(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		if err := p.ack(m); err != nil {
+			// The record is durable; a lost ack only means a
+			// redelivery, which is recognised by sequence.
+			p.log.Warn("ingest_ack_failed", "subject", m.Subject(), "err", err)
 		}
 	}
 }
@@ -468,17 +529,31 @@ func pullOptions(batch int) jetstream.PullMessagesOpt {
 	return jetstream.PullMaxMessagesWithBytesLimit(2*batch, PullBufferBytes)
 }
 
-// pending is one message on its way to the store.
-type pending struct {
+// delivery is one message on its way to the store.
+type delivery struct {
 	msg    jetstream.Msg
-	seq    uint64
+	seq    uint64 // its stream sequence, the record's ext_id
 	stream string
 }
 
-// appendBatch validates, dead-letters and appends one batch, returning it
-// for the syncer. On error the returned inflight holds what was appended
-// before the failure, which is still synced and acked.
+// appendBatch checks one batch, dead-letters the messages the store must
+// never hold, groups the others by stream and appends each group,
+// returning the batch for the syncer. On error the returned inflight holds
+// what was appended before the failure, which is still synced and acked.
 func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inflight, error) {
+	spanCtx, span := p.startBatchSpan(ctx, batch)
+	fl := &inflight{span: span, ctx: spanCtx, syncs: map[string]uint64{}}
+	defer p.groups.reset()
+	if err := p.groupByStream(spanCtx, batch, &p.groups); err != nil {
+		return fl, err
+	}
+	return fl, p.appendGroups(ctx, fl, &p.groups)
+}
+
+// startBatchSpan starts a batch's span, linked to the producers' spans
+// the messages carry. It does not end with ctx: a batch in hand is
+// finished after a shutdown.
+func (p *Pipeline) startBatchSpan(ctx context.Context, batch []jetstream.Msg) (context.Context, trace.Span) {
 	work := context.WithoutCancel(ctx)
 	var links []trace.Link // most batches carry no trace context
 	for _, m := range batch {
@@ -488,96 +563,142 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 			}
 		}
 	}
-	var spanCtx context.Context
-	var span trace.Span
 	if len(links) == 1 && len(batch) == 1 {
 		// With one producer message the batch span is its child, so the
 		// trace reads straight from producer to fsync.
-		spanCtx, span = p.tr.Start(tracing.Extract(work, batch[0].Headers()), tracing.SpanIngestBatch,
+		return p.tr.Start(tracing.Extract(work, batch[0].Headers()), tracing.SpanIngestBatch,
 			trace.WithAttributes(tracing.AttrRecords.Int(1)))
-	} else {
-		spanCtx, span = p.tr.Start(work, tracing.SpanIngestBatch, trace.WithLinks(links...),
-			trace.WithAttributes(tracing.AttrRecords.Int(len(batch))))
 	}
-	fl := &inflight{span: span, ctx: spanCtx, syncs: map[string]uint64{}}
+	return p.tr.Start(work, tracing.SpanIngestBatch, trace.WithLinks(links...),
+		trace.WithAttributes(tracing.AttrRecords.Int(len(batch))))
+}
 
+// streamGroups is a batch's messages to store, by stream. It lives on the
+// Pipeline and is reset after each batch, so its slices and maps serve
+// every batch; only the appending goroutine touches it.
+type streamGroups struct {
+	streams []string     // each stream once, in the order of its first message
+	msgs    [][]delivery // msgs[i] are streams[i]'s, in delivery order
 	// A batch holds few distinct subjects: each is mapped to its stream's
 	// group once, with one map lookup per message after that.
-	// The group slices are reused from batch to batch (appendGroup keeps
-	// no reference to them); only this goroutine touches them.
-	groups := p.groupBufs[:0]
-	defer func() {
-		for i := range groups {
-			clear(groups[i])
-			groups[i] = groups[i][:0]
-		}
-		p.groupBufs = groups
-	}()
-	var order []string
-	groupOf := make(map[string]int) // subject -> index in groups, -1 when invalid
-	streamIndex := make(map[string]int)
-	for _, m := range batch {
-		seq, cseq, err := deliverySequences(m)
-		if err != nil {
-			return fl, fmt.Errorf("message metadata: %w", err)
-		}
-		// Deliveries to this consumer are numbered: a gap means one was
-		// lost (reconnect, a second puller). Its redelivery would arrive
-		// after newer messages and be taken for a duplicate, so start
-		// over from the ack floor instead.
-		if p.lastConsumerSeq != 0 && cseq != p.lastConsumerSeq+1 {
-			return fl, fmt.Errorf("ingest: delivery %d after %d: %w", cseq, p.lastConsumerSeq, ErrDeliveryLost)
-		}
-		p.lastConsumerSeq = cseq
-		subject := m.Subject()
-		g, known := groupOf[subject]
-		if !known {
-			stream, err := StreamFromSubject(p.opts.SubjectPrefix, subject)
-			if err != nil {
-				// Not cached: each such message gets its own reason.
-				if err := p.deadLetter(spanCtx, m, seq, InvalidStream, err.Error()); err != nil {
-					return fl, err
-				}
-				continue
-			}
-			if g, known = streamIndex[stream]; !known {
-				if reason := p.newStreamRefusal(stream); reason != "" {
-					if err := p.deadLetter(spanCtx, m, seq, stream, reason); err != nil {
-						return fl, err
-					}
-					continue
-				}
-				g = len(groups)
-				streamIndex[stream] = g
-				if len(groups) < cap(groups) {
-					groups = groups[:len(groups)+1]
-				} else {
-					groups = append(groups, nil)
-				}
-				order = append(order, stream)
-			}
-			groupOf[subject] = g
-		}
-		groups[g] = append(groups[g], pending{msg: m, seq: seq, stream: order[g]})
-	}
+	bySubject map[string]int
+	byStream  map[string]int
+}
 
+// add starts the group of a stream new to the batch and returns its index.
+func (g *streamGroups) add(stream string) int {
+	i := len(g.streams)
+	g.streams = append(g.streams, stream)
+	if len(g.msgs) < cap(g.msgs) {
+		g.msgs = g.msgs[:i+1] // an earlier batch's slice, empty
+	} else {
+		g.msgs = append(g.msgs, nil)
+	}
+	g.byStream[stream] = i
+	return i
+}
+
+// reset empties g for the next batch and lets go of the messages, so that
+// the collector can have them.
+func (g *streamGroups) reset() {
+	for i := range g.msgs {
+		clear(g.msgs[i])
+		g.msgs[i] = g.msgs[i][:0]
+	}
+	g.msgs = g.msgs[:0]
+	clear(g.streams) // streams are substrings of the messages' subjects
+	g.streams = g.streams[:0]
+	clear(g.bySubject)
+	clear(g.byStream)
+}
+
+// groupByStream splits batch into g by stream, keeping delivery order,
+// which within a stream is sequence order: sequence dedupe relies on it.
+// Messages the store must never hold are dead-lettered instead. It stops
+// at a lost delivery or a failed dead letter, since no message may be
+// stored ahead of an earlier one of its stream.
+func (p *Pipeline) groupByStream(spanCtx context.Context, batch []jetstream.Msg, g *streamGroups) error {
+	for _, m := range batch {
+		seq, err := p.sequenceInOrder(m)
+		if err != nil {
+			return err
+		}
+		subject := m.Subject()
+		i, known := g.bySubject[subject]
+		if !known {
+			if i, known, err = p.admitSubject(spanCtx, m, seq, g); err != nil {
+				return err
+			}
+			if !known {
+				continue // dead-lettered
+			}
+		}
+		g.msgs[i] = append(g.msgs[i], delivery{msg: m, seq: seq, stream: g.streams[i]})
+	}
+	return nil
+}
+
+// sequenceInOrder returns m's stream sequence, or ErrDeliveryLost when m
+// is not the delivery after the previous one. Deliveries to this consumer
+// are numbered: a gap means one was lost (reconnect, a second puller).
+// Its redelivery would arrive after newer messages and be taken for a
+// duplicate, so the pipeline starts over from the ack floor instead.
+func (p *Pipeline) sequenceInOrder(m jetstream.Msg) (uint64, error) {
+	seq, cseq, err := deliverySequences(m)
+	if err != nil {
+		return 0, fmt.Errorf("message metadata: %w", err)
+	}
+	if p.lastConsumerSeq != 0 && cseq != p.lastConsumerSeq+1 {
+		return 0, fmt.Errorf("ingest: delivery %d after %d: %w", cseq, p.lastConsumerSeq, ErrDeliveryLost)
+	}
+	p.lastConsumerSeq = cseq
+	return seq, nil
+}
+
+// admitSubject maps the subject of m, the batch's first message on it, to
+// its stream's group in g, adding the group for a stream new to the batch.
+// A subject that names no valid stream, and a new stream beyond
+// ingest.max_streams, have m dead-lettered instead (ok false), and are
+// not mapped: each such message gets its own reason.
+func (p *Pipeline) admitSubject(spanCtx context.Context, m jetstream.Msg, seq uint64, g *streamGroups) (group int, ok bool, err error) {
+	subject := m.Subject()
+	stream, err := StreamFromSubject(p.opts.SubjectPrefix, subject)
+	if err != nil {
+		return 0, false, p.deadLetter(spanCtx, m, seq, InvalidStream, err.Error())
+	}
+	group, known := g.byStream[stream]
+	if !known {
+		if reason := p.newStreamRefusal(stream); reason != "" {
+			return 0, false, p.deadLetter(spanCtx, m, seq, stream, reason)
+		}
+		group = g.add(stream)
+	}
+	g.bySubject[subject] = group
+	return group, true, nil
+}
+
+// appendGroups appends each stream's group, streams in parallel since each
+// has its own segments and fsync, and records in fl what to sync and ack
+// per stream. A held stream's messages are naked instead. It returns the
+// first failure; the other streams' appends stand and are synced.
+func (p *Pipeline) appendGroups(ctx context.Context, fl *inflight, g *streamGroups) error {
 	type result struct {
 		acks []jetstream.Msg
 		next uint64
 		err  error
 	}
-	results := make([]result, len(order))
+	results := make([]result, len(g.streams))
 	var wg sync.WaitGroup
-	for i, stream := range order {
+	for i, stream := range g.streams {
 		if p.isHeld(stream) {
 			// Stored now, a message would overtake the held ones.
-			p.nakHeld(pendingMsgs(groups[i]))
+			p.nakHeld(msgsOf(g.msgs[i]))
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acks, next, err := p.appendGroup(ctx, spanCtx, stream, groups[i])
+			acks, next, err := p.appendGroup(ctx, fl.ctx, stream, g.msgs[i])
 			results[i] = result{acks, next, err}
 		}()
 	}
@@ -585,23 +706,24 @@ func (p *Pipeline) appendBatch(ctx context.Context, batch []jetstream.Msg) (*inf
 
 	var firstErr error
 	for i, r := range results {
+		stream := g.streams[i]
 		if len(r.acks) > 0 {
-			fl.acks = append(fl.acks, streamAcks{stream: order[i], msgs: r.acks})
+			fl.acks = append(fl.acks, streamAcks{stream: stream, msgs: r.acks})
 		}
 		if r.next > 0 {
-			fl.syncs[order[i]] = r.next
+			fl.syncs[stream] = r.next
 		}
 		if r.err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("stream %s: %w", order[i], r.err)
+			firstErr = fmt.Errorf("stream %s: %w", stream, r.err)
 		}
 	}
-	return fl, firstErr
+	return firstErr
 }
 
-func pendingMsgs(pms []pending) []jetstream.Msg {
-	msgs := make([]jetstream.Msg, len(pms))
-	for i, pm := range pms {
-		msgs[i] = pm.msg
+func msgsOf(ds []delivery) []jetstream.Msg {
+	msgs := make([]jetstream.Msg, len(ds))
+	for i, d := range ds {
+		msgs[i] = d.msg
 	}
 	return msgs
 }
@@ -633,16 +755,17 @@ func (p *Pipeline) newStreamRefusal(stream string) string {
 // failure is acked. When the store refuses the stream with backpressure
 // that holds it, the stream is held, the messages not appended and the
 // redeliveries are naked, and no error is returned.
-func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs []pending) ([]jetstream.Msg, uint64, error) {
-	held, err := p.store.DedupeView(stream)
+func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs []delivery) ([]jetstream.Msg, uint64, error) {
+	// What the stream holds already: redeliveries are acked, not stored.
+	dedupe, err := p.store.DedupeView(stream)
 	if err != nil {
 		return nil, 0, err
 	}
 	var acks []jetstream.Msg
 	recs := make([]segment.Record, 0, len(msgs))
 	arenaSize := 0
-	for _, pm := range msgs {
-		arenaSize += envelopeFixed + len(pm.msg.Subject()) + len(pm.msg.Data()) + 64
+	for _, d := range msgs {
+		arenaSize += envelopeFixed + len(d.msg.Subject()) + len(d.msg.Data()) + 64
 	}
 	// Envelopes of a group share one buffer, reused across batches: the
 	// store copies the records before Append returns.
@@ -655,25 +778,25 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 	toStore := make([]jetstream.Msg, 0, len(msgs))
 	limit := p.store.RecordLimit()
 	var size int64
-	for _, pm := range msgs {
-		if held.Stored(pm.seq) {
+	for _, d := range msgs {
+		if dedupe.Stored(d.seq) {
 			p.count(&p.duplicates, 1)
-			acks = append(acks, pm.msg)
+			acks = append(acks, d.msg)
 			continue
 		}
 		mark := len(arena)
-		arena = AppendEnvelope(arena, Envelope{Subject: pm.msg.Subject(), Header: pm.msg.Headers(), Body: pm.msg.Data()})
+		arena = AppendEnvelope(arena, Envelope{Subject: d.msg.Subject(), Header: d.msg.Headers(), Body: d.msg.Data()})
 		payload := arena[mark:len(arena):len(arena)]
-		if reason := p.refusal(len(payload), limit); reason != "" {
+		if reason := p.sizeRefusal(len(payload), limit); reason != "" {
 			arena = arena[:mark]
-			if err := p.deadLetter(spanCtx, pm.msg, pm.seq, stream, reason); err != nil {
+			if err := p.deadLetter(spanCtx, d.msg, d.seq, stream, reason); err != nil {
 				return acks, 0, err
 			}
 			continue
 		}
-		held.Add(pm.seq)
-		recs = append(recs, segment.Record{Payload: payload, ExtID: pm.seq})
-		toStore = append(toStore, pm.msg)
+		dedupe.Add(d.seq)
+		recs = append(recs, segment.Record{Payload: payload, ExtID: d.seq})
+		toStore = append(toStore, d.msg)
 		size += int64(len(payload))
 	}
 	if len(recs) == 0 {
@@ -691,7 +814,7 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 		p.count(&p.stored, uint64(stored))
 	}
 	if holdable(err) {
-		p.hold(spanCtx, stream, err)
+		p.holdStream(spanCtx, stream, err)
 		// A redelivery's original may be among the records just
 		// refused: only what was appended is acked, after its sync.
 		p.nakHeld(acks)
@@ -702,11 +825,11 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 	return acks, next, err
 }
 
-// refusal is why a record of size bytes is never to be stored, or "".
+// sizeRefusal is why a record of size bytes is never to be stored, or "".
 // Besides ingest.max_record_bytes, the store's own limit applies: a
 // record over the whole Tier 0 budget would be refused on every
 // redelivery and block every message behind it.
-func (p *Pipeline) refusal(size int, limit tiers.RecordLimit) string {
+func (p *Pipeline) sizeRefusal(size int, limit tiers.RecordLimit) string {
 	if size > p.opts.MaxRecordBytes {
 		return fmt.Sprintf("record of %d bytes exceeds ingest.max_record_bytes (%d)", size, p.opts.MaxRecordBytes)
 	}
