@@ -57,16 +57,17 @@ type tier0File struct {
 	hasFooter bool
 }
 
-// tailScan is what segment.Recover made of the tail file: the writer that
-// appends after its longest valid record prefix, or w nil when the file
-// carries a footer (segment.ErrSealed).
+// tailScan is what segment.Recover made of the tail file: sealed when it
+// carries a footer (segment.ErrSealed), else the writer that appends after
+// its longest valid record prefix.
 type tailScan struct {
+	sealed  bool
 	w       *segment.Writer
 	rep     segment.RecoveryReport
 	lastExt uint64 // ext_id of the last durable record (w.DurableExtID)
 }
 
-func (s *tailScan) adopted() bool { return s != nil && s.w != nil }
+func (s *tailScan) adopted() bool { return s != nil && !s.sealed }
 
 // ids lists every segment the manifest or Tier 0 knows, ascending.
 func (inv *recoveryInventory) ids() []uint64 {
@@ -123,7 +124,7 @@ func (inv *recoveryInventory) readsSeal(id uint64) bool {
 // closeTail closes the writer of an adopted tail that was not put to use
 // (recovery failed).
 func (inv *recoveryInventory) closeTail() {
-	if f := inv.files[inv.tail]; f != nil && f.scan.adopted() {
+	if f := inv.files[inv.tail]; f != nil && f.scan.adopted() && f.scan.w != nil {
 		f.scan.w.Close()
 	}
 }
@@ -173,7 +174,7 @@ func (l *Log) scanTier0(inv *recoveryInventory) error {
 		case err == nil:
 			inv.files[id].scan = &tailScan{w: w, rep: rep, lastExt: w.DurableExtID()}
 		case errors.Is(err, segment.ErrSealed):
-			inv.files[id].scan = &tailScan{rep: rep}
+			inv.files[id].scan = &tailScan{sealed: true, rep: rep}
 		default:
 			return fmt.Errorf("recover segment %d: %w", id, err)
 		}
