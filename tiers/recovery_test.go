@@ -1,6 +1,7 @@
 package tiers
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -344,4 +345,27 @@ func describeActions(acts []recoveryAction) string {
 		fmt.Fprintf(&b, "  %T %+v\n", a, a)
 	}
 	return b.String()
+}
+
+// TestSegmentPhase: a lost segment is needs_recovery whatever else holds,
+// the active one is active, every other sealed; the JSON keeps the strings
+// operators and scripts read.
+func TestSegmentPhase(t *testing.T) {
+	for _, c := range []struct {
+		si     segInfo
+		active bool
+		want   SegmentPhase
+		json   string
+	}{
+		{segInfo{sealed: true}, false, PhaseSealed, `"state":"sealed"`},
+		{segInfo{}, true, PhaseActive, `"state":"active"`},
+		{segInfo{sealed: true, needsRecovery: true}, false, PhaseNeedsRecovery, `"state":"needs_recovery"`},
+		{segInfo{needsRecovery: true}, true, PhaseNeedsRecovery, `"state":"needs_recovery"`},
+	} {
+		got := c.si.phase(c.active)
+		b, err := json.Marshal(SegmentStatus{State: got})
+		if got != c.want || err != nil || !strings.Contains(string(b), c.json) {
+			t.Errorf("%+v active=%v: phase %q, JSON %s (%v), want %q and %s", c.si, c.active, got, b, err, c.want, c.json)
+		}
+	}
 }
