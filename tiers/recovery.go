@@ -254,7 +254,7 @@ func (p *recoveryPlanner) planSegment(id uint64) (*segInfo, error) {
 		p.add(finishEviction{id})
 		f = nil
 	}
-	si := restoredInfo(id, st, known)
+	si := infoFromManifest(id, st, known)
 	var fileActs []recoveryAction
 	if f != nil {
 		si.inTier0 = true
@@ -269,8 +269,8 @@ func (p *recoveryPlanner) planSegment(id uint64) (*segInfo, error) {
 	return &si, nil
 }
 
-// restoredInfo is segment id as the manifest describes it.
-func restoredInfo(id uint64, st manifest.SegmentState, known bool) segInfo {
+// infoFromManifest is segment id as the manifest describes it.
+func infoFromManifest(id uint64, st manifest.SegmentState, known bool) segInfo {
 	if !known {
 		return segInfo{id: id}
 	}
