@@ -185,24 +185,8 @@ func download(ctx context.Context, o RecoverOptions, key, path string) error {
 
 func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks, snaps, segs []uint64) (StreamRecovery, error) {
 	sr := StreamRecovery{Stream: stream, ManifestChunks: len(chunks), Snapshots: len(snaps), Segments: len(segs)}
-	dir := filepath.Join(o.Root, "manifest", stream)
-	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
-		return sr, err
-	}
-	for _, c := range chunks {
-		if err := download(ctx, o, manifest.ChunkKey(stream, c), manifest.ChunkPath(dir, c)); err != nil {
-			return sr, err
-		}
-	}
-	if err := restoreSnapshot(ctx, o, stream, dir, chunks, snaps); err != nil {
-		return sr, err
-	}
-	man, err := manifest.Open(o.FS, dir, stream, manifest.Options{Logger: o.Logger})
+	idx, err := downloadManifest(ctx, o, stream, chunks, snaps)
 	if err != nil {
-		return sr, fmt.Errorf("open downloaded manifest: %w", err)
-	}
-	idx := man.Index()
-	if err := man.Close(); err != nil {
 		return sr, err
 	}
 	sr.ManifestRecords = idx.Records
@@ -210,34 +194,10 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 	for _, id := range segs {
 		inTier2[id] = true
 	}
-
-	// Segments uploaded after the last uploaded manifest chunk: restore
-	// them as sealed Tier 0 files. An object that fails its checksum or
-	// does not decode (say a repair re-upload that had not replaced it
-	// yet) holds nothing usable: it counts as lost, like a missing object,
-	// so its sequences are stored again from the ingest stream.
 	dir0 := filepath.Join(o.Root, "tier0", stream)
-	var highest uint64
-	restored := map[uint64]segment.Footer{}
-	for _, id := range segs {
-		if st, ok := idx.Get(id); ok && st.Sealed && st.InTier2 {
-			continue
-		}
-		ft, err := restoreObject(ctx, o, stream, dir0, id)
-		if isCorruption(err) {
-			o.Logger.Error("stream_recovery_segment_object_corrupt", "stream", stream, "segment", id,
-				"key", tier2.SegmentKey(stream, id), "err", err,
-				"note", "counted as lost; its sequences are stored again if the ingest stream still holds them")
-			delete(inTier2, id)
-			continue
-		}
-		if err != nil {
-			return sr, fmt.Errorf("restore segment %d: %w", id, err)
-		}
-		sr.Restored = append(sr.Restored, id)
-		restored[id] = ft
-		sr.LastExtID = max(sr.LastExtID, ft.LastExtID)
-		highest = max(highest, id)
+	restored, highest, err := restoreUnrecordedSegments(ctx, o, &sr, idx, segs, inTier2)
+	if err != nil {
+		return sr, err
 	}
 	for _, st := range idx.Segments() {
 		if !st.Deleted && !inTier2[st.Segment] && st.Sealed {
@@ -266,6 +226,66 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 	o.Logger.Info("stream_recovered_from_tier2", "stream", stream, "chunks", len(chunks), "snapshots", len(snaps),
 		"segments", len(segs), "restored", len(sr.Restored), "lost", len(sr.NotInTier2))
 	return sr, nil
+}
+
+// downloadManifest downloads the manifest chunks of stream and the newest
+// usable snapshot, and returns the index they fold to.
+func downloadManifest(ctx context.Context, o RecoverOptions, stream string, chunks, snaps []uint64) (*manifest.Index, error) {
+	dir := filepath.Join(o.Root, "manifest", stream)
+	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, c := range chunks {
+		if err := download(ctx, o, manifest.ChunkKey(stream, c), manifest.ChunkPath(dir, c)); err != nil {
+			return nil, err
+		}
+	}
+	if err := restoreSnapshot(ctx, o, stream, dir, chunks, snaps); err != nil {
+		return nil, err
+	}
+	man, err := manifest.Open(o.FS, dir, stream, manifest.Options{Logger: o.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("open downloaded manifest: %w", err)
+	}
+	idx := man.Index()
+	if err := man.Close(); err != nil {
+		return nil, err
+	}
+	return idx, nil
+}
+
+// restoreUnrecordedSegments restores the segments uploaded after the last
+// uploaded manifest chunk as sealed Tier 0 files, and returns their
+// footers and the highest id restored. An object that fails its checksum
+// or does not decode (say a repair re-upload that had not replaced it yet)
+// holds nothing usable: it counts as lost, like a missing object (removed
+// from inTier2), so its sequences are stored again from the ingest stream.
+func restoreUnrecordedSegments(ctx context.Context, o RecoverOptions, sr *StreamRecovery, idx *manifest.Index, segs []uint64, inTier2 map[uint64]bool) (map[uint64]segment.Footer, uint64, error) {
+	stream := sr.Stream
+	dir0 := filepath.Join(o.Root, "tier0", stream)
+	var highest uint64
+	restored := map[uint64]segment.Footer{}
+	for _, id := range segs {
+		if st, ok := idx.Get(id); ok && st.Sealed && st.InTier2 {
+			continue
+		}
+		ft, err := restoreObject(ctx, o, stream, dir0, id)
+		if isCorruption(err) {
+			o.Logger.Error("stream_recovery_segment_object_corrupt", "stream", stream, "segment", id,
+				"key", tier2.SegmentKey(stream, id), "err", err,
+				"note", "counted as lost; its sequences are stored again if the ingest stream still holds them")
+			delete(inTier2, id)
+			continue
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("restore segment %d: %w", id, err)
+		}
+		sr.Restored = append(sr.Restored, id)
+		restored[id] = ft
+		sr.LastExtID = max(sr.LastExtID, ft.LastExtID)
+		highest = max(highest, id)
+	}
+	return restored, highest, nil
 }
 
 // restoreSnapshot downloads the newest snapshot of stream that recovery

@@ -16,7 +16,6 @@ import (
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
-	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tracing"
 )
 
@@ -136,215 +135,20 @@ func openLog(ctx context.Context, s *Store, name string) (*Log, error) {
 func (l *Log) Name() string { return l.name }
 
 // recover rebuilds the in-memory state from the manifest index and the
-// Tier 0 and Tier 1 files, redoing what a crash interrupted.
+// Tier 0 and Tier 1 files, redoing what a crash interrupted: it takes the
+// inventory, plans the recovery and applies the plan (see recovery.go).
 func (l *Log) recover(ctx context.Context) error {
-	idx := l.man.Index()
-	states := map[uint64]manifest.SegmentState{}
-	for _, st := range idx.Segments() {
-		states[st.Segment] = st
-	}
-	files, err := segment.ListSegments(l.s.fs, l.dir0)
+	inv, err := l.takeInventory()
 	if err != nil {
-		return fmt.Errorf("list tier0: %w", err)
+		return err
 	}
-	onDisk := map[uint64]bool{}
-	for _, id := range files {
-		onDisk[id] = true
+	acts, err := planRecovery(inv)
+	if err == nil {
+		err = l.applyRecovery(acts)
 	}
-	mark, markOK, err := segment.ReadSealedMark(l.s.fs, l.dir0)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", segment.CurrentSealedName, err)
-	}
-
-	// Segments the manifest knows about.
-	ids := make([]uint64, 0, len(states)+len(files))
-	for id := range states {
-		ids = append(ids, id)
-	}
-	for _, id := range files {
-		if _, ok := states[id]; !ok {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	tail := uint64(0)
-	if len(files) > 0 {
-		tail = files[len(files)-1]
-	}
-
-	for _, id := range ids {
-		st, known := states[id]
-		if known && st.Deleted {
-			// Retired: remove what a crash may have left behind.
-			if onDisk[id] {
-				l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id)))
-			}
-			if l.s.bg.tier1Has(l.name, id) {
-				l.s.bg.cache.Remove(tier1.Key{Stream: l.name, Segment: id})
-			}
-			continue
-		}
-		if known && !st.InTier1 && l.s.bg.tier1Has(l.name, id) {
-			// An artifact the manifest does not count (evicted or retired
-			// before the file went, or written by a compression whose
-			// CompressionDone was never committed): drop it; compression
-			// is redone if the segment still needs it.
-			l.s.bg.cache.Remove(tier1.Key{Stream: l.name, Segment: id})
-		}
-		si := &segInfo{id: id}
-		if known {
-			si.base = st.BaseOffset
-			si.next = st.LastLogicalOffset
-			si.sealed = st.Sealed
-			si.bytes = int64(st.DurableBytes)
-			si.crc64 = st.CRC64
-			si.lastExt = st.LastExtID
-			si.inTier1 = st.InTier1
-			si.inTier2 = st.InTier2
-			si.tier2Key = st.Tier2Key
-			si.etag = st.ETag
-			si.compressed = int64(st.CompressedBytes)
-			si.needsRecovery = st.NeedsRecovery
-			si.reason = st.Reason
-			si.createdMS = st.OpenedMS
-		}
-		if onDisk[id] && known && st.Sealed && !st.InTier0 && (st.InTier1 || st.InTier2) {
-			// LocalEvicted was committed but the file stayed (crash or
-			// failed remove): finish the eviction.
-			if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("finish eviction of segment %d: %w", id, err)
-			}
-			l.s.log.Info("tier0_eviction_finished", "stream", l.name, "segment", id)
-			onDisk[id] = false
-		}
-		if onDisk[id] {
-			si.inTier0 = true
-			sealedOnDisk := markOK && id <= mark.SegmentID
-			if !sealedOnDisk && id == tail {
-				// The unsealed tail: keep the longest valid prefix.
-				w, rep, err := segment.Recover(l.s.fs, l.dir0, id, l.name, segment.WithLogger(l.s.log))
-				switch {
-				case err == nil:
-					if !known {
-						// Created by a rollover whose SegmentOpened never
-						// reached the manifest: record it now.
-						if _, err := l.man.Append(manifest.Record{Type: manifest.SegmentOpened, Segment: id,
-							LogicalOffset: rep.Header.BaseOffset, TimestampMS: rep.Header.CreatedMS,
-							Payload: manifest.SegmentOpenedPayload{BaseOffset: rep.Header.BaseOffset}}); err != nil {
-							return fmt.Errorf("manifest SegmentOpened: %w", err)
-						}
-						si.createdMS = rep.Header.CreatedMS
-					}
-					if rep.CutBytes > 0 {
-						l.s.log.Warn("segment_tail_truncated", "stream", l.name, "segment", id,
-							"cut_bytes", rep.CutBytes, "cut_records", rep.CutRecords, "reason", rep.CutReason)
-					}
-					l.active = w
-					si.base = rep.Header.BaseOffset
-					si.next = rep.NextOffset
-					si.bytes = rep.DurableBytes
-					si.lastExt = w.DurableExtID()
-					si.sealed = false
-				case errors.Is(err, segment.ErrSealed):
-					sealedOnDisk = true
-				default:
-					return fmt.Errorf("recover segment %d: %w", id, err)
-				}
-			} else if !sealedOnDisk {
-				sealedOnDisk = true // an older unsealed file cannot be; the footer check decides
-			}
-			if sealedOnDisk && l.active == nil || sealedOnDisk && l.active != nil && l.active.Header().SegmentID != id {
-				if !si.sealed || si.bytes == 0 {
-					// Sealed on disk but the manifest missed it (crash between
-					// the footer and the record): redo the record.
-					ft, err := segment.ReadFooter(l.s.fs, filepath.Join(l.dir0, segment.FileName(id)))
-					if errors.Is(err, segment.ErrNotSealed) && markOK && id <= mark.SegmentID {
-						// current.sealed names it but the footer is gone: an
-						// older version cut it after a failed SealSegment
-						// commit. Its records are durable: seal it again.
-						ft, _, err = segment.Reseal(l.s.fs, l.dir0, id, l.name, segment.WithLogger(l.s.log))
-						l.s.log.Warn("segment_footer_restored", "stream", l.name, "segment", id, "err", err)
-					}
-					if err != nil {
-						return fmt.Errorf("segment %d: %w", id, err)
-					}
-					if !known {
-						// A segment restored from Tier 2 or sealed by a
-						// crash before its SegmentOpened was committed.
-						rd, err := segment.Open(l.s.fs, filepath.Join(l.dir0, segment.FileName(id)))
-						if err != nil {
-							return fmt.Errorf("segment %d: %w", id, err)
-						}
-						h := rd.Header()
-						rd.Close()
-						si.base, si.createdMS = h.BaseOffset, h.CreatedMS
-						if _, err := l.man.Append(manifest.Record{Type: manifest.SegmentOpened, Segment: id,
-							LogicalOffset: si.base, TimestampMS: h.CreatedMS,
-							Payload: manifest.SegmentOpenedPayload{BaseOffset: si.base}}); err != nil {
-							return fmt.Errorf("manifest SegmentOpened: %w", err)
-						}
-					}
-					fillFromFooter(si, ft)
-					if !si.sealed {
-						si.sealed = true
-						if err := l.recordSeal(si, ft); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			fileBytes := si.bytes
-			if st, err := l.s.fs.Stat(filepath.Join(l.dir0, segment.FileName(id))); err == nil {
-				fileBytes = st.Size()
-			}
-			l.s.budget.Track(newSegmentKey(l.name, id), fileBytes, si.sealed, si.inTier1)
-		} else if known && st.InTier0 && !st.InTier1 && !st.InTier2 {
-			// The manifest says the only copy is in Tier 0, and it is gone.
-			si.needsRecovery = true
-			si.reason = manifest.ReasonMissing
-			l.s.log.Error("segment_missing", "stream", l.name, "segment", id, "reason", "tier0 file missing and no other copy")
-		}
-		if si.inTier1 && si.inTier2 {
-			// The cache does not persist its uploaded mark; the manifest does.
-			l.uploadedAtBoot = append(l.uploadedAtBoot, id)
-		}
-		if si.inTier1 && !l.s.bg.tier1Has(l.name, id) {
-			si.inTier1 = false
-			if !si.inTier0 && !si.inTier2 {
-				si.needsRecovery = true
-				si.reason = manifest.ReasonMissing
-			}
-		}
-		l.segs = append(l.segs, si)
-	}
-	if l.active == nil {
-		if err := l.openNextLocked(); err != nil {
-			return err
-		}
-	}
-	if err := l.man.Commit(); err != nil {
-		return fmt.Errorf("commit manifest: %w", err)
-	}
-	l.forgetMaxExt() // whatever was asked while the segments were loading
-	// Resume the background work the manifest shows as pending. A Tier 2
-	// delete left half done is finished by the next retention pass when
-	// the segment has no local copy (a retirement), or undone by
-	// uploading again when it has one (a re-upload).
-	for _, si := range l.segs {
-		if st, ok := states[si.id]; ok && st.PendingJobs&manifest.PendingDelete != 0 {
-			if si.inTier0 || si.inTier1 {
-				si.inTier2 = false
-			} else {
-				l.retireAtBoot = append(l.retireAtBoot, si.id)
-			}
-		}
-		switch {
-		case si.needsRecovery:
-		case si.sealed && si.inTier0 && !si.inTier1:
-			l.s.bg.enqueueCompress(l, si.id)
-		case si.sealed && si.inTier1 && !si.inTier2:
-			l.s.bg.enqueueUpload(l, si.id)
-		}
+		inv.closeTail()
+		return err
 	}
 	return nil
 }

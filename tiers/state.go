@@ -155,22 +155,56 @@ func (l *Log) dropSegment(id uint64) {
 	}
 }
 
+// SegmentPhase is where a segment is in its life: taking appends, sealed,
+// or needing an operator because no copy of it can be read. It says
+// nothing of where the segment's copies are (SegmentStatus.InTier0,
+// InTier1, InTier2). The values are the strings operators see in segment
+// listings, JSON and documentation; a wire type that carries a phase
+// converts it with string(...).
+//
+// It is not called SegmentState: manifest.SegmentState is the whole
+// folded record of a segment, and a second "state" type would read as a
+// copy of it.
+type SegmentPhase string
+
+const (
+	// PhaseActive: the segment appends go to; unsealed.
+	PhaseActive SegmentPhase = "active"
+	// PhaseSealed: footer written and SealSegment recorded; immutable.
+	PhaseSealed SegmentPhase = "sealed"
+	// PhaseNeedsRecovery: no readable copy is left (SegmentStatus.Reason
+	// says why); its records wait for a restore or a redelivery.
+	PhaseNeedsRecovery SegmentPhase = "needs_recovery"
+)
+
+// phase is where si is in its life; active tells that it is the log's
+// active segment.
+func (si *segInfo) phase(active bool) SegmentPhase {
+	switch {
+	case si.needsRecovery:
+		return PhaseNeedsRecovery
+	case active:
+		return PhaseActive
+	}
+	return PhaseSealed
+}
+
 // SegmentStatus is one segment as operators see it.
 type SegmentStatus struct {
-	Stream           string `json:"stream"`
-	Segment          uint64 `json:"segment"`
-	State            string `json:"state"` // active, sealed, needs_recovery
-	BaseOffset       uint64 `json:"base_offset"`
-	NextOffset       uint64 `json:"next_offset"`
-	Records          uint64 `json:"records"`
-	Bytes            int64  `json:"bytes"`
-	CompressedBytes  int64  `json:"compressed_bytes,omitempty"`
-	InTier0          bool   `json:"in_tier0"`
-	InTier1          bool   `json:"in_tier1"`
-	InTier2          bool   `json:"in_tier2"`
-	Tier2Key         string `json:"tier2_key,omitempty"`
-	ETag             string `json:"etag,omitempty"`
-	PendingHydration bool   `json:"pending_hydration,omitempty"`
+	Stream           string       `json:"stream"`
+	Segment          uint64       `json:"segment"`
+	State            SegmentPhase `json:"state"`
+	BaseOffset       uint64       `json:"base_offset"`
+	NextOffset       uint64       `json:"next_offset"`
+	Records          uint64       `json:"records"`
+	Bytes            int64        `json:"bytes"`
+	CompressedBytes  int64        `json:"compressed_bytes,omitempty"`
+	InTier0          bool         `json:"in_tier0"`
+	InTier1          bool         `json:"in_tier1"`
+	InTier2          bool         `json:"in_tier2"`
+	Tier2Key         string       `json:"tier2_key,omitempty"`
+	ETag             string       `json:"etag,omitempty"`
+	PendingHydration bool         `json:"pending_hydration,omitempty"`
 	// HydratedBytes is how much of the Tier 2 object (CompressedBytes in
 	// all) a hydration in flight has downloaded.
 	HydratedBytes int64  `json:"hydrated_bytes,omitempty"`
@@ -206,16 +240,14 @@ func (l *Log) Segments() []SegmentStatus {
 			Records: si.next - si.base, Bytes: si.bytes, CompressedBytes: si.compressed,
 			InTier0: si.inTier0, InTier1: si.inTier1, InTier2: si.inTier2,
 			Tier2Key: si.tier2Key, ETag: si.etag, NeedsRecovery: si.needsRecovery,
-			State: "sealed",
+			State: si.phase(si.id == activeID),
 		}
 		if si.id == activeID {
-			st.State = "active"
 			st.Bytes = l.active.Size()
 			st.NextOffset = l.active.DurableOffset()
 			st.Records = st.NextOffset - si.base
 		}
 		if si.needsRecovery {
-			st.State = "needs_recovery"
 			st.Reason = si.reason.String()
 		}
 		st.PendingHydration = si.hydrating
