@@ -337,7 +337,7 @@ func (p *recoveryPlanner) planTier0File(si *segInfo, known bool, f *tier0File) (
 func (p *recoveryPlanner) planCopies(si *segInfo, st manifest.SegmentState, known, inTier0 bool) {
 	id := si.id
 	if inTier0 {
-		p.add(chargeTier0Budget{id, si.sealed, si.inTier1})
+		p.add(chargeTier0Budget{id, si.sealed, si.inTier1 && p.inv.tier1[id]})
 	} else if known && st.InTier0 && !st.InTier1 && !st.InTier2 {
 		p.fix(si, markMissing{id, "tier0 file missing and no other copy"})
 	}

@@ -260,6 +260,12 @@ func TestRecoveryPlan(t *testing.T) {
 		want: then([]recoveryAction{loadSegment{sealedInfo(1, "12")}, markArtifactUploaded{1}, forgetTier1Copy{1}},
 			tail2, []recoveryAction{commitManifest{}}),
 	}, {
+		name: "artifact gone while the Tier 0 file stays: the budget does not count the file as evictable",
+		inv: invSpec{manifest: []manifest.SegmentState{sealedState(1, "01"), openState(2)},
+			files: map[uint64]*tier0File{1: untouchedFile(), 2: adoptedTail(2, 3, 0)}, mark: 1},
+		want: then([]recoveryAction{loadSegment{sealedInfo(1, "01")}, chargeTier0Budget{1, true, false}, forgetTier1Copy{1}},
+			tail2, []recoveryAction{commitManifest{}, queueCompression{1}}),
+	}, {
 		name: "Tier 2 delete interrupted with a local copy: undone by uploading again",
 		inv: invSpec{manifest: []manifest.SegmentState{with(sealedState(1, "012"), func(s *manifest.SegmentState) { s.PendingJobs = manifest.PendingDelete }), openState(2)},
 			files: map[uint64]*tier0File{1: untouchedFile(), 2: adoptedTail(2, 3, 0)}, mark: 1, tier1: []uint64{1}},
