@@ -195,18 +195,28 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 }
 
-// consume runs one consumer from the ack floor until ctx ends, storing
-// fails, or held streams resumed (*errResumed).
-func (p *Pipeline) consume(ctx context.Context) error {
-	// A restart redelivers from the ack floor: logs whose fsync failed
-	// may take appends again.
+// resumeAtStart lets the store take appends again before a consumer
+// starts: a restart redelivers from the ack floor, so logs whose fsync
+// failed may take appends again.
+func (p *Pipeline) resumeAtStart() error {
 	if err := p.store.Resume(); err != nil {
 		return fmt.Errorf("resume store: %w", err)
 	}
-	// Nothing is in flight yet: a held stream the store takes again goes
-	// on from the ack floor with the others, without waiting for its
-	// next attempt.
-	p.release(p.resumeHeld(true))
+	// Nothing is in flight yet, so a held stream that is due goes on from
+	// the ack floor with the others. One that is not due stays held: a
+	// restart caused by another stream must not cut its backoff short,
+	// or a flapping stream would be resumed (and fail, and restart
+	// delivery from the ack floor again) at every restart.
+	p.release(p.resumeHeld())
+	return nil
+}
+
+// consume runs one consumer from the ack floor until ctx ends, storing
+// fails, or held streams resumed (*errResumed).
+func (p *Pipeline) consume(ctx context.Context) error {
+	if err := p.resumeAtStart(); err != nil {
+		return err
+	}
 	cons, start, err := resetConsumer(ctx, p.js, p.opts.Consumer)
 	if err != nil {
 		return err
@@ -300,7 +310,7 @@ func (p *Pipeline) consume(ctx context.Context) error {
 			syncFailed <- err
 			return stopSyncer()
 		case <-resumeTick.C:
-			if resumed := p.resumeHeld(false); len(resumed) > 0 {
+			if resumed := p.resumeHeld(); len(resumed) > 0 {
 				// Everything appended is synced and acked before the
 				// restart, so the resumed streams' held messages come
 				// back from the ack floor in order.
