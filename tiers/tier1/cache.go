@@ -82,7 +82,9 @@ type entry struct {
 // Cache is the Tier 1 warm cache: artifacts on local disk under a byte
 // budget. Eviction is least-recently-used, and only ever removes artifacts
 // that are marked uploaded (confirmed in Tier 2) and not pinned, so the cache
-// may stay over budget while nothing is evictable; Stats shows it.
+// may stay over budget while nothing is evictable; Stats shows it. An
+// operator's Evict skips the uploaded mark but not the pins. While OnEvict
+// runs for an artifact, Pin refuses it.
 //
 // The uploaded mark is not stored on disk: after a restart, Scan finds the
 // files and the store marks the uploaded ones again from the manifest.
