@@ -159,16 +159,15 @@ func (p *Pipeline) doneSyncing(fl *inflight) {
 	}
 }
 
-// resumeHeld asks the store to resume each held stream that is due (any,
-// with ignoreBackoff set) and has nothing left with the syncer, and
-// returns those it resumed. They stay held until the caller has restarted
-// delivery from the ack floor.
-func (p *Pipeline) resumeHeld(ignoreBackoff bool) []string {
+// resumeHeld asks the store to resume each held stream that is due and
+// has nothing left with the syncer, and returns those it resumed. They
+// stay held until the caller has restarted delivery from the ack floor.
+func (p *Pipeline) resumeHeld() []string {
 	at := time.Now()
 	p.holds.mu.Lock()
 	var due []string
 	for name, h := range p.holds.streams {
-		if h.held && (ignoreBackoff || !at.Before(h.nextTry)) && p.holds.syncing[name] == 0 {
+		if h.held && !at.Before(h.nextTry) && p.holds.syncing[name] == 0 {
 			due = append(due, name)
 		}
 	}

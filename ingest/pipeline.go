@@ -221,19 +221,29 @@ func (p *Pipeline) consume(ctx context.Context) error {
 	return p.runBatches(ctx, feed, p.startSyncStage())
 }
 
+// resumeAtStart lets the store take appends again before a consumer
+// starts: a restart redelivers from the ack floor, so logs whose fsync
+// failed may take appends again.
+func (p *Pipeline) resumeAtStart() error {
+	if err := p.store.Resume(); err != nil {
+		return fmt.Errorf("resume store: %w", err)
+	}
+	// Nothing is in flight yet, so a held stream that is due goes on from
+	// the ack floor with the others. One that is not due stays held: a
+	// restart caused by another stream must not cut its backoff short,
+	// or a flapping stream would be resumed (and fail, and restart
+	// delivery from the ack floor again) at every restart.
+	p.endHolds(p.resumeHeld())
+	return nil
+}
+
 // restartAtAckFloor recreates the consumer at its ack floor, so that the
 // messages not acked yet come first and in sequence order (see the
 // package doc), and starts this run's counting afresh.
 func (p *Pipeline) restartAtAckFloor(ctx context.Context) (jetstream.Consumer, error) {
-	// A restart redelivers from the ack floor: logs whose fsync failed
-	// may take appends again.
-	if err := p.store.Resume(); err != nil {
-		return nil, fmt.Errorf("resume store: %w", err)
+	if err := p.resumeAtStart(); err != nil {
+		return nil, err
 	}
-	// Nothing is in flight yet: a held stream the store takes again goes
-	// on from the ack floor with the others, without waiting for its
-	// next attempt.
-	p.endHolds(p.resumeHeld(true))
 	cons, start, err := resetConsumer(ctx, p.js, p.opts.Consumer)
 	if err != nil {
 		return nil, err
@@ -350,7 +360,7 @@ func (p *Pipeline) runBatches(ctx context.Context, feed <-chan jetstream.Msg, sy
 			syncs.failed <- err // for stop to return
 			return syncs.stop()
 		case <-resumeTick.C:
-			if resumed := p.resumeHeld(false); len(resumed) > 0 {
+			if resumed := p.resumeHeld(); len(resumed) > 0 {
 				// Everything appended is synced and acked before the
 				// restart, so the resumed streams' held messages come
 				// back from the ack floor in order.

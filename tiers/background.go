@@ -457,6 +457,10 @@ func (b *background) runUpload(j job) error {
 	if info == nil {
 		return nil
 	}
+	// Once UploadStarted is taken (even if its commit fails and it stays
+	// pending) the manifest no longer vouches for the key's object: the
+	// segment counts as out of Tier 2 first, so no eviction relies on it.
+	l.clearTier2(j.segment)
 	if err := l.record(manifest.Record{Type: manifest.UploadStarted, Segment: j.segment,
 		Payload: manifest.UploadStartedPayload{Key: objKey}}); err != nil {
 		return err
@@ -496,7 +500,8 @@ func (b *background) runUpload(j job) error {
 }
 
 // onTier1Evict records that a Tier 1 artifact leaves the cache. The cache
-// only offers artifacts already confirmed in Tier 2.
+// only offers artifacts already confirmed in Tier 2, and refuses pins on
+// the artifact while this runs, so a Reupload cannot start from it.
 func (b *background) onTier1Evict(ev tier1.Eviction) error {
 	l, err := b.s.existing(ev.Key.Stream)
 	if err != nil {
@@ -508,9 +513,19 @@ func (b *background) onTier1Evict(ev tier1.Eviction) error {
 	if si := l.info(ev.Key.Segment); si != nil && !si.inTier2 {
 		return fmt.Errorf("segment %d of %s is not confirmed in Tier 2", ev.Key.Segment, ev.Key.Stream)
 	}
-	if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy,
-		Segment: ev.Key.Segment, Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(ev.Bytes)}}); err != nil {
+	err = l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy,
+		Segment: ev.Key.Segment, Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(ev.Bytes)}})
+	if err != nil && !isRecordPending(err) {
 		return err
+	}
+	// A pending LocalEvicted commits with the next manifest write: the
+	// copy counts as gone from now, and the eviction goes ahead (Tier 2
+	// holds the segment; a crash that loses the record leaves a manifest
+	// naming a missing artifact, which boot counts as not in Tier 1).
+	// Keeping a copy that still counted would let a Reupload start from
+	// it and leave the segment in no tier once both records commit.
+	if err != nil {
+		b.s.log.Warn("tier1_eviction_record_pending", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
 	}
 	l.setTier1(ev.Key.Segment, false, 0)
 	b.s.budget.MarkInTier1(newSegmentKey(ev.Key.Stream, ev.Key.Segment), false)

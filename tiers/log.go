@@ -574,8 +574,8 @@ func (l *Log) MaybeRollByAge(ctx context.Context) error {
 //  5. The next segment is created and SegmentOpened committed; see
 //     openNextAfterSealLocked.
 func (l *Log) rollLocked(ctx context.Context) error {
+	// A failed commit is counted (metadata_failures) by the manifest.
 	if err := l.man.Commit(); err != nil {
-		l.s.opts.Instruments.IncMetadataFailure(ctx)
 		return backpressure.New(backpressure.Flush, l.name, fmt.Errorf("manifest not writable, segment not sealed: %w", err))
 	}
 	w := l.active
@@ -632,7 +632,7 @@ func (l *Log) completeSealLocked(ctx context.Context) error {
 func (l *Log) sealNotRecordedLocked(err error) error {
 	l.failed = backpressure.New(backpressure.Flush, l.name,
 		fmt.Errorf("seal of segment %d not recorded in the manifest: %w", l.unrecorded.si.id, err))
-	l.s.opts.Instruments.IncMetadataFailure(l.s.ctx)
+	// Not counted here: the manifest counts the failed or refused write.
 	l.s.log.Error("seal_record_failed", "stream", l.name, "segment", l.unrecorded.si.id, "err", err)
 	return l.failed
 }

@@ -73,10 +73,10 @@ func (s *Store) Retire(ctx context.Context, stream string, id uint64) error {
 // Open. The upload is a full write (Client.Replace), never skipped because
 // the damaged object's metadata claims the right checksum.
 //
-// If the upload fails, Reupload returns the error and the upload stays
-// queued: it is retried in the background, like any upload, until Tier 2
-// accepts it, and the newer segments of the stream (whose uploads wait for
-// it) follow without a restart.
+// If the record or the upload fails, Reupload returns the error and the
+// upload stays queued: it is retried in the background, like any upload,
+// until Tier 2 accepts it, and the newer segments of the stream (whose
+// uploads wait for it) follow without a restart.
 func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	if s.opts.Tier2 == nil {
 		return errors.New("tiers: no Tier 2 configured")
@@ -96,22 +96,47 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	}
 	// The local copy is the only good one from here until the upload is
 	// confirmed: pin it against Tier 1 eviction while Reupload runs (the
-	// cleared Tier 2 mark protects it after that).
+	// cleared Tier 2 mark protects it after that). The pin is refused
+	// while an eviction of the artifact is recording its LocalEvicted.
 	if err := s.bg.cache.Pin(ck); err != nil {
 		return fmt.Errorf("pin tier 1 copy of segment %d: %w", id, err)
 	}
 	defer s.bg.cache.Unpin(ck)
-	key := tier2.SegmentKey(stream, id)
-	if err := l.record(manifest.Record{Type: manifest.UploadStarted, Segment: id,
-		Payload: manifest.UploadStartedPayload{Key: key}}); err != nil {
+	if err := l.beginRepair(id); err != nil {
 		return err
 	}
-	l.clearTier2(id)
+	// From here the repair is queued whatever fails: the segment already
+	// counts as out of Tier 2, and only a confirmed upload counts it in
+	// again. An UploadStarted left pending commits with the next manifest
+	// write, so no path may count the damaged object as a copy meanwhile.
 	j := job{kind: jobUpload, log: l, segment: id, repair: true}
-	if err := s.bg.runUpload(j); err != nil {
+	err = l.record(manifest.Record{Type: manifest.UploadStarted, Segment: id,
+		Payload: manifest.UploadStartedPayload{Key: tier2.SegmentKey(stream, id)}})
+	if err == nil {
+		err = s.bg.runUpload(j)
+	}
+	if err != nil {
 		s.bg.retryLater(s.bg.upload, j, err)
 		return fmt.Errorf("re-upload segment %d of %s (queued; retried in the background until Tier 2 accepts it): %w", id, stream, err)
 	}
+	return nil
+}
+
+// beginRepair makes segment id count as out of Tier 2 before anything
+// records it: an UploadStarted that the manifest takes but cannot commit
+// still commits later, and from then on only the local copies are good.
+// It checks, under the lock that eviction takes to clear them, that a
+// local copy is still counted: a Tier 1 copy whose LocalEvicted is
+// committed or pending does not count, and repairing from it would leave
+// the manifest with the segment in no tier.
+func (l *Log) beginRepair(id uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	si := l.segmentLocked(id)
+	if si == nil || (!si.inTier0 && !si.inTier1) {
+		return fmt.Errorf("segment %d of %s has no local copy left to upload from", id, l.name)
+	}
+	si.inTier2, si.etag = false, ""
 	return nil
 }
 
@@ -146,12 +171,18 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	// back by re-upload. Files a crash leaves behind are removed at boot.
 	key := tier1.Key{Stream: l.name, Segment: id}
 	if si.inTier1 || b.cache.Contains(key) {
-		if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
-			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.compressed)}}); err != nil {
+		err := l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
+			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.compressed)}})
+		if err != nil && !isRecordPending(err) {
 			return err
 		}
+		// A pending LocalEvicted commits later: the copy counts as gone
+		// now, so no Reupload starts from it (see onTier1Evict).
 		l.setTier1(id, false, 0)
 		b.cache.Remove(key)
+		if err != nil {
+			return err
+		}
 	}
 	if si.inTier0 {
 		if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Segment: id,

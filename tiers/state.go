@@ -16,6 +16,8 @@ import (
 
 // record appends a manifest record for this stream and commits it, so the
 // transition it describes is durable before the caller reports it done.
+// A refused Append leaves nothing behind; a failed Commit returns a
+// *recordPendingError, because the record then stays pending.
 func (l *Log) record(r manifest.Record) error {
 	if r.TimestampMS == 0 {
 		r.TimestampMS = l.s.opts.Now().UnixMilli()
@@ -26,9 +28,33 @@ func (l *Log) record(r manifest.Record) error {
 		return fmt.Errorf("manifest %s: %w", r.Type, err)
 	}
 	if err := l.man.Commit(); err != nil {
-		return fmt.Errorf("manifest commit: %w", err)
+		return &recordPendingError{Type: r.Type, Segment: r.Segment, Err: err}
 	}
 	return nil
+}
+
+// recordPendingError says the manifest took a record but could not commit
+// it. The record stays pending and commits with the stream's next manifest
+// write (or is lost with a crash before that), so the transition it
+// describes may or may not become durable. The caller must leave the
+// in-memory state that is safe either way: a copy the record removes
+// counts as gone, a copy it adds does not count yet.
+type recordPendingError struct {
+	Type    manifest.RecordType
+	Segment uint64
+	Err     error
+}
+
+func (e *recordPendingError) Error() string {
+	return fmt.Sprintf("manifest %s of segment %d not committed (pending, commits with the next manifest write): %v", e.Type, e.Segment, e.Err)
+}
+
+func (e *recordPendingError) Unwrap() error { return e.Err }
+
+// isRecordPending reports whether err left its record pending.
+func isRecordPending(err error) bool {
+	var pe *recordPendingError
+	return errors.As(err, &pe)
 }
 
 // info returns a copy of what the log knows of segment id, or nil.
@@ -290,14 +316,14 @@ func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error 
 		}
 		s.budget.Forget(newSegmentKey(stream, id))
 	}
-	key := tier1.Key{Stream: stream, Segment: id}
-	if s.bg.cache.Contains(key) {
-		if err := s.bg.onTier1Evict(tier1.Eviction{Key: key}); err != nil {
-			return err
-		}
-		return s.bg.cache.Remove(key)
+	// The cache checks the pins and marks the artifact as evicting in one
+	// step, so a Reupload that pinned it keeps it, and one that comes
+	// while the LocalEvicted is recorded is refused its pin.
+	err = s.bg.cache.Evict(tier1.Key{Stream: stream, Segment: id})
+	if errors.Is(err, tier1.ErrNotCached) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 // ErrSegmentNotFound is returned for a segment a stream does not hold.

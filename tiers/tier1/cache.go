@@ -59,18 +59,32 @@ type CacheStats struct {
 // ErrNotCached is returned for keys the cache does not hold.
 var ErrNotCached = errors.New("tier1: artifact not cached")
 
+// ErrEvicting is returned by Pin for an artifact whose eviction has begun
+// (OnEvict is recording it as gone), and by Evict for a pinned one.
+var ErrEvicting = errors.New("tier1: artifact is being evicted")
+
+// ErrPinned is returned by Evict for an artifact in use.
+var ErrPinned = errors.New("tier1: artifact is pinned")
+
 type entry struct {
 	key      Key
 	bytes    int64
 	uploaded bool
 	pins     int
+	// evicting is set, under the cache lock and only while pins is 0,
+	// from before OnEvict runs until the entry is dropped or kept: Pin
+	// refuses it, so nobody starts relying on an artifact the store is
+	// recording as gone.
+	evicting bool
 	elem     *list.Element // in lru; front = most recently used
 }
 
 // Cache is the Tier 1 warm cache: artifacts on local disk under a byte
 // budget. Eviction is least-recently-used, and only ever removes artifacts
 // that are marked uploaded (confirmed in Tier 2) and not pinned, so the cache
-// may stay over budget while nothing is evictable; Stats shows it.
+// may stay over budget while nothing is evictable; Stats shows it. An
+// operator's Evict skips the uploaded mark but not the pins. While OnEvict
+// runs for an artifact, Pin refuses it.
 //
 // The uploaded mark is not stored on disk: after a restart, Scan finds the
 // files and the store marks the uploaded ones again from the manifest.
@@ -280,13 +294,17 @@ func (c *Cache) Touch(k Key) bool {
 	return ok
 }
 
-// Pin protects k from eviction until a matching Unpin. Pins nest.
+// Pin protects k from eviction until a matching Unpin. Pins nest. It
+// fails with ErrEvicting while k's eviction is under way.
 func (c *Cache) Pin(k Key) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
 	if !ok {
 		return fmt.Errorf("pin %s: %w", k, ErrNotCached)
+	}
+	if e.evicting {
+		return fmt.Errorf("pin %s: %w", k, ErrEvicting)
 	}
 	e.pins++
 	return nil
@@ -315,6 +333,67 @@ func (c *Cache) MarkUploaded(k Key) error {
 		return fmt.Errorf("mark uploaded %s: %w", k, ErrNotCached)
 	}
 	c.evict()
+	return nil
+}
+
+// Evict removes k's artifact now, whatever the budget and its uploaded
+// mark (an operator's eviction), through OnEvict like a budget eviction.
+// It refuses a pinned artifact (ErrPinned) and one already being evicted
+// (ErrEvicting); the pin check and the evicting mark are taken under the
+// cache lock together, so a Pin cannot slip in before the file goes.
+func (c *Cache) Evict(k Key) error {
+	c.evictMu.Lock()
+	defer c.evictMu.Unlock()
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	switch {
+	case !ok:
+		c.mu.Unlock()
+		return fmt.Errorf("evict %s: %w", k, ErrNotCached)
+	case e.pins > 0:
+		c.mu.Unlock()
+		return fmt.Errorf("evict %s: %w", k, ErrPinned)
+	case e.evicting:
+		c.mu.Unlock()
+		return fmt.Errorf("evict %s: %w", k, ErrEvicting)
+	}
+	e.evicting = true
+	ev := Eviction{Key: e.key, Bytes: e.bytes}
+	c.mu.Unlock()
+	return c.evictEntry(e, ev, false)
+}
+
+// evictEntry runs OnEvict for e, which the caller marked evicting, then
+// drops it and removes its file; when OnEvict refuses, or e was replaced
+// meanwhile (or, with needUploaded, is no longer marked uploaded), e is
+// kept and unmarked.
+func (c *Cache) evictEntry(e *entry, ev Eviction, needUploaded bool) error {
+	if c.onEvict != nil {
+		if err := c.onEvict(ev); err != nil {
+			c.mu.Lock()
+			e.evicting = false
+			c.mu.Unlock()
+			return err
+		}
+	}
+	c.mu.Lock()
+	if cur, ok := c.entries[ev.Key]; !ok || cur != e || (needUploaded && !cur.uploaded) {
+		e.evicting = false
+		c.mu.Unlock()
+		return fmt.Errorf("evict %s: replaced or removed during eviction", ev.Key)
+	}
+	c.drop(e)
+	c.mu.Unlock()
+	path := c.Path(ev.Key)
+	if err := c.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.log.Error("tier1_eviction_failed", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
+		return fmt.Errorf("evict %s: %w", ev.Key, err)
+	}
+	if err := c.fs.SyncDir(filepath.Dir(path)); err != nil {
+		c.log.Error("tier1_eviction_failed", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
+		return fmt.Errorf("evict %s: fsync dir: %w", ev.Key, err)
+	}
+	c.log.Info("tier1_evicted", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "bytes", ev.Bytes)
 	return nil
 }
 
@@ -382,7 +461,7 @@ func (c *Cache) evict() {
 		var victim *entry
 		for el := c.lru.Back(); el != nil; el = el.Prev() {
 			e := el.Value.(*entry)
-			if e.uploaded && e.pins == 0 && !skip[e.key] {
+			if e.uploaded && e.pins == 0 && !e.evicting && !skip[e.key] {
 				victim = e
 				break
 			}
@@ -391,33 +470,15 @@ func (c *Cache) evict() {
 			c.mu.Unlock()
 			return
 		}
+		// Marked before OnEvict records the artifact as gone: a Pin in
+		// that window would keep an artifact the manifest no longer
+		// counts, which the next boot removes.
+		victim.evicting = true
 		ev := Eviction{Key: victim.key, Bytes: victim.bytes}
 		c.mu.Unlock()
-
-		if c.onEvict != nil {
-			if err := c.onEvict(ev); err != nil {
-				c.log.Warn("tier1_eviction_deferred", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
-				skip[ev.Key] = true
-				continue
-			}
-		}
-		c.mu.Lock()
-		// The entry may have been pinned, replaced or removed while OnEvict ran.
-		cur, ok := c.entries[ev.Key]
-		if !ok || cur != victim || cur.pins > 0 || !cur.uploaded {
-			c.mu.Unlock()
+		if err := c.evictEntry(victim, ev, true); err != nil {
+			c.log.Warn("tier1_eviction_deferred", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
 			skip[ev.Key] = true
-			continue
-		}
-		c.drop(cur)
-		c.mu.Unlock()
-		path := c.Path(ev.Key)
-		if err := c.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			c.log.Error("tier1_eviction_failed", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
-		} else if err := c.fs.SyncDir(filepath.Dir(path)); err != nil {
-			c.log.Error("tier1_eviction_failed", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
-		} else {
-			c.log.Info("tier1_evicted", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "bytes", ev.Bytes)
 		}
 	}
 }
