@@ -209,7 +209,7 @@ func openLocked(ctx context.Context, opts Options, lock *RootLock) (*Store, erro
 	}
 	budget, err := tier0.New(tier0.Options{
 		MaxBytes:           opts.Tier0MaxBytes,
-		Evict:              s.evictTier0,
+		Evict:              s.evictForTier0Budget,
 		Logger:             opts.Logger,
 		QueueWarnThreshold: opts.ActivationQueueWarnThreshold,
 		Instruments:        opts.Instruments,
@@ -559,9 +559,9 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// evictTier0 is the Tier 0 budget's evictor: it removes a sealed segment
+// evictForTier0Budget is the Tier 0 budget's evictor: it removes a sealed segment
 // file whose Tier 1 copy exists, after recording LocalEvicted.
-func (s *Store) evictTier0(ctx context.Context, key tier0.SegmentKey) error {
+func (s *Store) evictForTier0Budget(ctx context.Context, key tier0.SegmentKey) error {
 	l, err := s.existing(key.Stream)
 	if err != nil {
 		return err
