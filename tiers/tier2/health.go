@@ -87,6 +87,11 @@ func (h *health) noteCheck(err error) {
 		h.bucketChecked, h.lastErr = true, ""
 		return
 	}
+	if errors.Is(err, ErrBreakerOpen) && h.lastErr != "" {
+		// The breaker's state is reported on its own; the last error
+		// keeps saying why it opened (connection refused, 503, ...).
+		return
+	}
 	h.lastErr = err.Error()
 }
 
@@ -102,6 +107,9 @@ func (c *Client) noteAttempt(err error, failed bool) {
 		msg = c.redact(err.Error())
 	}
 	c.health.mu.Lock()
+	defer c.health.mu.Unlock()
+	if errors.Is(err, ErrBreakerOpen) && c.health.lastErr != "" {
+		return // as in noteCheck: keep the cause the breaker opened on
+	}
 	c.health.lastErr = msg
-	c.health.mu.Unlock()
 }

@@ -133,3 +133,25 @@ func TestRefusedTellsRefusalsFromOutages(t *testing.T) {
 		t.Error("an invalid bucket name counts against the store: it would be retried and open the breaker")
 	}
 }
+
+// Once the breaker opens, later calls fail with "circuit breaker open";
+// the health report keeps the error the breaker opened on, so an operator
+// reading /readyz sees why (connection refused) and not only that the
+// breaker is open (which Breaker already says).
+func TestHealthKeepsTheCauseOnceTheBreakerOpens(t *testing.T) {
+	s3 := harness.StartS3(t)
+	s3.Stop()
+	c, err := Open(Options{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
+		Retry: RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond}, Breaker: BreakerPolicy{Failures: 2, Cooldown: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CheckBucket(context.Background()) // opens the breaker
+	if err := c.CheckBucket(context.Background()); !errors.Is(err, ErrBreakerOpen) {
+		t.Fatalf("second check: %v, want the breaker open", err)
+	}
+	h := c.Health()
+	if h.Breaker != BreakerOpen || !strings.Contains(h.LastError, "connection refused") {
+		t.Fatalf("health with the breaker open: %+v, want breaker open and the connection error as last error", h)
+	}
+}
