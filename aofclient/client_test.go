@@ -95,6 +95,7 @@ func TestReadResumesFromTheLastRecordWhenTheGatewayRestarts(t *testing.T) {
 	g.publish(0, 30)
 	c := newClient(t, g, aofclient.WithBatch(4, 0), aofclient.WithRetries(50))
 	n := 0
+	restarted := make(chan struct{})
 	for rec, err := range c.Read(context.Background(), "orders") {
 		if err != nil {
 			t.Fatal(err)
@@ -105,11 +106,13 @@ func TestReadResumesFromTheLastRecordWhenTheGatewayRestarts(t *testing.T) {
 			// Mid-batch: no gateway answers for a while, then one does.
 			g.stopService()
 			go func() {
+				defer close(restarted)
 				time.Sleep(300 * time.Millisecond)
 				g.startService()
 			}()
 		}
 	}
+	<-restarted
 	if n != 30 {
 		t.Fatalf("read %d records across the restart, want 30", n)
 	}
@@ -169,5 +172,40 @@ func TestFollowEndsQuietlyWhenItsContextEnds(t *testing.T) {
 	}
 	if n != 1 || ctx.Err() == nil {
 		t.Fatalf("Follow returned after %d records with ctx %v", n, ctx.Err())
+	}
+}
+
+func TestReadAsksAgainWhenAGatewayTakesARequestAndDies(t *testing.T) {
+	g := startGateway()
+	t.Cleanup(g.close)
+	g.publish(0, 5)
+	g.stopService()
+	// A gateway that takes the first request and never answers it.
+	dead := g.connect()
+	defer dead.Close()
+	sub, err := dead.QueueSubscribeSync(readapi.DefaultSubjectPrefix+".*", readapi.QueueGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Flush()
+	swallowed := make(chan error, 1)
+	go func() {
+		_, err := sub.NextMsg(10 * time.Second)
+		sub.Unsubscribe()
+		dead.Flush()
+		g.startService()
+		swallowed <- err
+	}()
+	c := newClient(t, g, aofclient.WithTimeout(500*time.Millisecond))
+	n := 0
+	for rec, err := range c.Read(context.Background(), "orders") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecord(t, rec, n)
+		n++
+	}
+	if err := <-swallowed; err != nil || n != 5 {
+		t.Fatalf("read %d records, want 5 (the dead gateway: %v)", n, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/readapi"
 	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/tier2"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -30,14 +31,21 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
+	return newFixtureWith(t, nil, Options{})
+}
+
+// newFixtureWith opens the store with Tier 2 bucket t2 (none when nil) and
+// starts the service with opts.
+func newFixtureWith(t *testing.T, t2 tier2.Bucket, opts Options) *fixture {
 	t.Helper()
 	n := harness.StartNATS(t)
-	s, err := tiers.Open(testCtx(t), tiers.Options{Root: t.TempDir(), SegmentTargetBytes: 1 << 20, FrameBytes: 1 << 10, CompressionWorkers: 1})
+	s, err := tiers.Open(testCtx(t), tiers.Options{Root: t.TempDir(), SegmentTargetBytes: 1 << 20, FrameBytes: 1 << 10,
+		CompressionWorkers: 1, Tier2: t2})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	svc, err := New(n.Connect(t), s, Options{})
+	svc, err := New(n.Connect(t), s, opts)
 	if err != nil {
 		t.Fatalf("start read service: %v", err)
 	}
@@ -129,24 +137,37 @@ func (a answer) err(t *testing.T) readapi.Error {
 // taking each message after delay (a slow reader).
 func request(t *testing.T, nc *nats.Conn, stream string, req any, delay time.Duration) answer {
 	t.Helper()
+	sub := send(t, nc, stream, req)
+	defer sub.Unsubscribe()
+	return collect(t, sub, delay)
+}
+
+// send sends req to stream's read subject; the answer comes to sub.
+func send(t *testing.T, nc *nats.Conn, stream string, req any) *nats.Subscription {
+	t.Helper()
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Unsubscribe()
 	body, _ := json.Marshal(req)
 	m := &nats.Msg{Subject: readapi.DefaultSubjectPrefix + "." + stream, Reply: inbox, Data: body, Header: nats.Header{}}
 	m.Header.Set(readapi.APIVersionHeader, readapi.APIVersion)
 	if err := nc.PublishMsg(m); err != nil {
 		t.Fatal(err)
 	}
+	return sub
+}
+
+// collect takes the answer from sub up to its final message.
+func collect(t *testing.T, sub *nats.Subscription, delay time.Duration) answer {
+	t.Helper()
 	var a answer
 	for {
 		time.Sleep(delay)
 		msg, err := sub.NextMsg(20 * time.Second)
 		if err != nil {
-			t.Fatalf("answer of %s after %d records: %v", stream, len(a.records), err)
+			t.Fatalf("answer on %s after %d records: %v", sub.Subject, len(a.records), err)
 		}
 		switch msg.Header.Get(readapi.HeaderStatus) {
 		case "":

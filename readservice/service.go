@@ -47,7 +47,11 @@ type Service struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// mu orders accept's wg.Add before Stop's wg.Wait: a message being
+	// delivered while Stop unsubscribes is refused, not lost in a race.
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
 }
 
 // New subscribes the service on nc and returns once the server knows the
@@ -87,12 +91,32 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 // StatusUnavailable with the position reached, so the reader resumes on
 // another gateway) and waits for them.
 func (s *Service) Stop() {
-	if s.sub != nil {
-		_ = s.sub.Unsubscribe()
-	}
+	s.drain()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 }
+
+// drain unsubscribes so that the requests NATS already routed to this
+// gateway are still taken (and answered) rather than dropped: a plain
+// unsubscribe loses them, and their readers would wait for a timeout.
+func (s *Service) drain() {
+	if s.sub == nil {
+		return
+	}
+	if err := s.sub.Drain(); err != nil {
+		_ = s.sub.Unsubscribe()
+		return
+	}
+	for deadline := time.Now().Add(drainTimeout); s.sub.IsValid() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// drainTimeout bounds how long Stop waits for the subscription to drain.
+const drainTimeout = 5 * time.Second
 
 // accept runs on the subscription's goroutine: it only takes a slot and
 // hands the request to a goroutine of its own.
@@ -105,8 +129,15 @@ func (s *Service) accept(m *nats.Msg) {
 	select {
 	case s.slots <- struct{}{}:
 	default:
-		s.sendError(m.Reply, stream, &readapi.Error{Code: readapi.StatusUnavailable,
-			Description: fmt.Sprintf("gateway busy: %d read requests in flight (read.max_concurrent)", s.opts.MaxConcurrent)})
+		s.sendError(m.Reply, stream, statusf(readapi.StatusUnavailable,
+			"gateway busy: %d read requests in flight (read.max_concurrent)", s.opts.MaxConcurrent))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		<-s.slots
+		s.sendError(m.Reply, stream, statusf(readapi.StatusUnavailable, "gateway stopping: retry on another gateway"))
 		return
 	}
 	s.wg.Add(1)

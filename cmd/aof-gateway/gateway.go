@@ -22,8 +22,8 @@ import (
 
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/ingest"
-	"github.com/bop-aof/aof/readservice"
 	"github.com/bop-aof/aof/internal/options"
+	"github.com/bop-aof/aof/readservice"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tracing"
