@@ -62,6 +62,7 @@ type Config struct {
 	Metrics   Metrics   `koanf:"metrics"`
 	Retention Retention `koanf:"retention"`
 	Control   Control   `koanf:"control"`
+	Read      Read      `koanf:"read"`
 	Log       Log       `koanf:"log"`
 	// TLS applies to NATS and Tier 2 unless their own tls section is set;
 	// see NATSTLS and Tier2TLS.
@@ -246,6 +247,13 @@ type Control struct {
 	ServiceName   string `koanf:"service_name"`
 }
 
+// Read configures the read API (docs/reading.md), served by every
+// gateway in one queue group.
+type Read struct {
+	SubjectPrefix string `koanf:"subject_prefix"` // requests on <prefix>.<stream>
+	MaxConcurrent int    `koanf:"max_concurrent"` // requests served at once; more answer 503
+}
+
 // Log configures log/slog output.
 type Log struct {
 	Level  string `koanf:"level" reload:"true"` // debug | info | warn | error
@@ -302,6 +310,7 @@ func Default() *Config {
 		Tracing: Tracing{SamplingRatio: 1.0},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 		Control: Control{SubjectPrefix: "aof.admin", ServiceName: "aof-admin"},
+		Read:    Read{SubjectPrefix: "aof.read", MaxConcurrent: 64},
 		Log:     Log{Level: "info", Format: "text"},
 	}
 }

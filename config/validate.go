@@ -169,6 +169,7 @@ func (c *Config) problems() []*Error {
 		{"ingest.deadletter_prefix", in.DeadletterPrefix},
 		{"manifest.subject_prefix", m.SubjectPrefix},
 		{"control.subject_prefix", c.Control.SubjectPrefix},
+		{"read.subject_prefix", c.Read.SubjectPrefix},
 	}
 	for i := range prefixes {
 		for j := 0; j < i; j++ {
@@ -198,6 +199,8 @@ func (c *Config) problems() []*Error {
 	v.nonNegative("retention.max_bytes", int64(c.Retention.MaxBytes), c.Retention.MaxBytes.String())
 	v.prefix("control.subject_prefix", c.Control.SubjectPrefix)
 	v.name("control.service_name", c.Control.ServiceName, "service name")
+	v.prefix("read.subject_prefix", c.Read.SubjectPrefix)
+	v.between("read.max_concurrent", c.Read.MaxConcurrent, 1, 4096)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	return v.errs

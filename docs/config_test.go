@@ -59,6 +59,8 @@ var keyHelp = map[string]string{
 	"nats.tls.key":                          "client key for NATS",
 	"nats.url":                              "server URL(s), comma separated; ignored with the embedded server",
 	"nats.user":                             "NATS user",
+	"read.max_concurrent":                   "read requests one gateway serves at once; one more is answered `503` (retryable)",
+	"read.subject_prefix":                   "read API requests go to `<prefix>.<stream>` (docs/reading.md); keep it apart from `control.subject_prefix` so NATS permissions can grant reading without administration",
 	"retention.max_age":                     "sealed history older than this is retired (0 = no bound)",
 	"retention.max_bytes":                   "sealed history beyond this size per stream is retired (0 = no bound)",
 	"segment.max_age":                       "the active segment is sealed after this age (0 = no age limit)",

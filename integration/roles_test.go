@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nkeys"
 
+	"github.com/bop-aof/aof/aofclient"
 	"github.com/bop-aof/aof/control"
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/internal/testpki"
@@ -110,6 +111,8 @@ func TestNATSRolesShippedConfiguration(t *testing.T) {
 	// Reader: reads, status, discovery; refused the rest by NATS.
 	readerClient := control.NewClient(reader.nc, "")
 	waitRecords(t, readerClient, stream, records)
+	readAPIAs(t, reader.nc, "reader", stream, records)
+	readAPIAs(t, operator.nc, "operator", stream, records)
 	for _, ep := range control.Endpoints {
 		if readerEndpoints[ep] {
 			reader.mustBeAnswered(t, "aof.admin."+ep, struct{}{})
@@ -677,4 +680,28 @@ func enableTLSBlock(t *testing.T, p *testpki.PKI, conf string) string {
 		tls = strings.ReplaceAll(tls, shipped, path)
 	}
 	return strings.Replace(conf, found, tls, 1)
+}
+
+// readAPIAs reads stream through the read API (aof.read.>) in batches of
+// 7, so that each answer is a stream of several messages across accounts,
+// and checks it gets records 0..records-1.
+func readAPIAs(t *testing.T, nc *nats.Conn, role, stream string, records int) {
+	t.Helper()
+	c, err := aofclient.New(nc, aofclient.WithBatch(7, 0), aofclient.WithTimeout(10*time.Second), aofclient.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rec, err := range c.Read(ctxT(t, 30*time.Second), stream) {
+		if err != nil {
+			t.Fatalf("%s: read API: %v", role, err)
+		}
+		if rec.Offset != uint64(n) {
+			t.Fatalf("%s: read API: record at offset %d, want %d", role, rec.Offset, n)
+		}
+		n++
+	}
+	if n != records {
+		t.Fatalf("%s: read API: %d records, want %d", role, n, records)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/bop-aof/aof/control"
+	"github.com/bop-aof/aof/readservice"
 )
 
 // startControl starts the aof-admin NATS micro service that aof2-admin
@@ -24,5 +25,22 @@ func (g *gateway) startControl(opts runOptions) error {
 		return err
 	}
 	g.control = svc
+	return nil
+}
+
+// startRead starts the read API (docs/reading.md) next to the admin
+// service, on its own subjects so NATS permissions can grant reading
+// without administration.
+func (g *gateway) startRead() error {
+	svc, err := readservice.New(g.nc, g.store, readservice.Options{
+		SubjectPrefix: g.cfg.Read.SubjectPrefix,
+		MaxConcurrent: g.cfg.Read.MaxConcurrent,
+		Logger:        g.log,
+	})
+	if err != nil {
+		return err
+	}
+	g.read = svc
+	g.log.Info("read_api_started", "subject", g.cfg.Read.SubjectPrefix+".*")
 	return nil
 }

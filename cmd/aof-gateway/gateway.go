@@ -23,6 +23,7 @@ import (
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/internal/options"
+	"github.com/bop-aof/aof/readservice"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tracing"
@@ -47,6 +48,7 @@ type gateway struct {
 	store    *tiers.Store
 	pipeline *ingest.Pipeline
 	control  interface{ Stop() error }
+	read     *readservice.Service
 
 	mu      sync.Mutex
 	ready   bool
@@ -114,6 +116,10 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 	if g.control != nil {
 		defer g.control.Stop()
 	}
+	if err := g.startRead(); err != nil {
+		return withCode(exitIO, err)
+	}
+	defer g.read.Stop()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

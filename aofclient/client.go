@@ -1,0 +1,182 @@
+package aofclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bop-aof/aof/readapi"
+)
+
+// Error is a status the gateway answered: Code is one of the
+// readapi.Status* codes; Retryable tells whether the same request may
+// succeed later.
+type Error = readapi.Error
+
+// Record is one stored record: the NATS message as it was ingested and
+// where it is in the stream.
+type Record struct {
+	Stream  string
+	Offset  uint64 // logical offset in the stream
+	Seq     uint64 // JetStream sequence in the ingest stream
+	Time    time.Time
+	Subject string      // the subject it was published on; "" when Raw
+	Header  nats.Header // the original headers, without the read API's own
+	Data    []byte
+	// Raw: the stored payload is not a NATS message envelope; Data is the
+	// payload as stored.
+	Raw bool
+}
+
+// Defaults of the options.
+const (
+	DefaultTimeout = 70 * time.Second // a gateway waits up to 60 s for a segment from Tier 2
+	DefaultRetries = 5
+)
+
+// Client reads streams through the gateways' read API.
+type Client struct {
+	nc        *nats.Conn
+	prefix    string
+	maxMsgs   int
+	maxBytes  int
+	timeout   time.Duration
+	heartbeat time.Duration
+	retries   int
+	backoff   time.Duration
+}
+
+// Option sets an optional setting of New.
+type Option func(*Client)
+
+// WithSubjectPrefix sets the gateways' read.subject_prefix
+// (readapi.DefaultSubjectPrefix).
+func WithSubjectPrefix(p string) Option { return func(c *Client) { c.prefix = p } }
+
+// WithBatch sets the records and body bytes asked for per batch (0 keeps
+// the gateway's default; above readapi.MaxMaxMsgs or readapi.MaxMaxBytes
+// the gateway refuses the request).
+func WithBatch(maxMsgs, maxBytes int) Option {
+	return func(c *Client) { c.maxMsgs, c.maxBytes = maxMsgs, maxBytes }
+}
+
+// WithTimeout sets how long to wait for the next message of a batch
+// before taking the gateway for lost and asking again (DefaultTimeout).
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithHeartbeat sets the heartbeat Follow asks for while waiting at the
+// tail; three missed heartbeats count as a lost gateway (5 s).
+func WithHeartbeat(d time.Duration) Option { return func(c *Client) { c.heartbeat = d } }
+
+// WithRetries sets how many times in a row Get and Read ask again after a
+// retryable failure before they give up (DefaultRetries); Follow retries
+// until its context ends.
+func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
+
+// New returns a client on nc.
+func New(nc *nats.Conn, opts ...Option) (*Client, error) {
+	if nc == nil {
+		return nil, errors.New("aofclient: nil connection")
+	}
+	c := &Client{nc: nc, prefix: readapi.DefaultSubjectPrefix, timeout: DefaultTimeout,
+		heartbeat: readapi.DefaultHeartbeatMS * time.Millisecond, retries: DefaultRetries, backoff: 100 * time.Millisecond}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.prefix == "" || c.timeout <= 0 || c.heartbeat < readapi.MinHeartbeatMS*time.Millisecond {
+		return nil, fmt.Errorf("aofclient: invalid options: prefix %q, timeout %v, heartbeat %v (at least %d ms)", c.prefix, c.timeout, c.heartbeat, readapi.MinHeartbeatMS)
+	}
+	return c, nil
+}
+
+// ReadOption sets where Read and Follow start and end.
+type ReadOption func(*position)
+
+type position struct {
+	offset, seq, end uint64
+}
+
+// FromOffset starts at logical offset off (the default is 0).
+func FromOffset(off uint64) ReadOption { return func(p *position) { p.offset, p.seq = off, 0 } }
+
+// FromSeq starts at the first record whose JetStream sequence is at least seq.
+func FromSeq(seq uint64) ReadOption { return func(p *position) { p.seq, p.offset = seq, 0 } }
+
+// ToOffset ends Read before offset end (exclusive).
+func ToOffset(end uint64) ReadOption { return func(p *position) { p.end = end } }
+
+// Get returns the record at offset of stream. An offset not written yet is
+// an *Error with Code readapi.StatusBeyondEnd.
+func (c *Client) Get(ctx context.Context, stream string, offset uint64) (Record, error) {
+	for rec, err := range c.Read(ctx, stream, FromOffset(offset), ToOffset(offset+1)) {
+		return rec, err
+	}
+	return Record{}, &Error{Code: readapi.StatusBeyondEnd, Stream: stream,
+		Description: fmt.Sprintf("offset %d of %s is not written yet", offset, stream)}
+}
+
+// Read iterates over stream's records from the start the options give up
+// to the durable end when the read reaches it (or the ToOffset end). It
+// stops at the first error it cannot retry, yielding it.
+func (c *Client) Read(ctx context.Context, stream string, opts ...ReadOption) iter.Seq2[Record, error] {
+	return c.iterate(ctx, stream, false, opts)
+}
+
+// Follow iterates over stream's records from the start the options give
+// and then waits for new ones, until ctx ends (without yielding ctx's
+// error) or the loop breaks. A lost gateway, a restart and a retryable
+// status are retried without end from the last record yielded.
+func (c *Client) Follow(ctx context.Context, stream string, opts ...ReadOption) iter.Seq2[Record, error] {
+	return c.iterate(ctx, stream, true, opts)
+}
+
+func (c *Client) iterate(ctx context.Context, stream string, follow bool, opts []ReadOption) iter.Seq2[Record, error] {
+	var p position
+	for _, o := range opts {
+		o(&p)
+	}
+	return func(yield func(Record, error) bool) {
+		r := reading{c: c, stream: stream, follow: follow, pos: p, yield: yield}
+		r.run(ctx)
+	}
+}
+
+// stripHeaders are the read API's own headers, not the record's.
+var stripHeaders = []string{readapi.APIVersionHeader, readapi.HeaderSubject, readapi.HeaderStream,
+	readapi.HeaderOffset, readapi.HeaderSeq, readapi.HeaderTime, readapi.HeaderRaw}
+
+func recordOf(m *nats.Msg) (Record, error) {
+	h := m.Header
+	off, err1 := strconv.ParseUint(h.Get(readapi.HeaderOffset), 10, 64)
+	seq, err2 := strconv.ParseUint(h.Get(readapi.HeaderSeq), 10, 64)
+	ts, err3 := time.Parse(time.RFC3339Nano, h.Get(readapi.HeaderTime))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return Record{}, fmt.Errorf("aofclient: malformed record message: %w", err)
+	}
+	rec := Record{Stream: h.Get(readapi.HeaderStream), Offset: off, Seq: seq, Time: ts,
+		Subject: h.Get(readapi.HeaderSubject), Raw: h.Get(readapi.HeaderRaw) == "true", Data: m.Data}
+	for k, vs := range h {
+		if !isAPIHeader(k) {
+			if rec.Header == nil {
+				rec.Header = nats.Header{}
+			}
+			rec.Header[k] = vs
+		}
+	}
+	return rec, nil
+}
+
+func isAPIHeader(k string) bool {
+	for _, s := range stripHeaders {
+		if strings.EqualFold(k, s) {
+			return true
+		}
+	}
+	return false
+}

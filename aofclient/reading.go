@@ -1,0 +1,178 @@
+package aofclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bop-aof/aof/readapi"
+)
+
+// errLost: no message of a batch came within the wait: the gateway
+// serving it is gone (restart, failover, network).
+var errLost = errors.New("aofclient: no answer from the gateway within the timeout")
+
+// reading is one Read or Follow: it asks for batch after batch from the
+// position after the last record yielded.
+type reading struct {
+	c      *Client
+	stream string
+	follow bool
+	pos    position
+	yield  func(Record, error) bool
+
+	stopped  bool // the loop body broke out
+	failures int  // retryable failures in a row
+}
+
+func (r *reading) run(ctx context.Context) {
+	for {
+		eob, err := r.batch(ctx)
+		if r.stopped {
+			return
+		}
+		if err != nil {
+			if !r.retry(ctx, err) {
+				return
+			}
+			continue
+		}
+		r.failures = 0
+		r.pos.offset, r.pos.seq = eob.NextOffset, 0
+		if r.pos.end > 0 && r.pos.offset >= r.pos.end {
+			return
+		}
+		if !r.follow && (eob.Reason == readapi.ReasonTail || eob.Reason == readapi.ReasonExpired) {
+			return
+		}
+	}
+}
+
+// retry decides after a failed batch: yield the error and stop, or wait
+// a backoff and ask again.
+func (r *reading) retry(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		if !r.follow {
+			r.yield(Record{}, ctx.Err())
+		}
+		return false
+	}
+	if !retryable(err) || (!r.follow && r.failures >= r.c.retries) {
+		r.yield(Record{}, fmt.Errorf("aofclient: read %s from offset %d: %w", r.stream, r.pos.offset, err))
+		return false
+	}
+	backoff := min(r.c.backoff<<min(r.failures, 5), 2*time.Second)
+	r.failures++
+	select {
+	case <-ctx.Done():
+		return r.retry(ctx, ctx.Err())
+	case <-time.After(backoff):
+		return true
+	}
+}
+
+func retryable(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return readapi.Retryable(e.Code)
+	}
+	return errors.Is(err, errLost) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout)
+}
+
+func (r *reading) request() readapi.Request {
+	req := readapi.Request{StartOffset: r.pos.offset, StartSeq: r.pos.seq, EndOffset: r.pos.end,
+		MaxMsgs: r.c.maxMsgs, MaxBytes: r.c.maxBytes}
+	if req.StartSeq == 0 && req.EndOffset > req.StartOffset {
+		// Fewer records than a batch: ask for just those, which lets the
+		// gateway read a cold segment with ranged GETs.
+		if left := req.EndOffset - req.StartOffset; left < readapi.DefaultMaxMsgs && (req.MaxMsgs == 0 || int(left) < req.MaxMsgs) {
+			req.MaxMsgs = int(left)
+		}
+	}
+	if r.follow {
+		req.Follow, req.HeartbeatMS = true, r.c.heartbeat.Milliseconds()
+	}
+	return req
+}
+
+// batch asks for one batch and yields its records as they arrive.
+func (r *reading) batch(ctx context.Context) (readapi.EndOfBatch, error) {
+	inbox := r.c.nc.NewInbox()
+	sub, err := r.c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return readapi.EndOfBatch{}, err
+	}
+	defer sub.Unsubscribe()
+	// The batch is bounded by the request: let it all wait in the buffer
+	// while the loop body is slow rather than drop any of it.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return readapi.EndOfBatch{}, err
+	}
+	body, _ := json.Marshal(r.request()) // a Request always encodes
+	m := &nats.Msg{Subject: r.c.prefix + "." + r.stream, Reply: inbox, Data: body, Header: nats.Header{}}
+	m.Header.Set(readapi.APIVersionHeader, readapi.APIVersion)
+	if err := r.c.nc.PublishMsg(m); err != nil {
+		return readapi.EndOfBatch{}, err
+	}
+	for {
+		msg, err := r.next(ctx, sub)
+		if err != nil {
+			return readapi.EndOfBatch{}, err
+		}
+		eob, done, err := r.handle(msg)
+		if done || err != nil || r.stopped {
+			return eob, err
+		}
+	}
+}
+
+// next waits for the next message of the batch: the timeout, or in
+// follow three heartbeats.
+func (r *reading) next(ctx context.Context, sub *nats.Subscription) (*nats.Msg, error) {
+	wait := r.c.timeout
+	if r.follow {
+		wait = min(wait, 3*r.c.heartbeat)
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	msg, err := sub.NextMsgWithContext(wctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, errLost
+	}
+	return msg, err
+}
+
+// handle takes one message of the batch: a record is yielded, a
+// heartbeat skipped; the end of the batch or an error ends it (done).
+func (r *reading) handle(msg *nats.Msg) (eob readapi.EndOfBatch, done bool, err error) {
+	if msg.Header.Get("Status") == "503" && len(msg.Data) == 0 {
+		return eob, true, nats.ErrNoResponders
+	}
+	switch code := msg.Header.Get(readapi.HeaderStatus); code {
+	case "":
+		rec, err := recordOf(msg)
+		if err != nil {
+			return eob, true, err
+		}
+		r.pos.offset, r.pos.seq = rec.Offset+1, 0
+		if !r.yield(rec, nil) {
+			r.stopped = true
+		}
+		return eob, false, nil
+	case readapi.StatusHeartbeat:
+		return eob, false, nil
+	case readapi.StatusEndOfBatch:
+		if err := json.Unmarshal(msg.Data, &eob); err != nil {
+			return eob, true, fmt.Errorf("aofclient: malformed end of batch: %w", err)
+		}
+		return eob, true, nil
+	default:
+		e := &Error{Code: code, Description: msg.Header.Get(readapi.HeaderDescription)}
+		_ = json.Unmarshal(msg.Data, e) // the headers suffice if the body does not parse
+		return eob, true, e
+	}
+}

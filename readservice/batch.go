@@ -1,0 +1,182 @@
+package readservice
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/bop-aof/aof/readapi"
+	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tiers/backpressure"
+)
+
+// rangedReadMaxMsgs: a batch of at most this many records reads a segment
+// that is only in Tier 2 with ranged GETs of its frames instead of
+// hydrating the whole segment (a Get, a search by sequence).
+const rangedReadMaxMsgs = 16
+
+// errTail: the reader is at the durable end of the stream.
+var errTail = errors.New("at the tail")
+
+// batch is one request being answered: it reads from start until a bound
+// and publishes each record to the reply subject as it goes.
+type batch struct {
+	s      *Service
+	stream string
+	reply  string
+	req    readapi.Request
+	r      *tiers.Reader
+
+	next  uint64 // the offset of the next record to send
+	sent  int
+	bytes int64 // of bodies sent
+}
+
+func (b *batch) run(ctx context.Context) error {
+	r, err := b.s.store.Reader(b.stream)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	b.r = r
+	if b.next, err = b.start(ctx); err != nil {
+		return err
+	}
+	r.Seek(b.next)
+	r.SetRangedReads(b.req.MaxMsgs <= rangedReadMaxMsgs)
+	reason, err := b.send(ctx)
+	if err != nil {
+		return err
+	}
+	return b.end(reason)
+}
+
+// bounds are the earliest retained offset and the durable end (the offset
+// the next record appended gets) of the stream.
+func (b *batch) bounds() (earliest, end uint64) {
+	segs := b.s.store.Segments(b.stream)
+	if len(segs) == 0 {
+		return 0, 0
+	}
+	return segs[0].BaseOffset, segs[len(segs)-1].NextOffset
+}
+
+// start resolves the request's start to an offset within the stream.
+func (b *batch) start(ctx context.Context) (uint64, error) {
+	earliest, end := b.bounds()
+	if b.req.StartSeq > 0 {
+		return b.offsetOfSeq(ctx, b.req.StartSeq, earliest, end)
+	}
+	off := b.req.StartOffset
+	switch {
+	case off < earliest:
+		return 0, statusf(readapi.StatusGone, "offset %d of %s was deleted by retention; the earliest retained offset is %d", off, b.stream, earliest)
+	case off > end:
+		return 0, statusf(readapi.StatusBeyondEnd, "offset %d is beyond the end of %s: the next offset to be written is %d", off, b.stream, end)
+	}
+	return off, nil
+}
+
+// send publishes records until a bound of the request, the tail, or the
+// follow expiry, and says which ended the batch.
+func (b *batch) send(ctx context.Context) (string, error) {
+	for {
+		if b.sent >= b.req.MaxMsgs {
+			return readapi.ReasonMaxMsgs, nil
+		}
+		if b.req.EndOffset > 0 && b.next >= b.req.EndOffset {
+			return readapi.ReasonEnd, nil
+		}
+		e, err := b.read(ctx)
+		if errors.Is(err, errTail) {
+			if b.sent > 0 || !b.req.Follow {
+				return readapi.ReasonTail, nil
+			}
+			if e, err = b.waitAtTail(ctx); errors.Is(err, errTail) {
+				return readapi.ReasonExpired, nil
+			}
+		}
+		if err != nil {
+			return "", err
+		}
+		m := recordMsg(b.reply, b.stream, e)
+		// The first record goes out whatever its size, or the read could
+		// never pass it.
+		if b.sent > 0 && b.bytes+int64(len(m.Data)) > int64(b.req.MaxBytes) {
+			return readapi.ReasonMaxBytes, nil
+		}
+		if err := b.s.nc.PublishMsg(m); err != nil {
+			return "", err
+		}
+		b.sent++
+		b.bytes += int64(len(m.Data))
+		b.next = e.Offset + 1
+	}
+}
+
+// read returns the next record without waiting at the tail (errTail);
+// while its segment comes back from Tier 2 it backs off 10 ms to 250 ms,
+// as REFERENCE.md asks, until ctx ends.
+func (b *batch) read(ctx context.Context) (tiers.Entry, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		e, err := b.r.TryNext(ctx)
+		switch {
+		case err == nil:
+			return e, nil
+		case backpressure.Is(err, backpressure.Tail):
+			return e, errTail
+		case !backpressure.Is(err, backpressure.Hydration):
+			return e, err
+		}
+		select {
+		case <-ctx.Done():
+			return e, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 250*time.Millisecond)
+	}
+}
+
+// waitAtTail waits for the next record up to the request's expiry
+// (errTail when none came), sending a heartbeat each heartbeat interval
+// so the reader can tell a quiet stream from a lost gateway.
+func (b *batch) waitAtTail(ctx context.Context) (tiers.Entry, error) {
+	deadline := time.Now().Add(time.Duration(b.req.ExpiresMS) * time.Millisecond)
+	heartbeat := time.Duration(b.req.HeartbeatMS) * time.Millisecond
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return tiers.Entry{}, errTail
+		}
+		wctx, cancel := context.WithTimeout(ctx, min(left, heartbeat))
+		e, err := b.r.Next(wctx)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return e, err
+		}
+		if time.Until(deadline) > 0 {
+			hb := controlMsg(b.reply, readapi.StatusHeartbeat, "Idle Heartbeat", nil)
+			if err := b.s.nc.PublishMsg(hb); err != nil {
+				return e, err
+			}
+		}
+	}
+}
+
+// end publishes the end-of-batch message.
+func (b *batch) end(reason string) error {
+	_, end := b.bounds()
+	limit := end
+	if b.req.EndOffset > 0 {
+		limit = min(limit, b.req.EndOffset)
+	}
+	eob := readapi.EndOfBatch{
+		Stream: b.stream, NextOffset: b.next, Records: b.sent, Bytes: b.bytes,
+		AtTail: b.next >= end, Reason: reason,
+	}
+	if limit > b.next {
+		eob.Pending = limit - b.next
+	}
+	return b.s.nc.PublishMsg(endOfBatchMsg(b.reply, eob))
+}

@@ -1,0 +1,18 @@
+// Package readservice serves the read API (package readapi, described for
+// every language in docs/reading.md) over a store: every gateway
+// subscribes to <prefix>.* in the queue group readapi.QueueGroup, so one
+// of them answers each request, and the subjects are apart from
+// aof.admin.> so that NATS permissions can grant reading without
+// administration.
+//
+// Flow control is the batch: a request names at most max_msgs records and
+// max_bytes of bodies (capped by readapi.MaxMaxMsgs and
+// readapi.MaxMaxBytes), the service publishes that much to the reply
+// subject and an end-of-batch message, and the reader asks for more when
+// it has taken them. A slow reader therefore never has more than one
+// batch in flight, and nothing is dropped on its behalf.
+//
+// Not in this slice: start by time (answered StatusNotImplemented, it
+// needs per-segment time ranges in the manifest), replay or export to
+// another subject, and read-ahead of the next batch.
+package readservice

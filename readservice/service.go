@@ -1,0 +1,172 @@
+package readservice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bop-aof/aof/readapi"
+	"github.com/bop-aof/aof/tiers"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxConcurrent = 64
+	// DefaultRequestTimeout bounds the work of one request that does not
+	// follow (mostly waiting for a segment to come back from Tier 2); a
+	// follow request gets its expiry on top.
+	DefaultRequestTimeout = 60 * time.Second
+)
+
+// Options configure a Service. Zero values take the defaults.
+type Options struct {
+	SubjectPrefix string // requests on <prefix>.<stream>; readapi.DefaultSubjectPrefix
+	// MaxConcurrent bounds the requests served at once; one over it is
+	// answered StatusUnavailable (retryable). DefaultMaxConcurrent.
+	MaxConcurrent  int
+	RequestTimeout time.Duration // DefaultRequestTimeout
+	Logger         *slog.Logger
+}
+
+// Service answers read requests from one store. Each request is served
+// on its own goroutine, so a follow request waiting at the tail does not
+// hold up the others.
+type Service struct {
+	nc    *nats.Conn
+	store *tiers.Store
+	opts  Options
+	log   *slog.Logger
+	sub   *nats.Subscription
+	slots chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	// mu orders accept's wg.Add before Stop's wg.Wait: a message being
+	// delivered while Stop unsubscribes is refused, not lost in a race.
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// New subscribes the service on nc and returns once the server knows the
+// subscription.
+func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
+	if nc == nil || store == nil {
+		return nil, errors.New("readservice: nil connection or store")
+	}
+	if opts.SubjectPrefix == "" {
+		opts.SubjectPrefix = readapi.DefaultSubjectPrefix
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{nc: nc, store: store, opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	sub, err := nc.QueueSubscribe(opts.SubjectPrefix+".*", readapi.QueueGroup, s.accept)
+	if err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("readservice: subscribe %s.*: %w", opts.SubjectPrefix, err)
+	}
+	s.sub = sub
+	if err := nc.Flush(); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("readservice: flush subscription: %w", err)
+	}
+	return s, nil
+}
+
+// Stop unsubscribes, ends the requests in flight (each answers
+// StatusUnavailable with the position reached, so the reader resumes on
+// another gateway) and waits for them.
+func (s *Service) Stop() {
+	s.drain()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+// drain unsubscribes so that the requests NATS already routed to this
+// gateway are still taken (and answered) rather than dropped: a plain
+// unsubscribe loses them, and their readers would wait for a timeout.
+func (s *Service) drain() {
+	if s.sub == nil {
+		return
+	}
+	if err := s.sub.Drain(); err != nil {
+		_ = s.sub.Unsubscribe()
+		return
+	}
+	for deadline := time.Now().Add(drainTimeout); s.sub.IsValid() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// drainTimeout bounds how long Stop waits for the subscription to drain.
+const drainTimeout = 5 * time.Second
+
+// accept runs on the subscription's goroutine: it only takes a slot and
+// hands the request to a goroutine of its own.
+func (s *Service) accept(m *nats.Msg) {
+	if m.Reply == "" {
+		s.log.Debug("read_request_without_reply", "subject", m.Subject)
+		return
+	}
+	stream := strings.TrimPrefix(m.Subject, s.opts.SubjectPrefix+".")
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.sendError(m.Reply, stream, statusf(readapi.StatusUnavailable,
+			"gateway busy: %d read requests in flight (read.max_concurrent)", s.opts.MaxConcurrent))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		<-s.slots
+		s.sendError(m.Reply, stream, statusf(readapi.StatusUnavailable, "gateway stopping: retry on another gateway"))
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.slots }()
+		s.serve(m, stream)
+	}()
+}
+
+func (s *Service) serve(m *nats.Msg, stream string) {
+	req, rerr := parseRequest(m)
+	if rerr != nil {
+		s.sendError(m.Reply, stream, rerr)
+		return
+	}
+	timeout := s.opts.RequestTimeout
+	if req.Follow {
+		timeout += time.Duration(req.ExpiresMS) * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	defer cancel()
+	b := &batch{s: s, stream: stream, reply: m.Reply, req: req}
+	if err := b.run(ctx); err != nil {
+		e := s.errorOf(err, stream)
+		if b.sent > 0 {
+			e.Records, e.NextOffset = b.sent, b.next
+		}
+		s.log.Debug("read_request_failed", "stream", stream, "code", e.Code, "err", err)
+		s.sendError(m.Reply, stream, e)
+	}
+}
