@@ -11,7 +11,7 @@
 // # Record (40-byte header + payload)
 //
 //	off size field
-//	0   2    record_type    (ids 0-15 below; readers skip unknown ids)
+//	0   2    record_type    (ids 0-16 below; readers skip unknown ids)
 //	2   2    flags          (bit 0 FlagTier1Copy on LocalEvicted)
 //	4   4    payload_len    (at most MaxPayloadSize)
 //	8   8    segment_id
@@ -20,8 +20,8 @@
 //	32  8    payload_crc64  (CRC64 of the payload bytes)
 //	40  n    payload
 //
-// Payloads (ids are those of the original AOF2 manifest; strings are raw
-// bytes preceded by a u16 length):
+// Payloads (ids 0-15 are those of the original AOF2 manifest, 16 is this
+// gateway's own; strings are raw bytes preceded by a u16 length):
 //
 //	0  SegmentOpened       base_offset u64, epoch u32
 //	1  SealSegment         durable_bytes u64, segment_crc64 u64, ext_id u64,
@@ -40,6 +40,20 @@
 //	13 LocalEvicted        reclaimed_bytes u64
 //	14 SnapshotMarker      chunk_index u64, chunk_offset u64, snapshot_id u64
 //	15 CustomEvent         schema_id u32, blob_len u16, blob
+//	16 SegmentBounds       first_ext_id u64, last_ext_id u64,
+//	                       first_append_ms i64, last_append_ms i64
+//
+// SegmentBounds is written with every seal, in the same commit as and just
+// before SealSegment: the ext_id and append_ts_ms of the segment's first
+// and last record (all zero for a segment without records), so a reader
+// finds the segment for a time or a JetStream sequence from the index
+// alone (SegmentForTime, SegmentForSeq). It is a record of its own rather
+// than longer SealSegment payload so SealSegment stays byte for byte the
+// original AOF2 record and a reader that does not know id 16 (an older
+// gateway after a rollback, a NATS subscriber) skips it instead of
+// refusing the chunk. A segment sealed without it (before it existed, or
+// a seal recovery recorded again from the footer alone) has unknown
+// bounds: SegmentForTime answers SeekUnknown and the reader scans.
 //
 // Reason codes: 0 transient, 1 codec (corrupt segment), 2 Tier 2 auth,
 // 3 unavailable, 4 Tier 2 object missing.
@@ -89,11 +103,11 @@
 // index+1) when a record would overflow Options.ChunkCapacity or the chunk's
 // first record is older than Options.RotationPeriod.
 //
-// # Snapshot <dir>/snapshot_<snapshot_id:020>.bin (AOF2SNAP version 3)
+// # Snapshot <dir>/snapshot_<snapshot_id:020>.bin (AOF2SNAP version 4)
 //
 //	off size field
 //	0   8    magic "AOF2SNAP"
-//	8   4    version = 3
+//	8   4    version = 4 (3 is still read)
 //	12  4    flags = 0
 //	16  8    snapshot_id
 //	24  8    chunk_index   \ position of the first record not folded into
@@ -103,16 +117,20 @@
 //	52  n    index (below)
 //	52+n 8   crc64 of every preceding byte
 //
-// Index encoding (version 2): version u16, stream (u16 length + bytes),
+// Index encoding (version 3): version u16, stream (u16 length + bytes),
 // records u64, unknown u64, custom u64, last_snapshot_id u64, segment_count
 // u32, then per segment in ascending id order: segment u64, base_offset u64,
 // epoch u32, last_logical_offset u64, last_timestamp_ms u64, opened_ms u64
-// (absent in version 1, which readers still accept), record_count
-// u64, durable_bytes u64, crc64 u64, last_ext_id u64, compressed_bytes u64,
+// (absent in version 1), record_count u64, durable_bytes u64, crc64 u64,
+// last_ext_id u64, first_ext_id u64, first_append_ms u64, last_append_ms
+// u64 (these three absent in versions 1 and 2), compressed_bytes u64,
 // dictionary_id u32, resident_bytes u64, hydration_source u64, last_failure
 // u32, failures u32, reason u32, pending_jobs u8, state flags u8 (sealed,
-// flush_failure, tier0, tier1, tier2, needs_recovery, deleted from bit 0),
-// tier2_key and etag as u16 length + bytes.
+// flush_failure, tier0, tier1, tier2, needs_recovery, deleted,
+// bounds_known from bit 0), tier2_key and etag as u16 length + bytes.
+// Snapshot version 4 carries index version 3; version 3 snapshots carry
+// index versions 1 and 2, which readers still accept (their segments'
+// bounds are unknown).
 //
 // A snapshot is written atomically and then announced by a SnapshotMarker
 // record. Open loads the newest snapshot that verifies (skipping corrupt

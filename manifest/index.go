@@ -37,6 +37,16 @@ type SegmentState struct {
 	LastExtID    uint64
 	FlushFailure bool
 
+	// BoundsKnown is set by a SegmentBounds record: FirstExtID,
+	// FirstAppendMS and LastAppendMS (and LastExtID) describe the
+	// segment's first and last record. Segments sealed before that
+	// record existed, or whose seal a crash recorded again from the
+	// footer alone, have it unset and zero times: unknown, not empty.
+	BoundsKnown   bool
+	FirstExtID    uint64
+	FirstAppendMS int64
+	LastAppendMS  int64
+
 	InTier0, InTier1, InTier2 bool
 	CompressedBytes           uint64
 	DictionaryID              uint32
@@ -118,6 +128,10 @@ func (x *Index) Apply(r Record) {
 	case SealSegmentPayload:
 		s.Sealed = true
 		s.DurableBytes, s.CRC64, s.LastExtID, s.FlushFailure = p.DurableBytes, p.SegmentCRC64, p.ExtID, p.FlushFailure
+	case SegmentBoundsPayload:
+		s.BoundsKnown = true
+		s.FirstExtID, s.LastExtID = p.FirstExtID, p.LastExtID
+		s.FirstAppendMS, s.LastAppendMS = p.FirstAppendMS, p.LastAppendMS
 	case CompressionStartedPayload:
 		s.PendingJobs |= PendingCompression
 	case CompressionDonePayload:
@@ -222,8 +236,8 @@ func (x *Index) Equal(y *Index) bool {
 }
 
 // indexVersion is the version of the encoding AppendBinary writes; it is
-// part of snapshot format v3.
-const indexVersion = 2
+// part of snapshot format v4 (v3 snapshots carry versions 1 and 2).
+const indexVersion = 3
 
 // AppendBinary appends the deterministic encoding of x (segments in id
 // order, layout in the package doc) to b.
@@ -246,6 +260,9 @@ func (x *Index) AppendBinary(b []byte) []byte {
 		b = le.AppendUint64(b, s.DurableBytes)
 		b = le.AppendUint64(b, s.CRC64)
 		b = le.AppendUint64(b, s.LastExtID)
+		b = le.AppendUint64(b, s.FirstExtID)
+		b = le.AppendUint64(b, uint64(s.FirstAppendMS))
+		b = le.AppendUint64(b, uint64(s.LastAppendMS))
 		b = le.AppendUint64(b, s.CompressedBytes)
 		b = le.AppendUint32(b, s.DictionaryID)
 		b = le.AppendUint64(b, s.ResidentBytes)
@@ -268,6 +285,7 @@ const (
 	stTier2
 	stNeedsRecovery
 	stDeleted
+	stBoundsKnown
 )
 
 func (s *SegmentState) flags() byte {
@@ -276,7 +294,8 @@ func (s *SegmentState) flags() byte {
 		on  bool
 		bit byte
 	}{{s.Sealed, stSealed}, {s.FlushFailure, stFlushFailure}, {s.InTier0, stTier0}, {s.InTier1, stTier1},
-		{s.InTier2, stTier2}, {s.NeedsRecovery, stNeedsRecovery}, {s.Deleted, stDeleted}} {
+		{s.InTier2, stTier2}, {s.NeedsRecovery, stNeedsRecovery}, {s.Deleted, stDeleted},
+		{s.BoundsKnown, stBoundsKnown}} {
 		if c.on {
 			f |= c.bit
 		}
@@ -284,20 +303,21 @@ func (s *SegmentState) flags() byte {
 	return f
 }
 
-// segmentFixedSize is the encoded size of a segment's fixed-width fields.
-const segmentFixedSize = 8*12 + 4*5 + 2
+// segmentFixedSize is the encoded size of a segment's fixed-width fields
+// in version 1, the smallest.
+const segmentFixedSize = 8*11 + 4*5 + 2
 
 // DecodeIndex decodes what AppendBinary wrote.
 func DecodeIndex(b []byte) (*Index, error) {
 	d := decoder{b: b}
 	v := d.u16()
-	if v != indexVersion && v != 1 {
-		return nil, fmt.Errorf("index version %d, want 1 or %d", v, indexVersion)
+	if v < 1 || v > indexVersion {
+		return nil, fmt.Errorf("index version %d, want 1 to %d", v, indexVersion)
 	}
 	x := NewIndex(d.str())
 	x.Records, x.Unknown, x.Custom, x.LastSnapshotID = d.u64(), d.u64(), d.u64(), d.u64()
 	n := d.u32()
-	if d.err == nil && uint64(n)*(segmentFixedSize-8) > uint64(len(d.b)) {
+	if d.err == nil && uint64(n)*segmentFixedSize > uint64(len(d.b)) {
 		return nil, fmt.Errorf("index: %d segments in %d bytes", n, len(d.b))
 	}
 	for i := uint32(0); i < n && d.err == nil; i++ {
@@ -311,6 +331,11 @@ func DecodeIndex(b []byte) (*Index, error) {
 		}
 		s.RecordCount = d.u64()
 		s.DurableBytes, s.CRC64, s.LastExtID = d.u64(), d.u64(), d.u64()
+		if v >= 3 {
+			// Versions 1 and 2 predate SegmentBounds: their segments'
+			// bounds stay unknown (BoundsKnown unset).
+			s.FirstExtID, s.FirstAppendMS, s.LastAppendMS = d.u64(), int64(d.u64()), int64(d.u64())
+		}
 		s.CompressedBytes, s.DictionaryID, s.ResidentBytes, s.HydrationSource = d.u64(), d.u32(), d.u64(), d.u64()
 		s.LastFailure, s.Failures, s.Reason = ReasonCode(d.u32()), d.u32(), ReasonCode(d.u32())
 		s.PendingJobs = PendingJobs(d.u8())
@@ -318,6 +343,7 @@ func DecodeIndex(b []byte) (*Index, error) {
 		s.Sealed, s.FlushFailure = f&stSealed != 0, f&stFlushFailure != 0
 		s.InTier0, s.InTier1, s.InTier2 = f&stTier0 != 0, f&stTier1 != 0, f&stTier2 != 0
 		s.NeedsRecovery, s.Deleted = f&stNeedsRecovery != 0, f&stDeleted != 0
+		s.BoundsKnown = f&stBoundsKnown != 0
 		s.Tier2Key, s.ETag = d.str(), d.str()
 		if _, dup := x.segments[s.Segment]; dup && d.err == nil {
 			return nil, fmt.Errorf("index: segment %d twice", s.Segment)

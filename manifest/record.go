@@ -43,6 +43,11 @@ const (
 	LocalEvicted       RecordType = 13
 	SnapshotMarker     RecordType = 14
 	CustomEvent        RecordType = 15
+	// SegmentBounds is this gateway's own record (the original AOF2 ids
+	// end at 15): the first and last ext id and append time of a sealed
+	// segment, so a reader seeks by time or sequence from the index
+	// alone. Older readers skip it as an unknown id.
+	SegmentBounds RecordType = 16
 )
 
 var recordTypeNames = [...]string{
@@ -50,6 +55,7 @@ var recordTypeNames = [...]string{
 	"CompressionFailed", "UploadStarted", "UploadDone", "UploadFailed",
 	"Tier2DeleteQueued", "Tier2Deleted", "HydrationStarted", "HydrationDone",
 	"HydrationFailed", "LocalEvicted", "SnapshotMarker", "CustomEvent",
+	"SegmentBounds",
 }
 
 // String returns the record type's name, or "Unknown(<id>)".
@@ -60,7 +66,7 @@ func (t RecordType) String() string {
 	return "Unknown(" + strconv.Itoa(int(t)) + ")"
 }
 
-// Known reports whether t is one of the 16 defined record types.
+// Known reports whether t is one of the defined record types (ids 0-16).
 func (t RecordType) Known() bool { return int(t) < len(recordTypeNames) }
 
 // ReasonCode says why a transition failed and what should happen next.
@@ -163,6 +169,13 @@ type (
 		SchemaID uint32
 		Blob     []byte
 	}
+	// SegmentBoundsPayload describes the records of a sealed segment: the
+	// ext ids and append_ts_ms of its first and last record. All zero for
+	// a segment without records.
+	SegmentBoundsPayload struct {
+		FirstExtID, LastExtID       uint64
+		FirstAppendMS, LastAppendMS int64
+	}
 	// UnknownPayload holds the payload of a record type this code does not know.
 	UnknownPayload struct {
 		Type RecordType
@@ -189,6 +202,7 @@ func (HydrationFailedPayload) RecordType() RecordType    { return HydrationFaile
 func (LocalEvictedPayload) RecordType() RecordType       { return LocalEvicted }
 func (SnapshotMarkerPayload) RecordType() RecordType     { return SnapshotMarker }
 func (CustomEventPayload) RecordType() RecordType        { return CustomEvent }
+func (SegmentBoundsPayload) RecordType() RecordType      { return SegmentBounds }
 func (p UnknownPayload) RecordType() RecordType          { return p.Type }
 
 var le = binary.LittleEndian
@@ -241,6 +255,12 @@ func (p CustomEventPayload) appendTo(b []byte) []byte {
 	b = le.AppendUint32(b, p.SchemaID)
 	b = le.AppendUint16(b, uint16(len(p.Blob)))
 	return append(b, p.Blob...)
+}
+func (p SegmentBoundsPayload) appendTo(b []byte) []byte {
+	b = le.AppendUint64(b, p.FirstExtID)
+	b = le.AppendUint64(b, p.LastExtID)
+	b = le.AppendUint64(b, uint64(p.FirstAppendMS))
+	return le.AppendUint64(b, uint64(p.LastAppendMS))
 }
 func (p UnknownPayload) appendTo(b []byte) []byte { return append(b, p.Raw...) }
 
@@ -387,6 +407,14 @@ func (p *CustomEventPayload) decode(b []byte) error {
 	p.Blob = append([]byte(nil), b[6:]...)
 	return nil
 }
+func (p *SegmentBoundsPayload) decode(b []byte) error {
+	if err := wantLen(b, 32); err != nil {
+		return err
+	}
+	p.FirstExtID, p.LastExtID = le.Uint64(b), le.Uint64(b[8:])
+	p.FirstAppendMS, p.LastAppendMS = int64(le.Uint64(b[16:])), int64(le.Uint64(b[24:]))
+	return nil
+}
 func (p *UnknownPayload) decode(b []byte) error {
 	p.Raw = append([]byte(nil), b...)
 	return nil
@@ -427,6 +455,8 @@ func newPayload(t RecordType) payloadDecoder {
 		return &SnapshotMarkerPayload{}
 	case CustomEvent:
 		return &CustomEventPayload{}
+	case SegmentBounds:
+		return &SegmentBoundsPayload{}
 	}
 	return &UnknownPayload{Type: t}
 }
@@ -466,6 +496,8 @@ func deref(p payloadDecoder) Payload {
 	case *SnapshotMarkerPayload:
 		return *v
 	case *CustomEventPayload:
+		return *v
+	case *SegmentBoundsPayload:
 		return *v
 	case *UnknownPayload:
 		return *v

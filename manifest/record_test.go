@@ -32,6 +32,7 @@ func sampleRecords() []Record {
 		LocalEvictedPayload{ReclaimedBytes: 4096},
 		SnapshotMarkerPayload{ChunkIndex: 3, ChunkOffset: 144, SnapshotID: 2},
 		CustomEventPayload{SchemaID: 0x01020304, Blob: []byte("hello")},
+		SegmentBoundsPayload{FirstExtID: 70, LastExtID: 77, FirstAppendMS: 1700000000000, LastAppendMS: 1700000009999},
 	}
 	out := make([]Record, len(p))
 	for i, pl := range p {

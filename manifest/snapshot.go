@@ -7,7 +7,10 @@ import (
 
 const (
 	snapshotMagic   = "AOF2SNAP"
-	snapshotVersion = 3
+	snapshotVersion = 4
+	// snapshotVersionV3 is still read: its index (version 1 or 2) has no
+	// segment bounds.
+	snapshotVersionV3 = 3
 	// snapshotHeaderSize: magic, version u32, flags u32, snapshot_id,
 	// chunk_index, chunk_offset, next_record, index_len u32.
 	snapshotHeaderSize = 8 + 4 + 4 + 8*4 + 4
@@ -28,7 +31,7 @@ type Snapshot struct {
 	Index      *Index
 }
 
-// AppendBinary appends the AOF2SNAP v3 encoding of s.
+// AppendBinary appends the AOF2SNAP v4 encoding of s.
 func (s *Snapshot) AppendBinary(b []byte) []byte {
 	start := len(b)
 	b = append(b, snapshotMagic...)
@@ -57,8 +60,8 @@ func DecodeSnapshot(b []byte) (*Snapshot, error) {
 	if string(b[:8]) != snapshotMagic {
 		return nil, fmt.Errorf("%w: bad magic", ErrSnapshot)
 	}
-	if v := le.Uint32(b[8:]); v != snapshotVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrSnapshot, v, snapshotVersion)
+	if v := le.Uint32(b[8:]); v != snapshotVersion && v != snapshotVersionV3 {
+		return nil, fmt.Errorf("%w: version %d, want %d or %d", ErrSnapshot, v, snapshotVersionV3, snapshotVersion)
 	}
 	s := &Snapshot{
 		ID:         le.Uint64(b[16:]),

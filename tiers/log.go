@@ -23,20 +23,26 @@ import (
 // manifest is the durable truth; this is its working copy for the append
 // and read paths.
 type segInfo struct {
-	id         uint64
-	base       uint64 // first logical offset
-	next       uint64 // one past the last logical offset
-	bytes      int64  // segment file size (Tier 0 bytes)
-	sealed     bool
-	firstExt   uint64
-	lastExt    uint64
-	crc64      uint64
-	inTier0    bool
-	inTier1    bool
-	inTier2    bool
-	tier2Key   string
-	etag       string
-	compressed int64
+	id       uint64
+	base     uint64 // first logical offset
+	next     uint64 // one past the last logical offset
+	bytes    int64  // segment file size (Tier 0 bytes)
+	sealed   bool
+	firstExt uint64
+	lastExt  uint64
+	// boundsKnown: firstMS and lastMS (and firstExt, lastExt) are those of
+	// the segment's first and last record. Unset for a segment sealed
+	// before the manifest kept them.
+	boundsKnown bool
+	firstMS     int64
+	lastMS      int64
+	crc64       uint64
+	inTier0     bool
+	inTier1     bool
+	inTier2     bool
+	tier2Key    string
+	etag        string
+	compressed  int64
 	// hydrating is set while a hydration job for the segment runs;
 	// hydratedBytes counts what it has downloaded so far.
 	hydrating     bool
@@ -151,6 +157,13 @@ func (l *Log) recover(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// setBounds records the bounds of the segment's records.
+func (si *segInfo) setBounds(b segment.Bounds) {
+	si.boundsKnown = true
+	si.firstExt, si.lastExt = b.FirstExtID, b.LastExtID
+	si.firstMS, si.lastMS = b.FirstAppendMS, b.LastAppendMS
 }
 
 func fillFromFooter(si *segInfo, ft segment.Footer) {
@@ -593,9 +606,11 @@ func (l *Log) rollLocked(ctx context.Context) error {
 	}
 	// The footer counts against Tier 0 like the rest of the file.
 	l.s.budget.Track(newSegmentKey(l.name, id), w.Size(), true, false)
+	bounds := w.Bounds()
 	w.Close()
 	si := l.segs[len(l.segs)-1]
 	fillFromFooter(si, ft)
+	si.setBounds(bounds)
 	si.sealed = true
 	span.SetAttributes(tracing.AttrBytes.Int64(int64(ft.DurableBytes)), tracing.AttrRecords.Int64(int64(ft.RecordCount)))
 	l.unrecorded = &unrecordedSeal{si: si, ft: ft}
@@ -657,6 +672,23 @@ func (l *Log) openNextAfterSealLocked() error {
 }
 
 func (l *Log) recordSeal(si *segInfo, ft segment.Footer) error {
+	// SegmentBounds goes first, in the same commit: a crash that keeps
+	// only a prefix of the commit leaves either both records, or the
+	// bounds of a segment not yet recorded sealed (redone at restart).
+	if si.boundsKnown {
+		if _, err := l.man.Append(manifest.Record{
+			Type:          manifest.SegmentBounds,
+			Segment:       si.id,
+			LogicalOffset: si.next,
+			TimestampMS:   l.s.opts.Now().UnixMilli(),
+			Payload: manifest.SegmentBoundsPayload{
+				FirstExtID: si.firstExt, LastExtID: si.lastExt,
+				FirstAppendMS: si.firstMS, LastAppendMS: si.lastMS,
+			},
+		}); err != nil {
+			return fmt.Errorf("manifest SegmentBounds: %w", err)
+		}
+	}
 	_, err := l.man.Append(manifest.Record{
 		Type:          manifest.SealSegment,
 		Segment:       si.id,

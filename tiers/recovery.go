@@ -280,6 +280,7 @@ func infoFromManifest(id uint64, st manifest.SegmentState, known bool) segInfo {
 		inTier1: st.InTier1, inTier2: st.InTier2, tier2Key: st.Tier2Key, etag: st.ETag,
 		compressed: int64(st.CompressedBytes), needsRecovery: st.NeedsRecovery,
 		reason: st.Reason, createdMS: st.OpenedMS,
+		boundsKnown: st.BoundsKnown, firstExt: st.FirstExtID, firstMS: st.FirstAppendMS, lastMS: st.LastAppendMS,
 	}
 }
 
@@ -514,6 +515,14 @@ type redoSeal struct{ seg uint64 }
 
 func (a redoSeal) apply(l *Log) error {
 	si := l.segmentLocked(a.seg)
+	// The footer has no append times; the first and last record do. If
+	// they cannot be read the seal is recorded without bounds (a reader
+	// seeking by time then scans) rather than not at all.
+	if b, err := segment.ReadBounds(l.s.fs, l.segmentPath(a.seg)); err != nil {
+		l.s.log.Warn("segment_bounds_unreadable", "stream", l.name, "segment", a.seg, "err", err)
+	} else {
+		si.setBounds(b)
+	}
 	return l.recordSeal(si, segment.Footer{DurableBytes: uint64(si.bytes), CRC64: si.crc64, LastExtID: si.lastExt})
 }
 

@@ -236,6 +236,15 @@ type SegmentStatus struct {
 	HydratedBytes int64  `json:"hydrated_bytes,omitempty"`
 	NeedsRecovery bool   `json:"needs_recovery,omitempty"`
 	Reason        string `json:"reason,omitempty"`
+	// The ext ids (JetStream sequences) and append times (Unix ms) of the
+	// segment's first and last durable record. Zero when unknown: no
+	// records, or a segment sealed before the manifest kept them
+	// (BoundsKnown unset; LastExtID is known for every sealed segment).
+	BoundsKnown   bool   `json:"bounds_known,omitempty"`
+	FirstExtID    uint64 `json:"first_ext_id,omitempty"`
+	LastExtID     uint64 `json:"last_ext_id,omitempty"`
+	FirstAppendMS int64  `json:"first_append_ms,omitempty"`
+	LastAppendMS  int64  `json:"last_append_ms,omitempty"`
 }
 
 // Segments lists the segments of stream ("" for all), oldest first.
@@ -268,10 +277,12 @@ func (l *Log) Segments() []SegmentStatus {
 			Tier2Key: si.tier2Key, ETag: si.etag, NeedsRecovery: si.needsRecovery,
 			State: si.phase(si.id == activeID),
 		}
+		st.setBounds(si)
 		if si.id == activeID {
 			st.Bytes = l.active.Size()
 			st.NextOffset = l.active.DurableOffset()
 			st.Records = st.NextOffset - si.base
+			st.setWriterBounds(l.active.DurableBounds())
 		}
 		if si.needsRecovery {
 			st.Reason = si.reason.String()
@@ -283,6 +294,22 @@ func (l *Log) Segments() []SegmentStatus {
 		out = append(out, st)
 	}
 	return out
+}
+
+func (st *SegmentStatus) setBounds(si *segInfo) {
+	st.LastExtID = si.lastExt
+	if si.boundsKnown {
+		st.BoundsKnown = true
+		st.FirstExtID, st.FirstAppendMS, st.LastAppendMS = si.firstExt, si.firstMS, si.lastMS
+	}
+}
+
+// setWriterBounds: the active segment's bounds are the writer's, durable
+// records only, as NextOffset is.
+func (st *SegmentStatus) setWriterBounds(b segment.Bounds) {
+	st.BoundsKnown = true
+	st.FirstExtID, st.LastExtID = b.FirstExtID, b.LastExtID
+	st.FirstAppendMS, st.LastAppendMS = b.FirstAppendMS, b.LastAppendMS
 }
 
 // Hydrate brings segment id of stream back into Tier 1 from Tier 2 and

@@ -275,3 +275,35 @@ func Verify(fsys vfs.FS, path string, opts ...Option) (Footer, error) {
 	}
 	return ft, nil
 }
+
+// ReadBounds returns the bounds of the sealed segment at path from its
+// footer and its first and last record. It reads two records (Seek walks
+// record headers only), for a seal whose bounds were not kept in memory.
+func ReadBounds(fsys vfs.FS, path string) (Bounds, error) {
+	r, err := Open(fsys, path)
+	if err != nil {
+		return Bounds{}, err
+	}
+	defer r.Close()
+	ft, ok := r.Footer()
+	if !ok {
+		return Bounds{}, fmt.Errorf("read bounds %s: %w", path, ErrNotSealed)
+	}
+	if ft.RecordCount == 0 {
+		return Bounds{}, nil
+	}
+	first, err := r.Next()
+	if err != nil {
+		return Bounds{}, fmt.Errorf("read bounds %s: first record: %w", path, err)
+	}
+	last := first
+	if ft.LastOffset != first.Offset {
+		if err := r.Seek(ft.LastOffset); err != nil {
+			return Bounds{}, fmt.Errorf("read bounds %s: %w", path, err)
+		}
+		if last, err = r.Next(); err != nil {
+			return Bounds{}, fmt.Errorf("read bounds %s: last record: %w", path, err)
+		}
+	}
+	return Bounds{FirstExtID: first.ExtID, LastExtID: last.ExtID, FirstAppendMS: first.AppendMS, LastAppendMS: last.AppendMS}, nil
+}

@@ -153,6 +153,7 @@ func recoverFile(fsys vfs.FS, dir, path string, f vfs.File, id uint64, o options
 	w.count = scan.count
 	w.firstExt = scan.firstExt
 	w.lastExt = scan.lastExt
+	w.firstMS, w.lastMS = scan.firstMS, scan.lastMS
 	w.publish()
 	rep.Records = scan.count
 	rep.DurableBytes = scan.pos

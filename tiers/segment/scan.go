@@ -55,6 +55,8 @@ type scanState struct {
 	count    uint64
 	firstExt uint64
 	lastExt  uint64
+	firstMS  int64  // append_ts_ms of the first record
+	lastMS   int64  // append_ts_ms of the last record
 	crc      uint64 // CRC-64/NVME of bytes [0, pos)
 }
 
@@ -90,9 +92,9 @@ func scanRecords(w *window, st *scanState) error {
 			return fmt.Errorf("%w: got %d, want %d", errBadOffset, e.Offset, st.next)
 		}
 		if st.count == 0 {
-			st.firstExt = e.ExtID
+			st.firstExt, st.firstMS = e.ExtID, e.AppendMS
 		}
-		st.lastExt = e.ExtID
+		st.lastExt, st.lastMS = e.ExtID, e.AppendMS
 		st.count++
 		st.next++
 		st.crc = crc64Update(st.crc, b[:n])

@@ -95,9 +95,13 @@ type Writer struct {
 	count    uint64
 	firstExt uint64
 	lastExt  uint64
-	failed   error
-	sealed   bool
-	closed   bool
+	// firstMS and lastMS are the append_ts_ms of the first and last
+	// record (0 without records), for the manifest's segment bounds.
+	firstMS int64
+	lastMS  int64
+	failed  error
+	sealed  bool
+	closed  bool
 
 	// durable is the state the last fsync made durable, published as one
 	// immutable value so readers always see a consistent pair of offset
@@ -187,15 +191,23 @@ func newWriter(fs vfs.FS, dir, path string, f vfs.File, h Header, o options) *Wr
 // durableState is what one fsync makes durable: the writer's position when
 // the bytes it covers had all been written.
 type durableState struct {
-	bytes int64
-	next  uint64
-	ext   uint64
-	count uint64
+	bytes    int64
+	next     uint64
+	ext      uint64
+	count    uint64
+	firstExt uint64
+	firstMS  int64
+	lastMS   int64
+}
+
+func (st durableState) bounds() Bounds {
+	return Bounds{FirstExtID: st.firstExt, LastExtID: st.ext, FirstAppendMS: st.firstMS, LastAppendMS: st.lastMS}
 }
 
 // current returns the writer's position. Called with mu held.
 func (w *Writer) current() durableState {
-	return durableState{bytes: w.written, next: w.next, ext: w.lastExt, count: w.count}
+	return durableState{bytes: w.written, next: w.next, ext: w.lastExt, count: w.count,
+		firstExt: w.firstExt, firstMS: w.firstMS, lastMS: w.lastMS}
 }
 
 // publish makes the durable state visible to the atomic getters. Called with
@@ -260,6 +272,24 @@ func (w *Writer) LastExtID() uint64 {
 
 // DurableExtID is the ext id of the last durable record.
 func (w *Writer) DurableExtID() uint64 { return w.durableState().ext }
+
+// Bounds are the ext ids and append times (append_ts_ms) of a segment's
+// first and last record; all zero without records.
+type Bounds struct {
+	FirstExtID, LastExtID       uint64
+	FirstAppendMS, LastAppendMS int64
+}
+
+// Bounds returns the bounds of the records appended, durable or not.
+// After Seal they are those of the sealed segment.
+func (w *Writer) Bounds() Bounds {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.current().bounds()
+}
+
+// DurableBounds returns the bounds of the durable records.
+func (w *Writer) DurableBounds() Bounds { return w.durableState().bounds() }
 
 // RecordCount is the number of records appended, durable or not.
 func (w *Writer) RecordCount() uint64 {
@@ -343,7 +373,9 @@ func (w *Writer) Append(recs []Record, nowMS int64) (firstOffset uint64, err err
 	}
 	if w.count == 0 {
 		w.firstExt = recs[0].ExtID
+		w.firstMS = nowMS
 	}
+	w.lastMS = nowMS
 	w.next = next
 	w.count += uint64(len(recs))
 	w.lastExt = recs[len(recs)-1].ExtID
