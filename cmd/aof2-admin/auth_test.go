@@ -312,3 +312,18 @@ func TestReadCommandsNeedOnlyTheReadAPIPermission(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayToASubjectTheUserMayNotPublishFailsWithExitCode3: the NATS
+// server refuses the target subject; replay says so (exit 3) instead of
+// waiting for JetStream acks that never come.
+func TestReplayToASubjectTheUserMayNotPublishFailsWithExitCode3(t *testing.T) {
+	rs := startRolesServer(t, nil)
+	login := []string{"--nats-url", rs.url, "--timeout", "20s", "--user", "readapi", "--password", readAPIPassword}
+	start := time.Now()
+	code, out, errOut := cli(t, append(login, "replay", "--stream", "demo", "--subject", "restore.{{stream}}", "--jetstream")...)
+	if took := time.Since(start); code != control.ExitAuth || took > 5*time.Second || !strings.Contains(errOut, "publish to restore.demo") {
+		t.Fatalf("replay to a refused subject: exit %d after %v (want %d at once naming restore.demo), stdout %q, stderr %q",
+			code, took, control.ExitAuth, out, errOut)
+	}
+	t.Logf("exit %d: %s", code, errOut)
+}

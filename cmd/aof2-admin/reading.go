@@ -34,6 +34,11 @@ func (a *app) readerClient(cmd *cobra.Command, parent context.Context, opts ...a
 	ctx, cancel := context.WithCancelCause(parent)
 	prefix := cfg.Read.SubjectPrefix
 	a.readDenied = func(op, subject string) {
+		if op == "publish" && !underPrefix(subject, prefix) {
+			// replay's target subject, not the read API
+			cancel(control.Errorf(control.CodeForbidden, "permission denied by the NATS server for publish to %s: this NATS user may not publish there", subject))
+			return
+		}
 		cancel(control.Errorf(control.CodeForbidden, "permission denied by the NATS server for %s to %s: reading needs publish to %s.> "+
 			"and subscribe to the reply inbox (the reader role of deploy/nats/aof-roles.conf)", op, subject, prefix))
 	}
@@ -52,13 +57,21 @@ func (a *app) readerClient(cmd *cobra.Command, parent context.Context, opts ...a
 	return ctx, stop, c, nil
 }
 
+// deniedBy is the NATS server's refusal that ended ctx, if one did.
+func deniedBy(ctx context.Context) *control.Error {
+	var ce *control.Error
+	if errors.As(context.Cause(ctx), &ce) {
+		return ce
+	}
+	return nil
+}
+
 // readFailure turns an error of a read into a command error with the
 // exit code it deserves: the NATS server's refusal (ctx's cause), the
 // gateway's status, or no gateway answering.
 func readFailure(ctx context.Context, stream string, err error) error {
-	var ce *control.Error
-	if cause := context.Cause(ctx); errors.As(cause, &ce) {
-		return ce
+	if denied := deniedBy(ctx); denied != nil {
+		return denied
 	}
 	var re *readapi.Error
 	if errors.As(err, &re) {
@@ -104,8 +117,8 @@ func messageOf(rec aofclient.Record) control.Message {
 	if len(rec.Header) > 0 {
 		m.Header = map[string][]string(rec.Header)
 	}
-	if m.Body == nil {
-		m.Body = []byte{}
+	if len(m.Body) == 0 {
+		m.Body = nil // JSON null, as the admin read printed an empty body
 	}
 	return m
 }
@@ -286,9 +299,8 @@ func (a *app) tail(ctx context.Context, c *aofclient.Client, stream string, from
 // tailEnded is the outcome of a tail that stopped: an interrupt is a
 // success, the NATS server's refusal or the gateway's status is not.
 func (a *app) tailEnded(ctx context.Context, stream string, err error) error {
-	var ce *control.Error
-	if errors.As(context.Cause(ctx), &ce) {
-		return ce
+	if denied := deniedBy(ctx); denied != nil {
+		return denied
 	}
 	if err == nil || ctx.Err() != nil {
 		return nil

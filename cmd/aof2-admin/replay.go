@@ -140,6 +140,9 @@ func (a *app) replay(cmd *cobra.Command, rng *recordRange, opts []aofclient.Read
 	}
 	start := time.Now()
 	err = r.run(ctx, c, rng, opts, prog)
+	if denied := deniedBy(ctx); denied != nil {
+		err = denied // the NATS server refused a read or a publish: ctx ended for it
+	}
 	prog.finish(r.sum.Records)
 	r.sum.Seconds = time.Since(start).Seconds()
 	if err != nil {
@@ -243,7 +246,7 @@ func (r *replayer) failed(ctx context.Context, err error) error {
 	if r.sum.JetStream {
 		hint = "records before it are stored; a second run stores none of them twice"
 	}
-	wrapped := fmt.Errorf("replay of %s stopped after %d record(s); the first offset not confirmed is %d (%s): run again with --from %d: %w",
+	wrapped := fmt.Errorf("replay of %s stopped after publishing %d record(s); the first offset not confirmed is %d (%s): run again with --from %d: %w",
 		r.stream, r.sum.Records, from, hint, from, err)
 	if errors.As(err, &ue) {
 		return usageError{wrapped}
