@@ -48,7 +48,14 @@ func (a *app) readerClient(cmd *cobra.Command, parent context.Context, opts ...a
 		stop()
 		return nil, nil, nil, err
 	}
-	base := []aofclient.Option{aofclient.WithSubjectPrefix(prefix), aofclient.WithTimeout(a.timeout)}
+	// A gateway may wait up to 60 s for a cold segment from Tier 2 before
+	// the first record of a batch: the client's default covers it; an
+	// explicit --timeout is taken as asked.
+	wait := aofclient.DefaultTimeout
+	if changed(a.flags, "timeout") {
+		wait = a.timeout
+	}
+	base := []aofclient.Option{aofclient.WithSubjectPrefix(prefix), aofclient.WithTimeout(wait)}
 	c, err := aofclient.New(nc, append(base, opts...)...)
 	if err != nil {
 		stop()
@@ -139,7 +146,9 @@ of at most 10000 records and --max-bytes body bytes (at most 16 MiB).
 Online it uses the gateways' read API (aof.read.<stream>, read.subject_prefix):
 cold segments come back from Tier 2 on demand, a gateway restart during the
 read is resumed, and the NATS user needs only publish to aof.read.> (the
-reader role). With --root it reads a stopped gateway's data root (Tier 0 and
+reader role). --timeout, when given, is how long to wait for the next
+message of a batch (by default 70 s: a gateway may wait 60 s for a cold
+segment). With --root it reads a stopped gateway's data root (Tier 0 and
 Tier 1 only).`,
 		Example: `  aof2-admin read --stream demo --from 0 --count 10
   aof2-admin read --stream demo --from 1000 --json | jq -r '.messages[].body | @base64d'
