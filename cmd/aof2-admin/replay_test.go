@@ -277,3 +277,25 @@ func TestReadFromSeqAndToSeqBoundTheRange(t *testing.T) {
 		t.Fatalf("export --from-seq 11 --to-seq 14: offsets %v, exit %d, stderr %q; want [10 11 12]", offsets, code, errOut)
 	}
 }
+
+func TestPacerHoldsPublishesToTheRate(t *testing.T) {
+	p := pacer{rate: 100}
+	start := time.Now()
+	for range 21 {
+		if err := p.wait(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 21 publishes at 100/s: the last is due 200 ms after the first.
+	if took := time.Since(start); took < 190*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("21 publishes at --rate 100 took %v, want about 200 ms", took)
+	}
+	unlimited := pacer{}
+	start = time.Now()
+	for range 1000 {
+		unlimited.wait(testCtx(t))
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("1000 publishes without --rate took %v", took)
+	}
+}
