@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -100,13 +101,27 @@ type ReadOption func(*position)
 
 type position struct {
 	offset, seq, end uint64
+	// time is a start by append time, sent only until the first batch
+	// answers: from then on the read continues by offset.
+	time time.Time
 }
 
 // FromOffset starts at logical offset off (the default is 0).
-func FromOffset(off uint64) ReadOption { return func(p *position) { p.offset, p.seq = off, 0 } }
+func FromOffset(off uint64) ReadOption {
+	return func(p *position) { p.offset, p.seq, p.time = off, 0, time.Time{} }
+}
 
 // FromSeq starts at the first record whose JetStream sequence is at least seq.
-func FromSeq(seq uint64) ReadOption { return func(p *position) { p.seq, p.offset = seq, 0 } }
+func FromSeq(seq uint64) ReadOption {
+	return func(p *position) { p.seq, p.offset, p.time = seq, 0, time.Time{} }
+}
+
+// FromTime starts at the first record appended at or after t. Gateways
+// do not support it yet: they answer readapi.StatusNotImplemented, which
+// the read yields as an *Error.
+func FromTime(t time.Time) ReadOption {
+	return func(p *position) { p.time, p.offset, p.seq = t, 0, 0 }
+}
 
 // ToOffset ends Read before offset end (exclusive).
 func ToOffset(end uint64) ReadOption { return func(p *position) { p.end = end } }
@@ -119,6 +134,20 @@ func (c *Client) Get(ctx context.Context, stream string, offset uint64) (Record,
 	}
 	return Record{}, &Error{Code: readapi.StatusBeyondEnd, Stream: stream,
 		Description: fmt.Sprintf("offset %d of %s is not written yet", offset, stream)}
+}
+
+// EndOffset returns the durable end of stream: the offset the next record
+// appended to it will get. It asks for the records after the highest
+// JetStream sequence, which the gateway answers with none and the end.
+func (c *Client) EndOffset(ctx context.Context, stream string) (uint64, error) {
+	var failed error
+	r := reading{c: c, stream: stream, pos: position{seq: math.MaxUint64},
+		yield: func(_ Record, err error) bool { failed = err; return err == nil }}
+	r.run(ctx)
+	if failed != nil {
+		return 0, failed
+	}
+	return r.last.NextOffset, nil
 }
 
 // Read iterates over stream's records from the start the options give up

@@ -209,3 +209,35 @@ func TestReadAsksAgainWhenAGatewayTakesARequestAndDies(t *testing.T) {
 		t.Fatalf("read %d records, want 5 (the dead gateway: %v)", n, err)
 	}
 }
+
+func TestEndOffsetIsTheDurableEnd(t *testing.T) {
+	g := startGateway()
+	t.Cleanup(g.close)
+	c := newClient(t, g)
+	g.publish(0, 10)
+	g.sealAndEvict()
+	g.publish(10, 5)
+	end, err := c.EndOffset(context.Background(), "orders")
+	if err != nil || end != 15 {
+		t.Fatalf("EndOffset = %d, %v; want 15", end, err)
+	}
+	var e *aofclient.Error
+	if _, err := c.EndOffset(context.Background(), "nosuch"); !errors.As(err, &e) || e.Code != readapi.StatusNotFound {
+		t.Fatalf("EndOffset of an unknown stream: %v, want a 404", err)
+	}
+}
+
+func TestFromTimeYieldsTheGatewaysNotImplemented(t *testing.T) {
+	g := startGateway()
+	t.Cleanup(g.close)
+	g.publish(0, 1)
+	c := newClient(t, g)
+	var e *aofclient.Error
+	for _, err := range c.Read(context.Background(), "orders", aofclient.FromTime(time.Now())) {
+		if !errors.As(err, &e) || e.Code != readapi.StatusNotImplemented {
+			t.Fatalf("read from a time: %v, want the gateway's 501", err)
+		}
+		return
+	}
+	t.Fatal("read from a time yielded nothing")
+}

@@ -27,6 +27,8 @@ type reading struct {
 
 	stopped  bool // the loop body broke out
 	failures int  // retryable failures in a row
+	// last is the end of the last batch answered.
+	last readapi.EndOfBatch
 }
 
 func (r *reading) run(ctx context.Context) {
@@ -41,8 +43,8 @@ func (r *reading) run(ctx context.Context) {
 			}
 			continue
 		}
-		r.failures = 0
-		r.pos.offset, r.pos.seq = eob.NextOffset, 0
+		r.failures, r.last = 0, eob
+		r.pos.offset, r.pos.seq, r.pos.time = eob.NextOffset, 0, time.Time{}
 		if r.pos.end > 0 && r.pos.offset >= r.pos.end {
 			return
 		}
@@ -86,6 +88,9 @@ func retryable(err error) bool {
 func (r *reading) request() readapi.Request {
 	req := readapi.Request{StartOffset: r.pos.offset, StartSeq: r.pos.seq, EndOffset: r.pos.end,
 		MaxMsgs: r.c.maxMsgs, MaxBytes: r.c.maxBytes}
+	if !r.pos.time.IsZero() {
+		req.StartTime = r.pos.time.UTC().Format(time.RFC3339Nano)
+	}
 	if req.StartSeq == 0 && req.EndOffset > req.StartOffset {
 		// Fewer records than a batch: ask for just those, which lets the
 		// gateway read a cold segment with ranged GETs.
@@ -158,7 +163,7 @@ func (r *reading) handle(msg *nats.Msg) (eob readapi.EndOfBatch, done bool, err 
 		if err != nil {
 			return eob, true, err
 		}
-		r.pos.offset, r.pos.seq = rec.Offset+1, 0
+		r.pos.offset, r.pos.seq, r.pos.time = rec.Offset+1, 0, time.Time{}
 		if !r.yield(rec, nil) {
 			r.stopped = true
 		}

@@ -42,6 +42,9 @@ type app struct {
 	nc  *nats.Conn
 	// denials fails a request the NATS server refuses at once.
 	denials *control.PermissionDenials
+	// readDenied, set by the read commands before they connect, stops a
+	// read the NATS server refuses (readerClient).
+	readDenied func(op, subject string)
 }
 
 // flagKeys maps the global flags that set configuration keys onto their
@@ -154,7 +157,9 @@ func wrapRun(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Comma
 const rootLong = `aof2-admin manages a bop AOF gateway's tiered store.
 
 Online, it talks to a running gateway through its NATS micro service
-(aof-admin, endpoints under aof.admin.>). With --root, dump, segments list,
+(aof-admin, endpoints under aof.admin.>); read, tail, replay and export use
+the gateways' read API (aof.read.<stream>), which a NATS user allowed to
+publish to aof.read.> may call. With --root, dump, segments list,
 manifest check, manifest inspect and read work offline on the data root of a
 stopped gateway instead.
 
@@ -172,14 +177,15 @@ manifest check).`
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "aof2-admin",
-		Short: "Operate a bop AOF gateway: residency, seal, flush, hydrate, segments, manifest, read",
+		Short: "Operate a bop AOF gateway: residency, seal, flush, hydrate, segments, manifest, read, replay, export",
 		Long:  rootLong,
 		Example: `  aof2-admin dump
   aof2-admin dump --root ./data --stream demo
   aof2-admin seal --stream demo
   aof2-admin hydrate --stream demo --segment 3
   aof2-admin manifest check --root ./data --repair
-  aof2-admin read --stream demo --from 0 --count 10`,
+  aof2-admin read --stream demo --from 0 --count 10
+  aof2-admin replay --stream demo --subject 'restore.{{stream}}' --jetstream`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -203,7 +209,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.BoolVar(&a.jsonOut, "json", false, "print the answer as JSON instead of a table")
 
 	root.AddCommand(a.statusCommand(), a.dumpCommand(), a.sealCommand(), a.flushCommand(), a.hydrateCommand(),
-		a.segmentsCommand(), a.manifestCommand(), a.readCommand(), a.tailCommand(), a.snapshotCommand(), a.configCommand(), a.recoverCommand(), a.genDocsCommand())
+		a.segmentsCommand(), a.manifestCommand(), a.readCommand(), a.tailCommand(), a.replayCommand(), a.exportCommand(), a.snapshotCommand(), a.configCommand(), a.recoverCommand(), a.genDocsCommand())
 	return root
 }
 
@@ -309,6 +315,10 @@ func (a *app) connect(cmd *cobra.Command) (*nats.Conn, error) {
 // printAsyncError prints an asynchronous NATS error no request waits for
 // (a slow consumer, say) instead of nats.go's raw line.
 func (a *app) printAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if op, subject := control.PermissionViolation(err); op != "" && a.readDenied != nil {
+		a.readDenied(op, subject)
+		return
+	}
 	if sub != nil {
 		fmt.Fprintf(a.stderr, "aof2-admin: nats: %v (subject %s)\n", err, sub.Subject)
 		return

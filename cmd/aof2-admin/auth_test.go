@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,14 +17,16 @@ import (
 	"github.com/bop-aof/aof/control"
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/internal/testpki"
+	"github.com/bop-aof/aof/readservice"
 )
 
 // rolesServer is an embedded nats-server with the logins of
 // deploy/nats/aof-roles.conf reduced to users and permissions in one
 // account: the gateway (user and password, every subject), the operator
-// by nkey and by password (every subject) and the reader (password; it
-// may call status only). The aof-admin service of a store runs as the
-// gateway.
+// by nkey and by password (every subject), the reader (password; it
+// may call status only) and the read API user (password; publish to
+// aof.read.> only). The aof-admin service and the read API of a store
+// run as the gateway.
 type rolesServer struct {
 	url string
 	// operatorSeed is the operator's nkey seed, operatorSeedFile the file
@@ -35,6 +38,7 @@ const (
 	gatewayPassword  = "gw-pw"
 	operatorPassword = "op-pw"
 	readerPassword   = "reader-pw"
+	readAPIPassword  = "readapi-pw"
 )
 
 // startRolesServer starts the server, over mutual TLS with the
@@ -61,6 +65,10 @@ func startRolesServer(t *testing.T, pki *testpki.PKI) *rolesServer {
 			{Username: "gateway", Password: gatewayPassword},
 			{Username: "operator", Password: operatorPassword},
 			{Username: "reader", Password: readerPassword, Permissions: reader},
+			{Username: "readapi", Password: readAPIPassword, Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: []string{"aof.read.>"}},
+				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			}},
 		},
 		Nkeys: []*server.NkeyUser{{Nkey: pub}},
 	}
@@ -100,6 +108,11 @@ func startRolesServer(t *testing.T, pki *testpki.PKI) *rolesServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop() })
+	read, err := readservice.New(nc, store, readservice.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(read.Stop)
 	return rs
 }
 
@@ -264,4 +277,53 @@ func TestPermissionRefusalFailsAtOnceWithExitCode3(t *testing.T) {
 			t.Errorf("stderr %q does not say %q", errOut, want)
 		}
 	}
+}
+
+// TestReadCommandsNeedOnlyTheReadAPIPermission: read, export and tail run
+// as a NATS user allowed to publish to aof.read.> and nothing else; a
+// user without it is refused by the server at once with exit code 3,
+// naming the subject, instead of waiting for the read's timeouts.
+func TestReadCommandsNeedOnlyTheReadAPIPermission(t *testing.T) {
+	rs := startRolesServer(t, nil)
+	login := []string{"--nats-url", rs.url, "--timeout", "20s", "--user", "readapi", "--password", readAPIPassword}
+	code, out, errOut := cli(t, append(login, "read", "--stream", "demo", "--from", "43")...)
+	if code != 0 || !strings.Contains(out, "offset 44 | ext 45") {
+		t.Fatalf("read with only aof.read.>: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = cli(t, append(login, "export", "--stream", "demo", "--from", "40")...)
+	if code != 0 || strings.Count(out, "\n") != 5 {
+		t.Fatalf("export with only aof.read.>: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	ctx, cancel := context.WithTimeout(testCtx(t), 2*time.Second)
+	defer cancel()
+	var tailOut, tailErr bytes.Buffer
+	code = run(ctx, append(login, "tail", "--stream", "demo", "--from", "44"), &tailOut, &tailErr, []string{"HOME=" + t.TempDir()})
+	if code != 0 || !strings.Contains(tailOut.String(), "offset 44 | ext 45") {
+		t.Fatalf("tail with only aof.read.>: exit %d, stdout %q, stderr %q", code, tailOut.String(), tailErr.String())
+	}
+
+	refused := []string{"--nats-url", rs.url, "--timeout", "20s", "--user", "reader", "--password", readerPassword}
+	for _, args := range [][]string{{"read", "--stream", "demo"}, {"tail", "--stream", "demo"}, {"export", "--stream", "demo"}} {
+		start := time.Now()
+		code, out, errOut := cli(t, append(refused, args...)...)
+		if took := time.Since(start); code != control.ExitAuth || took > 5*time.Second || !strings.Contains(errOut, "aof.read.demo") {
+			t.Errorf("%v without aof.read.>: exit %d after %v (want %d at once naming aof.read.demo), stdout %q, stderr %q",
+				args, code, took, control.ExitAuth, out, errOut)
+		}
+	}
+}
+
+// TestReplayToASubjectTheUserMayNotPublishFailsWithExitCode3: the NATS
+// server refuses the target subject; replay says so (exit 3) instead of
+// waiting for JetStream acks that never come.
+func TestReplayToASubjectTheUserMayNotPublishFailsWithExitCode3(t *testing.T) {
+	rs := startRolesServer(t, nil)
+	login := []string{"--nats-url", rs.url, "--timeout", "20s", "--user", "readapi", "--password", readAPIPassword}
+	start := time.Now()
+	code, out, errOut := cli(t, append(login, "replay", "--stream", "demo", "--subject", "restore.{{stream}}", "--jetstream")...)
+	if took := time.Since(start); code != control.ExitAuth || took > 5*time.Second || !strings.Contains(errOut, "publish to restore.demo") {
+		t.Fatalf("replay to a refused subject: exit %d after %v (want %d at once naming restore.demo), stdout %q, stderr %q",
+			code, took, control.ExitAuth, out, errOut)
+	}
+	t.Logf("exit %d: %s", code, errOut)
 }

@@ -29,6 +29,8 @@ var onlineInvocations = map[string][]string{
 	"manifest inspect":  {"manifest", "inspect"},
 	"read":              {"read", "--stream", "demo"},
 	"tail":              {"tail", "--stream", "demo"},
+	"replay":            {"replay", "--stream", "demo", "--subject", "restore.demo"},
+	"export":            {"export", "--stream", "demo"},
 	"snapshot create":   {"snapshot", "create", "--stream", "demo"},
 	"snapshot list":     {"snapshot", "list"},
 	"config reload":     {"config", "reload"},

@@ -21,6 +21,7 @@ import (
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/readservice"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/segment"
 )
@@ -150,8 +151,8 @@ func TestGoldenOutputs(t *testing.T) {
 	}
 }
 
-// online starts NATS, a store and the control service; it returns the
-// --nats-url flag.
+// online starts NATS, a store, the control service and the read API; it
+// returns the --nats-url flag.
 func online(t *testing.T) (string, *tiers.Store) {
 	t.Helper()
 	_, s := buildRoot(t)
@@ -162,6 +163,11 @@ func online(t *testing.T) (string, *tiers.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop() })
+	rs, err := readservice.New(n.Connect(t), s, readservice.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
 	return "--nats-url=" + n.URL, s
 }
 
