@@ -209,3 +209,30 @@ func TestReadAsksAgainWhenAGatewayTakesARequestAndDies(t *testing.T) {
 		t.Fatalf("read %d records, want 5 (the dead gateway: %v)", n, err)
 	}
 }
+
+// FromTime names the start of the first batch only: the batches after it
+// go on from the next offset, so a read from a time in batches of 3 gets
+// every record from there once, in order.
+func TestReadFromTimeGoesOnByOffsetBatchAfterBatch(t *testing.T) {
+	g := startGateway()
+	t.Cleanup(g.close)
+	g.publish(0, 5)
+	time.Sleep(5 * time.Millisecond) // append times are in milliseconds
+	since := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	g.publish(5, 5)
+	g.sealAndEvict()
+	g.publish(10, 5)
+	c := newClient(t, g, aofclient.WithBatch(3, 0))
+	n := 5
+	for rec, err := range c.Read(context.Background(), "orders", aofclient.FromTime(since), aofclient.ToOffset(13)) {
+		if err != nil {
+			t.Fatalf("after %d records: %v", n-5, err)
+		}
+		checkRecord(t, rec, n)
+		n++
+	}
+	if n != 13 {
+		t.Fatalf("read records 5..%d, want 5..12", n-1)
+	}
+}
