@@ -99,28 +99,29 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 // ReadOption sets where Read and Follow start and end.
 type ReadOption func(*position)
 
+// position is where the next batch starts: offset, or seq or time (RFC
+// 3339) until the first batch answers with an offset.
 type position struct {
 	offset, seq, end uint64
-	// time is a start by append time, sent only until the first batch
-	// answers: from then on the read continues by offset.
-	time time.Time
+	time             string
 }
 
 // FromOffset starts at logical offset off (the default is 0).
 func FromOffset(off uint64) ReadOption {
-	return func(p *position) { p.offset, p.seq, p.time = off, 0, time.Time{} }
+	return func(p *position) { p.offset, p.seq, p.time = off, 0, "" }
 }
 
 // FromSeq starts at the first record whose JetStream sequence is at least seq.
 func FromSeq(seq uint64) ReadOption {
-	return func(p *position) { p.seq, p.offset, p.time = seq, 0, time.Time{} }
+	return func(p *position) { p.seq, p.offset, p.time = seq, 0, "" }
 }
 
-// FromTime starts at the first record appended at or after t. Gateways
-// do not support it yet: they answer readapi.StatusNotImplemented, which
-// the read yields as an *Error.
+// FromTime starts at the first record the gateway appended at or after t
+// (append times are in milliseconds). A time before the earliest retained
+// record, once retention deleted records, is an *Error with Code
+// readapi.StatusGone; a time after the last record starts at the end.
 func FromTime(t time.Time) ReadOption {
-	return func(p *position) { p.time, p.offset, p.seq = t, 0, 0 }
+	return func(p *position) { p.time, p.offset, p.seq = t.UTC().Format(time.RFC3339Nano), 0, 0 }
 }
 
 // ToOffset ends Read before offset end (exclusive).

@@ -227,17 +227,29 @@ func TestEndOffsetIsTheDurableEnd(t *testing.T) {
 	}
 }
 
-func TestFromTimeYieldsTheGatewaysNotImplemented(t *testing.T) {
+// FromTime names the start of the first batch only: the batches after it
+// go on from the next offset, so a read from a time in batches of 3 gets
+// every record from there once, in order.
+func TestReadFromTimeGoesOnByOffsetBatchAfterBatch(t *testing.T) {
 	g := startGateway()
 	t.Cleanup(g.close)
-	g.publish(0, 1)
-	c := newClient(t, g)
-	var e *aofclient.Error
-	for _, err := range c.Read(context.Background(), "orders", aofclient.FromTime(time.Now())) {
-		if !errors.As(err, &e) || e.Code != readapi.StatusNotImplemented {
-			t.Fatalf("read from a time: %v, want the gateway's 501", err)
+	g.publish(0, 5)
+	time.Sleep(5 * time.Millisecond) // append times are in milliseconds
+	since := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	g.publish(5, 5)
+	g.sealAndEvict()
+	g.publish(10, 5)
+	c := newClient(t, g, aofclient.WithBatch(3, 0))
+	n := 5
+	for rec, err := range c.Read(context.Background(), "orders", aofclient.FromTime(since), aofclient.ToOffset(13)) {
+		if err != nil {
+			t.Fatalf("after %d records: %v", n-5, err)
 		}
-		return
+		checkRecord(t, rec, n)
+		n++
 	}
-	t.Fatal("read from a time yielded nothing")
+	if n != 13 {
+		t.Fatalf("read records 5..%d, want 5..12", n-1)
+	}
 }

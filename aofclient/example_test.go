@@ -53,6 +53,31 @@ func ExampleFromSeq() {
 	// 4 104 order 4
 }
 
+// Start reading at the first record appended at or after a time, for
+// instance the time a consumer lost its position.
+func ExampleFromTime() {
+	g := startGateway()
+	defer g.close()
+	g.publish(0, 3)
+	time.Sleep(5 * time.Millisecond) // append times are in milliseconds
+	since := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	g.publish(3, 2)
+
+	nc := g.connect()
+	defer nc.Close()
+	c, _ := aofclient.New(nc)
+	for rec, err := range c.Read(context.Background(), "orders", aofclient.FromTime(since)) {
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(rec.Offset, string(rec.Data), !rec.Time.Before(since.Truncate(time.Millisecond)))
+	}
+	// Output:
+	// 3 order 3 true
+	// 4 order 4 true
+}
+
 // Get one record by its offset.
 func ExampleClient_Get() {
 	g := startGateway()

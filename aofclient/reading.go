@@ -44,7 +44,7 @@ func (r *reading) run(ctx context.Context) {
 			continue
 		}
 		r.failures, r.last = 0, eob
-		r.pos.offset, r.pos.seq, r.pos.time = eob.NextOffset, 0, time.Time{}
+		r.pos.offset, r.pos.seq, r.pos.time = eob.NextOffset, 0, ""
 		if r.pos.end > 0 && r.pos.offset >= r.pos.end {
 			return
 		}
@@ -86,12 +86,9 @@ func retryable(err error) bool {
 }
 
 func (r *reading) request() readapi.Request {
-	req := readapi.Request{StartOffset: r.pos.offset, StartSeq: r.pos.seq, EndOffset: r.pos.end,
+	req := readapi.Request{StartOffset: r.pos.offset, StartSeq: r.pos.seq, StartTime: r.pos.time, EndOffset: r.pos.end,
 		MaxMsgs: r.c.maxMsgs, MaxBytes: r.c.maxBytes}
-	if !r.pos.time.IsZero() {
-		req.StartTime = r.pos.time.UTC().Format(time.RFC3339Nano)
-	}
-	if req.StartSeq == 0 && req.EndOffset > req.StartOffset {
+	if req.StartSeq == 0 && req.StartTime == "" && req.EndOffset > req.StartOffset {
 		// Fewer records than a batch: ask for just those, which lets the
 		// gateway read a cold segment with ranged GETs.
 		if left := req.EndOffset - req.StartOffset; left < readapi.DefaultMaxMsgs && (req.MaxMsgs == 0 || int(left) < req.MaxMsgs) {
@@ -163,7 +160,7 @@ func (r *reading) handle(msg *nats.Msg) (eob readapi.EndOfBatch, done bool, err 
 		if err != nil {
 			return eob, true, err
 		}
-		r.pos.offset, r.pos.seq, r.pos.time = rec.Offset+1, 0, time.Time{}
+		r.pos.offset, r.pos.seq, r.pos.time = rec.Offset+1, 0, ""
 		if !r.yield(rec, nil) {
 			r.stopped = true
 		}

@@ -53,7 +53,7 @@ const (
 	StatusTooLarge        = "413" // max_msgs or max_bytes above the hard cap, or the request body too large
 	StatusBeyondEnd       = "416" // start offset beyond the end of the stream
 	StatusInternal        = "500" // I/O error, corruption, anything else
-	StatusNotImplemented  = "501" // start_time: not supported yet
+	StatusNotImplemented  = "501" // a start this gateway cannot resolve (gateways before start_time answered it for start_time)
 	StatusUnavailable     = "503" // Tier 2 unavailable, gateway busy or stopping: retry
 	StatusVersionMismatch = "505" // Aof-Api-Version not understood
 )
@@ -81,7 +81,8 @@ const (
 //
 // The start is one of StartOffset (the default, 0), StartSeq (the first
 // record whose JetStream sequence is at least StartSeq) or StartTime
-// (RFC 3339; not supported yet: StatusNotImplemented). EndOffset, when
+// (RFC 3339: the first record appended at or after it). A gateway before
+// start_time answers it StatusNotImplemented. EndOffset, when
 // above 0, ends the read before that offset (exclusive).
 //
 // With Follow, a request that finds no record at its start waits for one

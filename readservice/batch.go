@@ -67,6 +67,13 @@ func (b *batch) start(ctx context.Context) (uint64, error) {
 	if b.req.StartSeq > 0 {
 		return b.offsetOfSeq(ctx, b.req.StartSeq, earliest, end)
 	}
+	if b.req.StartTime != "" {
+		tMS, e := parseStartTime(b.req.StartTime)
+		if e != nil {
+			return 0, e
+		}
+		return b.offsetOfTime(ctx, tMS, earliest, end)
+	}
 	off := b.req.StartOffset
 	switch {
 	case off < earliest:

@@ -12,7 +12,10 @@
 // it has taken them. A slow reader therefore never has more than one
 // batch in flight, and nothing is dropped on its behalf.
 //
-// Not in this slice: start by time (answered StatusNotImplemented, it
-// needs per-segment time ranges in the manifest), replay or export to
-// another subject, and read-ahead of the next batch.
+// A start by sequence or by time is resolved without scanning: the
+// manifest's per-segment bounds pick the segment and a binary search
+// inside it finds the record (seek.go).
+//
+// Not in this slice: replay or export to another subject, and read-ahead
+// of the next batch.
 package readservice

@@ -38,9 +38,16 @@ func newFixture(t *testing.T) *fixture {
 // starts the service with opts.
 func newFixtureWith(t *testing.T, t2 tier2.Bucket, opts Options) *fixture {
 	t.Helper()
+	return newFixtureOn(t, tiers.Options{Tier2: t2}, opts)
+}
+
+// newFixtureOn opens the store with so (in a temp dir, with small
+// segments and frames) and starts the service with opts.
+func newFixtureOn(t *testing.T, so tiers.Options, opts Options) *fixture {
+	t.Helper()
 	n := harness.StartNATS(t)
-	s, err := tiers.Open(testCtx(t), tiers.Options{Root: t.TempDir(), SegmentTargetBytes: 1 << 20, FrameBytes: 1 << 10,
-		CompressionWorkers: 1, Tier2: t2})
+	so.Root, so.SegmentTargetBytes, so.FrameBytes, so.CompressionWorkers = t.TempDir(), 1<<20, 1<<10, 1
+	s, err := tiers.Open(testCtx(t), so)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

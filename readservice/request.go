@@ -34,16 +34,29 @@ func parseRequest(m *nats.Msg) (readapi.Request, *readapi.Error) {
 }
 
 func checkStart(req readapi.Request) *readapi.Error {
-	if req.StartTime != "" {
-		return statusf(readapi.StatusNotImplemented, "start_time is not supported yet: start by start_offset or start_seq")
+	if starts(req) > 1 {
+		return statusf(readapi.StatusBadRequest, "start_offset, start_seq and start_time are exclusive: give one")
 	}
-	if req.StartOffset > 0 && req.StartSeq > 0 {
-		return statusf(readapi.StatusBadRequest, "start_offset and start_seq are exclusive: give one")
+	if req.StartTime != "" {
+		if _, e := parseStartTime(req.StartTime); e != nil {
+			return e
+		}
 	}
 	if req.EndOffset > 0 && req.StartSeq == 0 && req.EndOffset <= req.StartOffset {
 		return statusf(readapi.StatusBadRequest, "end_offset %d must be above start_offset %d", req.EndOffset, req.StartOffset)
 	}
 	return nil
+}
+
+// starts counts the start positions req gives.
+func starts(req readapi.Request) int {
+	n := 0
+	for _, given := range []bool{req.StartOffset > 0, req.StartSeq > 0, req.StartTime != ""} {
+		if given {
+			n++
+		}
+	}
+	return n
 }
 
 func checkBounds(req *readapi.Request) *readapi.Error {

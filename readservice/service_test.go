@@ -118,7 +118,7 @@ func TestReadErrorsAreStatusesWithCodeAndReason(t *testing.T) {
 		{"offset beyond the end", "orders", readapi.Request{StartOffset: 26}, readapi.StatusBeyondEnd},
 		{"offset before retention", "orders", readapi.Request{StartOffset: 3}, readapi.StatusGone},
 		{"sequence before retention", "orders", readapi.Request{StartSeq: 2}, readapi.StatusGone},
-		{"start by time", "orders", readapi.Request{StartTime: "2026-01-01T00:00:00Z"}, readapi.StatusNotImplemented},
+		{"time before retention", "orders", readapi.Request{StartTime: "2026-01-01T00:00:00Z"}, readapi.StatusGone},
 		{"two starts", "orders", readapi.Request{StartOffset: 1, StartSeq: 1}, readapi.StatusBadRequest},
 		{"max_msgs over the cap", "orders", readapi.Request{MaxMsgs: readapi.MaxMaxMsgs + 1}, readapi.StatusTooLarge},
 		{"max_bytes over the cap", "orders", readapi.Request{MaxBytes: readapi.MaxMaxBytes + 1}, readapi.StatusTooLarge},

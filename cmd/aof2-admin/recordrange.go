@@ -31,7 +31,7 @@ func (r *recordRange) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&r.stream, "stream", "", "stream to read")
 	fs.Uint64Var(&r.from, "from", 0, "first logical offset (default 0)")
 	fs.Uint64Var(&r.fromSeq, "from-seq", 0, "start at the first record whose JetStream sequence is at least this")
-	fs.StringVar(&r.fromTime, "from-time", "", "start at the first record appended at or after this time (RFC 3339; gateways do not support it yet: 501)")
+	fs.StringVar(&r.fromTime, "from-time", "", "start at the first record appended at or after this time (RFC 3339)")
 	fs.Uint64Var(&r.to, "to", 0, "stop before this offset (default: the durable end of the stream when the read reaches it)")
 	fs.Uint64Var(&r.toSeq, "to-seq", 0, "stop before the first record whose JetStream sequence is at least this")
 	fs.StringVar(&r.toTime, "to-time", "", "stop before the first record appended at or after this time (RFC 3339)")

@@ -37,8 +37,8 @@ the stream and {{subject}} the original subject ('restore.{{stream}}',
 'copy.{{subject}}').
 
 The range starts at --from (offset, default 0), --from-seq (JetStream
-sequence) or --from-time (not supported by the gateways yet: they answer
-501), and ends before --to (offset), --to-seq or --to-time, or at the
+sequence) or --from-time (the first record appended at or after that time,
+RFC 3339), and ends before --to (offset), --to-seq or --to-time, or at the
 durable end of the stream when the read reaches it.
 
 The original subjects are under the ingest prefix (ingest.subject_prefix,

@@ -246,7 +246,6 @@ func TestReplayAndExportPassTheGatewaysErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"start by time", []string{"export", "--stream", "demo", "--from-time", "2025-01-02T03:04:05Z"}, control.ExitUsage, "501"},
 		{"malformed time", []string{"export", "--stream", "demo", "--from-time", "yesterday"}, control.ExitUsage, "RFC 3339"},
 		{"two starts", []string{"replay", "--stream", "demo", "--from", "1", "--from-seq", "3", "--subject", "x"}, control.ExitUsage, "exclude each other"},
 		{"unknown stream", []string{"replay", "--stream", "nosuch", "--subject", "x"}, control.ExitNotFound, "nosuch"},
@@ -258,6 +257,29 @@ func TestReplayAndExportPassTheGatewaysErrors(t *testing.T) {
 		if code != c.code || !strings.Contains(errOut, c.want) {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d saying %q", c.name, code, errOut, c.code, c.want)
 		}
+	}
+}
+
+// The records of the test root were all appended at 2025-01-02T03:04:05Z:
+// an export from that time starts at the first record, one from a second
+// later starts at the end and writes nothing.
+func TestExportFromTimeStartsAtTheFirstRecordAppendedThen(t *testing.T) {
+	url, _ := online(t)
+	code, out, errOut := cli(t, url, "export", "--stream", "demo", "--from-time", "2025-01-02T03:04:05Z", "--to", "3")
+	var offsets []uint64
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var e ExportedRecord
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("export: exit %d, stdout %q, stderr %q: %v", code, out, errOut, err)
+		}
+		offsets = append(offsets, e.Offset)
+	}
+	if len(offsets) != 3 || offsets[0] != 0 || offsets[2] != 2 {
+		t.Fatalf("export from the append time: offsets %v, want 0, 1, 2", offsets)
+	}
+	code, out, errOut = cli(t, url, "export", "--stream", "demo", "--from-time", "2025-01-02T03:04:06Z")
+	if code != 0 || strings.TrimSpace(out) != "" {
+		t.Fatalf("export from after the last record: exit %d, stdout %q, stderr %q; want nothing, exit 0", code, out, errOut)
 	}
 }
 
