@@ -39,6 +39,9 @@ const (
 	prefetchChunkBytes = 4 << 20
 	// prefetchParallelGets is how many ranged GETs of one object run at once.
 	prefetchParallelGets = 4
+	// prefetchMaxGets bounds the ranged GETs of all prefetches of the store
+	// at once, however many readers read ahead.
+	prefetchMaxGets = 16
 	// DefaultPrefetchBytes is Options.PrefetchBytes when unset (256 MiB).
 	DefaultPrefetchBytes = 256 << 20
 )
@@ -50,11 +53,14 @@ type prefetcher struct {
 	log    *slog.Logger
 	budget int64
 
-	mu   sync.Mutex
-	bufs map[string]*prefetchBuf
-	lru  *list.List // of *prefetchBuf with no reader and no download, oldest first
-	used int64      // bytes reserved by the buffers in bufs
-	wg   sync.WaitGroup
+	gets chan struct{} // a slot per ranged GET in flight, prefetchMaxGets
+
+	mu     sync.Mutex
+	closed bool // set by wait: no download starts after it
+	bufs   map[string]*prefetchBuf
+	lru    *list.List // of *prefetchBuf with no reader and no download, oldest first
+	used   int64      // bytes reserved by the buffers in bufs
+	wg     sync.WaitGroup
 }
 
 // prefetchBuf is one object downloaded (or being downloaded) into memory.
@@ -71,7 +77,8 @@ type prefetchBuf struct {
 }
 
 func newPrefetcher(ctx context.Context, b tier2.Bucket, budget int64, log *slog.Logger) *prefetcher {
-	return &prefetcher{bucket: b, ctx: ctx, log: log, budget: budget, bufs: make(map[string]*prefetchBuf), lru: list.New()}
+	return &prefetcher{bucket: b, ctx: ctx, log: log, budget: budget, gets: make(chan struct{}, prefetchMaxGets),
+		bufs: make(map[string]*prefetchBuf), lru: list.New()}
 }
 
 // start begins downloading the objects of segs, nearest first, unless
@@ -90,7 +97,7 @@ func (p *prefetcher) start(segs []coldSegment) {
 			p.touchLocked(b)
 			continue
 		}
-		if p.ctx.Err() != nil || !p.reserveLocked(c.size, wanted) {
+		if p.closed || p.ctx.Err() != nil || !p.reserveLocked(c.size, wanted) {
 			p.log.Debug("prefetch_skipped", "key", c.key, "bytes", c.size, "budget_bytes", p.budget)
 			return
 		}
@@ -234,7 +241,8 @@ func (p *prefetcher) fetch(b *prefetchBuf) ([]byte, error) {
 }
 
 // getRanges fills data with the object at key, prefetchParallelGets
-// ranged GETs at a time; the first error cancels the others.
+// ranged GETs at a time (and prefetchMaxGets for the whole store); the
+// first error cancels the others.
 func (p *prefetcher) getRanges(key string, data []byte) error {
 	ctx, cancel := context.WithCancel(p.ctx)
 	defer cancel()
@@ -245,9 +253,15 @@ func (p *prefetcher) getRanges(key string, data []byte) error {
 	for off := int64(0); off < size && ctx.Err() == nil; off += prefetchChunkBytes {
 		n := min(prefetchChunkBytes, size-off)
 		sem <- struct{}{}
+		select {
+		case p.gets <- struct{}{}:
+		case <-ctx.Done():
+			<-sem
+			continue
+		}
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer func() { <-p.gets; <-sem; wg.Done() }()
 			chunk, err := p.bucket.GetRange(ctx, key, off, n)
 			if err == nil && int64(len(chunk)) != n {
 				err = fmt.Errorf("get-range %s [%d, %d): %d bytes", key, off, off+n, len(chunk))
@@ -292,7 +306,12 @@ var errPrefetchOverBudget = errors.New("object does not fit in read.prefetch_byt
 
 // wait returns once every download has ended (after the store's context
 // is cancelled, promptly).
-func (p *prefetcher) wait() { p.wg.Wait() }
+func (p *prefetcher) wait() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.wg.Wait()
+}
 
 // openPrefetched opens a segment's object from a prefetched buffer; ok is
 // false when there is none and the caller reads it with ranged GETs.

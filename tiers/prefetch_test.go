@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tiers/tier2/memory"
@@ -19,11 +20,12 @@ type countingBucket struct {
 	mu        sync.Mutex
 	ranges    map[string]int
 	gets      int
-	failRange map[string]int // key: GetRanges still to refuse
+	failRange map[string]int  // key: GetRanges still to refuse
+	hang      map[string]bool // key: GetRanges wait for their context to end
 }
 
 func newCountingBucket() *countingBucket {
-	return &countingBucket{Bucket: memory.New(), ranges: map[string]int{}, failRange: map[string]int{}}
+	return &countingBucket{Bucket: memory.New(), ranges: map[string]int{}, failRange: map[string]int{}, hang: map[string]bool{}}
 }
 
 func (c *countingBucket) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
@@ -33,7 +35,12 @@ func (c *countingBucket) GetRange(ctx context.Context, key string, off, n int64)
 	if fail {
 		c.failRange[key]--
 	}
+	hang := c.hang[key]
 	c.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if fail {
 		return nil, errors.New("injected get-range failure")
 	}
@@ -285,6 +292,42 @@ func TestPrefetchFailureFallsBackToRangedReads(t *testing.T) {
 	}
 	if got := b.rangesOf(keys[2]); got != 1 {
 		t.Fatalf("next segment: %d ranged GETs, want its prefetch", got)
+	}
+}
+
+// A reader waits for a download in flight only as long as its own context
+// allows, and closing the store cancels the downloads.
+func TestPrefetchWaitEndsWithTheReadersContextAndCloseCancelsIt(t *testing.T) {
+	b := newCountingBucket()
+	s := prefetchStore(t, b, 2, 0)
+	const n = 400
+	keys := coldStream(t, s, "stuck", n, false)
+	b.mu.Lock()
+	b.hang[keys[1]] = true
+	b.mu.Unlock()
+	second := s.Segments("stuck")[1].BaseOffset
+	r, _ := s.Reader("stuck")
+	r.SetReadAhead(true)
+	for i := uint64(0); i < second; i++ {
+		if _, err := r.Next(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+	defer cancel()
+	if _, err := r.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read of a segment whose prefetch hangs: %v, want the reader's deadline", err)
+	}
+	r.Close()
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("store close did not end the hanging prefetch")
 	}
 }
 
