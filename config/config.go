@@ -252,6 +252,12 @@ type Control struct {
 type Read struct {
 	SubjectPrefix string `koanf:"subject_prefix"` // requests on <prefix>.<stream>
 	MaxConcurrent int    `koanf:"max_concurrent"` // requests served at once; more answer 503
+	// PrefetchSegments is how many cold segments a sequential read fetches
+	// from Tier 2 ahead of the reader; 0 turns read-ahead off.
+	PrefetchSegments int `koanf:"prefetch_segments"`
+	// PrefetchBytes bounds the memory of the segments fetched ahead, shared
+	// by every reader of the gateway.
+	PrefetchBytes Bytes `koanf:"prefetch_bytes"`
 }
 
 // Log configures log/slog output.
@@ -310,7 +316,7 @@ func Default() *Config {
 		Tracing: Tracing{SamplingRatio: 1.0},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 		Control: Control{SubjectPrefix: "aof.admin", ServiceName: "aof-admin"},
-		Read:    Read{SubjectPrefix: "aof.read", MaxConcurrent: 64},
+		Read:    Read{SubjectPrefix: "aof.read", MaxConcurrent: 64, PrefetchSegments: 2, PrefetchBytes: 256 * MiB},
 		Log:     Log{Level: "info", Format: "text"},
 	}
 }

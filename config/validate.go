@@ -201,6 +201,8 @@ func (c *Config) problems() []*Error {
 	v.name("control.service_name", c.Control.ServiceName, "service name")
 	v.prefix("read.subject_prefix", c.Read.SubjectPrefix)
 	v.between("read.max_concurrent", c.Read.MaxConcurrent, 1, 4096)
+	v.between("read.prefetch_segments", c.Read.PrefetchSegments, 0, 64)
+	v.bytes("read.prefetch_bytes", c.Read.PrefetchBytes)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	return v.errs

@@ -60,6 +60,8 @@ var keyHelp = map[string]string{
 	"nats.url":                              "server URL(s), comma separated; ignored with the embedded server",
 	"nats.user":                             "NATS user",
 	"read.max_concurrent":                   "read requests one gateway serves at once; one more is answered `503` (retryable)",
+	"read.prefetch_bytes":                   "memory for the segments sequential reads fetch ahead, shared by every reader of the gateway; least recently used buffers no reader holds are dropped to make room, and a read-ahead that does not fit is skipped (never Tier 1 space)",
+	"read.prefetch_segments":                "cold segments (only in Tier 2) a sequential read fetches ahead of the reader, each in parallel ranged GETs shared by every reader (docs/reading.md); `0` turns read-ahead off and large reads hydrate into Tier 1",
 	"read.subject_prefix":                   "read API requests go to `<prefix>.<stream>` (docs/reading.md); keep it apart from `control.subject_prefix` so NATS permissions can grant reading without administration",
 	"retention.max_age":                     "sealed history older than this is retired (0 = no bound)",
 	"retention.max_bytes":                   "sealed history beyond this size per stream is retired (0 = no bound)",

@@ -12,7 +12,10 @@ import (
 
 // rangedReadMaxMsgs: a batch of at most this many records reads a segment
 // that is only in Tier 2 with ranged GETs of its frames instead of
-// hydrating the whole segment (a Get, a search by sequence).
+// hydrating the whole segment (a Get, a search by sequence). A larger
+// batch is a sequential read: it reads ahead (read.prefetch_segments),
+// the next cold segments fetched into memory while it sends, and leaves
+// Tier 1's working set alone; with read-ahead off it hydrates.
 const rangedReadMaxMsgs = 16
 
 // errTail: the reader is at the durable end of the stream.
@@ -44,6 +47,7 @@ func (b *batch) run(ctx context.Context) error {
 	}
 	r.Seek(b.next)
 	r.SetRangedReads(b.req.MaxMsgs <= rangedReadMaxMsgs)
+	r.SetReadAhead(b.req.MaxMsgs > rangedReadMaxMsgs)
 	reason, err := b.send(ctx)
 	if err != nil {
 		return err

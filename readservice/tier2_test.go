@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/bop-aof/aof/readapi"
+	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
@@ -73,5 +74,42 @@ func TestRequestsOverMaxConcurrentAreRefusedRetryably(t *testing.T) {
 	// The slot is free again.
 	if a := request(t, f.nc, "orders", readapi.Request{}, 0); len(a.records) != 1 {
 		t.Fatalf("after the slot freed: %d records (%s)", len(a.records), a.final.Data)
+	}
+}
+
+// A batch over history that is only in Tier 2 reads it ahead in memory:
+// the records arrive, and no segment was hydrated into Tier 1.
+func TestLargeBatchOverColdSegmentsReadsAheadWithoutHydrating(t *testing.T) {
+	b := memory.New()
+	f := newFixtureOn(t, tiers.Options{Tier2: b, PrefetchSegments: 2}, Options{})
+	const perSegment, segments = 20, 5
+	for i := range segments {
+		appendN(t, f.store, "orders", i*perSegment, perSegment, seqPlusOne)
+		seal(t, f.store, "orders")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, st := range f.store.Segments("orders") {
+		if st.State != "sealed" {
+			continue
+		}
+		for !f.store.Segments("orders")[st.Segment-1].InTier2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("segment %d not uploaded", st.Segment)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := f.store.EvictLocal(testCtx(t), "orders", st.Segment); err != nil {
+			t.Fatalf("evict local copies of segment %d: %v", st.Segment, err)
+		}
+	}
+	a := request(t, f.nc, "orders", readapi.Request{MaxMsgs: 1000}, 0)
+	if a.status() != readapi.StatusEndOfBatch || len(a.records) != perSegment*segments {
+		t.Fatalf("batch over cold segments: %d records, status %q (%s)", len(a.records), a.status(), a.final.Data)
+	}
+	checkRecords(t, "orders", a.records, 0, seqPlusOne)
+	for _, st := range f.store.Segments("orders") {
+		if st.InTier1 || st.PendingHydration {
+			t.Errorf("segment %d after a read-ahead batch: in Tier 1 %v, pending hydration %v; want it left in Tier 2 only", st.Segment, st.InTier1, st.PendingHydration)
+		}
 	}
 }

@@ -37,6 +37,11 @@ type Reader struct {
 	// remote is set when t1 reads a Tier 2 object with ranged GETs.
 	remote bool
 	ranged bool
+	// readAhead: a sequential reader; cold segments are read ranged and
+	// the next ones prefetched (SetReadAhead).
+	readAhead bool
+	// buf is the prefetched buffer t1 reads, held until the reader moves on.
+	buf *prefetchBuf
 }
 
 // Reader returns a reader of stream positioned at offset 0.
@@ -81,6 +86,10 @@ func (r *Reader) closeSource() {
 		r.t1.Close()
 		r.t1 = nil
 	}
+	if r.buf != nil {
+		r.s.prefetch.release(r.buf)
+		r.buf = nil
+	}
 	r.segID, r.remote = 0, false
 }
 
@@ -117,7 +126,7 @@ func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
 			e, err = r.readTier1(si)
 		case si.needsRecovery:
 			return Entry{}, fmt.Errorf("%s segment %d needs recovery (%s): not readable until `aof2-admin manifest check --repair`", r.l.name, si.id, si.reason)
-		case si.inTier2 && r.ranged:
+		case si.inTier2 && (r.ranged || r.readAhead && r.s.prefetch != nil):
 			e, err = r.readRanged(ctx, si)
 		case si.inTier2:
 			key := tier1.Key{Stream: r.l.name, Segment: si.id}
@@ -187,11 +196,19 @@ func (r *Reader) readTier0(si *segInfo, active bool, durableBytes int64) (Entry,
 func (r *Reader) readRanged(ctx context.Context, si *segInfo) (Entry, error) {
 	if r.t1 == nil || r.segID != si.id || !r.remote {
 		r.closeSource()
-		ar, err := r.s.openRemote(ctx, r.l.name, si.id, si.tier2Key)
+		// Held first, so that the read-ahead cannot evict it.
+		ok, err := r.openPrefetched(ctx, si)
 		if err != nil {
 			return Entry{}, err
 		}
-		r.t1, r.segID, r.remote = ar, si.id, true
+		if !ok {
+			ar, err := r.s.openRemote(ctx, r.l.name, si.id, si.tier2Key)
+			if err != nil {
+				return Entry{}, err
+			}
+			r.t1, r.segID, r.remote = ar, si.id, true
+		}
+		r.prefetchAfter(si)
 	}
 	return r.decodeFrom(si)
 }

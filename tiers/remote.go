@@ -53,3 +53,11 @@ func (s *Store) openRemote(ctx context.Context, stream string, id uint64, key st
 // whole segment first: the right choice for reading a few records of a cold
 // segment. The context given to Next bounds those requests.
 func (r *Reader) SetRangedReads(on bool) { r.ranged = on }
+
+// SetReadAhead marks the reader as sequential: segments that are only in
+// Tier 2 are read with ranged GETs instead of being hydrated into Tier 1,
+// and reading one starts the prefetch of the next read.prefetch_segments
+// cold segments into memory, which the reader then decodes without
+// further GETs. It does nothing when the store's read-ahead is off
+// (Options.PrefetchSegments 0): the reader hydrates as before.
+func (r *Reader) SetReadAhead(on bool) { r.readAhead = on }

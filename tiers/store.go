@@ -69,6 +69,13 @@ type Options struct {
 	Tier2 tier2.Bucket
 	// Tier2Concurrency is the number of parallel uploads; 4.
 	Tier2Concurrency int
+	// PrefetchSegments is how many cold segments a sequential reader
+	// (Reader.SetReadAhead) prefetches ahead of itself
+	// (read.prefetch_segments); 0, the default here, turns read-ahead off.
+	PrefetchSegments int
+	// PrefetchBytes bounds the memory of prefetched segments
+	// (read.prefetch_bytes); DefaultPrefetchBytes.
+	PrefetchBytes int64
 
 	ManifestChunkCapacity  int64
 	ManifestRotationPeriod time.Duration
@@ -124,6 +131,9 @@ func (o *Options) setDefaults() {
 	if o.Tier2Concurrency <= 0 {
 		o.Tier2Concurrency = 4
 	}
+	if o.PrefetchBytes <= 0 {
+		o.PrefetchBytes = DefaultPrefetchBytes
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -157,9 +167,11 @@ type Store struct {
 	// relieving is set while a seal-on-pressure runs.
 	relieving atomic.Bool
 
-	bg     *background
-	ctx    context.Context
-	cancel context.CancelFunc
+	bg *background
+	// prefetch holds read-ahead buffers; nil when read-ahead is off.
+	prefetch *prefetcher
+	ctx      context.Context
+	cancel   context.CancelFunc
 	// lock is the data root's lock, released last by Close.
 	lock *RootLock
 }
@@ -219,6 +231,9 @@ func openLocked(ctx context.Context, opts Options, lock *RootLock) (*Store, erro
 	}
 	s.budget = budget
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if opts.PrefetchSegments > 0 && opts.Tier2 != nil {
+		s.prefetch = newPrefetcher(s.ctx, opts.Tier2, opts.PrefetchBytes, opts.Logger)
+	}
 	if s.bg, err = newBackground(s); err != nil {
 		budget.Close()
 		return nil, err
@@ -546,6 +561,9 @@ func (s *Store) Close() error {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	if s.prefetch != nil {
+		s.prefetch.wait()
+	}
 	if s.bg != nil {
 		s.bg.stop()
 	}

@@ -41,6 +41,8 @@ func Store(cfg *config.Config) tiers.Options {
 		ActivationQueueWarnThreshold: cfg.Tier0.ActivationQueueWarnThreshold,
 		SealOnPressure:               cfg.Tier0.SealOnPressure,
 		Tier2Concurrency:             cfg.Tier2.Concurrency,
+		PrefetchSegments:             cfg.Read.PrefetchSegments,
+		PrefetchBytes:                int64(cfg.Read.PrefetchBytes),
 		ManifestChunkCapacity:        int64(cfg.Manifest.ChunkCapacity),
 		ManifestRotationPeriod:       cfg.Manifest.RotationPeriod.D(),
 		SnapshotInterval:             cfg.Manifest.SnapshotInterval.D(),

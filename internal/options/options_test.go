@@ -38,6 +38,8 @@ var optionCases = []optionCase{
 	{"manifest.rotation_period", func(c *config.Config) { c.Manifest.RotationPeriod = config.Duration(time.Hour) }, func(c *config.Config) any { return Store(c).ManifestRotationPeriod }, time.Hour},
 	{"manifest.snapshot_interval", func(c *config.Config) { c.Manifest.SnapshotInterval = config.Duration(0) }, func(c *config.Config) any { return Store(c).SnapshotInterval }, time.Duration(0)},
 	{"retention.max_age", func(c *config.Config) { c.Retention.MaxAge = config.Duration(48 * time.Hour) }, func(c *config.Config) any { return Store(c).RetentionMaxAge }, 48 * time.Hour},
+	{"read.prefetch_segments", func(c *config.Config) { c.Read.PrefetchSegments = 0 }, func(c *config.Config) any { return Store(c).PrefetchSegments }, 0},
+	{"read.prefetch_bytes", func(c *config.Config) { c.Read.PrefetchBytes = 64 * config.MiB }, func(c *config.Config) any { return Store(c).PrefetchBytes }, int64(64 << 20)},
 	{"retention.max_bytes", func(c *config.Config) { c.Retention.MaxBytes = 100 * config.GiB }, func(c *config.Config) any { return Store(c).RetentionMaxBytes }, int64(100 << 30)},
 
 	{"tier2.endpoint", func(c *config.Config) { c.Tier2.Endpoint = "https://s3.example.com" }, func(c *config.Config) any { return Tier2(c).Endpoint }, "https://s3.example.com"},
