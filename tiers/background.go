@@ -47,6 +47,9 @@ type job struct {
 	// repair marks the upload of a Reupload: its success also clears the
 	// segment's needs-recovery mark.
 	repair bool
+	// replace makes a compression write the artifact again even though
+	// the cache holds one (a repair found it damaged).
+	replace bool
 }
 
 // jobQueue is an unbounded FIFO: a seal must never block on a full queue,
@@ -336,7 +339,7 @@ func (b *background) runCompress(j job) error {
 	ctx, span := b.startSpan(j, tracing.SpanTier1Compress)
 	defer span.End()
 	key := tier1.Key{Stream: l.name, Segment: j.segment}
-	if b.cache.Contains(key) {
+	if !j.replace && b.cache.Contains(key) {
 		return b.afterCompress(ctx, j, 0)
 	}
 	if err := l.record(manifest.Record{Type: manifest.CompressionStarted, Segment: j.segment,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/segment"
 	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tiers/tier2"
 )
@@ -89,17 +90,12 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 		return fmt.Errorf("segment %d of %s has no sealed local copy to upload from", id, stream)
 	}
 	ck := tier1.Key{Stream: stream, Segment: id}
-	if !s.bg.cache.Contains(ck) {
-		if err := s.bg.runCompress(job{kind: jobCompress, log: l, segment: id}); err != nil {
-			return fmt.Errorf("compress segment %d: %w", id, err)
-		}
-	}
 	// The local copy is the only good one from here until the upload is
 	// confirmed: pin it against Tier 1 eviction while Reupload runs (the
 	// cleared Tier 2 mark protects it after that). The pin is refused
 	// while an eviction of the artifact is recording its LocalEvicted.
-	if err := s.bg.cache.Pin(ck); err != nil {
-		return fmt.Errorf("pin tier 1 copy of segment %d: %w", id, err)
+	if err := s.bg.pinVerifiedArtifact(l, id); err != nil {
+		return err
 	}
 	defer s.bg.cache.Unpin(ck)
 	if err := l.beginRepair(id); err != nil {
@@ -118,6 +114,93 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	if err != nil {
 		s.bg.retryLater(s.bg.upload, j, err)
 		return fmt.Errorf("re-upload segment %d of %s (queued; retried in the background until Tier 2 accepts it): %w", id, stream, err)
+	}
+	return nil
+}
+
+// pinVerifiedArtifact pins segment id's Tier 1 artifact for a repair
+// upload once every record of it reads back intact, compressing it (again)
+// from Tier 0 when it is missing or damaged. An unverified artifact is
+// never uploaded: it would become the confirmed Tier 2 copy, and the good
+// Tier 0 file could then be evicted.
+func (b *background) pinVerifiedArtifact(l *Log, id uint64) error {
+	ck := tier1.Key{Stream: l.name, Segment: id}
+	err := b.pinArtifact(l, id, false)
+	if err == nil {
+		if err = b.verifyArtifact(l, id); err == nil {
+			return nil
+		}
+		b.cache.Unpin(ck)
+		b.s.log.Error("tier1_artifact_damaged", "stream", l.name, "segment", id, "err", err)
+		if si := l.info(id); si == nil || !si.inTier0 {
+			return fmt.Errorf("tier 1 copy of segment %d of %s is damaged and there is no Tier 0 copy to compress it again from: %w", id, l.name, err)
+		}
+		if err = b.pinArtifact(l, id, true); err == nil {
+			if err = b.verifyArtifact(l, id); err != nil {
+				b.cache.Unpin(ck)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("tier 1 copy of segment %d of %s: %w", id, l.name, err)
+	}
+	return nil
+}
+
+// pinArtifact pins segment id's artifact, compressing it from Tier 0
+// first when the cache lacks it or, with again, in any case (the new
+// artifact replaces the old one atomically).
+func (b *background) pinArtifact(l *Log, id uint64, again bool) error {
+	ck := tier1.Key{Stream: l.name, Segment: id}
+	if again || !b.cache.Contains(ck) {
+		if si := l.info(id); si == nil || !si.inTier0 {
+			return fmt.Errorf("no Tier 0 copy to compress segment %d from", id)
+		}
+		if err := b.runCompress(job{kind: jobCompress, log: l, segment: id, replace: again}); err != nil {
+			return fmt.Errorf("compress segment %d: %w", id, err)
+		}
+	}
+	if err := b.cache.Pin(ck); err != nil {
+		return fmt.Errorf("pin: %w", err)
+	}
+	return nil
+}
+
+// verifyArtifact reads segment id's artifact the way a reader does, every
+// record in order: every frame is decoded (and its checksum checked),
+// every record's CRC-32C checked, and the records must be exactly the
+// segment's offsets.
+func (b *background) verifyArtifact(l *Log, id uint64) error {
+	si := l.info(id)
+	if si == nil {
+		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, l.name)
+	}
+	ar, err := b.cache.Open(tier1.Key{Stream: l.name, Segment: id})
+	if err != nil {
+		return err
+	}
+	defer ar.Close()
+	recs := ar.Records()
+	if uint64(len(recs)) != si.next-si.base {
+		return fmt.Errorf("artifact holds %d records, segment has %d", len(recs), si.next-si.base)
+	}
+	if len(recs) == 0 {
+		_, err := ar.ReadRange(0, ar.Size())
+		return err
+	}
+	for i, rb := range recs {
+		want := si.base + uint64(i)
+		raw, err := ar.ReadRecord(rb.LogicalOffset)
+		if err != nil {
+			return err
+		}
+		e, _, err := segment.DecodeRecord(raw)
+		if err != nil {
+			return fmt.Errorf("record at offset %d: %w", want, err)
+		}
+		if rb.LogicalOffset != want || e.Offset != want {
+			return fmt.Errorf("record at offset %d: artifact has offset %d (index %d)", want, e.Offset, rb.LogicalOffset)
+		}
 	}
 	return nil
 }
