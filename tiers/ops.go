@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/segment"
@@ -56,7 +58,84 @@ func (s *Store) Retire(ctx context.Context, stream string, id uint64) error {
 	if !si.sealed {
 		return fmt.Errorf("segment %d of %s is the active segment: seal it before retiring it", id, stream)
 	}
-	return s.bg.retire(ctx, l, id)
+	// An upload of the segment in flight finishes first (its object is
+	// then deleted with the rest): retire waits for it, as long as ctx.
+	for {
+		err := s.bg.retire(ctx, l, id)
+		if !errors.Is(err, errRetireLater) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("retire segment %d of %s: %w (%w)", id, stream, err, ctx.Err())
+		case <-time.After(turnWait):
+		}
+	}
+}
+
+// errRetireLater says a segment cannot be retired yet: an upload of it is
+// in flight, or its Tier 1 artifact is in use.
+var errRetireLater = errors.New("segment busy, retire it later")
+
+// errSegmentRetiring refuses an upload of a segment being retired.
+var errSegmentRetiring = errors.New("segment is being retired")
+
+// uploadMarks makes uploads and retirement of one segment exclude each
+// other. An upload (a Reupload from its start, a background upload while
+// it runs) that overlapped a retirement would write the deleted object
+// back and record UploadDone after Tier2Deleted: the retired segment
+// would be loaded again at the next boot.
+type uploadMarks struct {
+	mu       sync.Mutex
+	uploads  map[tier1.Key]int
+	retiring map[tier1.Key]bool
+}
+
+func newUploadMarks() *uploadMarks {
+	return &uploadMarks{uploads: map[tier1.Key]int{}, retiring: map[tier1.Key]bool{}}
+}
+
+// beginUpload marks an upload of k in flight; refused while k is retired.
+func (m *uploadMarks) beginUpload(k tier1.Key) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.retiring[k] {
+		return fmt.Errorf("upload segment %d of %s: %w", k.Segment, k.Stream, errSegmentRetiring)
+	}
+	m.uploads[k]++
+	return nil
+}
+
+func (m *uploadMarks) endUpload(k tier1.Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.uploads[k]--; m.uploads[k] <= 0 {
+		delete(m.uploads, k)
+	}
+}
+
+// beginRetire marks k as being retired; refused while an upload of it is
+// in flight.
+func (m *uploadMarks) beginRetire(k tier1.Key) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.uploads[k] > 0 {
+		return fmt.Errorf("segment %d of %s has an upload in flight: %w", k.Segment, k.Stream, errRetireLater)
+	}
+	m.retiring[k] = true
+	return nil
+}
+
+func (m *uploadMarks) endRetire(k tier1.Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.retiring, k)
+}
+
+func (m *uploadMarks) isRetiring(k tier1.Key) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.retiring[k]
 }
 
 // Reupload writes segment id's Tier 2 object again from its local copy
@@ -90,6 +169,11 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 		return fmt.Errorf("segment %d of %s has no sealed local copy to upload from", id, stream)
 	}
 	ck := tier1.Key{Stream: stream, Segment: id}
+	// In flight from here: a Retire waits until the repair is done.
+	if err := s.bg.marks.beginUpload(ck); err != nil {
+		return err
+	}
+	defer s.bg.marks.endUpload(ck)
 	// The local copy is the only good one from here until the upload is
 	// confirmed: pin it against Tier 1 eviction while Reupload runs (the
 	// cleared Tier 2 mark protects it after that). The pin is refused
@@ -243,7 +327,14 @@ func (l *Log) clearNeedsRecovery(id uint64) {
 
 // retire deletes one segment from Tier 2 and then locally, recording the
 // deletion in the manifest first.
+// It returns errRetireLater while an upload of the segment is in flight
+// or its Tier 1 artifact is pinned.
 func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
+	key := tier1.Key{Stream: l.name, Segment: id}
+	if err := b.marks.beginRetire(key); err != nil {
+		return err
+	}
+	defer b.marks.endRetire(key)
 	si := l.info(id)
 	if si == nil {
 		return nil
@@ -252,20 +343,8 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	// crash before the Tier 2 delete leaves an ordinary Tier 2 segment,
 	// which retention picks again, never a retired segment that comes
 	// back by re-upload. Files a crash leaves behind are removed at boot.
-	key := tier1.Key{Stream: l.name, Segment: id}
-	if si.inTier1 || b.cache.Contains(key) {
-		err := l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
-			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.compressed)}})
-		if err != nil && !isRecordPending(err) {
-			return err
-		}
-		// A pending LocalEvicted commits later: the copy counts as gone
-		// now, so no Reupload starts from it (see onTier1Evict).
-		l.setTier1(id, false, 0)
-		b.cache.Remove(key)
-		if err != nil {
-			return err
-		}
+	if err := b.retireTier1(l, id); err != nil {
+		return err
 	}
 	if si.inTier0 {
 		if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Segment: id,
@@ -290,6 +369,35 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	l.dropSegment(id)
 	b.s.log.Info("segment_retired", "stream", l.name, "segment", id, "key", si.tier2Key)
 	return nil
+}
+
+// retireTier1 removes a retiring segment's Tier 1 copy through the
+// cache's eviction (OnEvict records LocalEvicted), which keeps a pinned
+// artifact: whoever pinned it relies on it.
+func (b *background) retireTier1(l *Log, id uint64) error {
+	err := b.cache.Evict(tier1.Key{Stream: l.name, Segment: id})
+	switch {
+	case err == nil, errors.Is(err, tier1.ErrNotCached):
+	case errors.Is(err, tier1.ErrPinned), errors.Is(err, tier1.ErrEvicting):
+		return fmt.Errorf("tier 1 copy of segment %d of %s in use (%v): %w", id, l.name, err, errRetireLater)
+	default:
+		return err
+	}
+	// No artifact in the cache, yet the log counts one (its file went
+	// missing): record it gone all the same, or the manifest keeps the
+	// retired segment alive.
+	si := l.info(id)
+	if si == nil || !si.inTier1 {
+		return nil
+	}
+	err = l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
+		Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.compressed)}})
+	if err != nil && !isRecordPending(err) {
+		return err
+	}
+	// A pending LocalEvicted commits later: the copy counts as gone now.
+	l.setTier1(id, false, 0)
+	return err
 }
 
 // retireLostAsync retires, in the background, lost segments whose records

@@ -69,6 +69,14 @@ func (l *Log) info(id uint64) *segInfo {
 	return &c
 }
 
+// holds reports whether segment id is still one of the log's segments
+// (not retired or dropped).
+func (l *Log) holds(id uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.segmentLocked(id) != nil
+}
+
 func (l *Log) setTier1(id uint64, in bool, compressed int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
