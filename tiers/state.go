@@ -334,6 +334,35 @@ func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error 
 	return err
 }
 
+// RestoreTier1 makes segment id's Tier 1 artifact good again and leaves
+// its other copies alone: the artifact is read back in full, and a
+// missing or damaged one is compressed again from the Tier 0 file or,
+// without one, dropped and hydrated from the confirmed Tier 2 copy.
+func (s *Store) RestoreTier1(ctx context.Context, stream string, id uint64) error {
+	l, si, err := s.lookup(stream, id)
+	if err != nil {
+		return err
+	}
+	if !si.sealed {
+		return fmt.Errorf("segment %d of %s is not sealed: it has no Tier 1 copy to restore", id, stream)
+	}
+	ck := tier1.Key{Stream: stream, Segment: id}
+	if si.inTier0 {
+		if err := s.bg.pinVerifiedArtifact(l, id); err != nil {
+			return err
+		}
+		s.bg.cache.Unpin(ck)
+		return nil
+	}
+	if !si.inTier2 {
+		return fmt.Errorf("segment %d of %s has neither a Tier 0 nor a confirmed Tier 2 copy to restore its Tier 1 copy from", id, stream)
+	}
+	if err := s.bg.cache.Evict(ck); err != nil && !errors.Is(err, tier1.ErrNotCached) {
+		return fmt.Errorf("drop damaged tier 1 copy: %w", err)
+	}
+	return s.Hydrate(ctx, stream, id)
+}
+
 // ErrSegmentNotFound is returned for a segment a stream does not hold.
 var ErrSegmentNotFound = errors.New("tiers: segment not found")
 
