@@ -278,7 +278,7 @@ func (b *background) worker(q *jobQueue) {
 // segment of its stream. Past JobMaxRetries each failure is an error.
 func (b *background) retryLater(q *jobQueue, j job, err error) {
 	delay := turnWait
-	if !errors.Is(err, errNotYourTurn) && !errors.Is(err, errSegmentRetiring) {
+	if !errors.Is(err, errNotYourTurn) && !errors.Is(err, errSegmentDropping) {
 		j.attempt++
 		delay = min(time.Duration(b.retryBackoff.Load())<<min(j.attempt-1, 10), 30*time.Second)
 		if int64(j.attempt) >= b.maxRetries.Load() {

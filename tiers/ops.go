@@ -73,34 +73,40 @@ func (s *Store) Retire(ctx context.Context, stream string, id uint64) error {
 	}
 }
 
-// errRetireLater says a segment cannot be retired yet: an upload of it is
-// in flight, or its Tier 1 artifact is in use.
+// errRetireLater says a segment's copies cannot be dropped yet: an upload
+// of it is in flight, another drop runs, or its Tier 1 artifact is in use.
 var errRetireLater = errors.New("segment busy, retire it later")
 
-// errSegmentRetiring refuses an upload of a segment being retired.
-var errSegmentRetiring = errors.New("segment is being retired")
+// errSegmentDropping refuses an upload of a segment whose copies are
+// being dropped (Retire, EvictLocal).
+var errSegmentDropping = errors.New("segment's copies are being dropped")
 
-// uploadMarks makes uploads and retirement of one segment exclude each
-// other. An upload (a Reupload from its start, a background upload while
-// it runs) that overlapped a retirement would write the deleted object
-// back and record UploadDone after Tier2Deleted: the retired segment
-// would be loaded again at the next boot.
+// uploadMarks makes uploads of a segment and the dropping of its copies
+// exclude each other. An upload (a Reupload from its start, a background
+// upload while it runs) that overlapped a retirement would write the
+// deleted object back and record UploadDone after Tier2Deleted: the
+// retired segment would be loaded again at the next boot. One that
+// started during EvictLocal would stop counting the Tier 2 copy that
+// EvictLocal relies on.
 type uploadMarks struct {
-	mu       sync.Mutex
-	uploads  map[tier1.Key]int
-	retiring map[tier1.Key]bool
+	mu      sync.Mutex
+	uploads map[tier1.Key]int
+	// dropping holds the segments whose copies are being dropped: true
+	// for a retirement (every copy goes), false for EvictLocal.
+	dropping map[tier1.Key]bool
 }
 
 func newUploadMarks() *uploadMarks {
-	return &uploadMarks{uploads: map[tier1.Key]int{}, retiring: map[tier1.Key]bool{}}
+	return &uploadMarks{uploads: map[tier1.Key]int{}, dropping: map[tier1.Key]bool{}}
 }
 
-// beginUpload marks an upload of k in flight; refused while k is retired.
+// beginUpload marks an upload of k in flight; refused while k's copies
+// are being dropped.
 func (m *uploadMarks) beginUpload(k tier1.Key) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.retiring[k] {
-		return fmt.Errorf("upload segment %d of %s: %w", k.Segment, k.Stream, errSegmentRetiring)
+	if _, ok := m.dropping[k]; ok {
+		return fmt.Errorf("upload segment %d of %s: %w", k.Segment, k.Stream, errSegmentDropping)
 	}
 	m.uploads[k]++
 	return nil
@@ -114,28 +120,31 @@ func (m *uploadMarks) endUpload(k tier1.Key) {
 	}
 }
 
-// beginRetire marks k as being retired; refused while an upload of it is
-// in flight.
-func (m *uploadMarks) beginRetire(k tier1.Key) error {
+// beginDrop marks k's copies as being dropped (retire: all of them);
+// refused while an upload of k is in flight or another drop runs.
+func (m *uploadMarks) beginDrop(k tier1.Key, retire bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.uploads[k] > 0 {
 		return fmt.Errorf("segment %d of %s has an upload in flight: %w", k.Segment, k.Stream, errRetireLater)
 	}
-	m.retiring[k] = true
+	if _, ok := m.dropping[k]; ok {
+		return fmt.Errorf("segment %d of %s has its copies dropped already: %w", k.Segment, k.Stream, errRetireLater)
+	}
+	m.dropping[k] = retire
 	return nil
 }
 
-func (m *uploadMarks) endRetire(k tier1.Key) {
+func (m *uploadMarks) endDrop(k tier1.Key) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.retiring, k)
+	delete(m.dropping, k)
 }
 
 func (m *uploadMarks) isRetiring(k tier1.Key) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.retiring[k]
+	return m.dropping[k]
 }
 
 // Reupload writes segment id's Tier 2 object again from its local copy
@@ -331,10 +340,10 @@ func (l *Log) clearNeedsRecovery(id uint64) {
 // or its Tier 1 artifact is pinned.
 func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	key := tier1.Key{Stream: l.name, Segment: id}
-	if err := b.marks.beginRetire(key); err != nil {
+	if err := b.marks.beginDrop(key, true); err != nil {
 		return err
 	}
-	defer b.marks.endRetire(key)
+	defer b.marks.endDrop(key)
 	si := l.info(id)
 	if si == nil {
 		return nil

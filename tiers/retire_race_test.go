@@ -2,11 +2,13 @@ package tiers
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
@@ -83,5 +85,43 @@ func TestRetireDuringAReuploadStaysRetired(t *testing.T) {
 	}
 	if !ms.Deleted || ex {
 		t.Errorf("retired segment resurrected: manifest Deleted=%v InTier2=%v, object exists=%v", ms.Deleted, ms.InTier2, ex)
+	}
+}
+
+// An upload of a segment and the dropping of its copies (Retire,
+// EvictLocal) never run together: either side is refused, with an error
+// that says to try later, while the other holds its mark.
+func TestUploadsAndDropsOfASegmentExcludeEachOther(t *testing.T) {
+	k := tier1.Key{Stream: "m", Segment: 1}
+	m := newUploadMarks()
+	if err := m.beginUpload(k); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.beginUpload(k); err != nil {
+		t.Fatalf("a second upload (Reupload's own runUpload): %v", err)
+	}
+	if err := m.beginDrop(k, true); !errors.Is(err, errRetireLater) {
+		t.Fatalf("drop during an upload: %v, want errRetireLater", err)
+	}
+	m.endUpload(k)
+	if err := m.beginDrop(k, false); !errors.Is(err, errRetireLater) {
+		t.Fatalf("drop while one upload is still in flight: %v, want errRetireLater", err)
+	}
+	m.endUpload(k)
+	if err := m.beginDrop(k, false); err != nil {
+		t.Fatalf("drop once the uploads ended: %v", err)
+	}
+	if err := m.beginUpload(k); !errors.Is(err, errSegmentDropping) {
+		t.Fatalf("upload during EvictLocal: %v, want errSegmentDropping", err)
+	}
+	if err := m.beginDrop(k, true); !errors.Is(err, errRetireLater) {
+		t.Fatalf("retire during EvictLocal: %v, want errRetireLater", err)
+	}
+	if m.isRetiring(k) {
+		t.Fatal("EvictLocal's mark lets Tier 1 eviction skip its Tier 2 check")
+	}
+	m.endDrop(k)
+	if err := m.beginUpload(k); err != nil {
+		t.Fatalf("upload once the drop ended: %v", err)
 	}
 }

@@ -311,9 +311,20 @@ func (s *Store) Hydrate(ctx context.Context, stream string, id uint64) error {
 // so that the next read hydrates it: Tier 0 first, then Tier 1. It is
 // refused for a segment without a confirmed Tier 2 copy.
 func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error {
-	l, si, err := s.lookup(stream, id)
+	l, _, err := s.lookup(stream, id)
 	if err != nil {
 		return err
+	}
+	// No upload may start (and stop counting the Tier 2 copy) while the
+	// local copies go; the Tier 2 mark is read once that holds.
+	key := tier1.Key{Stream: stream, Segment: id}
+	if err := s.bg.marks.beginDrop(key, false); err != nil {
+		return fmt.Errorf("evict local copies: %w", err)
+	}
+	defer s.bg.marks.endDrop(key)
+	si := l.info(id)
+	if si == nil {
+		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
 	}
 	if !si.sealed || !si.inTier2 {
 		return fmt.Errorf("segment %d of %s is not confirmed in tier 2; refusing to evict its local copies", id, stream)
@@ -327,7 +338,7 @@ func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error 
 	// The cache checks the pins and marks the artifact as evicting in one
 	// step, so a Reupload that pinned it keeps it, and one that comes
 	// while the LocalEvicted is recorded is refused its pin.
-	err = s.bg.cache.Evict(tier1.Key{Stream: stream, Segment: id})
+	err = s.bg.cache.Evict(key)
 	if errors.Is(err, tier1.ErrNotCached) {
 		return nil
 	}
