@@ -32,35 +32,77 @@ func CheckLive(ctx context.Context, s *tiers.Store, stream string, repair bool) 
 }
 
 // RepairFromTier2 repairs, on an open store, the segment problems of rep
-// that Tier 2 can restore: a damaged or missing Tier 0 or Tier 1 copy of a
-// segment confirmed in Tier 2 is dropped and hydrated back from Tier 2,
-// and a missing or damaged Tier 2 object is uploaded again from the local
-// copy. Problems it cannot repair get a note saying why.
+// that the store's other copies can restore. Tier 2 problems go first: a
+// missing or damaged Tier 2 object is uploaded again from the local copy
+// (which the upload reads back in full, compressing Tier 1 again from Tier
+// 0 when it is damaged). A damaged or missing Tier 1 copy alone is
+// restored on its own (RestoreTier1), the Tier 0 file kept; a damaged Tier
+// 0 copy of a segment confirmed in Tier 2 is dropped with Tier 1 and
+// hydrated back. The local copies of a segment whose Tier 2 object failed
+// the same check are never dropped (RestoreTier1 drops a Tier 1 copy only
+// for a Tier 2 copy confirmed since): they may be its only good copy.
+// Problems it cannot repair get a note saying why.
 func RepairFromTier2(ctx context.Context, s *tiers.Store, rep *Report) {
+	tier2Damaged := map[string]bool{}
+	tier0Damaged := map[string]bool{}
+	for i := range rep.Problems {
+		p := &rep.Problems[i]
+		switch p.Kind {
+		case KindTier2Missing, KindTier2Corrupt:
+			tier2Damaged[segmentKey(p.Stream, p.Segment)] = true
+			if !p.Repaired {
+				reuploadObject(ctx, s, p)
+			}
+		case KindTier0Corrupt, KindTier0Mismatch:
+			tier0Damaged[segmentKey(p.Stream, p.Segment)] = true
+		}
+	}
 	inTier2 := map[string]bool{}
 	for _, st := range s.Segments("") {
 		inTier2[segmentKey(st.Stream, st.Segment)] = st.InTier2
 	}
 	for i := range rep.Problems {
 		p := &rep.Problems[i]
+		key := segmentKey(p.Stream, p.Segment)
 		if p.Repaired {
 			continue
 		}
 		switch p.Kind {
-		case KindTier0Corrupt, KindTier0Mismatch, KindTier1Corrupt, KindTier1Missing:
-			restoreLocalCopy(ctx, s, p, inTier2[segmentKey(p.Stream, p.Segment)])
 		case KindTier2Missing, KindTier2Corrupt:
-			if err := s.Reupload(ctx, p.Stream, p.Segment); err != nil {
-				p.RepairNote = "re-upload from the local copy: " + err.Error()
-				continue
+		case KindTier0Corrupt, KindTier0Mismatch, KindTier1Corrupt, KindTier1Missing:
+			switch {
+			case tier0Damaged[key] && tier2Damaged[key]:
+				p.RepairNote = "local copies kept: the segment's Tier 2 object failed this check too (run the repair again once Tier 2 is repaired)"
+			case tier0Damaged[key]:
+				restoreLocalCopy(ctx, s, p, inTier2[key])
+			default:
+				restoreTier1(ctx, s, p)
 			}
-			p.Repaired, p.RepairNote = true, "Tier 2 object re-uploaded from the local copy"
 		default:
 			if p.RepairNote == "" {
 				p.RepairNote = "not repairable from Tier 2"
 			}
 		}
 	}
+}
+
+// reuploadObject uploads p's segment to Tier 2 again from its local copy.
+func reuploadObject(ctx context.Context, s *tiers.Store, p *Problem) {
+	if err := s.Reupload(ctx, p.Stream, p.Segment); err != nil {
+		p.RepairNote = "re-upload from the local copy: " + err.Error()
+		return
+	}
+	p.Repaired, p.RepairNote = true, "Tier 2 object re-uploaded from the local copy"
+}
+
+// restoreTier1 restores p's segment's Tier 1 copy alone, from Tier 0 or
+// else Tier 2.
+func restoreTier1(ctx context.Context, s *tiers.Store, p *Problem) {
+	if err := s.RestoreTier1(ctx, p.Stream, p.Segment); err != nil {
+		p.RepairNote = "restore the Tier 1 copy: " + err.Error()
+		return
+	}
+	p.Repaired, p.RepairNote = true, "Tier 1 copy verified, or written again from Tier 0 or Tier 2"
 }
 
 func segmentKey(stream string, id uint64) string { return stream + "/" + strconv.FormatUint(id, 10) }

@@ -47,6 +47,9 @@ type job struct {
 	// repair marks the upload of a Reupload: its success also clears the
 	// segment's needs-recovery mark.
 	repair bool
+	// replace makes a compression write the artifact again even though
+	// the cache holds one (a repair found it damaged).
+	replace bool
 }
 
 // jobQueue is an unbounded FIFO: a seal must never block on a full queue,
@@ -149,12 +152,14 @@ type background struct {
 	hydrator *tier1.Hydrator[tier1.Key, struct{}]
 	compress *jobQueue
 	upload   *jobQueue
+	// marks keeps uploads and retirement of a segment apart.
+	marks *uploadMarks
 
 	wg sync.WaitGroup
 }
 
 func newBackground(s *Store) (*background, error) {
-	b := &background{s: s, compress: newJobQueue(), upload: newJobQueue()}
+	b := &background{s: s, compress: newJobQueue(), upload: newJobQueue(), marks: newUploadMarks()}
 	cache, err := tier1.NewCache(tier1.CacheOptions{
 		Root:     s.opts.Root,
 		FS:       s.fs,
@@ -273,7 +278,7 @@ func (b *background) worker(q *jobQueue) {
 // segment of its stream. Past JobMaxRetries each failure is an error.
 func (b *background) retryLater(q *jobQueue, j job, err error) {
 	delay := turnWait
-	if !errors.Is(err, errNotYourTurn) {
+	if !errors.Is(err, errNotYourTurn) && !errors.Is(err, errSegmentDropping) {
 		j.attempt++
 		delay = min(time.Duration(b.retryBackoff.Load())<<min(j.attempt-1, 10), 30*time.Second)
 		if int64(j.attempt) >= b.maxRetries.Load() {
@@ -336,7 +341,7 @@ func (b *background) runCompress(j job) error {
 	ctx, span := b.startSpan(j, tracing.SpanTier1Compress)
 	defer span.End()
 	key := tier1.Key{Stream: l.name, Segment: j.segment}
-	if b.cache.Contains(key) {
+	if !j.replace && b.cache.Contains(key) {
 		return b.afterCompress(ctx, j, 0)
 	}
 	if err := l.record(manifest.Record{Type: manifest.CompressionStarted, Segment: j.segment,
@@ -445,18 +450,24 @@ func (b *background) runUpload(j job) error {
 	if older := l.olderAwaitingUpload(j.segment); older != 0 {
 		return errNotYourTurn
 	}
+	key := tier1.Key{Stream: l.name, Segment: j.segment}
+	// A retirement under way decides first: the job is tried again and
+	// then finds the segment gone (or, if the retirement failed, uploads).
+	if err := b.marks.beginUpload(key); err != nil {
+		return err
+	}
+	defer b.marks.endUpload(key)
+	info := l.info(j.segment)
+	if info == nil {
+		return nil // retired
+	}
 	ctx, span := b.startSpan(j, tracing.SpanTier2Upload)
 	defer span.End()
-	key := tier1.Key{Stream: l.name, Segment: j.segment}
 	objKey := tier2.SegmentKey(l.name, j.segment)
 	if err := b.cache.Pin(key); err != nil {
 		return fmt.Errorf("pin tier1 artifact: %w", err)
 	}
 	defer b.cache.Unpin(key)
-	info := l.info(j.segment)
-	if info == nil {
-		return nil
-	}
 	// Once UploadStarted is taken (even if its commit fails and it stays
 	// pending) the manifest no longer vouches for the key's object: the
 	// segment counts as out of Tier 2 first, so no eviction relies on it.
@@ -482,6 +493,13 @@ func (b *background) runUpload(j job) error {
 			return rerr
 		}
 		return err
+	}
+	// The upload mark keeps Retire away, but a segment dropped by any
+	// other path must not get its object back: UploadDone after its
+	// deletion would make the next boot load it again.
+	if !l.holds(j.segment) {
+		b.s.log.Warn("segment_upload_after_retire", "stream", l.name, "segment", j.segment, "key", objKey)
+		return up.Delete(ctx, objKey)
 	}
 	if err := l.record(manifest.Record{Type: manifest.UploadDone, Segment: j.segment,
 		Payload: manifest.UploadDonePayload{Key: objKey, ETag: res.ETag}}); err != nil {
@@ -509,8 +527,8 @@ func (b *background) onTier1Evict(ev tier1.Eviction) error {
 	}
 	// Invariant 2, checked against the log rather than the cache's own
 	// mark: an artifact whose Tier 2 object was removed (a re-upload in
-	// progress) must stay.
-	if si := l.info(ev.Key.Segment); si != nil && !si.inTier2 {
+	// progress) must stay, unless the whole segment is being retired.
+	if si := l.info(ev.Key.Segment); si != nil && !si.inTier2 && !b.marks.isRetiring(ev.Key) {
 		return fmt.Errorf("segment %d of %s is not confirmed in Tier 2", ev.Key.Segment, ev.Key.Stream)
 	}
 	err = l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy,
@@ -650,8 +668,14 @@ func (b *background) applyRetention(ctx context.Context, l *Log) error {
 		pending := l.retireAtBoot
 		l.retireAtBoot = nil
 		l.mu.Unlock()
-		for _, id := range pending {
+		for i, id := range pending {
 			if err := b.retire(ctx, l, id); err != nil {
+				l.mu.Lock()
+				l.retireAtBoot = append(l.retireAtBoot, pending[i:]...) // the next pass
+				l.mu.Unlock()
+				if errors.Is(err, errRetireLater) {
+					return nil
+				}
 				return err
 			}
 		}
@@ -661,7 +685,9 @@ func (b *background) applyRetention(ctx context.Context, l *Log) error {
 		return nil
 	}
 	for _, id := range l.retentionVictims(b.s.opts.Now(), maxAge, maxBytes) {
-		if err := b.retire(ctx, l, id); err != nil {
+		if err := b.retire(ctx, l, id); errors.Is(err, errRetireLater) {
+			return nil // busy (an upload, a pinned artifact): the next pass takes it
+		} else if err != nil {
 			return err
 		}
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/segment"
 	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tiers/tier2"
 )
@@ -55,7 +58,93 @@ func (s *Store) Retire(ctx context.Context, stream string, id uint64) error {
 	if !si.sealed {
 		return fmt.Errorf("segment %d of %s is the active segment: seal it before retiring it", id, stream)
 	}
-	return s.bg.retire(ctx, l, id)
+	// An upload of the segment in flight finishes first (its object is
+	// then deleted with the rest): retire waits for it, as long as ctx.
+	for {
+		err := s.bg.retire(ctx, l, id)
+		if !errors.Is(err, errRetireLater) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("retire segment %d of %s: %w (%w)", id, stream, err, ctx.Err())
+		case <-time.After(turnWait):
+		}
+	}
+}
+
+// errRetireLater says a segment's copies cannot be dropped yet: an upload
+// of it is in flight, another drop runs, or its Tier 1 artifact is in use.
+var errRetireLater = errors.New("segment busy, retire it later")
+
+// errSegmentDropping refuses an upload of a segment whose copies are
+// being dropped (Retire, EvictLocal).
+var errSegmentDropping = errors.New("segment's copies are being dropped")
+
+// uploadMarks makes uploads of a segment and the dropping of its copies
+// exclude each other. An upload (a Reupload from its start, a background
+// upload while it runs) that overlapped a retirement would write the
+// deleted object back and record UploadDone after Tier2Deleted: the
+// retired segment would be loaded again at the next boot. One that
+// started during EvictLocal would stop counting the Tier 2 copy that
+// EvictLocal relies on.
+type uploadMarks struct {
+	mu      sync.Mutex
+	uploads map[tier1.Key]int
+	// dropping holds the segments whose copies are being dropped: true
+	// for a retirement (every copy goes), false for EvictLocal.
+	dropping map[tier1.Key]bool
+}
+
+func newUploadMarks() *uploadMarks {
+	return &uploadMarks{uploads: map[tier1.Key]int{}, dropping: map[tier1.Key]bool{}}
+}
+
+// beginUpload marks an upload of k in flight; refused while k's copies
+// are being dropped.
+func (m *uploadMarks) beginUpload(k tier1.Key) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.dropping[k]; ok {
+		return fmt.Errorf("upload segment %d of %s: %w", k.Segment, k.Stream, errSegmentDropping)
+	}
+	m.uploads[k]++
+	return nil
+}
+
+func (m *uploadMarks) endUpload(k tier1.Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.uploads[k]--; m.uploads[k] <= 0 {
+		delete(m.uploads, k)
+	}
+}
+
+// beginDrop marks k's copies as being dropped (retire: all of them);
+// refused while an upload of k is in flight or another drop runs.
+func (m *uploadMarks) beginDrop(k tier1.Key, retire bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.uploads[k] > 0 {
+		return fmt.Errorf("segment %d of %s has an upload in flight: %w", k.Segment, k.Stream, errRetireLater)
+	}
+	if _, ok := m.dropping[k]; ok {
+		return fmt.Errorf("segment %d of %s has its copies dropped already: %w", k.Segment, k.Stream, errRetireLater)
+	}
+	m.dropping[k] = retire
+	return nil
+}
+
+func (m *uploadMarks) endDrop(k tier1.Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.dropping, k)
+}
+
+func (m *uploadMarks) isRetiring(k tier1.Key) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dropping[k]
 }
 
 // Reupload writes segment id's Tier 2 object again from its local copy
@@ -89,17 +178,17 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 		return fmt.Errorf("segment %d of %s has no sealed local copy to upload from", id, stream)
 	}
 	ck := tier1.Key{Stream: stream, Segment: id}
-	if !s.bg.cache.Contains(ck) {
-		if err := s.bg.runCompress(job{kind: jobCompress, log: l, segment: id}); err != nil {
-			return fmt.Errorf("compress segment %d: %w", id, err)
-		}
+	// In flight from here: a Retire waits until the repair is done.
+	if err := s.bg.marks.beginUpload(ck); err != nil {
+		return err
 	}
+	defer s.bg.marks.endUpload(ck)
 	// The local copy is the only good one from here until the upload is
 	// confirmed: pin it against Tier 1 eviction while Reupload runs (the
 	// cleared Tier 2 mark protects it after that). The pin is refused
 	// while an eviction of the artifact is recording its LocalEvicted.
-	if err := s.bg.cache.Pin(ck); err != nil {
-		return fmt.Errorf("pin tier 1 copy of segment %d: %w", id, err)
+	if err := s.bg.pinVerifiedArtifact(l, id); err != nil {
+		return err
 	}
 	defer s.bg.cache.Unpin(ck)
 	if err := l.beginRepair(id); err != nil {
@@ -118,6 +207,93 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	if err != nil {
 		s.bg.retryLater(s.bg.upload, j, err)
 		return fmt.Errorf("re-upload segment %d of %s (queued; retried in the background until Tier 2 accepts it): %w", id, stream, err)
+	}
+	return nil
+}
+
+// pinVerifiedArtifact pins segment id's Tier 1 artifact for a repair
+// upload once every record of it reads back intact, compressing it (again)
+// from Tier 0 when it is missing or damaged. An unverified artifact is
+// never uploaded: it would become the confirmed Tier 2 copy, and the good
+// Tier 0 file could then be evicted.
+func (b *background) pinVerifiedArtifact(l *Log, id uint64) error {
+	ck := tier1.Key{Stream: l.name, Segment: id}
+	err := b.pinArtifact(l, id, false)
+	if err == nil {
+		if err = b.verifyArtifact(l, id); err == nil {
+			return nil
+		}
+		b.cache.Unpin(ck)
+		b.s.log.Error("tier1_artifact_damaged", "stream", l.name, "segment", id, "err", err)
+		if si := l.info(id); si == nil || !si.inTier0 {
+			return fmt.Errorf("tier 1 copy of segment %d of %s is damaged and there is no Tier 0 copy to compress it again from: %w", id, l.name, err)
+		}
+		if err = b.pinArtifact(l, id, true); err == nil {
+			if err = b.verifyArtifact(l, id); err != nil {
+				b.cache.Unpin(ck)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("tier 1 copy of segment %d of %s: %w", id, l.name, err)
+	}
+	return nil
+}
+
+// pinArtifact pins segment id's artifact, compressing it from Tier 0
+// first when the cache lacks it or, with again, in any case (the new
+// artifact replaces the old one atomically).
+func (b *background) pinArtifact(l *Log, id uint64, again bool) error {
+	ck := tier1.Key{Stream: l.name, Segment: id}
+	if again || !b.cache.Contains(ck) {
+		if si := l.info(id); si == nil || !si.inTier0 {
+			return fmt.Errorf("no Tier 0 copy to compress segment %d from", id)
+		}
+		if err := b.runCompress(job{kind: jobCompress, log: l, segment: id, replace: again}); err != nil {
+			return fmt.Errorf("compress segment %d: %w", id, err)
+		}
+	}
+	if err := b.cache.Pin(ck); err != nil {
+		return fmt.Errorf("pin: %w", err)
+	}
+	return nil
+}
+
+// verifyArtifact reads segment id's artifact the way a reader does, every
+// record in order: every frame is decoded (and its checksum checked),
+// every record's CRC-32C checked, and the records must be exactly the
+// segment's offsets.
+func (b *background) verifyArtifact(l *Log, id uint64) error {
+	si := l.info(id)
+	if si == nil {
+		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, l.name)
+	}
+	ar, err := b.cache.Open(tier1.Key{Stream: l.name, Segment: id})
+	if err != nil {
+		return err
+	}
+	defer ar.Close()
+	recs := ar.Records()
+	if uint64(len(recs)) != si.next-si.base {
+		return fmt.Errorf("artifact holds %d records, segment has %d", len(recs), si.next-si.base)
+	}
+	if len(recs) == 0 {
+		_, err := ar.ReadRange(0, ar.Size())
+		return err
+	}
+	for i, rb := range recs {
+		want := si.base + uint64(i)
+		raw, err := ar.ReadRecord(rb.LogicalOffset)
+		if err != nil {
+			return err
+		}
+		e, _, err := segment.DecodeRecord(raw)
+		if err != nil {
+			return fmt.Errorf("record at offset %d: %w", want, err)
+		}
+		if rb.LogicalOffset != want || e.Offset != want {
+			return fmt.Errorf("record at offset %d: artifact has offset %d (index %d)", want, e.Offset, rb.LogicalOffset)
+		}
 	}
 	return nil
 }
@@ -160,7 +336,14 @@ func (l *Log) clearNeedsRecovery(id uint64) {
 
 // retire deletes one segment from Tier 2 and then locally, recording the
 // deletion in the manifest first.
+// It returns errRetireLater while an upload of the segment is in flight
+// or its Tier 1 artifact is pinned.
 func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
+	key := tier1.Key{Stream: l.name, Segment: id}
+	if err := b.marks.beginDrop(key, true); err != nil {
+		return err
+	}
+	defer b.marks.endDrop(key)
 	si := l.info(id)
 	if si == nil {
 		return nil
@@ -169,20 +352,8 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	// crash before the Tier 2 delete leaves an ordinary Tier 2 segment,
 	// which retention picks again, never a retired segment that comes
 	// back by re-upload. Files a crash leaves behind are removed at boot.
-	key := tier1.Key{Stream: l.name, Segment: id}
-	if si.inTier1 || b.cache.Contains(key) {
-		err := l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
-			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.compressed)}})
-		if err != nil && !isRecordPending(err) {
-			return err
-		}
-		// A pending LocalEvicted commits later: the copy counts as gone
-		// now, so no Reupload starts from it (see onTier1Evict).
-		l.setTier1(id, false, 0)
-		b.cache.Remove(key)
-		if err != nil {
-			return err
-		}
+	if err := b.retireTier1(l, id); err != nil {
+		return err
 	}
 	if si.inTier0 {
 		if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Segment: id,
@@ -207,6 +378,35 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	l.dropSegment(id)
 	b.s.log.Info("segment_retired", "stream", l.name, "segment", id, "key", si.tier2Key)
 	return nil
+}
+
+// retireTier1 removes a retiring segment's Tier 1 copy through the
+// cache's eviction (OnEvict records LocalEvicted), which keeps a pinned
+// artifact: whoever pinned it relies on it.
+func (b *background) retireTier1(l *Log, id uint64) error {
+	err := b.cache.Evict(tier1.Key{Stream: l.name, Segment: id})
+	switch {
+	case err == nil, errors.Is(err, tier1.ErrNotCached):
+	case errors.Is(err, tier1.ErrPinned), errors.Is(err, tier1.ErrEvicting):
+		return fmt.Errorf("tier 1 copy of segment %d of %s in use (%v): %w", id, l.name, err, errRetireLater)
+	default:
+		return err
+	}
+	// No artifact in the cache, yet the log counts one (its file went
+	// missing): record it gone all the same, or the manifest keeps the
+	// retired segment alive.
+	si := l.info(id)
+	if si == nil || !si.inTier1 {
+		return nil
+	}
+	err = l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
+		Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.compressed)}})
+	if err != nil && !isRecordPending(err) {
+		return err
+	}
+	// A pending LocalEvicted commits later: the copy counts as gone now.
+	l.setTier1(id, false, 0)
+	return err
 }
 
 // retireLostAsync retires, in the background, lost segments whose records

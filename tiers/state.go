@@ -69,6 +69,14 @@ func (l *Log) info(id uint64) *segInfo {
 	return &c
 }
 
+// holds reports whether segment id is still one of the log's segments
+// (not retired or dropped).
+func (l *Log) holds(id uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.segmentLocked(id) != nil
+}
+
 func (l *Log) setTier1(id uint64, in bool, compressed int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -330,9 +338,20 @@ func (s *Store) Hydrate(ctx context.Context, stream string, id uint64) error {
 // so that the next read hydrates it: Tier 0 first, then Tier 1. It is
 // refused for a segment without a confirmed Tier 2 copy.
 func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error {
-	l, si, err := s.lookup(stream, id)
+	l, _, err := s.lookup(stream, id)
 	if err != nil {
 		return err
+	}
+	// No upload may start (and stop counting the Tier 2 copy) while the
+	// local copies go; the Tier 2 mark is read once that holds.
+	key := tier1.Key{Stream: stream, Segment: id}
+	if err := s.bg.marks.beginDrop(key, false); err != nil {
+		return fmt.Errorf("evict local copies: %w", err)
+	}
+	defer s.bg.marks.endDrop(key)
+	si := l.info(id)
+	if si == nil {
+		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
 	}
 	if !si.sealed || !si.inTier2 {
 		return fmt.Errorf("segment %d of %s is not confirmed in tier 2; refusing to evict its local copies", id, stream)
@@ -346,11 +365,40 @@ func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error 
 	// The cache checks the pins and marks the artifact as evicting in one
 	// step, so a Reupload that pinned it keeps it, and one that comes
 	// while the LocalEvicted is recorded is refused its pin.
-	err = s.bg.cache.Evict(tier1.Key{Stream: stream, Segment: id})
+	err = s.bg.cache.Evict(key)
 	if errors.Is(err, tier1.ErrNotCached) {
 		return nil
 	}
 	return err
+}
+
+// RestoreTier1 makes segment id's Tier 1 artifact good again and leaves
+// its other copies alone: the artifact is read back in full, and a
+// missing or damaged one is compressed again from the Tier 0 file or,
+// without one, dropped and hydrated from the confirmed Tier 2 copy.
+func (s *Store) RestoreTier1(ctx context.Context, stream string, id uint64) error {
+	l, si, err := s.lookup(stream, id)
+	if err != nil {
+		return err
+	}
+	if !si.sealed {
+		return fmt.Errorf("segment %d of %s is not sealed: it has no Tier 1 copy to restore", id, stream)
+	}
+	ck := tier1.Key{Stream: stream, Segment: id}
+	if si.inTier0 {
+		if err := s.bg.pinVerifiedArtifact(l, id); err != nil {
+			return err
+		}
+		s.bg.cache.Unpin(ck)
+		return nil
+	}
+	if !si.inTier2 {
+		return fmt.Errorf("segment %d of %s has neither a Tier 0 nor a confirmed Tier 2 copy to restore its Tier 1 copy from", id, stream)
+	}
+	if err := s.bg.cache.Evict(ck); err != nil && !errors.Is(err, tier1.ErrNotCached) {
+		return fmt.Errorf("drop damaged tier 1 copy: %w", err)
+	}
+	return s.Hydrate(ctx, stream, id)
 }
 
 // ErrSegmentNotFound is returned for a segment a stream does not hold.

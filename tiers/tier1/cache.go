@@ -72,9 +72,10 @@ type entry struct {
 	uploaded bool
 	pins     int
 	// evicting is set, under the cache lock and only while pins is 0,
-	// from before OnEvict runs until the entry is dropped or kept: Pin
-	// refuses it, so nobody starts relying on an artifact the store is
-	// recording as gone.
+	// from before OnEvict runs until the entry is dropped (after its file
+	// is removed) or kept: Pin refuses it, so nobody starts relying on an
+	// artifact the store is recording as gone, and Put waits for it, so
+	// the removal never takes the file of the artifact that replaces it.
 	evicting bool
 	elem     *list.Element // in lru; front = most recently used
 }
@@ -102,6 +103,11 @@ type Cache struct {
 	lru      *list.List
 	bytes    int64
 	maxBytes int64
+	// removing holds the keys whose file Remove is deleting after it
+	// dropped their entry; Put waits for those too.
+	removing map[Key]bool
+	// settled is broadcast when an eviction or removal of a key ends.
+	settled *sync.Cond
 }
 
 // NewCache returns an empty cache; call Scan to adopt artifacts already on disk.
@@ -117,7 +123,9 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		entries:  make(map[Key]*entry),
 		lru:      list.New(),
 		maxBytes: opts.MaxBytes,
+		removing: make(map[Key]bool),
 	}
+	c.settled = sync.NewCond(&c.mu)
 	if c.fs == nil {
 		c.fs = vfs.Default
 	}
@@ -202,6 +210,11 @@ func (c *Cache) Scan() error {
 // fsync. If anything fails the temp file is removed and the previous
 // artifact for k, if any, is untouched. A new artifact starts not uploaded
 // and most recently used. It returns the artifact size.
+//
+// While k is being evicted or removed, the rename waits until its file
+// is gone: the file that removal deletes is always the old artifact, and
+// the new one is added after the old one's OnEvict (so the store records
+// the new copy after the old one's LocalEvicted).
 func (c *Cache) Put(k Key, fill func(w io.Writer) error) (int64, error) {
 	path := c.Path(k)
 	dir := filepath.Dir(path)
@@ -229,19 +242,40 @@ func (c *Cache) Put(k Key, fill func(w io.Writer) error) (int64, error) {
 		c.fs.Remove(tmp)
 		return 0, fmt.Errorf("put %s: close: %w", k, err)
 	}
-	if err := c.fs.Rename(tmp, path); err != nil {
+	if err := c.install(k, tmp, path, cw.n); err != nil {
 		c.fs.Remove(tmp)
 		return 0, fmt.Errorf("put %s: rename: %w", k, err)
 	}
 	if err := c.fs.SyncDir(dir); err != nil {
 		// The rename happened but may not survive a crash; report it and
 		// still account for the file, which is there now.
-		c.add(k, cw.n)
 		return cw.n, fmt.Errorf("put %s: fsync dir: %w", k, err)
 	}
-	c.add(k, cw.n)
 	c.evict()
 	return cw.n, nil
+}
+
+// install renames tmp into place as k's artifact and accounts for it, in
+// one step under the cache lock once no eviction or removal of k is in
+// flight: an eviction that starts later finds the new entry, so it can
+// never remove the new file while the cache still counts it.
+func (c *Cache) install(k Key, tmp, path string, n int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.settlingLocked(k) {
+		c.settled.Wait()
+	}
+	if err := c.fs.Rename(tmp, path); err != nil {
+		return err
+	}
+	c.addLocked(k, n)
+	return nil
+}
+
+// settlingLocked reports whether k's file is being evicted or removed.
+func (c *Cache) settlingLocked(k Key) bool {
+	e, ok := c.entries[k]
+	return c.removing[k] || (ok && e.evicting)
 }
 
 // PutBytes is Put for an artifact already in memory.
@@ -249,9 +283,7 @@ func (c *Cache) PutBytes(k Key, data []byte) (int64, error) {
 	return c.Put(k, func(w io.Writer) error { _, err := w.Write(data); return err })
 }
 
-func (c *Cache) add(k Key, n int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Cache) addLocked(k Key, n int64) {
 	if e, ok := c.entries[k]; ok {
 		c.bytes += n - e.bytes
 		e.bytes = n
@@ -275,12 +307,15 @@ func (c *Cache) Open(k Key) (*ArtifactReader, error) {
 	return OpenArtifact(c.fs, c.Path(k))
 }
 
-// Contains reports whether k is cached, without touching it.
+// Contains reports whether k is cached, without touching it. An artifact
+// being evicted is not: the store is recording it as gone, and whoever
+// needs it (a compression, a hydration) writes it again, which waits for
+// the eviction to end.
 func (c *Cache) Contains(k Key) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.entries[k]
-	return ok
+	e, ok := c.entries[k]
+	return ok && !e.evicting
 }
 
 // Touch marks k most recently used. It reports whether k is cached.
@@ -364,28 +399,32 @@ func (c *Cache) Evict(k Key) error {
 }
 
 // evictEntry runs OnEvict for e, which the caller marked evicting, then
-// drops it and removes its file; when OnEvict refuses, or e was replaced
+// removes its file and drops it; when OnEvict refuses, or e was removed
 // meanwhile (or, with needUploaded, is no longer marked uploaded), e is
-// kept and unmarked.
+// kept and unmarked. The entry stays, marked evicting, until its file is
+// gone, so a Put of the same key waits instead of having its new file
+// removed.
 func (c *Cache) evictEntry(e *entry, ev Eviction, needUploaded bool) error {
 	if c.onEvict != nil {
 		if err := c.onEvict(ev); err != nil {
-			c.mu.Lock()
-			e.evicting = false
-			c.mu.Unlock()
+			c.endEviction(e, false)
 			return err
 		}
 	}
 	c.mu.Lock()
-	if cur, ok := c.entries[ev.Key]; !ok || cur != e || (needUploaded && !cur.uploaded) {
-		e.evicting = false
-		c.mu.Unlock()
-		return fmt.Errorf("evict %s: replaced or removed during eviction", ev.Key)
-	}
-	c.drop(e)
+	cur, ok := c.entries[ev.Key]
+	current := ok && cur == e && (!needUploaded || cur.uploaded)
 	c.mu.Unlock()
+	if !current {
+		c.endEviction(e, false)
+		return fmt.Errorf("evict %s: removed during eviction", ev.Key)
+	}
 	path := c.Path(ev.Key)
-	if err := c.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	err := c.fs.Remove(path)
+	// OnEvict recorded the artifact as gone: the entry goes whatever the
+	// removal did (a file left behind is not counted by the store).
+	c.endEviction(e, true)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.Error("tier1_eviction_failed", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
 		return fmt.Errorf("evict %s: %w", ev.Key, err)
 	}
@@ -397,17 +436,39 @@ func (c *Cache) evictEntry(e *entry, ev Eviction, needUploaded bool) error {
 	return nil
 }
 
-// Remove deletes k's artifact whatever its state (segment retired or
-// deleted by an operator). It does not call OnEvict.
-func (c *Cache) Remove(k Key) error {
+// endEviction unmarks e, dropping it when its eviction went through, and
+// wakes the Puts waiting for its key.
+func (c *Cache) endEviction(e *entry, dropped bool) {
 	c.mu.Lock()
-	e, ok := c.entries[k]
-	if ok {
+	defer c.mu.Unlock()
+	e.evicting = false
+	if cur, ok := c.entries[e.key]; dropped && ok && cur == e {
 		c.drop(e)
 	}
+	c.settled.Broadcast()
+}
+
+// Remove deletes k's artifact whatever its state and pins (an artifact
+// that failed verification, or a leftover at boot). It does not call
+// OnEvict. It waits for an eviction of k in flight to end, and a Put of k
+// waits for it.
+func (c *Cache) Remove(k Key) error {
+	c.mu.Lock()
+	for c.settlingLocked(k) {
+		c.settled.Wait()
+	}
+	if e, ok := c.entries[k]; ok {
+		c.drop(e)
+	}
+	c.removing[k] = true
 	c.mu.Unlock()
 	path := c.Path(k)
-	if err := c.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	err := c.fs.Remove(path)
+	c.mu.Lock()
+	delete(c.removing, k)
+	c.settled.Broadcast()
+	c.mu.Unlock()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", k, err)
 	}
 	if err := c.fs.SyncDir(filepath.Dir(path)); err != nil {

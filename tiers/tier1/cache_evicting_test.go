@@ -1,8 +1,14 @@
 package tier1
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/bop-aof/aof/internal/vfs"
 )
 
 // While OnEvict records an artifact as gone, nobody may start relying on
@@ -61,5 +67,75 @@ func TestEvictRefusesAPinnedArtifact(t *testing.T) {
 	c.Unpin(k)
 	if err := c.Evict(k); err != nil || c.Contains(k) {
 		t.Fatalf("Evict once unpinned: %v, still cached %v", err, c.Contains(k))
+	}
+}
+
+// removeGateFS holds the removal of one file until released: the window
+// in which an eviction has recorded an artifact as gone but its file is
+// still there.
+type removeGateFS struct {
+	vfs.FS
+	path    string
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *removeGateFS) Remove(name string) error {
+	if name == g.path {
+		g.once.Do(func() {
+			close(g.entered)
+			<-g.release
+		})
+	}
+	return g.FS.Remove(name)
+}
+
+// A Put of a key whose old artifact is being evicted or removed must not
+// lose its new file to that removal: the new artifact stays on disk and
+// counted, whichever way the old one leaves.
+func TestPutDuringAnEvictionKeepsTheNewArtifact(t *testing.T) {
+	k := Key{"s", 1}
+	for _, tc := range []struct {
+		name   string
+		remove func(c *Cache)
+	}{
+		{"budget", func(c *Cache) { c.SetMaxBytes(1) }},
+		{"operator", func(c *Cache) { c.Evict(k) }},
+		{"remove", func(c *Cache) { c.Remove(k) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &removeGateFS{FS: vfs.Default, entered: make(chan struct{}), release: make(chan struct{})}
+			c, _ := newTestCache(t, g, 0, func(Eviction) error { return nil })
+			g.path = c.Path(k)
+			put(t, c, k, 100)
+			c.MarkUploaded(k)
+			removed := make(chan struct{})
+			go func() { tc.remove(c); close(removed) }()
+			<-g.entered // the old artifact is on its way out, its file not yet removed
+			newArtifact := bytes.Repeat([]byte("n"), 300)
+			putDone := make(chan error, 1)
+			go func() { _, err := c.PutBytes(k, newArtifact); putDone <- err }()
+			var putErr error
+			select {
+			case putErr = <-putDone:
+				t.Logf("Put returned before the old file was removed: %v", putErr)
+				close(g.release)
+			case <-time.After(50 * time.Millisecond):
+				close(g.release)
+				putErr = <-putDone
+			}
+			<-removed
+			if putErr != nil {
+				t.Fatalf("Put: %v", putErr)
+			}
+			got, err := os.ReadFile(c.Path(k))
+			if err != nil || !bytes.Equal(got, newArtifact) {
+				t.Fatalf("the removal of the old artifact took the new one: read %d bytes, %v", len(got), err)
+			}
+			if !c.Contains(k) || c.Stats().Bytes != int64(len(newArtifact)) {
+				t.Fatalf("new artifact: cached %v, accounted %d bytes, want %d", c.Contains(k), c.Stats().Bytes, len(newArtifact))
+			}
+		})
 	}
 }
