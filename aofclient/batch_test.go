@@ -138,8 +138,9 @@ func answerRecords(t *testing.T, nc *nats.Conn, reply string, from, to int) {
 func TestReadResumesFromTheLastRecordWhenABatchStallsMidway(t *testing.T) {
 	g := startGateway()
 	t.Cleanup(g.close)
-	g.stopService() // the fake below is the only gateway
-	t.Cleanup(g.startService) // for g.close
+	// The fake below is the only gateway; g.close stops the real one again.
+	g.stopService()
+	t.Cleanup(g.startService)
 	nc := g.connect()
 	t.Cleanup(nc.Close)
 	var mu sync.Mutex

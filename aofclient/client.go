@@ -189,22 +189,48 @@ func (c *Client) iterate(ctx context.Context, stream string, follow bool, opts [
 	}
 }
 
-// recordOf reads a record message. Its headers become the record's
-// Header once the read API's own are taken out, without a copy: the
-// message is this client's alone.
+// recordOf reads a record message in one pass over its headers. They
+// become the record's Header once the read API's own are taken out,
+// without a copy: the message is this client's alone.
 func recordOf(m *nats.Msg) (Record, error) {
-	h := m.Header
-	off, err1 := strconv.ParseUint(h.Get(readapi.HeaderOffset), 10, 64)
-	seq, err2 := strconv.ParseUint(h.Get(readapi.HeaderSeq), 10, 64)
-	ts, err3 := time.Parse(time.RFC3339Nano, h.Get(readapi.HeaderTime))
+	rec := Record{Data: m.Data}
+	var off, seq, ts string
+	own := 0 // the record's own headers
+	for k, vs := range m.Header {
+		v := ""
+		if len(vs) > 0 {
+			v = vs[0]
+		}
+		switch k {
+		case readapi.HeaderOffset:
+			off = v
+		case readapi.HeaderSeq:
+			seq = v
+		case readapi.HeaderTime:
+			ts = v
+		case readapi.HeaderStream:
+			rec.Stream = v
+		case readapi.HeaderSubject:
+			rec.Subject = v
+		case readapi.HeaderRaw:
+			rec.Raw = v == "true"
+		case readapi.APIVersionHeader:
+		default:
+			if !isAPIHeader(k) {
+				own++
+			}
+		}
+	}
+	var err1, err2, err3 error
+	rec.Offset, err1 = strconv.ParseUint(off, 10, 64)
+	rec.Seq, err2 = strconv.ParseUint(seq, 10, 64)
+	rec.Time, err3 = time.Parse(time.RFC3339Nano, ts)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return Record{}, fmt.Errorf("aofclient: malformed record message: %w", err)
 	}
-	rec := Record{Stream: h.Get(readapi.HeaderStream), Offset: off, Seq: seq, Time: ts,
-		Subject: h.Get(readapi.HeaderSubject), Raw: h.Get(readapi.HeaderRaw) == "true", Data: m.Data}
-	stripAPIHeaders(h)
-	if len(h) > 0 {
-		rec.Header = h
+	if own > 0 {
+		stripAPIHeaders(m.Header)
+		rec.Header = m.Header
 	}
 	return rec, nil
 }
