@@ -39,6 +39,15 @@ type Record struct {
 const (
 	DefaultTimeout = 70 * time.Second // a gateway waits up to 60 s for a segment from Tier 2
 	DefaultRetries = 5
+	// DefaultBatchMsgs and DefaultBatchBytes are what a batch asks for
+	// unless WithBatch says otherwise: the gateway's limits. Each batch
+	// costs the gateway a request (it opens the segment, decodes its record
+	// index, seeks to the start), so a scan of large batches spends less of
+	// its time on that. Memory stays bounded by the batch: at most this many
+	// records and bodies (plus the one record that passes the byte limit)
+	// wait in the client while the loop body is slow.
+	DefaultBatchMsgs  = readapi.MaxMaxMsgs
+	DefaultBatchBytes = readapi.MaxMaxBytes
 )
 
 // Client reads streams through the gateways' read API.
@@ -60,9 +69,11 @@ type Option func(*Client)
 // (readapi.DefaultSubjectPrefix).
 func WithSubjectPrefix(p string) Option { return func(c *Client) { c.prefix = p } }
 
-// WithBatch sets the records and body bytes asked for per batch (0 keeps
-// the gateway's default; above readapi.MaxMaxMsgs or readapi.MaxMaxBytes
-// the gateway refuses the request).
+// WithBatch sets the records and body bytes asked for per batch
+// (DefaultBatchMsgs and DefaultBatchBytes without it; 0 keeps the
+// gateway's default, readapi.DefaultMaxMsgs and readapi.DefaultMaxBytes;
+// above readapi.MaxMaxMsgs or readapi.MaxMaxBytes the gateway refuses the
+// request).
 func WithBatch(maxMsgs, maxBytes int) Option {
 	return func(c *Client) { c.maxMsgs, c.maxBytes = maxMsgs, maxBytes }
 }
@@ -86,6 +97,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 		return nil, errors.New("aofclient: nil connection")
 	}
 	c := &Client{nc: nc, prefix: readapi.DefaultSubjectPrefix, timeout: DefaultTimeout,
+		maxMsgs: DefaultBatchMsgs, maxBytes: DefaultBatchBytes,
 		heartbeat: readapi.DefaultHeartbeatMS * time.Millisecond, retries: DefaultRetries, backoff: 100 * time.Millisecond}
 	for _, o := range opts {
 		o(c)
@@ -177,33 +189,75 @@ func (c *Client) iterate(ctx context.Context, stream string, follow bool, opts [
 	}
 }
 
-// stripHeaders are the read API's own headers, not the record's.
-var stripHeaders = []string{readapi.APIVersionHeader, readapi.HeaderSubject, readapi.HeaderStream,
-	readapi.HeaderOffset, readapi.HeaderSeq, readapi.HeaderTime, readapi.HeaderRaw}
-
+// recordOf reads a record message in one pass over its headers. They
+// become the record's Header once the read API's own are taken out,
+// without a copy: the message is this client's alone.
 func recordOf(m *nats.Msg) (Record, error) {
-	h := m.Header
-	off, err1 := strconv.ParseUint(h.Get(readapi.HeaderOffset), 10, 64)
-	seq, err2 := strconv.ParseUint(h.Get(readapi.HeaderSeq), 10, 64)
-	ts, err3 := time.Parse(time.RFC3339Nano, h.Get(readapi.HeaderTime))
+	rec := Record{Data: m.Data}
+	var off, seq, ts string
+	own := 0 // the record's own headers
+	for k, vs := range m.Header {
+		v := ""
+		if len(vs) > 0 {
+			v = vs[0]
+		}
+		switch k {
+		case readapi.HeaderOffset:
+			off = v
+		case readapi.HeaderSeq:
+			seq = v
+		case readapi.HeaderTime:
+			ts = v
+		case readapi.HeaderStream:
+			rec.Stream = v
+		case readapi.HeaderSubject:
+			rec.Subject = v
+		case readapi.HeaderRaw:
+			rec.Raw = v == "true"
+		case readapi.APIVersionHeader:
+		default:
+			if !isAPIHeader(k) {
+				own++
+			}
+		}
+	}
+	var err1, err2, err3 error
+	rec.Offset, err1 = strconv.ParseUint(off, 10, 64)
+	rec.Seq, err2 = strconv.ParseUint(seq, 10, 64)
+	rec.Time, err3 = time.Parse(time.RFC3339Nano, ts)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return Record{}, fmt.Errorf("aofclient: malformed record message: %w", err)
 	}
-	rec := Record{Stream: h.Get(readapi.HeaderStream), Offset: off, Seq: seq, Time: ts,
-		Subject: h.Get(readapi.HeaderSubject), Raw: h.Get(readapi.HeaderRaw) == "true", Data: m.Data}
-	for k, vs := range h {
-		if !isAPIHeader(k) {
-			if rec.Header == nil {
-				rec.Header = nats.Header{}
-			}
-			rec.Header[k] = vs
-		}
+	if own > 0 {
+		stripAPIHeaders(m.Header)
+		rec.Header = m.Header
 	}
 	return rec, nil
 }
 
+// apiHeaders are the read API's own headers, not the record's.
+var apiHeaders = [...]string{readapi.APIVersionHeader, readapi.HeaderSubject, readapi.HeaderStream,
+	readapi.HeaderOffset, readapi.HeaderSeq, readapi.HeaderTime, readapi.HeaderRaw}
+
+// stripAPIHeaders deletes the read API's headers from h: by their exact
+// names, as the gateway sends them, and then in any case.
+func stripAPIHeaders(h nats.Header) {
+	for _, k := range apiHeaders {
+		delete(h, k)
+	}
+	for k := range h {
+		if isAPIHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
 func isAPIHeader(k string) bool {
-	for _, s := range stripHeaders {
+	const prefix = "Aof-" // of every read API header
+	if len(k) < len(prefix) || !strings.EqualFold(k[:len(prefix)], prefix) {
+		return false
+	}
+	for _, s := range apiHeaders {
 		if strings.EqualFold(k, s) {
 			return true
 		}
