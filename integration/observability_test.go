@@ -881,7 +881,9 @@ func TestEveryDocumentedMetricHasAPlausibleValue(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	retireCtx, cancelRetire := context.WithTimeout(ctx, 2*time.Second)
+	// Retire first waits for the hydration's pin on the artifact to lapse
+	// (up to 5 s), then its Tier 2 delete fails and is retried.
+	retireCtx, cancelRetire := context.WithTimeout(ctx, 15*time.Second)
 	store.Retire(retireCtx, "alpha", back) // fails: Tier 2 is down
 	cancelRetire()
 	waitFor("retries against a stopped Tier 2", func(s scrape) bool {
