@@ -965,17 +965,23 @@ func headerBytes(h nats.Header) int64 {
 // terminates it. The republish is confirmed by JetStream before the
 // original is terminated, and deduplicated by the original sequence, so a
 // crash in between neither loses nor doubles it.
+// RepublishedHeaderName is the name under which a producer's header k
+// travels when a stored message is published again (a dead letter, a
+// replay). The producer's Nats-* headers (expected stream, expected last
+// sequence, rollup, TTL...) were meant for the ingest stream; applied to
+// another publish they would refuse it or purge what it publishes into.
+// They are kept as Aof-Original-<name>; other headers keep their name.
+func RepublishedHeaderName(k string) string {
+	if len(k) >= 5 && strings.EqualFold(k[:5], "nats-") {
+		return "Aof-Original-" + k
+	}
+	return k
+}
+
 func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, stream, reason string) error {
 	out := nats.NewMsg(p.opts.DeadLetterPrefix + "." + stream)
 	for k, v := range m.Headers() {
-		// The producer's Nats-* headers (expected stream, expected last
-		// sequence, rollup, TTL...) were meant for the ingest stream;
-		// applied to the dead-letter publish they would refuse it or
-		// purge the dead letters. They are kept under another name.
-		if strings.HasPrefix(strings.ToLower(k), "nats-") {
-			k = "Aof-Original-" + k
-		}
-		out.Header[k] = append([]string(nil), v...)
+		out.Header[RepublishedHeaderName(k)] = append([]string(nil), v...)
 	}
 	out.Header.Set(HeaderError, reason)
 	out.Header.Set(HeaderOriginalSubject, m.Subject())

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bop-aof/aof/aofclient"
+	"github.com/bop-aof/aof/ingest"
 )
 
 // replayOptions are the flags of replay besides the range.
@@ -223,7 +224,10 @@ func (r *replayer) message(rec aofclient.Record) (*nats.Msg, error) {
 	if len(rec.Header) > 0 || r.sum.JetStream {
 		m.Header = nats.Header{}
 		for k, vs := range rec.Header {
-			m.Header[k] = append([]string(nil), vs...)
+			// A producer's Nats-Rollup or Nats-Expected-Stream was meant
+			// for AOF_INGEST: republished as is, it would purge the
+			// target stream or refuse every run.
+			m.Header[ingest.RepublishedHeaderName(k)] = append([]string(nil), vs...)
 		}
 	}
 	if r.sum.JetStream {
