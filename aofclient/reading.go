@@ -139,10 +139,13 @@ func (r *reading) batch(ctx context.Context) (readapi.EndOfBatch, error) {
 }
 
 // wait is how long a batch waits for its next message: the timeout, or in
-// follow three heartbeats.
+// follow three heartbeats. At the tail the heartbeats are what say the
+// gateway is alive; a timeout shorter than them would take every quiet
+// moment for a lost gateway and leave an abandoned request holding one of
+// its read slots each time.
 func (r *reading) wait() time.Duration {
 	if r.follow {
-		return min(r.c.timeout, 3*r.c.heartbeat)
+		return 3 * r.c.heartbeat
 	}
 	return r.c.timeout
 }
@@ -188,10 +191,16 @@ func (w *watchdog) next(sub *nats.Subscription) (*nats.Msg, error) {
 // handle takes one message of the batch: a record is yielded, a
 // heartbeat skipped; the end of the batch or an error ends it (done).
 func (r *reading) handle(msg *nats.Msg) (eob readapi.EndOfBatch, done bool, err error) {
-	if msg.Header.Get("Status") == "503" && len(msg.Data) == 0 {
+	// A record carries its offset; a control message never does. A
+	// producer's own header named like a control one (Aof-Status, or the
+	// Status of a no-responders answer) must not turn a record into one.
+	code := msg.Header.Get(readapi.HeaderStatus)
+	if msg.Header.Get(readapi.HeaderOffset) != "" {
+		code = ""
+	} else if msg.Header.Get("Status") == "503" && len(msg.Data) == 0 {
 		return eob, true, nats.ErrNoResponders
 	}
-	switch code := msg.Header.Get(readapi.HeaderStatus); code {
+	switch code {
 	case "":
 		rec, err := recordOf(msg)
 		if err != nil {
