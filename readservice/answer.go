@@ -54,7 +54,7 @@ func newRecordWriter(reply, stream string) *recordWriter {
 	}
 }
 
-// msg is the answer message of e, the same headers recordMsg would build.
+// msg is the answer message of e.
 func (w *recordWriter) msg(e tiers.Entry) *nats.Msg {
 	h := w.m.Header
 	clear(h)
