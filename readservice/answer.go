@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/textproto"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,27 +18,76 @@ import (
 	"github.com/bop-aof/aof/tiers/tier2"
 )
 
-// recordMsg is the answer message of one record: the original body and
-// headers, with the read API's own headers set over them.
-func recordMsg(reply, stream string, e tiers.Entry) *nats.Msg {
-	m := &nats.Msg{Subject: reply, Header: nats.Header{}}
+// The read API's own header keys in the form nats.Header.Set stores them,
+// so a record's header map can be filled without canonicalising each key.
+var (
+	keyRaw        = textproto.CanonicalMIMEHeaderKey(readapi.HeaderRaw)
+	keySubject    = textproto.CanonicalMIMEHeaderKey(readapi.HeaderSubject)
+	keyAPIVersion = textproto.CanonicalMIMEHeaderKey(readapi.APIVersionHeader)
+	keyStream     = textproto.CanonicalMIMEHeaderKey(readapi.HeaderStream)
+	keyOffset     = textproto.CanonicalMIMEHeaderKey(readapi.HeaderOffset)
+	keySeq        = textproto.CanonicalMIMEHeaderKey(readapi.HeaderSeq)
+	keyTime       = textproto.CanonicalMIMEHeaderKey(readapi.HeaderTime)
+)
+
+// recordWriter builds the answer message of each record of one request:
+// the original body and headers, with the read API's own headers set over
+// them. It reuses one message, header map and value slices for every
+// record, because nats.Conn.PublishMsg encodes the header and copies the
+// body into the connection's buffer before it returns: the message
+// returned by msg is valid until the next call, and must be published (or
+// dropped) before it.
+type recordWriter struct {
+	m      nats.Msg
+	stream []string
+	apiVer []string
+	vals   [4][1]string // subject or raw, offset, seq, time
+	num    []byte
+}
+
+func newRecordWriter(reply, stream string) *recordWriter {
+	return &recordWriter{
+		m:      nats.Msg{Subject: reply, Header: nats.Header{}},
+		stream: []string{stream},
+		apiVer: []string{readapi.APIVersion},
+		num:    make([]byte, 0, 64),
+	}
+}
+
+// msg is the answer message of e.
+func (w *recordWriter) msg(e tiers.Entry) *nats.Msg {
+	h := w.m.Header
+	clear(h)
 	env, err := ingest.DecodeEnvelope(e.Payload)
 	if err != nil {
-		m.Data = e.Payload
-		m.Header.Set(readapi.HeaderRaw, "true")
+		w.m.Data = e.Payload
+		h[keyRaw] = w.value(0, "true")
 	} else {
 		for k, vs := range env.Header {
-			m.Header[k] = vs
+			h[k] = vs
 		}
-		m.Header.Set(readapi.HeaderSubject, env.Subject)
-		m.Data = env.Body
+		h[keySubject] = w.value(0, env.Subject)
+		w.m.Data = env.Body
 	}
-	m.Header.Set(readapi.APIVersionHeader, readapi.APIVersion)
-	m.Header.Set(readapi.HeaderStream, stream)
-	m.Header.Set(readapi.HeaderOffset, readapi.FormatUint(e.Offset))
-	m.Header.Set(readapi.HeaderSeq, readapi.FormatUint(e.ExtID))
-	m.Header.Set(readapi.HeaderTime, time.UnixMilli(e.AppendMS).UTC().Format(time.RFC3339Nano))
-	return m
+	h[keyAPIVersion] = w.apiVer
+	h[keyStream] = w.stream
+	// The three values share one string: one allocation instead of three.
+	w.num = strconv.AppendUint(w.num[:0], e.Offset, 10)
+	offEnd := len(w.num)
+	w.num = strconv.AppendUint(w.num, e.ExtID, 10)
+	seqEnd := len(w.num)
+	w.num = time.UnixMilli(e.AppendMS).UTC().AppendFormat(w.num, time.RFC3339Nano)
+	nums := string(w.num)
+	h[keyOffset] = w.value(1, nums[:offEnd])
+	h[keySeq] = w.value(2, nums[offEnd:seqEnd])
+	h[keyTime] = w.value(3, nums[seqEnd:])
+	return &w.m
+}
+
+// value is the reused one-element slice i holding v.
+func (w *recordWriter) value(i int, v string) []string {
+	w.vals[i][0] = v
+	return w.vals[i][:]
 }
 
 // controlMsg is a status message with a JSON body (nil for none).

@@ -33,6 +33,7 @@ type batch struct {
 	next  uint64 // the offset of the next record to send
 	sent  int
 	bytes int64 // of bodies sent
+	w     *recordWriter
 }
 
 func (b *batch) run(ctx context.Context) error {
@@ -48,6 +49,7 @@ func (b *batch) run(ctx context.Context) error {
 	r.Seek(b.next)
 	r.SetRangedReads(b.req.MaxMsgs <= rangedReadMaxMsgs)
 	r.SetReadAhead(b.req.MaxMsgs > rangedReadMaxMsgs)
+	b.w = newRecordWriter(b.reply, b.stream)
 	reason, err := b.send(ctx)
 	if err != nil {
 		return err
@@ -110,7 +112,7 @@ func (b *batch) send(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		m := recordMsg(b.reply, b.stream, e)
+		m := b.w.msg(e)
 		// The first record goes out whatever its size, or the read could
 		// never pass it.
 		if b.sent > 0 && b.bytes+int64(len(m.Data)) > int64(b.req.MaxBytes) {
