@@ -22,8 +22,9 @@ const DefaultSubjectPrefix = "aof.read"
 const QueueGroup = "aof-read"
 
 // Headers of the answer messages. A record message carries the record's
-// own headers besides these; one of the record's headers with the name of
-// one of these is replaced.
+// own headers besides these; a record's own header with the name of one of
+// these (or Status, which nats.go reads as "no responders") travels as
+// Aof-Original-<name>, so that no record passes for a control message.
 const (
 	HeaderSubject = "Aof-Subject" // the subject the record was published on
 	HeaderStream  = "Aof-Stream"  // the stream read

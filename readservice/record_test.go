@@ -23,7 +23,7 @@ func recordMsgReference(reply, stream string, e tiers.Entry) *nats.Msg {
 		m.Header.Set(readapi.HeaderRaw, "true")
 	} else {
 		for k, vs := range env.Header {
-			m.Header[k] = vs
+			m.Header[producerHeaderName(k)] = vs
 		}
 		m.Header.Set(readapi.HeaderSubject, env.Subject)
 		m.Data = env.Body
@@ -45,12 +45,13 @@ func envelopeEntry(off uint64, subject string, h map[string][]string, body strin
 // request must carry, record after record, exactly the headers and body
 // the per-record message did; nothing of the previous record may remain
 // (a raw record after an enveloped one has no Aof-Subject nor its
-// headers), and a record's own Aof-* headers are overwritten as before.
+// headers), and a record's own headers named like the read API's are kept
+// as Aof-Original-<name>.
 func TestRecordWriterBuildsTheSameMessagesAsBefore(t *testing.T) {
 	entries := []tiers.Entry{
 		envelopeEntry(0, "orders.eu", map[string][]string{"Trace-Id": {"a", "b"}, "lower-key": {"x"}}, "first"),
 		{Offset: 1, ExtID: 7, AppendMS: 0, Payload: []byte("not an envelope")},
-		envelopeEntry(2, "orders.us", map[string][]string{"Aof-Offset": {"999"}, "Aof-Raw": {"spoof"}}, ""),
+		envelopeEntry(2, "orders.us", map[string][]string{"Aof-Offset": {"999"}, "Aof-Raw": {"spoof"}, "aof-status": {"204"}, "Status": {"503"}}, ""),
 		envelopeEntry(18446744073709551614, "x", nil, "last"),
 		{Offset: 3, ExtID: 0, AppendMS: 1_700_000_000_000, Payload: nil},
 	}
