@@ -83,8 +83,10 @@ func (r *rig) run(p *Pipeline) error {
 		}
 		info, err := c.Info(context.Background())
 		// Run creates the consumer anew at its start: an older one that
-		// is drained says nothing about this run.
-		if err == nil && !info.Created.Before(began) && info.NumPending == 0 && info.NumAckPending == 0 {
+		// is drained says nothing about this run, and neither does the
+		// new one before Run has it in hand (its start sequence set).
+		if err == nil && !info.Created.Before(began) && p.Status().StartSequence > 0 &&
+			info.NumPending == 0 && info.NumAckPending == 0 {
 			cancel()
 			return <-errc
 		}
