@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/bop-aof/aof/readapi"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/segment"
@@ -787,6 +788,7 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 	}()
 	toStore := make([]jetstream.Msg, 0, len(msgs))
 	limit := p.store.RecordLimit()
+	maxPayload := p.maxPayload()
 	var size int64
 	for _, d := range msgs {
 		if dedupe.Stored(d.seq) {
@@ -797,7 +799,11 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 		mark := len(arena)
 		arena = AppendEnvelope(arena, Envelope{Subject: d.msg.Subject(), Header: d.msg.Headers(), Body: d.msg.Data()})
 		payload := arena[mark:len(arena):len(arena)]
-		if reason := p.sizeRefusal(len(payload), limit); reason != "" {
+		reason := p.sizeRefusal(len(payload), limit)
+		if reason == "" {
+			reason = readBackRefusal(d.msg, stream, maxPayload)
+		}
+		if reason != "" {
 			arena = arena[:mark]
 			if err := p.deadLetter(spanCtx, d.msg, d.seq, stream, reason); err != nil {
 				return acks, 0, err
@@ -847,6 +853,47 @@ func (p *Pipeline) sizeRefusal(size int, limit tiers.RecordLimit) string {
 		return fmt.Sprintf("record of %d bytes exceeds the %d bytes the store can ever admit (%s)", size, limit.MaxPayload, limit.Limit)
 	}
 	return ""
+}
+
+// readBackRefusal is why m, once stored, could never be read, or "": the
+// read API answers each record as one NATS message, the record's body and
+// headers plus its own, and NATS refuses a message over the server's
+// max_payload. Stored, such a record would stop every Read and Follow at
+// its offset for good (413, not retryable). The bound is taken with the
+// ingest connection's max_payload: the read service is on the same servers.
+func readBackRefusal(m jetstream.Msg, stream string, limit int64) string {
+	if limit <= 0 {
+		return ""
+	}
+	size := int64(len(m.Data())) + answerHeaderBytes(m.Headers()) + int64(readapi.RecordHeaderOverhead(m.Subject(), stream))
+	if size > limit {
+		return fmt.Sprintf("read answer of up to %d bytes (record body, headers and the read API's headers) exceeds the NATS server's max_payload (%d): the record could never be read", size, limit)
+	}
+	return ""
+}
+
+// answerHeaderBytes bounds what a record's own headers take in its read
+// answer: each line "Key: value\r\n", a key possibly renamed
+// Aof-Original-<key> when it is named like one of the read API's (Aof-*,
+// Status). The header block's framing is in readapi.RecordHeaderOverhead.
+func answerHeaderBytes(h nats.Header) int64 {
+	var n int64
+	for k, vs := range h {
+		kl := len(k)
+		if mayBeRenamedInAnswer(k) {
+			kl += len(originalHeaderPrefix)
+		}
+		for _, v := range vs {
+			n += int64(kl + len(v) + len(": \r\n"))
+		}
+	}
+	return n
+}
+
+const originalHeaderPrefix = "Aof-Original-"
+
+func mayBeRenamedInAnswer(k string) bool {
+	return strings.EqualFold(k, "status") || (len(k) >= 4 && strings.EqualFold(k[:4], "aof-"))
 }
 
 // appendWithAdmission appends recs, waiting for Tier 0 admission when the
@@ -944,6 +991,9 @@ const (
 
 // maxPayload is the server's payload limit, 0 when unknown.
 func (p *Pipeline) maxPayload() int64 {
+	if p.js == nil {
+		return 0
+	}
 	if nc := p.js.Conn(); nc != nil {
 		return nc.MaxPayload()
 	}
@@ -973,7 +1023,7 @@ func headerBytes(h nats.Header) int64 {
 // They are kept as Aof-Original-<name>; other headers keep their name.
 func RepublishedHeaderName(k string) string {
 	if len(k) >= 5 && strings.EqualFold(k[:5], "nats-") {
-		return "Aof-Original-" + k
+		return originalHeaderPrefix + k
 	}
 	return k
 }
