@@ -34,27 +34,27 @@ type batch struct {
 	sent  int
 	bytes int64 // of bodies sent
 	w     *recordWriter
+	pub   *publisher
 }
 
-func (b *batch) run(ctx context.Context) error {
+// run sends the records and says why the batch ended; the caller
+// publishes the end of batch (end) or the error once the heartbeats have
+// stopped.
+func (b *batch) run(ctx context.Context) (string, error) {
 	r, err := b.s.store.Reader(b.stream)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer r.Close()
 	b.r = r
 	if b.next, err = b.start(ctx); err != nil {
-		return err
+		return "", err
 	}
 	r.Seek(b.next)
 	r.SetRangedReads(b.req.MaxMsgs <= rangedReadMaxMsgs)
 	r.SetReadAhead(b.req.MaxMsgs > rangedReadMaxMsgs)
 	b.w = newRecordWriter(b.reply, b.stream)
-	reason, err := b.send(ctx)
-	if err != nil {
-		return err
-	}
-	return b.end(reason)
+	return b.send(ctx)
 }
 
 // bounds are the earliest retained offset and the durable end (the offset
@@ -118,7 +118,7 @@ func (b *batch) send(ctx context.Context) (string, error) {
 		if b.sent > 0 && b.bytes+int64(len(m.Data)) > int64(b.req.MaxBytes) {
 			return readapi.ReasonMaxBytes, nil
 		}
-		if err := b.s.nc.PublishMsg(m); err != nil {
+		if err := b.pub.publish(m); err != nil {
 			return "", err
 		}
 		b.sent++
@@ -152,29 +152,16 @@ func (b *batch) read(ctx context.Context) (tiers.Entry, error) {
 }
 
 // waitAtTail waits for the next record up to the request's expiry
-// (errTail when none came), sending a heartbeat each heartbeat interval
-// so the reader can tell a quiet stream from a lost gateway.
+// (errTail when none came). The request's heartbeats (publisher) tell
+// the reader a quiet stream from a lost gateway meanwhile.
 func (b *batch) waitAtTail(ctx context.Context) (tiers.Entry, error) {
-	deadline := time.Now().Add(time.Duration(b.req.ExpiresMS) * time.Millisecond)
-	heartbeat := time.Duration(b.req.HeartbeatMS) * time.Millisecond
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return tiers.Entry{}, errTail
-		}
-		wctx, cancel := context.WithTimeout(ctx, min(left, heartbeat))
-		e, err := b.r.Next(wctx)
-		cancel()
-		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			return e, err
-		}
-		if time.Until(deadline) > 0 {
-			hb := controlMsg(b.reply, readapi.StatusHeartbeat, "Idle Heartbeat", nil)
-			if err := b.s.nc.PublishMsg(hb); err != nil {
-				return e, err
-			}
-		}
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(b.req.ExpiresMS)*time.Millisecond)
+	defer cancel()
+	e, err := b.r.Next(wctx)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return e, errTail
 	}
+	return e, err
 }
 
 // end publishes the end-of-batch message.
@@ -191,5 +178,5 @@ func (b *batch) end(reason string) error {
 	if limit > b.next {
 		eob.Pending = limit - b.next
 	}
-	return b.s.nc.PublishMsg(endOfBatchMsg(b.reply, eob))
+	return b.pub.publish(endOfBatchMsg(b.reply, eob))
 }

@@ -160,8 +160,19 @@ func (s *Service) serve(m *nats.Msg, stream string) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
-	b := &batch{s: s, stream: stream, reply: m.Reply, req: req}
-	if err := b.run(ctx); err != nil {
+	b := &batch{s: s, stream: stream, reply: m.Reply, req: req, pub: newPublisher(s.nc, m.Reply)}
+	if req.Follow {
+		// From the start, not only at the tail: a cold segment or a seek
+		// may keep the request busy for longer than the client waits
+		// for a heartbeat.
+		b.pub.startHeartbeats(time.Duration(req.HeartbeatMS) * time.Millisecond)
+	}
+	reason, err := b.run(ctx)
+	b.pub.stop()
+	if err == nil {
+		err = b.end(reason)
+	}
+	if err != nil {
 		e := s.errorOf(err, stream)
 		if b.sent > 0 {
 			e.Records, e.NextOffset = b.sent, b.next
