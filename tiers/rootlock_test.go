@@ -2,6 +2,7 @@ package tiers
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -102,11 +103,12 @@ func TestRootLockOfAnotherProcessNamesItsPidAndDiesWithIt(t *testing.T) {
 	s.Close()
 }
 
-// holdRootInChild re-runs this test binary as TestHelperProcessHoldsRoot,
-// which opens root and keeps it open until killed or its stdin closes.
+// holdRootInChild re-runs this test binary as a process that opens root
+// and keeps it open until killed or its stdin closes (TestMain sends it
+// to holdRootUntilStdinCloses, before any test runs).
 func holdRootInChild(t *testing.T, root string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessHoldsRoot$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "AOF_TEST_HOLD_ROOT="+root)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -132,22 +134,27 @@ func holdRootInChild(t *testing.T, root string) *exec.Cmd {
 	return cmd
 }
 
-// TestHelperProcessHoldsRoot is not a test: holdRootInChild runs it in a
-// child process.
-func TestHelperProcessHoldsRoot(t *testing.T) {
-	root := os.Getenv("AOF_TEST_HOLD_ROOT")
-	if root == "" {
-		t.Skip("runs only as the child of holdRootInChild")
+// TestMain runs the binary as the child of holdRootInChild when asked to,
+// and the tests otherwise: the child is a process, not a test.
+func TestMain(m *testing.M) {
+	if root := os.Getenv("AOF_TEST_HOLD_ROOT"); root != "" {
+		os.Exit(holdRootUntilStdinCloses(root))
 	}
-	s, err := Open(testCtx(t), Options{Root: root})
+	os.Exit(m.Run())
+}
+
+// holdRootUntilStdinCloses opens the store at root, says "holding" on
+// stdout and keeps it open until stdin closes.
+func holdRootUntilStdinCloses(root string) int {
+	s, err := Open(context.Background(), Options{Root: root})
 	if err != nil {
 		fmt.Println("open failed:", err)
-		os.Exit(1)
+		return 1
 	}
 	fmt.Println("holding")
 	io.Copy(io.Discard, os.Stdin)
 	s.Close()
-	os.Exit(0)
+	return 0
 }
 
 // abandonAsCrash models a process crash for a test that reopens a root in
