@@ -84,15 +84,23 @@ func (h *health) noteCheck(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err == nil {
-		h.bucketChecked, h.lastErr = true, ""
-		return
+		h.bucketChecked = true
 	}
-	if errors.Is(err, ErrBreakerOpen) && h.lastErr != "" {
-		// The breaker's state is reported on its own; the last error
-		// keeps saying why it opened (connection refused, 503, ...).
-		return
+	h.setLastErrLocked(err, func(err error) string { return err.Error() })
+}
+
+// setLastErrLocked records err (nil clears it) as the last error, written
+// by text. An open breaker's refusal does not replace the error it opened
+// on: the breaker's state is reported on its own, and the last error keeps
+// saying why (connection refused, 503, ...).
+func (h *health) setLastErrLocked(err error, text func(error) string) {
+	switch {
+	case err == nil:
+		h.lastErr = ""
+	case errors.Is(err, ErrBreakerOpen) && h.lastErr != "":
+	default:
+		h.lastErr = text(err)
 	}
-	h.lastErr = err.Error()
 }
 
 // noteAttempt records the outcome of one attempt of any call: a success
@@ -102,14 +110,7 @@ func (c *Client) noteAttempt(err error, failed bool) {
 	if err != nil && !failed && Refused(err) == NotRefused {
 		return
 	}
-	msg := ""
-	if err != nil {
-		msg = c.redact(err.Error())
-	}
 	c.health.mu.Lock()
 	defer c.health.mu.Unlock()
-	if errors.Is(err, ErrBreakerOpen) && c.health.lastErr != "" {
-		return // as in noteCheck: keep the cause the breaker opened on
-	}
-	c.health.lastErr = msg
+	c.health.setLastErrLocked(err, func(err error) string { return c.redact(err.Error()) })
 }
