@@ -7,26 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
-
-// tier2Client is Tier 2 on versitygw, for tests about the object store's
-// behaviour; tests of the store's logic use memory.New: they need no server.
-func tier2Client(t *testing.T) (*tier2.Client, *harness.S3) {
-	t.Helper()
-	srv := harness.StartS3(t)
-	c, err := tier2.New(testCtx(t), tier2.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
-		Retry: tier2.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, srv
-}
 
 func waitUploaded(t *testing.T, s *Store, stream string) {
 	t.Helper()
