@@ -873,27 +873,21 @@ func readBackRefusal(m jetstream.Msg, stream string, limit int64) string {
 }
 
 // answerHeaderBytes bounds what a record's own headers take in its read
-// answer: each line "Key: value\r\n", a key possibly renamed
-// Aof-Original-<key> when it is named like one of the read API's (Aof-*,
-// Status). The header block's framing is in readapi.RecordHeaderOverhead.
+// answer: each line "Key: value\r\n", a key renamed Aof-Original-<key>
+// when readapi.RenamedInAnswer says so. The header block's framing is in
+// readapi.RecordHeaderOverhead.
 func answerHeaderBytes(h nats.Header) int64 {
 	var n int64
 	for k, vs := range h {
 		kl := len(k)
-		if mayBeRenamedInAnswer(k) {
-			kl += len(originalHeaderPrefix)
+		if readapi.RenamedInAnswer(k) {
+			kl += len(readapi.OriginalHeaderPrefix)
 		}
 		for _, v := range vs {
 			n += int64(kl + len(v) + len(": \r\n"))
 		}
 	}
 	return n
-}
-
-const originalHeaderPrefix = "Aof-Original-"
-
-func mayBeRenamedInAnswer(k string) bool {
-	return strings.EqualFold(k, "status") || (len(k) >= 4 && strings.EqualFold(k[:4], "aof-"))
 }
 
 // appendWithAdmission appends recs, waiting for Tier 0 admission when the
@@ -1023,7 +1017,7 @@ func headerBytes(h nats.Header) int64 {
 // They are kept as Aof-Original-<name>; other headers keep their name.
 func RepublishedHeaderName(k string) string {
 	if len(k) >= 5 && strings.EqualFold(k[:5], "nats-") {
-		return originalHeaderPrefix + k
+		return readapi.OriginalHeaderPrefix + k
 	}
 	return k
 }

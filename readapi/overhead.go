@@ -1,6 +1,9 @@
 package readapi
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // headerLineBytes is what one header line "Key: value\r\n" takes on the
 // wire beside its key and value.
@@ -28,4 +31,37 @@ func RecordHeaderOverhead(subject, stream string) int {
 	n += len(HeaderTime) + len(time.RFC3339Nano) + headerLineBytes
 	n += len(APIVersionHeader) + len(APIVersion) + headerLineBytes
 	return n
+}
+
+// OriginalHeaderPrefix names a producer's header that travels under
+// another name so that it cannot act as one of ours: Aof-Original-<name>.
+const OriginalHeaderPrefix = "Aof-Original-"
+
+// reservedRecordHeaders are the read API's own header names, and the Status
+// of a NATS no-responders answer.
+var reservedRecordHeaders = []string{"Status", APIVersionHeader, HeaderSubject, HeaderStream, HeaderOffset, HeaderSeq,
+	HeaderTime, HeaderRaw, HeaderStatus, HeaderDescription, HeaderNextOffset, HeaderPending}
+
+// RenamedInAnswer says whether a record's own header k travels as
+// OriginalHeaderPrefix+k in its answer. A producer may have sent a header
+// named like one of the read API's (an Aof-Status of its own, a Status:
+// 503): a client would take the record for a control message, or nats.go
+// for "no responders", and skip it or stop. It allocates nothing: ingest
+// asks it for every header of every message.
+func RenamedInAnswer(k string) bool {
+	for _, r := range reservedRecordHeaders {
+		if len(k) == len(r) && strings.EqualFold(k, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// RecordHeaderName is the name a record's own header k travels under in
+// its answer.
+func RecordHeaderName(k string) string {
+	if RenamedInAnswer(k) {
+		return OriginalHeaderPrefix + k
+	}
+	return k
 }

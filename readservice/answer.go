@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/textproto"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -65,7 +64,7 @@ func (w *recordWriter) msg(e tiers.Entry) *nats.Msg {
 		h[keyRaw] = w.value(0, "true")
 	} else {
 		for k, vs := range env.Header {
-			h[producerHeaderName(k)] = vs
+			h[readapi.RecordHeaderName(k)] = vs
 		}
 		h[keySubject] = w.value(0, env.Subject)
 		w.m.Data = env.Body
@@ -83,31 +82,6 @@ func (w *recordWriter) msg(e tiers.Entry) *nats.Msg {
 	h[keySeq] = w.value(2, nums[offEnd:seqEnd])
 	h[keyTime] = w.value(3, nums[seqEnd:])
 	return &w.m
-}
-
-// reservedHeaders are the read API's own header names, and the Status of
-// a NATS no-responders answer, in lower case.
-var reservedHeaders = func() map[string]bool {
-	m := map[string]bool{"status": true}
-	for _, k := range []string{readapi.APIVersionHeader, readapi.HeaderSubject, readapi.HeaderStream, readapi.HeaderOffset,
-		readapi.HeaderSeq, readapi.HeaderTime, readapi.HeaderRaw, readapi.HeaderStatus, readapi.HeaderDescription,
-		readapi.HeaderNextOffset, readapi.HeaderPending} {
-		m[strings.ToLower(k)] = true
-	}
-	return m
-}()
-
-// producerHeaderName is the name a record's own header k travels under.
-// A producer may have sent a header named like one of the read API's (an
-// Aof-Status of its own, a Status: 503): a client would take the record
-// for a control message, or nats.go for "no responders", and skip it or
-// stop. Such a header is kept as Aof-Original-<name>, as dead letters
-// keep a producer's Nats-* headers.
-func producerHeaderName(k string) string {
-	if len(k) <= 16 && reservedHeaders[strings.ToLower(k)] {
-		return "Aof-Original-" + k
-	}
-	return k
 }
 
 // value is the reused one-element slice i holding v.

@@ -23,7 +23,7 @@ func recordMsgReference(reply, stream string, e tiers.Entry) *nats.Msg {
 		m.Header.Set(readapi.HeaderRaw, "true")
 	} else {
 		for k, vs := range env.Header {
-			m.Header[producerHeaderName(k)] = vs
+			m.Header[readapi.RecordHeaderName(k)] = vs
 		}
 		m.Header.Set(readapi.HeaderSubject, env.Subject)
 		m.Data = env.Body
