@@ -1,0 +1,157 @@
+package ownership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// archiveLoop advances the records of p's streams as their store
+// archives further, and purges behind them, until ctx ends or a record
+// write is fenced.
+func (r *Runner) archiveLoop(ctx context.Context, p *partition) error {
+	tick := time.NewTicker(r.opts.ArchiveInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := r.archiveRound(ctx, p); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrFenced) {
+				return err
+			}
+			r.log.Warn("archive_record_failed", "partition", p.lease.Partition(), "err", err)
+		}
+	}
+}
+
+// archiveRound writes the record of every stream of p whose store
+// archived further than its record says, then purges it.
+func (r *Runner) archiveRound(ctx context.Context, p *partition) error {
+	for _, s := range r.opts.Store.Streams() {
+		if r.opts.PartitionOf(s) != p.lease.Partition() {
+			continue
+		}
+		if err := r.archiveStream(ctx, p, s); err != nil {
+			return fmt.Errorf("stream %s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// archiveStream writes stream's record if its store archived further,
+// and purges what the record covers. The record is written before the
+// purge, so a crash between them leaves messages that the next owner's
+// takeover purges; never a purged message without its record.
+func (r *Runner) archiveStream(ctx context.Context, p *partition, stream string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sr := p.records[stream]
+	if sr == nil {
+		// A stream new since the takeover: it has no record yet, or a
+		// zombie created one since (then the create below is fenced).
+		sr = &streamRecord{}
+		p.records[stream] = sr
+		if err := r.opts.Store.SetEpoch(stream, p.lease.Epoch()); err != nil {
+			return err
+		}
+	}
+	a, err := r.opts.Store.Archived(stream)
+	if err != nil {
+		return fmt.Errorf("archived state: %w", err)
+	}
+	if a.Through > sr.rec.Through {
+		rec := Record{Epoch: p.lease.Epoch(), Through: a.Through, NextOffset: a.NextOffset, Manifest: a.Manifest}
+		if !p.lease.Valid() {
+			return errLeaseExpired
+		}
+		rev, err := r.opts.Records.Update(ctx, stream, sr.rev, rec)
+		if err != nil {
+			return fmt.Errorf("write archived record: %w", err)
+		}
+		sr.rec, sr.rev = rec, rev
+	}
+	r.purge(ctx, p, stream, sr)
+	return nil
+}
+
+// Handover archives everything the owned partitions hold, so that the
+// next owner has nothing to re-read: each pipeline stops, every stream
+// is sealed, and once Tier 2 holds everything stored the records are
+// written and the messages purged. The leases are still held meanwhile;
+// the caller releases them afterwards. Partitions that fail to finish
+// within the handover timeout are left for the next owner to re-read.
+func (r *Runner) Handover(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.HandoverTimeout)
+	defer cancel()
+	r.mu.Lock()
+	parts := make([]*partition, 0, len(r.owned))
+	for _, p := range r.owned {
+		parts = append(parts, p)
+	}
+	r.mu.Unlock()
+	var errs []error
+	for _, p := range parts {
+		if err := r.handover(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("partition %d: %w", p.lease.Partition(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runner) handover(ctx context.Context, p *partition) error {
+	p.stopIngest()
+	select {
+	case <-p.ingestDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var streams []string
+	for _, s := range r.opts.Store.Streams() {
+		if r.opts.PartitionOf(s) == p.lease.Partition() {
+			streams = append(streams, s)
+		}
+	}
+	for _, s := range streams {
+		if _, err := r.opts.Store.Seal(ctx, s, false); err != nil {
+			return fmt.Errorf("seal %s: %w", s, err)
+		}
+	}
+	for _, s := range streams {
+		if err := r.waitArchived(ctx, s); err != nil {
+			return err
+		}
+		if err := r.archiveStream(ctx, p, s); err != nil {
+			return fmt.Errorf("stream %s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// waitArchived returns once Tier 2 holds every record stream stored.
+func (r *Runner) waitArchived(ctx context.Context, stream string) error {
+	for {
+		last, err := r.opts.Store.LastExtID(stream)
+		if err != nil {
+			return err
+		}
+		a, err := r.opts.Store.Archived(stream)
+		if err != nil {
+			return err
+		}
+		if a.Through >= last {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s: archived through %d of %d: %w", stream, a.Through, last, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
