@@ -43,6 +43,10 @@ type Options struct {
 	// answers 501.
 	Reload      func(ctx context.Context) (any, error)
 	Instruments *tracing.Instruments
+	// Router, when set, sends a request that names a stream to the
+	// gateway that owns it (see Router); without it every request is
+	// answered here.
+	Router Router
 }
 
 // Service is the aof-admin NATS micro service over one store. Endpoints
@@ -108,8 +112,14 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 	for _, name := range Endpoints {
 		h := handlers[name]
 		// Micro endpoint names allow no dots; the subject keeps them.
-		err := svc.AddEndpoint(strings.ReplaceAll(name, ".", "-"), micro.HandlerFunc(func(req micro.Request) { s.serve(name, h, req) }),
+		err := svc.AddEndpoint(strings.ReplaceAll(name, ".", "-"), micro.HandlerFunc(func(req micro.Request) { s.serve(name, h, req, false) }),
 			micro.WithEndpointSubject(opts.SubjectPrefix+"."+name))
+		if err == nil && opts.Router != nil {
+			// The node's own subject, for requests forwarded to it: no
+			// queue group is needed, only this node listens there.
+			err = svc.AddEndpoint("node-"+strings.ReplaceAll(name, ".", "-"), micro.HandlerFunc(func(req micro.Request) { s.serve(name, h, req, true) }),
+				micro.WithEndpointSubject(NodeSubject(opts.SubjectPrefix, opts.Router.Self(), name)))
+		}
 		if err != nil {
 			s.Stop()
 			return nil, fmt.Errorf("control: add endpoint %s: %w", name, err)
@@ -140,14 +150,24 @@ func (s *Service) Stop() error {
 // subscription goroutine (micro reads the request's outcome for its stats
 // once the handler returns, so the answer must be sent before that): a
 // long hydrate holds up other hydrates, not other endpoints.
-func (s *Service) serve(name string, h func(context.Context, []byte) (any, error), req micro.Request) {
+func (s *Service) serve(name string, h func(context.Context, []byte) (any, error), req micro.Request, direct bool) {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, DefaultRequestTimeout)
 	defer cancel()
 	var res any
 	err := checkAPIVersion(req.Headers().Get(APIVersionHeader))
-	if err == nil {
+	var owner string
+	if err == nil && !direct {
+		owner, err = s.route(req)
+	}
+	switch {
+	case err != nil:
+	case owner != "":
+		if err = s.forward(ctx, name, owner, req); err == nil {
+			return
+		}
+	default:
 		res, err = h(ctx, req.Data())
 	}
 	version := micro.WithHeaders(micro.Headers{APIVersionHeader: {APIVersion}})
