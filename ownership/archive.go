@@ -8,14 +8,16 @@ import (
 )
 
 // archiveLoop advances the records of p's streams as their store
-// archives further, and purges behind them, until ctx ends or a record
-// write is fenced.
-func (r *Runner) archiveLoop(ctx context.Context, p *partition) error {
+// archives further, and purges behind them, until ctx ends, handover is
+// closed or a record write is fenced.
+func (r *Runner) archiveLoop(ctx context.Context, p *partition, handover <-chan struct{}) error {
 	tick := time.NewTicker(r.opts.ArchiveInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-handover:
 			return nil
 		case <-tick.C:
 		}
@@ -81,31 +83,14 @@ func (r *Runner) archiveStream(ctx context.Context, p *partition, stream string)
 	return nil
 }
 
-// Handover archives everything the owned partitions hold, so that the
-// next owner has nothing to re-read: each pipeline stops, every stream
-// is sealed, and once Tier 2 holds everything stored the records are
-// written and the messages purged. The leases are still held meanwhile;
-// the caller releases them afterwards. Partitions that fail to finish
-// within the handover timeout are left for the next owner to re-read.
-func (r *Runner) Handover(ctx context.Context) error {
+// handover archives everything p holds, so that the next owner has
+// nothing to re-read: the pipeline stops, every stream is sealed, and
+// once Tier 2 holds everything stored the records are written and the
+// messages purged, all within the handover timeout. What does not make
+// it is left for the next owner to re-read.
+func (r *Runner) handover(ctx context.Context, p *partition) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.HandoverTimeout)
 	defer cancel()
-	r.mu.Lock()
-	parts := make([]*partition, 0, len(r.owned))
-	for _, p := range r.owned {
-		parts = append(parts, p)
-	}
-	r.mu.Unlock()
-	var errs []error
-	for _, p := range parts {
-		if err := r.handover(ctx, p); err != nil {
-			errs = append(errs, fmt.Errorf("partition %d: %w", p.lease.Partition(), err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (r *Runner) handover(ctx context.Context, p *partition) error {
 	p.stopIngest()
 	select {
 	case <-p.ingestDone:

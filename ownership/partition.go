@@ -83,7 +83,6 @@ type partition struct {
 	// their revisions.
 	mu      sync.Mutex
 	records map[string]*streamRecord
-	done    chan struct{}
 }
 
 type streamRecord struct {
@@ -92,12 +91,13 @@ type streamRecord struct {
 	purged uint64
 }
 
-// Acquired runs the partition of lease until ctx ends: the caller
-// cancels ctx the moment the lease is lost or released. It returns once
-// nothing of the partition runs any more.
-func (r *Runner) Acquired(ctx context.Context, lease Lease) error {
-	p := &partition{lease: lease, records: map[string]*streamRecord{}, done: make(chan struct{})}
-	defer close(p.done)
+// Acquired runs the partition of lease until ctx ends or handover is
+// closed. The caller cancels ctx the moment the lease is lost: from then
+// on nothing more is acked, recorded or purged. A closed handover asks
+// for a graceful end (see handover): the lease is still held meanwhile.
+// Acquired returns once nothing of the partition runs any more.
+func (r *Runner) Acquired(ctx context.Context, lease Lease, handover <-chan struct{}) error {
+	p := &partition{lease: lease, records: map[string]*streamRecord{}}
 	log := r.log.With("partition", lease.Partition(), "epoch", lease.Epoch())
 	log.Info("partition_takeover_started")
 	started := time.Now()
@@ -125,7 +125,15 @@ func (r *Runner) Acquired(ctx context.Context, lease Lease) error {
 		defer close(p.ingestDone)
 		r.runIngest(ictx, p, log)
 	}()
-	err := r.archiveLoop(ctx, p)
+	err := r.archiveLoop(ctx, p, handover)
+	if err == nil && ctx.Err() == nil {
+		started := time.Now()
+		if err = r.handover(ctx, p); err != nil {
+			log.Warn("partition_handover_incomplete", "err", err, "detail", "the next owner re-reads what was not archived")
+		} else {
+			log.Info("partition_handed_over", "took", time.Since(started).String())
+		}
+	}
 	stopIngest()
 	<-p.ingestDone
 	if errors.Is(err, ErrFenced) {

@@ -202,16 +202,23 @@ func newGateway(recs Records) *gatewayUnderTest {
 	return &gatewayUnderTest{runner: r, store: st, ingest: in}
 }
 
-// start runs lease on g until the returned stop is called; the result of
-// Acquired arrives on the channel.
+// start runs lease on g until the returned stop is called (the lease is
+// lost) or handover is closed; the result of Acquired arrives on the
+// channel.
 func (g *gatewayUnderTest) start(t *testing.T, lease Lease) (stop func(), result <-chan error) {
+	stop, _, result = g.startWithHandover(t, lease)
+	return stop, result
+}
+
+func (g *gatewayUnderTest) startWithHandover(t *testing.T, lease Lease) (stop, handover func(), result <-chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	ho := make(chan struct{})
 	res := make(chan error, 1)
-	go func() { res <- g.runner.Acquired(ctx, lease) }()
+	go func() { res <- g.runner.Acquired(ctx, lease, ho) }()
 	waitFor(t, "partition running", func() bool { return g.ingest.running.Load() == 1 })
 	t.Cleanup(cancel)
-	return cancel, res
+	return cancel, func() { close(ho) }, res
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -380,11 +387,12 @@ func TestHandoverArchivesAndPurgesEverything(t *testing.T) {
 	recs := newMemRecords()
 	g := newGateway(recs)
 	g.store.archiveOnSeal = true
-	stop, res := g.start(t, newLease(0, 1))
+	_, handover, res := g.startWithHandover(t, newLease(0, 1))
 	g.store.store("orders", 70)
 	g.store.store("audit", 12)
-	if err := g.runner.Handover(context.Background()); err != nil {
-		t.Fatalf("Handover = %v", err)
+	handover()
+	if err := <-res; err != nil {
+		t.Fatalf("Acquired after handover = %v", err)
 	}
 	if g.ingest.running.Load() != 0 {
 		t.Fatal("the pipeline still runs after the handover")
@@ -395,20 +403,17 @@ func TestHandoverArchivesAndPurgesEverything(t *testing.T) {
 			t.Fatalf("%s: record %+v, purged %d; want both at %d", s, rec, g.ingest.purgedThrough(s), want)
 		}
 	}
-	stop()
-	if err := <-res; err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestHandoverTimesOutWhenTier2LagsAndPurgesNothingUnarchived(t *testing.T) {
 	recs := newMemRecords()
 	g := newGateway(recs)
 	g.runner.opts.HandoverTimeout = 100 * time.Millisecond
-	g.start(t, newLease(0, 1))
+	_, handover, res := g.startWithHandover(t, newLease(0, 1))
 	g.store.store("orders", 70)
 	g.store.archive("orders", 40)
-	err := g.runner.Handover(context.Background())
+	handover()
+	err := <-res
 	if err == nil {
 		t.Fatal("Handover succeeded while Tier 2 held 40 of 70")
 	}
