@@ -103,3 +103,45 @@ func TestNATSPublishConsume(t *testing.T) {
 		t.Fatalf("ack: %v", err)
 	}
 }
+
+// A three-server cluster keeps an R3 stream writable through the loss of
+// any one server, and the server rejoins after a restart.
+func TestClusterRidesThroughTheLossOfOneServer(t *testing.T) {
+	c := StartCluster(t, 3)
+	nc := c.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3}); err != nil {
+		t.Fatalf("create R3 stream: %v", err)
+	}
+	publish := func(n int) {
+		for i := range n {
+			for {
+				if _, err := js.Publish(ctx, "r3.x", []byte{byte(i)}); err == nil {
+					break
+				} else if ctx.Err() != nil {
+					t.Fatalf("publish: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	publish(50)
+	c.Kill(1)
+	publish(50)
+	c.Start(1)
+	c.WaitReady(30 * time.Second)
+	publish(50)
+	st, err := js.Stream(ctx, "R3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.State.Msgs != 150 {
+		t.Fatalf("R3 holds %v messages (%v), want 150", info.State.Msgs, err)
+	}
+}
