@@ -60,6 +60,7 @@ func (b *Bucket) acquire(ctx context.Context, p int, node string, ttl time.Durat
 	}
 	epoch, err := b.bumpEpoch(ctx, p, node)
 	if err != nil {
+		b.abandon(ctx, p, rev)
 		return Lease{}, time.Time{}, err
 	}
 	doc.Epoch = epoch
@@ -71,6 +72,15 @@ func (b *Bucket) acquire(ctx context.Context, p int, node string, ttl time.Durat
 		return Lease{}, time.Time{}, fmt.Errorf("write epoch %d into %s: %w", epoch, leaseKey(p), lostIfMismatch(err))
 	}
 	return Lease{Partition: p, Node: node, Epoch: epoch, Revision: rev}, sent, nil
+}
+
+// abandon deletes a lease this node created but could not complete, at the
+// Create's revision, so others need not wait for its TTL. Nothing ran under
+// it, so deleting is safe; if it fails the TTL removes the key.
+func (b *Bucket) abandon(ctx context.Context, p int, rev uint64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = b.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
 }
 
 // bumpEpoch raises epoch.<p> by one at its expected revision. Only the

@@ -43,7 +43,9 @@ type Handler interface {
 type HandlerFunc func(ctx context.Context, l Lease, handover <-chan struct{})
 
 // Acquired calls f.
-func (f HandlerFunc) Acquired(ctx context.Context, l Lease, handover <-chan struct{}) { f(ctx, l, handover) }
+func (f HandlerFunc) Acquired(ctx context.Context, l Lease, handover <-chan struct{}) {
+	f(ctx, l, handover)
+}
 
 // ManagerOptions configure a Manager.
 type ManagerOptions struct {
@@ -257,7 +259,9 @@ func (m *Manager) tryAcquire(ctx context.Context, p int) {
 		m.log.Info("cluster_acquire_lost_race", "partition", p, "err", err)
 		return
 	case err != nil:
-		m.log.Warn("cluster_acquire_failed", "partition", p, "err", err)
+		if ctx.Err() == nil {
+			m.log.Warn("cluster_acquire_failed", "partition", p, "err", err)
+		}
 		return
 	}
 	validUntil := sent.Add(m.ttl - m.margin)
