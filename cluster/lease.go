@@ -65,7 +65,8 @@ func (b *Bucket) acquire(ctx context.Context, p int, node string, ttl time.Durat
 	}
 	doc.Epoch = epoch
 	sent := time.Now()
-	doc.RenewedAt = sent.UTC()
+	// The term starts with this write: renewals repeat its acquired_at.
+	doc.AcquiredAt, doc.RenewedAt = sent.UTC(), sent.UTC()
 	rev, err = b.updateTTL(ctx, leaseKey(p), encode(doc), rev, ttl)
 	if err != nil {
 		// The lease expired and was taken between the Create and now.

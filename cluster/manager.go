@@ -169,7 +169,11 @@ func (m *Manager) Run(ctx context.Context) error {
 // loop is Run's single goroutine: it alone acquires, so two terms of one
 // partition never start on this node.
 func (m *Manager) loop(ctx context.Context, w jetstream.KeyWatcher) {
-	defer func() { w.Stop() }()
+	defer func() {
+		if w != nil {
+			w.Stop()
+		}
+	}()
 	tick := time.NewTicker(m.renewEvery)
 	defer tick.Stop()
 	seen := map[int]time.Time{} // live lease keys, by when this node saw them written
@@ -180,6 +184,9 @@ func (m *Manager) loop(ctx context.Context, w jetstream.KeyWatcher) {
 			return
 		case e, ok := <-w.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return
+				}
 				w = m.rewatch(ctx)
 				if w == nil {
 					return

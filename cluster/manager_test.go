@@ -83,11 +83,7 @@ type runningManager struct {
 func startManager(t *testing.T, n *harness.NATS, node string, partitions int, ttl time.Duration, h Handler) *runningManager {
 	t.Helper()
 	b := ensureOn(t, n.JetStream(t))
-	var log *slog.Logger
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	m, err := NewManager(b, ManagerOptions{Node: node, Partitions: partitions, LeaseTTL: ttl, Logger: log}, h)
+	m, err := NewManager(b, ManagerOptions{Node: node, Partitions: partitions, LeaseTTL: ttl, Logger: testLogger()}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +92,14 @@ func startManager(t *testing.T, n *harness.NATS, node string, partitions int, tt
 	go func() { r.done <- m.Run(ctx) }()
 	t.Cleanup(func() { r.shutdown(t) })
 	return r
+}
+
+// testLogger shows the managers' logs with go test -v.
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return nil
 }
 
 func (r *runningManager) shutdown(t *testing.T) {

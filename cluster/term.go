@@ -86,11 +86,7 @@ func (m *Manager) hold(ctx context.Context, t *term) {
 	<-handlerDone
 	lost := errors.Is(err, ErrLeaseLost)
 	if !lost {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.ttl)
-		if rerr := m.b.release(rctx, t.current()); rerr != nil {
-			m.log.Warn("cluster_release_failed", "partition", l.Partition, "err", rerr)
-		}
-		cancel()
+		m.deleteLease(ctx, t)
 	}
 	m.mu.Lock()
 	delete(m.terms, l.Partition)
@@ -107,6 +103,24 @@ func (m *Manager) hold(ctx context.Context, t *term) {
 	}
 	t.err = err
 	close(t.done)
+}
+
+// deleteLease deletes the lease of a term whose handler has returned. A
+// renewal cut short by the end of Run may have been stored all the same,
+// so a mismatch on a revision of this very term is adopted and retried.
+func (m *Manager) deleteLease(ctx context.Context, t *term) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.ttl)
+	defer cancel()
+	l := t.current()
+	err := m.b.release(ctx, l)
+	if errors.Is(err, ErrLeaseLost) {
+		if adopted, ok := m.b.adoptRevision(ctx, l); ok {
+			err = m.b.release(ctx, adopted)
+		}
+	}
+	if err != nil {
+		m.log.Warn("cluster_release_failed", "partition", l.Partition, "err", err)
+	}
 }
 
 // keepRenewed renews the lease every ttl/3 (sooner after a failed attempt)
@@ -137,6 +151,8 @@ func (m *Manager) keepRenewed(ctx context.Context, t *term, handlerDone <-chan s
 		}
 		sent, err := m.renewOnce(ctx, t, validUntil)
 		switch {
+		case ctx.Err() != nil:
+			return context.Cause(ctx)
 		case err == nil:
 			validUntil = sent.Add(m.ttl - m.margin)
 			expiry.Reset(time.Until(validUntil))
