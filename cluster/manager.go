@@ -155,12 +155,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		return errors.New("cluster: Manager.Run called twice")
 	}
 	m.started = time.Now()
-	w, err := m.b.kv.Watch(ctx, "lease.*")
-	if err != nil {
-		return fmt.Errorf("cluster: watch leases: %w", err)
-	}
 	m.log.Info("cluster_manager_started", "partitions", m.o.Partitions, "lease_ttl", m.ttl)
-	m.loop(ctx, w)
+	m.loop(ctx)
 	m.wg.Wait()
 	m.goodbye()
 	return nil
@@ -168,7 +164,8 @@ func (m *Manager) Run(ctx context.Context) error {
 
 // loop is Run's single goroutine: it alone acquires, so two terms of one
 // partition never start on this node.
-func (m *Manager) loop(ctx context.Context, w jetstream.KeyWatcher) {
+func (m *Manager) loop(ctx context.Context) {
+	w := m.rewatch(ctx) // nil if the broker is unreachable: retried every tick
 	defer func() {
 		if w != nil {
 			w.Stop()
@@ -179,58 +176,61 @@ func (m *Manager) loop(ctx context.Context, w jetstream.KeyWatcher) {
 	seen := map[int]time.Time{} // live lease keys, by when this node saw them written
 	m.heartbeat(ctx)
 	for {
+		var updates <-chan jetstream.KeyValueEntry
+		if w != nil {
+			updates = w.Updates()
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				if ctx.Err() != nil {
-					return
-				}
-				w = m.rewatch(ctx)
-				if w == nil {
-					return
-				}
+		case e, ok := <-updates:
+			if !ok { // the watcher ended; the next tick starts another
+				w = nil
 				continue
 			}
-			if e == nil { // the current leases are known: take the free ones
-				m.scan(ctx, seen)
-				continue
-			}
-			p, err := strconv.Atoi(strings.TrimPrefix(e.Key(), "lease."))
-			if err != nil {
-				continue
-			}
-			if e.Operation() == jetstream.KeyValuePut {
-				seen[p] = time.Now()
-				continue
-			}
-			delete(seen, p) // released or expired
-			m.tryAcquire(ctx, p)
+			m.observe(ctx, e, seen)
 		case <-tick.C:
+			if w == nil {
+				w = m.rewatch(ctx)
+			}
 			m.heartbeat(ctx)
 			m.scan(ctx, seen)
 		}
 	}
 }
 
-// rewatch replaces a watcher whose channel closed, retrying every renewal
-// period; nil when ctx ended. Renewals go on meanwhile, and scans on the
+// observe applies one watched lease entry: a released or expired lease is
+// tried at once; nil marks the end of the current values.
+func (m *Manager) observe(ctx context.Context, e jetstream.KeyValueEntry, seen map[int]time.Time) {
+	if e == nil {
+		m.scan(ctx, seen)
+		return
+	}
+	p, err := strconv.Atoi(strings.TrimPrefix(e.Key(), "lease."))
+	if err != nil {
+		return
+	}
+	if e.Operation() == jetstream.KeyValuePut {
+		seen[p] = time.Now()
+		return
+	}
+	delete(seen, p)
+	m.tryAcquire(ctx, p)
+}
+
+// rewatch starts a watcher, first or in place of one whose channel closed;
+// nil if that fails, to be tried again on the next tick. Meanwhile scans on the
 // last view still take partitions whose lease was seen go stale.
 func (m *Manager) rewatch(ctx context.Context) jetstream.KeyWatcher {
-	for {
-		w, err := m.b.kv.Watch(ctx, "lease.*")
-		if err == nil {
-			m.log.Info("cluster_watch_restarted")
-			return w
+	w, err := m.b.kv.Watch(ctx, "lease.*")
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("cluster_watch_failed", "err", err)
 		}
-		m.log.Warn("cluster_watch_failed", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(m.renewEvery):
-		}
+		return nil
 	}
+	m.log.Info("cluster_watch_started")
+	return w
 }
 
 // scan tries every wanted partition that has no lease in view, or whose

@@ -331,3 +331,25 @@ func TestFailedAcquisitionDeletesItsLease(t *testing.T) {
 		t.Fatalf("leases after the failed acquisition: %+v, %v", leases, err)
 	}
 }
+
+// A broker restart shorter than the lease's validity costs no partition:
+// failed renewals are retried until the validity ends, and the owner keeps
+// watching the leases afterwards (a lease released after the restart is
+// taken by the standby at once).
+func TestOwnerKeepsItsLeasesAcrossABrokerRestart(t *testing.T) {
+	const partitions, ttl = 4, 3 * time.Second
+	n := harness.StartNATS(t)
+	own := newOwnership(t)
+	a := startManager(t, n, "gw-a", partitions, ttl, own.handler("gw-a"))
+	eventually(t, 5*time.Second, "gw-a owns every partition", ownsAll(a.Manager, partitions))
+	b := startManager(t, n, "gw-b", partitions, ttl, own.handler("gw-b"))
+	n.Restart()
+	time.Sleep(2 * ttl)
+	if st := a.Stats(); st.Owned != partitions || st.Lost != 0 {
+		t.Fatalf("gw-a after the restart: %+v", st)
+	}
+	if err := a.Release(testCtx(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "gw-b takes the released partition at once", func() bool { return len(b.Owned()) == 1 })
+}
