@@ -159,7 +159,7 @@ func TestManagerTakesEveryPartitionAndHeartbeats(t *testing.T) {
 // the standby within a lease TTL plus one renewal period, its handlers'
 // contexts are cancelled with ErrLeaseLost, and it cannot renew afterwards.
 func TestStandbyTakesOverFromAnOwnerThatStopsRenewing(t *testing.T) {
-	const partitions, ttl = 4, 2 * time.Second
+	const partitions, ttl = 4, 3 * time.Second
 	n := harness.StartNATS(t)
 	own := newOwnership(t)
 	a := startManager(t, n, "gw-a", partitions, ttl, own.handler("gw-a"))
