@@ -353,3 +353,26 @@ func TestOwnerKeepsItsLeasesAcrossABrokerRestart(t *testing.T) {
 	}
 	eventually(t, time.Second, "gw-b takes the released partition at once", func() bool { return len(b.Owned()) == 1 })
 }
+
+// The server keeps whole seconds of a TTL, truncating; the manager counts
+// with the same TTL, so its view of validity never outlasts the server's.
+func TestNewManagerTruncatesTheTTLAndRefusesBadOptions(t *testing.T) {
+	b := &Bucket{}
+	m, err := NewManager(b, ManagerOptions{Node: "gw-a", Partitions: 16, LeaseTTL: 2500 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ttl != 2*time.Second || m.renewEvery != m.ttl/3 || m.margin != 200*time.Millisecond {
+		t.Fatalf("ttl %s, renew every %s, margin %s", m.ttl, m.renewEvery, m.margin)
+	}
+	for name, o := range map[string]ManagerOptions{
+		"ttl under 1s":     {Node: "gw-a", Partitions: 16, LeaseTTL: 900 * time.Millisecond},
+		"no partitions":    {Node: "gw-a", Partitions: 0, LeaseTTL: time.Second},
+		"node id with dot": {Node: "gw.a", Partitions: 16, LeaseTTL: time.Second},
+		"empty node id":    {Partitions: 16, LeaseTTL: time.Second},
+	} {
+		if _, err := NewManager(b, o, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
