@@ -64,6 +64,8 @@ type Config struct {
 	Control   Control   `koanf:"control"`
 	Read      Read      `koanf:"read"`
 	Log       Log       `koanf:"log"`
+	Cluster   Cluster   `koanf:"cluster"`
+	Node      Node      `koanf:"node"`
 	// TLS applies to NATS and Tier 2 unless their own tls section is set;
 	// see NATSTLS and Tier2TLS.
 	TLS TLS `koanf:"tls"`
@@ -266,6 +268,26 @@ type Log struct {
 	Format string `koanf:"format"`              // text | json
 }
 
+// Cluster configures ownership of partitions among gateways that share one
+// NATS and one Tier 2 bucket (DESIGN.md, "Ownership, failover and
+// scale-out"; package cluster).
+type Cluster struct {
+	// Partitions is how many partitions streams are hashed into. It is
+	// fixed when the ingest stream is provisioned: every gateway of a
+	// deployment must use the same value.
+	Partitions int      `koanf:"partitions"`
+	Bucket     string   `koanf:"bucket"`    // JetStream KV bucket of leases, heartbeats and archived-through records
+	Replicas   int      `koanf:"replicas"`  // replicas of that bucket (3 on a NATS cluster)
+	LeaseTTL   Duration `koanf:"lease_ttl"` // a dead owner's partitions are free after this
+}
+
+// Node names this gateway among the others.
+type Node struct {
+	// ID is the gateway's node id in leases and heartbeats; "" derives one
+	// from the host name and the data root (cluster.DefaultNodeID).
+	ID string `koanf:"id"`
+}
+
 // Default returns the built-in defaults. Tier 2 is enabled but has no
 // endpoint or credentials, so Default alone does not validate: an operator
 // must say where the durable copy lives.
@@ -318,6 +340,7 @@ func Default() *Config {
 		Control: Control{SubjectPrefix: "aof.admin", ServiceName: "aof-admin"},
 		Read:    Read{SubjectPrefix: "aof.read", MaxConcurrent: 64, PrefetchSegments: 2, PrefetchBytes: 256 * MiB},
 		Log:     Log{Level: "info", Format: "text"},
+		Cluster: Cluster{Partitions: 16, Bucket: "AOF_CLUSTER", Replicas: 1, LeaseTTL: Duration(10e9)},
 	}
 }
 

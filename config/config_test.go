@@ -269,6 +269,18 @@ func TestValidationMessages(t *testing.T) {
 			"metrics.listen", `config: metrics.listen "9464" must be host:port ("" disables metrics)`},
 		{"sampling ratio", "", []string{"AOF2_TRACING_SAMPLING_RATIO=2"},
 			"tracing.sampling_ratio", "config: tracing.sampling_ratio must be between 0 and 1, got 2"},
+		{"no partitions", "[cluster]\npartitions = 0\n", nil,
+			"cluster.partitions", "config: cluster.partitions must be between 1 and 1024, got 0"},
+		{"too many partitions", "", []string{"AOF2_CLUSTER_PARTITIONS=1025"},
+			"cluster.partitions", "config: cluster.partitions must be between 1 and 1024, got 1025"},
+		{"cluster bucket with dot", "", []string{"AOF2_CLUSTER_BUCKET=AOF.CLUSTER"},
+			"cluster.bucket", `config: cluster.bucket: KV bucket name "AOF.CLUSTER" has '.' at byte 3; only A-Z, a-z, 0-9, _ and - are allowed`},
+		{"cluster replicas", "[cluster]\nreplicas = 0\n", nil,
+			"cluster.replicas", "config: cluster.replicas must be between 1 and 5, got 0"},
+		{"lease ttl too short", "", []string{"AOF2_CLUSTER_LEASE_TTL=500ms"},
+			"cluster.lease_ttl", "config: cluster.lease_ttl must be at least 1s, got 500ms"},
+		{"node id with dot", "", []string{"AOF2_NODE_ID=gw.1"},
+			"node.id", `config: node.id: node id "gw.1" has '.' at byte 2; only A-Z, a-z, 0-9, _ and - are allowed`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -286,6 +298,23 @@ func TestValidationMessages(t *testing.T) {
 				t.Fatalf("errors.As: got %+v, want key %q", ce, tc.key)
 			}
 		})
+	}
+}
+
+// The cluster section has the documented defaults, and node.id is set by
+// AOF2_NODE_ID as the issue asks.
+func TestClusterDefaultsAndNodeIDFromEnvironment(t *testing.T) {
+	c := mustLoad(t, opts(t, writeFile(t, baseTOML)))
+	want := Cluster{Partitions: 16, Bucket: "AOF_CLUSTER", Replicas: 1, LeaseTTL: Duration(10 * time.Second)}
+	if c.Cluster != want || c.Node.ID != "" {
+		t.Fatalf("defaults: cluster %+v node %+v, want %+v and an empty id", c.Cluster, c.Node, want)
+	}
+	if EnvName("node.id") != "AOF2_NODE_ID" {
+		t.Fatalf("node.id is set by %q, want AOF2_NODE_ID", EnvName("node.id"))
+	}
+	c = mustLoad(t, opts(t, writeFile(t, baseTOML+"[cluster]\nlease_ttl = \"3s\"\npartitions = 64\n"), "AOF2_NODE_ID=gw-a"))
+	if c.Node.ID != "gw-a" || c.Cluster.LeaseTTL.D() != 3*time.Second || c.Cluster.Partitions != 64 {
+		t.Fatalf("got node %q, cluster %+v", c.Node.ID, c.Cluster)
 	}
 }
 

@@ -205,7 +205,30 @@ func (c *Config) problems() []*Error {
 	v.bytes("read.prefetch_bytes", c.Read.PrefetchBytes)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
+	c.checkCluster(v)
 	return v.errs
+}
+
+// MaxPartitions bounds cluster.partitions: every gateway scans and may hold
+// a lease per partition.
+const MaxPartitions = 1024
+
+// MinLeaseTTL bounds cluster.lease_ttl: an owner renews every third of it,
+// and a shorter lease would be lost to one slow round trip.
+const MinLeaseTTL = time.Second
+
+func (c *Config) checkCluster(v *checker) {
+	cl := c.Cluster
+	v.between("cluster.partitions", cl.Partitions, 1, MaxPartitions)
+	v.name("cluster.bucket", cl.Bucket, "KV bucket name")
+	v.between("cluster.replicas", cl.Replicas, 1, 5)
+	if cl.LeaseTTL.D() < MinLeaseTTL {
+		v.add("cluster.lease_ttl", "cluster.lease_ttl must be at least %s, got %s", Duration(MinLeaseTTL), cl.LeaseTTL)
+	}
+	if c.Node.ID != "" {
+		// The id is one token of the KV keys node.<id> and of lease values.
+		v.name("node.id", c.Node.ID, "node id")
+	}
 }
 
 // IngestDuplicateWindow is the JetStream duplicate window of the ingest

@@ -23,6 +23,10 @@ const (
 // when a key of config.Keys() has none (or one names a key that is gone),
 // so a new key cannot ship undocumented.
 var keyHelp = map[string]string{
+	"cluster.bucket":                        "JetStream KV bucket of partition leases, node heartbeats and per-stream archived-through records",
+	"cluster.lease_ttl":                     "a partition's lease lasts this long without renewal (renewed every third of it); a standby takes a dead owner's partition within this plus one renewal period; at least `1s`",
+	"cluster.partitions":                    "streams are hashed into this many partitions, each owned by one gateway; fixed when the ingest stream is provisioned, the same on every gateway (1-1024)",
+	"cluster.replicas":                      "JetStream replicas of `cluster.bucket` (3 on a NATS cluster)",
 	"control.service_name":                  "NATS micro service name of the admin endpoints",
 	"control.subject_prefix":                "admin endpoints are `<prefix>.<endpoint>`; aof2-admin `--prefix` must match",
 	"data_root":                             "directory holding `tier0/`, `tier1/`, `manifest/` (and `nats/` with the embedded server)",
@@ -59,6 +63,7 @@ var keyHelp = map[string]string{
 	"nats.tls.key":                          "client key for NATS",
 	"nats.url":                              "server URL(s), comma separated; ignored with the embedded server",
 	"nats.user":                             "NATS user",
+	"node.id":                               "this gateway's id in leases and heartbeats (`--node-id`); empty: the host name and a short hash of `data_root`",
 	"read.max_concurrent":                   "read requests one gateway serves at once; one more is answered `503` (retryable)",
 	"read.prefetch_bytes":                   "memory for the segments sequential reads fetch ahead, shared by every reader of the gateway; least recently used buffers no reader holds are dropped to make room, and a read-ahead that does not fit is skipped (never Tier 1 space)",
 	"read.prefetch_segments":                "cold segments (only in Tier 2) a sequential read fetches ahead of the reader, each in parallel ranged GETs shared by every reader (docs/reading.md); `0` turns read-ahead off and large reads hydrate into Tier 1",
