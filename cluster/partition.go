@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"hash/fnv"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -42,4 +43,24 @@ func PartitionSubject(prefix string, partitions int, stream string) string {
 // PartitionFilter is the consumer filter subject of partition p.
 func PartitionFilter(prefix string, p int) string {
 	return fmt.Sprintf("%s.%d.*", prefix, p)
+}
+
+// PartitionsOf returns the partition count of an ingest stream's subject
+// transform made by PartitionSubjectTransform for prefix, and false when
+// the stream has no such transform (it stores subjects as published).
+// The stream, not the configuration, is the authority: the count is fixed
+// when the stream is provisioned.
+func PartitionsOf(t *jetstream.SubjectTransformConfig, prefix string) (int, bool) {
+	if t == nil || t.Source != prefix+".*" {
+		return 0, false
+	}
+	var n int
+	var rest string
+	if _, err := fmt.Sscanf(strings.TrimPrefix(t.Destination, prefix+"."), "{{partition(%d,1)}}%s", &n, &rest); err != nil || n <= 0 {
+		return 0, false
+	}
+	if PartitionSubjectTransform(prefix, n) != *t {
+		return 0, false
+	}
+	return n, true
 }

@@ -55,3 +55,23 @@ func TestPartitionOfMatchesTheServer(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestPartitionsOfReadsTheCountBackFromTheTransform(t *testing.T) {
+	for _, n := range []int{1, 16, 1024} {
+		tr := PartitionSubjectTransform("aof.ingest", n)
+		if got, ok := PartitionsOf(&tr, "aof.ingest"); !ok || got != n {
+			t.Errorf("PartitionsOf(transform of %d) = %d, %v", n, got, ok)
+		}
+	}
+	other := []*jetstream.SubjectTransformConfig{
+		nil,
+		{Source: "aof.ingest.*", Destination: "aof.ingest.{{wildcard(1)}}"},
+		{Source: "other.*", Destination: "other.{{partition(4,1)}}.{{wildcard(1)}}"},
+		{Source: "aof.ingest.*", Destination: "aof.ingest.{{partition(4,1)}}.x"},
+	}
+	for _, tr := range other {
+		if n, ok := PartitionsOf(tr, "aof.ingest"); ok {
+			t.Errorf("PartitionsOf(%+v) = %d, want none", tr, n)
+		}
+	}
+}

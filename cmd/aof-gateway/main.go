@@ -64,6 +64,7 @@ var flagKeys = map[string]string{
 	"nats-cert":      "nats.tls.cert",
 	"nats-key":       "nats.tls.key",
 	"data-root":      "data_root",
+	"node-id":        "node.id",
 	"metrics-listen": "metrics.listen",
 	"log-level":      "log.level",
 	"log-format":     "log.format",
@@ -132,6 +133,7 @@ the configuration.`,
 	f.String("nats-cert", "", "client certificate for NATS TLS")
 	f.String("nats-key", "", "client key for NATS TLS")
 	f.String("data-root", "", "data root directory (tier0, tier1, manifest)")
+	f.String("node-id", "", "this gateway's id in partition leases (default: host name and a hash of the data root)")
 	f.String("metrics-listen", "", "HTTP listen address for /healthz, /readyz and /metrics (\"\" disables)")
 	f.String("log-level", "", "log level: debug, info, warn, error")
 	f.String("log-format", "", "log format: text or json")

@@ -209,7 +209,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.BoolVar(&a.jsonOut, "json", false, "print the answer as JSON instead of a table")
 
 	root.AddCommand(a.statusCommand(), a.dumpCommand(), a.sealCommand(), a.flushCommand(), a.hydrateCommand(),
-		a.segmentsCommand(), a.manifestCommand(), a.readCommand(), a.tailCommand(), a.replayCommand(), a.exportCommand(), a.snapshotCommand(), a.configCommand(), a.recoverCommand(), a.genDocsCommand())
+		a.segmentsCommand(), a.manifestCommand(), a.readCommand(), a.tailCommand(), a.replayCommand(), a.exportCommand(), a.snapshotCommand(), a.configCommand(), a.recoverCommand(), a.clusterCommand(), a.genDocsCommand())
 	return root
 }
 

@@ -34,6 +34,7 @@ var onlineInvocations = map[string][]string{
 	"snapshot create":   {"snapshot", "create", "--stream", "demo"},
 	"snapshot list":     {"snapshot", "list"},
 	"config reload":     {"config", "reload"},
+	"cluster":           {"cluster"},
 	"recover (offline)": nil,
 	"gen-docs (no I/O)": nil,
 }

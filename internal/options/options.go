@@ -13,8 +13,10 @@
 package options
 
 import (
+	"os"
 	"time"
 
+	"github.com/bop-aof/aof/cluster"
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/manifest/natsmanifest"
@@ -149,4 +151,29 @@ func Tracing(cfg *config.Config, serviceVersion, instanceID string) tracing.Conf
 		ServiceVersion: serviceVersion,
 		InstanceID:     instanceID,
 	}
+}
+
+// ClusterBucket returns the settings of the KV bucket of leases,
+// heartbeats and archived-through records.
+func ClusterBucket(cfg *config.Config) cluster.BucketOptions {
+	return cluster.BucketOptions{Name: cfg.Cluster.Bucket, Replicas: cfg.Cluster.Replicas}
+}
+
+// NodeID is the gateway's node id: node.id, or one derived from the host
+// name and the data root, stable across restarts of the same root.
+func NodeID(cfg *config.Config) string {
+	if cfg.Node.ID != "" {
+		return cfg.Node.ID
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "gateway"
+	}
+	return cluster.DefaultNodeID(host, cfg.DataRoot)
+}
+
+// ClusterManager returns the options of the partition lease manager; the
+// logger is the caller's.
+func ClusterManager(cfg *config.Config) cluster.ManagerOptions {
+	return cluster.ManagerOptions{Node: NodeID(cfg), Partitions: cfg.Cluster.Partitions, LeaseTTL: cfg.Cluster.LeaseTTL.D()}
 }

@@ -80,6 +80,12 @@ var optionCases = []optionCase{
 	{"ingest.max_streams", func(c *config.Config) { c.Ingest.MaxStreams = 7 }, func(c *config.Config) any { return Ingest(c).MaxStreams }, 7},
 	{"ingest.max_record_bytes", func(c *config.Config) { c.Ingest.MaxRecordBytes = 4 * config.MiB }, func(c *config.Config) any { return Ingest(c).MaxRecordBytes }, 4 << 20},
 
+	{"cluster.partitions", func(c *config.Config) { c.Cluster.Partitions = 64 }, func(c *config.Config) any { return ClusterManager(c).Partitions }, 64},
+	{"cluster.lease_ttl", func(c *config.Config) { c.Cluster.LeaseTTL = config.Duration(30 * time.Second) }, func(c *config.Config) any { return ClusterManager(c).LeaseTTL }, 30 * time.Second},
+	{"cluster.bucket", func(c *config.Config) { c.Cluster.Bucket = "LEASES" }, func(c *config.Config) any { return ClusterBucket(c).Name }, "LEASES"},
+	{"cluster.replicas", func(c *config.Config) { c.Cluster.Replicas = 3 }, func(c *config.Config) any { return ClusterBucket(c).Replicas }, 3},
+	{"node.id", func(c *config.Config) { c.Node.ID = "gw-7" }, func(c *config.Config) any { return ClusterManager(c).Node }, "gw-7"},
+
 	{"tracing.exporter", func(c *config.Config) { c.Tracing.Exporter = "otlp-grpc" }, func(c *config.Config) any { return Tracing(c, "v", "i").Exporter }, "otlp-grpc"},
 	{"tracing.endpoint", func(c *config.Config) { c.Tracing.Endpoint = "collector:4317" }, func(c *config.Config) any { return Tracing(c, "v", "i").Endpoint }, "collector:4317"},
 	{"tracing.traces_endpoint", func(c *config.Config) { c.Tracing.TracesEndpoint = "http://collector:4318/v1/traces" }, func(c *config.Config) any { return Tracing(c, "v", "i").TracesEndpoint }, "http://collector:4318/v1/traces"},
@@ -122,7 +128,7 @@ func TestEveryStoreIngestTier2AndTracingKeyIsCovered(t *testing.T) {
 	}
 	for _, k := range config.Keys() {
 		section, _, _ := strings.Cut(k, ".")
-		if !slices.Contains([]string{"data_root", "tier0", "tier1", "tier2", "segment", "manifest", "retention", "ingest", "tracing"}, section) {
+		if !slices.Contains([]string{"data_root", "tier0", "tier1", "tier2", "segment", "manifest", "retention", "ingest", "tracing", "cluster", "node"}, section) {
 			continue
 		}
 		if !covered[k] && keysUsedElsewhere[k] == "" {
