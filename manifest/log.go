@@ -272,10 +272,10 @@ type Log struct {
 	// doneAt is, per segment, the position of its first committed
 	// UploadDone record (just before the snapshot position for one the
 	// loaded snapshot already showed uploaded).
-	doneAt       map[uint64]Position
-	archived     Archived // last value signalled on archivedCh
-	archivedCh   chan struct{}
-	wakeArchive  chan struct{}
+	doneAt      map[uint64]Position
+	archived    Archived // last value signalled on archivedCh
+	archivedCh  chan struct{}
+	wakeArchive chan struct{}
 }
 
 // Open opens (creating if needed) the manifest of stream in dir, loads the
