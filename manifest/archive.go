@@ -144,6 +144,13 @@ func (l *Log) archivedLocked() Archived {
 	i := 0
 	for ; i < len(segs); i++ {
 		s := segs[i]
+		if !s.Sealed && i < len(segs)-1 {
+			// Abandoned: a later segment was opened, which the store does
+			// only after sealing the one before. Its records are not in
+			// this history (they went with a lost disk or a failed owner,
+			// and a takeover reads them again from the archived position).
+			continue
+		}
 		at, done := l.doneAt[s.Segment]
 		if !s.Deleted && (!done || !at.Less(a.Position)) {
 			break

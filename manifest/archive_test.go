@@ -134,6 +134,27 @@ func TestArchivedAdvancesOnlyOnceTheChunkWithTheUploadDoneIsInTier2(t *testing.T
 	}
 }
 
+// A segment opened but never sealed, with a later segment after it, was
+// abandoned (its records went with a failed owner or a lost disk): it does
+// not hold Archived back. The unsealed newest segment does.
+func TestArchivedPassesAnAbandonedSegmentButNotTheActiveOne(t *testing.T) {
+	b := memory.New()
+	l := openLog(t, vfs.Default, t.TempDir(), archiveOpts(b, 0))
+	defer l.Close()
+	recs := sealedSegment("demo", 0, 1, 0, 1, 5, true)
+	recs = append(recs, Record{Type: SegmentOpened, Segment: 2, LogicalOffset: 5, Payload: SegmentOpenedPayload{BaseOffset: 5}})
+	appendCommit(t, l, recs...)
+	eventually(t, "segment 1 archived", func() bool { return l.Archived().Through == 5 })
+	appendCommit(t, l, sealedSegment("demo", 0, 3, 5, 9, 12, true)...)
+	eventually(t, "segment 3 archived past the abandoned segment 2", func() bool { return l.Archived().Through == 12 })
+	appendCommit(t, l, Record{Type: SegmentOpened, Segment: 4, LogicalOffset: 9, Payload: SegmentOpenedPayload{BaseOffset: 9}},
+		Record{Type: SegmentBounds, Segment: 4, Payload: SegmentBoundsPayload{FirstExtID: 13, LastExtID: 14}})
+	time.Sleep(100 * time.Millisecond)
+	if a := l.Archived(); a.Through != 12 || a.NextOffset != 9 {
+		t.Fatalf("archived %+v with segment 4 still open, want through 12, next offset 9", a)
+	}
+}
+
 // A chunk holding an UploadDone is sealed (and so uploaded) once that
 // record is ArchiveInterval old; a chunk without one is left alone, and
 // under a steady load the interval, not the record rate, bounds how many
