@@ -355,8 +355,12 @@ func chooseChain(ctx context.Context, o RecoverOptions, stream string, objs mani
 		return chain, err
 	}
 	if epochs := len(objs.Chunks) + len(objs.Snapshots); epochs > 0 {
-		o.Logger.Info("stream_recovery_chain_chosen", "stream", stream, "epoch", chain.Epoch,
-			"snapshot", snapshotID(chain.Snapshot), "chunks", len(chain.Chunks))
+		args := []any{"stream", stream, "epoch", chain.Epoch, "snapshot", snapshotID(chain.Snapshot), "chunks", len(chain.Chunks)}
+		if chain.Epoch > 0 {
+			// Objects of a lower epoch are not read after these.
+			args = append(args, "note", "a gateway writing on from this root must use a higher epoch")
+		}
+		o.Logger.Info("stream_recovery_chain_chosen", args...)
 	}
 	return chain, nil
 }
