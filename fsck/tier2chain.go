@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/tier2"
 )
 
@@ -27,22 +28,9 @@ const (
 // while a gateway runs and is not.
 func (c *streamCheck) checkTier2Chain(ctx context.Context) error {
 	b := c.opts.Tier2
-	var objs manifest.Tier2Objects
-	for _, kind := range []string{tier2.KindManifest, tier2.KindSnapshot} {
-		list, err := tier2.List(ctx, b, kind+"/"+c.stream+"/")
-		if err != nil {
-			return tier2Failure("list "+kind, err)
-		}
-		for _, o := range list {
-			k, ok := tier2.ParseKey(o.Key)
-			switch {
-			case !ok || k.Stream != c.stream:
-			case k.Kind == tier2.KindManifest:
-				objs.AddChunk(k.Epoch, k.ID)
-			default:
-				objs.AddSnapshot(k.Epoch, k.ID)
-			}
-		}
+	objs, err := tiers.ListTier2Manifest(ctx, b, c.stream)
+	if err != nil {
+		return tier2Failure("list", err)
 	}
 	load := func(epoch, id uint64) ([]byte, error) {
 		data, err := getObject(ctx, b, manifest.SnapshotKeyAt(c.stream, epoch, id))

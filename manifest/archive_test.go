@@ -392,3 +392,34 @@ func TestChooseTier2ChainTakesTheHighestEpochWithAUsableSnapshot(t *testing.T) {
 		t.Fatalf("a failed read: %v, want it returned", err)
 	}
 }
+
+// A takeover adopts the recorded prefix of the old owner's chain and
+// nothing after it: chunks from the recorded position on and a snapshot
+// past it (a zombie's) are left out.
+func TestChooseTier2ChainUpToLeavesOutWhatFollowsTheRecordedPosition(t *testing.T) {
+	h := int64(ChunkHeaderSize)
+	snaps := map[uint64]Snapshot{1: {ID: 1, Position: Position{0, h}}, 2: {ID: 2, Position: Position{4, h}}}
+	var o Tier2Objects
+	for c := uint64(0); c < 6; c++ {
+		o.AddChunk(1, c)
+	}
+	o.AddChunk(2, 0) // another epoch's: never adopted for epoch 1
+	for id := range snaps {
+		o.AddSnapshot(1, id)
+	}
+	load := func(epoch, id uint64) ([]byte, error) {
+		s := snaps[id]
+		s.Index = NewIndex("demo")
+		return s.AppendBinary(nil), nil
+	}
+	chain, skipped, err := ChooseTier2ChainUpTo(o, 1, Position{3, h}, load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chain.Epoch != 1 || chain.Snapshot == nil || chain.Snapshot.ID != 1 || fmt.Sprint(chain.Chunks) != "[0 1 2]" {
+		t.Fatalf("adopted epoch %d snapshot %+v chunks %v, want epoch 1, snapshot 1, chunks [0 1 2]", chain.Epoch, chain.Snapshot, chain.Chunks)
+	}
+	if len(skipped) != 1 || skipped[0].ID != 2 || skipped[0].Stale {
+		t.Fatalf("skipped %+v, want snapshot 2 (after the position), not stale", skipped)
+	}
+}

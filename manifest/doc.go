@@ -189,7 +189,9 @@
 //
 // Objects of an older epoch that the chosen chain does not reference (a
 // zombie's chunks, snapshots and segments written after the takeover) are
-// ignored. Until the new owner's anchor is in Tier 2 a reader still takes
+// ignored. A takeover itself adopts the chain of the archived-through
+// record's epoch up to the record's position and nothing after it
+// (ChooseTier2ChainUpTo; tiers.AdoptFromTier2). Until the new owner's anchor is in Tier 2 a reader still takes
 // the older chain, which is why Archived does not advance in the new epoch
 // before it. Tier 2 pruning (tier2prune.go) works within the Log's own
 // epoch; older epochs' manifest objects stay until an operator removes

@@ -69,6 +69,31 @@ type SkippedSnapshot struct {
 // load returns a snapshot object's bytes; an error wrapping
 // ErrObjectCorrupt skips that snapshot, any other aborts.
 func ChooseTier2Chain(o Tier2Objects, load func(epoch, id uint64) ([]byte, error)) (Tier2Chain, []SkippedSnapshot, error) {
+	return chooseChain(o, load, nil)
+}
+
+// ChooseTier2ChainUpTo picks the chain of epoch that ends at upTo, the
+// position of an archived-through record (Archived.Position, a chunk
+// boundary): a takeover adopts exactly that prefix. Chunks from upTo on
+// and snapshots past it are left out: whatever a zombie of that epoch
+// wrote after the record is not adopted. Without a usable snapshot the
+// chain starts at chunk 0, as ChooseTier2Chain's rule 2.
+func ChooseTier2ChainUpTo(o Tier2Objects, epoch uint64, upTo Position, load func(epoch, id uint64) ([]byte, error)) (Tier2Chain, []SkippedSnapshot, error) {
+	var cut Tier2Objects
+	for _, c := range o.Chunks[epoch] {
+		if c < upTo.Chunk || c == upTo.Chunk && upTo.Offset > ChunkHeaderSize {
+			cut.AddChunk(epoch, c)
+		}
+	}
+	for _, id := range o.Snapshots[epoch] {
+		cut.AddSnapshot(epoch, id)
+	}
+	chain, skipped, err := chooseChain(cut, load, &upTo)
+	chain.Epoch = epoch
+	return chain, skipped, err
+}
+
+func chooseChain(o Tier2Objects, load func(epoch, id uint64) ([]byte, error), upTo *Position) (Tier2Chain, []SkippedSnapshot, error) {
 	var skipped []SkippedSnapshot
 	for _, e := range descendingKeys(o.Snapshots) {
 		chunks := sorted(o.Chunks[e])
@@ -87,6 +112,11 @@ func ChooseTier2Chain(o Tier2Objects, load func(epoch, id uint64) ([]byte, error
 			}
 			if err != nil {
 				skipped = append(skipped, SkippedSnapshot{Epoch: e, ID: id, Reason: "does not verify", Err: err})
+				continue
+			}
+			if upTo != nil && upTo.Less(s.Position) {
+				skipped = append(skipped, SkippedSnapshot{Epoch: e, ID: id, Position: s.Position,
+					Reason: "after the adopted position " + upTo.String()})
 				continue
 			}
 			if !SnapshotReplayable(s.Position, chunks) {

@@ -327,19 +327,7 @@ func restoreUnrecordedSegments(ctx context.Context, o RecoverOptions, sr *Stream
 // new snapshot's id whose position names a chunk index the new manifest
 // reuses.
 func chooseChain(ctx context.Context, o RecoverOptions, stream string, objs manifest.Tier2Objects) (manifest.Tier2Chain, error) {
-	load := func(epoch, id uint64) ([]byte, error) {
-		key := manifest.SnapshotKeyAt(stream, epoch, id)
-		var buf bytes.Buffer
-		_, err := o.Tier2.Get(ctx, key, &buf)
-		if oe := (*tier2.CorruptionError)(nil); errors.As(err, &oe) {
-			return nil, fmt.Errorf("%w: %w", manifest.ErrObjectCorrupt, err)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("download %s: %w", key, err)
-		}
-		return buf.Bytes(), nil
-	}
-	chain, skipped, err := manifest.ChooseTier2Chain(objs, load)
+	chain, skipped, err := manifest.ChooseTier2Chain(objs, snapshotLoader(ctx, o, stream))
 	for _, sk := range skipped {
 		o.Logger.Warn("stream_recovery_snapshot_skipped", "stream", stream, "epoch", sk.Epoch, "snapshot", sk.ID,
 			"reason", sk.Reason, "position", sk.Position.String(), "err", sk.Err)
@@ -363,6 +351,23 @@ func chooseChain(ctx context.Context, o RecoverOptions, stream string, objs mani
 		o.Logger.Info("stream_recovery_chain_chosen", args...)
 	}
 	return chain, nil
+}
+
+// snapshotLoader downloads a snapshot object of stream; one that fails
+// its checksum is manifest.ErrObjectCorrupt.
+func snapshotLoader(ctx context.Context, o RecoverOptions, stream string) func(epoch, id uint64) ([]byte, error) {
+	return func(epoch, id uint64) ([]byte, error) {
+		key := manifest.SnapshotKeyAt(stream, epoch, id)
+		var buf bytes.Buffer
+		_, err := o.Tier2.Get(ctx, key, &buf)
+		if oe := (*tier2.CorruptionError)(nil); errors.As(err, &oe) {
+			return nil, fmt.Errorf("%w: %w", manifest.ErrObjectCorrupt, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("download %s: %w", key, err)
+		}
+		return buf.Bytes(), nil
+	}
 }
 
 func snapshotID(s *manifest.Snapshot) uint64 {
@@ -520,4 +525,71 @@ func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored 
 // with the chain choice; tests still name it here).
 func snapshotReplayable(pos manifest.Position, chunks []uint64) bool {
 	return manifest.SnapshotReplayable(pos, chunks)
+}
+
+// ListTier2Manifest lists the manifest chunks and snapshots Tier 2 holds
+// of stream, keys of both layouts, by epoch.
+func ListTier2Manifest(ctx context.Context, b tier2.Bucket, stream string) (manifest.Tier2Objects, error) {
+	var objs manifest.Tier2Objects
+	for _, kind := range []string{tier2.KindManifest, tier2.KindSnapshot} {
+		list, err := tier2.List(ctx, b, kind+"/"+stream+"/")
+		if err != nil {
+			return objs, fmt.Errorf("list %s of %s: %w", kind, stream, err)
+		}
+		for _, o := range list {
+			k, ok := tier2.ParseKey(o.Key)
+			switch {
+			case !ok || k.Stream != stream:
+			case k.Kind == tier2.KindManifest:
+				objs.AddChunk(k.Epoch, k.ID)
+			default:
+				objs.AddSnapshot(k.Epoch, k.ID)
+			}
+		}
+	}
+	return objs, nil
+}
+
+// AdoptFromTier2 rebuilds the manifest of stream under o.Root from Tier 2
+// as a takeover adopts it: the chain of epoch up to upTo, the position of
+// the stream's archived-through record (manifest.Archived.Position), and
+// nothing after it, so whatever a zombie of that epoch wrote later is left
+// out. Segments stay in Tier 2 and are hydrated on demand; none is
+// restored, since the new owner reads every record after the record's
+// ext_id again from the ingest stream. The stream's manifest directory
+// must be empty or absent (a stale node clears it first); o.Force is not
+// consulted. It returns the adopted index.
+func AdoptFromTier2(ctx context.Context, o RecoverOptions, stream string, epoch uint64, upTo manifest.Position) (*manifest.Index, error) {
+	if o.Tier2 = bucketOrNil(o.Tier2); o.Tier2 == nil {
+		return nil, errors.New("tiers: adopt: no Tier 2 client")
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	dir := filepath.Join(o.Root, "manifest", stream)
+	if entries, err := o.FS.ReadDir(dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("tiers: adopt %s: %s is not empty", stream, dir)
+	}
+	objs, err := ListTier2Manifest(ctx, o.Tier2, stream)
+	if err != nil {
+		return nil, fmt.Errorf("tiers: adopt: %w", err)
+	}
+	chain, skipped, err := manifest.ChooseTier2ChainUpTo(objs, epoch, upTo, snapshotLoader(ctx, o, stream))
+	for _, sk := range skipped {
+		o.Logger.Info("stream_adopt_snapshot_skipped", "stream", stream, "epoch", sk.Epoch, "snapshot", sk.ID,
+			"reason", sk.Reason, "position", sk.Position.String(), "err", sk.Err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tiers: adopt %s: %w", stream, err)
+	}
+	idx, err := downloadManifest(ctx, o, stream, chain)
+	if err != nil {
+		return nil, fmt.Errorf("tiers: adopt %s: %w", stream, err)
+	}
+	o.Logger.Info("stream_adopted_from_tier2", "stream", stream, "epoch", epoch, "up_to", upTo.String(),
+		"snapshot", snapshotID(chain.Snapshot), "chunks", len(chain.Chunks), "segments", idx.Len())
+	return idx, nil
 }

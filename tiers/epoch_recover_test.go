@@ -153,3 +153,48 @@ func TestRecoverFromTier2TakesTheNewOwnersChainOverAZombies(t *testing.T) {
 		}
 	}
 }
+
+// A takeover adopts the old owner's manifest from Tier 2 up to its
+// archived position and nothing after it: segments and chunks the old
+// owner, now a zombie, archived later are not in the adopted index, and
+// every segment archived by then is, at the key the old owner recorded.
+func TestAdoptFromTier2TakesTheArchivedPrefixOnly(t *testing.T) {
+	c := memory.New()
+	const stream = "adopted"
+	var alog syncBuffer
+	old := epochStore(t, t.TempDir(), c, 3, &alog)
+	defer old.Close()
+	appendN(t, old, stream, 0, 100)
+	archived := waitArchived(t, old, stream)
+	l, err := old.existing(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := l.man.Archived()
+
+	appendN(t, old, stream, 100, 100)
+	later := waitArchived(t, old, stream)
+	if len(later) <= len(archived) {
+		t.Fatal("no segment archived after the recorded position")
+	}
+
+	root := t.TempDir()
+	idx, err := AdoptFromTier2(testCtx(t), RecoverOptions{Root: root, Tier2: c}, stream, rec.Epoch, rec.Position)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range archived {
+		got, ok := idx.Get(st.Segment)
+		if !ok || !got.InTier2 || got.Tier2Key != st.Tier2Key {
+			t.Fatalf("archived segment %d adopted as %+v, want in Tier 2 at %s", st.Segment, got, st.Tier2Key)
+		}
+	}
+	for _, st := range later[len(archived):] {
+		if got, ok := idx.Get(st.Segment); ok && got.InTier2 {
+			t.Fatalf("segment %d, archived after the recorded position %v, was adopted", st.Segment, rec.Position)
+		}
+	}
+	if _, err := AdoptFromTier2(testCtx(t), RecoverOptions{Root: root, Tier2: c}, stream, rec.Epoch, rec.Position); err == nil {
+		t.Fatal("adopting into a manifest directory that is not empty succeeded")
+	}
+}
