@@ -168,9 +168,10 @@ func (l *Log) archivedLocked() Archived {
 			a.Through = s.FirstExtID - 1
 		}
 	}
-	if a.Through < l.frozen.Through {
-		a.Through = l.frozen.Through
-	}
+	// What was archived before the epoch changed stays archived: the
+	// anchor covers it.
+	a.Through = max(a.Through, l.frozen.Through)
+	a.NextOffset = max(a.NextOffset, l.frozen.NextOffset)
 	return a
 }
 

@@ -423,3 +423,35 @@ func TestChooseTier2ChainUpToLeavesOutWhatFollowsTheRecordedPosition(t *testing.
 		t.Fatalf("skipped %+v, want snapshot 2 (after the position), not stale", skipped)
 	}
 }
+
+// An anchor outnumbered by newer snapshots before it reached Tier 2 (its
+// file removed locally) is written again at the tail, so the epoch's
+// chain still starts with a snapshot and Archived moves on.
+func TestAnchorLostBeforeUploadIsWrittenAgain(t *testing.T) {
+	b := memory.New()
+	var refused atomic.Int64
+	b.FailPutsWhere(func(key string) error {
+		if strings.HasPrefix(key, "snapshots/") {
+			refused.Add(1)
+			return memory.ErrInjected
+		}
+		return nil
+	})
+	l := openLog(t, vfs.Default, t.TempDir(), archiveOpts(b, 5))
+	defer l.Close()
+	eventually(t, "the anchor refused", func() bool { return refused.Load() > 0 })
+	for range 2 {
+		if _, err := l.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendCommit(t, l, sealedSegment("demo", 5, 1, 0, 1, 4, true)...)
+	b.FailPutsWhere(nil)
+	eventually(t, "segment 1 archived under a new anchor", func() bool {
+		a := l.Archived()
+		return a.Through == 4 && a.Epoch == 5
+	})
+	if _, ok := b.Bytes(SnapshotKeyAt("demo", 5, 1)); ok {
+		t.Fatal("the lost anchor was uploaded")
+	}
+}
