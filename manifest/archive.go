@@ -2,8 +2,13 @@ package manifest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/bop-aof/aof/internal/vfs"
 )
 
 // Archived is how much of a stream Tier 2 holds for a reader of Tier 2
@@ -22,6 +27,51 @@ type Archived struct {
 	// Position is the end of the manifest prefix that Tier 2 holds: every
 	// record before it is in an uploaded chunk or snapshot of the chain.
 	Position Position
+}
+
+// epochFile holds the epoch the local copy is written under: epoch u64,
+// crc64 u64 of those 8 bytes, rewritten atomically. Absent means epoch 0.
+const epochFile = "epoch"
+
+// ErrEpochBehind is returned by Open and SetEpoch for an epoch below the
+// one the local copy was written under: a writer that old must not add
+// to it (it is a zombie, or misconfigured).
+var ErrEpochBehind = errors.New("manifest: epoch below the local copy's")
+
+// LocalEpoch returns the epoch the manifest in dir was last written
+// under, without opening it; ok is false when no epoch was ever set
+// (epoch 0, or no manifest).
+func LocalEpoch(fs vfs.FS, dir string) (epoch uint64, ok bool, err error) {
+	data, err := vfs.ReadFile(fs, filepath.Join(dir, epochFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read epoch: %w", err)
+	}
+	if len(data) != 16 || CRC64(data[:8]) != le.Uint64(data[8:]) {
+		return 0, false, fmt.Errorf("manifest: epoch file of %d bytes fails its checksum", len(data))
+	}
+	return le.Uint64(data), true, nil
+}
+
+func saveEpoch(fs vfs.FS, dir string, e uint64) error {
+	b := le.AppendUint64(nil, e)
+	b = le.AppendUint64(b, CRC64(b))
+	return vfs.WriteFileAtomic(fs, filepath.Join(dir, epochFile), b, 0o644)
+}
+
+// startEpochLocked makes e the Log's epoch: it records e on disk (if it
+// changed) and writes the epoch's anchor. Reopening at the same epoch
+// anchors again: whether the last anchor reached Tier 2 is not known.
+func (l *Log) startEpochLocked(e uint64) error {
+	if e != l.epoch {
+		if err := saveEpoch(l.fs, l.dir, e); err != nil {
+			return fmt.Errorf("record epoch %d: %w", e, err)
+		}
+	}
+	l.epoch = e
+	return l.anchorLocked()
 }
 
 // Epoch returns the epoch the Log writes its Tier 2 objects under.
@@ -44,11 +94,10 @@ func (l *Log) SetEpoch(e uint64) error {
 		return err
 	}
 	if e <= l.epoch {
-		return fmt.Errorf("manifest: set epoch %d: the log is at epoch %d already", e, l.epoch)
+		return fmt.Errorf("%w: set epoch %d, the log is at epoch %d", ErrEpochBehind, e, l.epoch)
 	}
 	l.frozen = l.archivedLocked()
-	l.epoch = e
-	if err := l.anchorLocked(); err != nil {
+	if err := l.startEpochLocked(e); err != nil {
 		return fmt.Errorf("start epoch %d: %w", e, err)
 	}
 	l.log.Info("manifest_epoch_started", "epoch", e, "anchor_snapshot", l.anchor.ID, "position", l.anchor.Position.String())

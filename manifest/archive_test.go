@@ -455,3 +455,41 @@ func TestAnchorLostBeforeUploadIsWrittenAgain(t *testing.T) {
 		t.Fatal("the lost anchor was uploaded")
 	}
 }
+
+// The local copy remembers its epoch: a reopen without one goes on under
+// it, an older epoch is refused (a zombie must not add to a newer copy),
+// a newer one moves it on. A manifest that never had one is at epoch 0.
+func TestTheLocalCopyKeepsItsEpoch(t *testing.T) {
+	b := memory.New()
+	dir := t.TempDir()
+	if _, ok, err := LocalEpoch(vfs.Default, dir); ok || err != nil {
+		t.Fatalf("LocalEpoch of an empty dir: ok %v, %v", ok, err)
+	}
+	l := openLog(t, vfs.Default, dir, archiveOpts(b, 3))
+	l.Close()
+	if e, ok, err := LocalEpoch(vfs.Default, dir); e != 3 || !ok || err != nil {
+		t.Fatalf("LocalEpoch = %d %v %v, want 3", e, ok, err)
+	}
+	l = openLog(t, vfs.Default, dir, archiveOpts(b, 0))
+	if l.Epoch() != 3 {
+		t.Fatalf("reopened without an epoch at %d, want the local copy's 3", l.Epoch())
+	}
+	l.Close()
+	if _, err := Open(vfs.Default, dir, "demo", archiveOpts(b, 2)); !errors.Is(err, ErrEpochBehind) {
+		t.Fatalf("open at epoch 2 over a copy at 3: %v, want ErrEpochBehind", err)
+	}
+	l = openLog(t, vfs.Default, dir, archiveOpts(b, 4))
+	if err := l.SetEpoch(4); !errors.Is(err, ErrEpochBehind) {
+		t.Fatalf("SetEpoch(4) at 4: %v, want ErrEpochBehind", err)
+	}
+	l.Close()
+	if e, _, _ := LocalEpoch(vfs.Default, dir); e != 4 {
+		t.Fatalf("LocalEpoch = %d after opening at 4", e)
+	}
+	plain := t.TempDir()
+	l = openLog(t, vfs.Default, plain, Options{})
+	l.Close()
+	if _, ok, _ := LocalEpoch(vfs.Default, plain); ok {
+		t.Fatal("a manifest opened at epoch 0 recorded an epoch")
+	}
+}

@@ -290,7 +290,6 @@ func Open(fs vfs.FS, dir, stream string, opts Options) (*Log, error) {
 		idx:     NewIndex(stream),
 		wakePub: make(chan struct{}, 1),
 		wakeUp:  make(chan struct{}, 1),
-		epoch:   opts.Epoch,
 		doneAt:  map[uint64]Position{},
 
 		archivedCh:  make(chan struct{}, 1),
@@ -306,16 +305,11 @@ func Open(fs vfs.FS, dir, stream string, opts Options) (*Log, error) {
 		}
 		return nil, err
 	}
-	if l.epoch > 0 {
-		l.mu.Lock()
-		err := l.anchorLocked()
-		l.mu.Unlock()
-		if err != nil {
-			if l.active != nil {
-				l.active.Close()
-			}
-			return nil, fmt.Errorf("start epoch %d: %w", l.epoch, err)
+	if err := l.openEpoch(); err != nil {
+		if l.active != nil {
+			l.active.Close()
 		}
+		return nil, err
 	}
 	l.replayed = time.Since(start)
 	l.opts.Instruments.ObserveManifestReplay(context.Background(), l.replayed)
@@ -336,6 +330,32 @@ func Open(fs vfs.FS, dir, stream string, opts Options) (*Log, error) {
 		}
 	}
 	return l, nil
+}
+
+// openEpoch sets the epoch at Open: Options.Epoch, or the epoch the local
+// copy was written under when that is higher and Options.Epoch is 0 (an
+// offline tool goes on writing where the owner left off). A Log at an
+// epoch above 0 starts with a new anchor.
+func (l *Log) openEpoch() error {
+	local, _, err := LocalEpoch(l.fs, l.dir)
+	if err != nil {
+		return err
+	}
+	want := l.opts.Epoch
+	if want != 0 && want < local {
+		return fmt.Errorf("%w: open at epoch %d, the local copy is at epoch %d", ErrEpochBehind, want, local)
+	}
+	l.epoch = local
+	e := max(want, local)
+	if e == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.startEpochLocked(e); err != nil {
+		return fmt.Errorf("start epoch %d: %w", e, err)
+	}
+	return nil
 }
 
 // ReplayDuration is how long Open took to rebuild the index.
