@@ -71,6 +71,9 @@ func (l *Log) startEpochLocked(e uint64) error {
 		}
 	}
 	l.epoch = e
+	// Until the new anchor is written no anchor counts: a failed write
+	// leaves none, and the uploader writes one again (reanchor).
+	l.anchor, l.anchorUp = Snapshot{}, false
 	return l.anchorLocked()
 }
 

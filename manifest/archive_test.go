@@ -493,3 +493,34 @@ func TestTheLocalCopyKeepsItsEpoch(t *testing.T) {
 		t.Fatal("a manifest opened at epoch 0 recorded an epoch")
 	}
 }
+
+// A SetEpoch whose anchor cannot be written leaves the Log in the new
+// epoch without an anchor, never with the old epoch's: nothing counts as
+// archived in the new epoch until an anchor of it is in Tier 2.
+func TestSetEpochWhoseAnchorFailsArchivesNothingUntilAnAnchorIsInTier2(t *testing.T) {
+	b := memory.New()
+	ffs := vfs.NewFaultFS(nil)
+	l := openLog(t, ffs, t.TempDir(), archiveOpts(b, 1))
+	defer l.Close()
+	appendCommit(t, l, sealedSegment("demo", 1, 1, 0, 1, 5, true)...)
+	eventually(t, "segment 1 archived", func() bool { return l.Archived().Through == 5 })
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, Times: 1, Err: vfs.ENOSPC,
+		Match: func(n string) bool { return strings.Contains(n, snapshotPrefix) }})
+	if err := l.SetEpoch(2); err == nil {
+		t.Fatal("SetEpoch succeeded though its anchor could not be written")
+	}
+	appendCommit(t, l, sealedSegment("demo", 2, 2, 5, 6, 9, true)...)
+	eventually(t, "segment 2 archived in epoch 2", func() bool {
+		a := l.Archived()
+		if a.Epoch != 2 {
+			return false
+		}
+		for _, k := range b.Keys() {
+			if strings.HasPrefix(k, "snapshots/demo/2/") {
+				return a.Through == 9
+			}
+		}
+		t.Fatalf("archived %+v in epoch 2 with no snapshot of epoch 2 in Tier 2", a)
+		return false
+	})
+}

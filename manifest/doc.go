@@ -143,11 +143,17 @@
 // local log is the outbox; a restart republishes at most the batch in
 // flight, which subscribers deduplicate by (stream, chunk, offset).
 //
+// # Epoch file <dir>/epoch
+//
+// epoch u64, crc64 of those 8 bytes: the epoch the local copy is written
+// under, rewritten atomically when it changes; absent for epoch 0.
+//
 // # Local retention and Tier 2
 //
 // Sealed chunks are uploaded as manifest/<stream>/<chunk_index>.mlog and
-// snapshots as snapshots/<stream>/<snapshot_id>.bin, in the background with
-// exponential backoff. A chunk file is deleted locally only when it is
+// snapshots as snapshots/<stream>/<snapshot_id>.bin (epoch 0; an owner at
+// a higher epoch puts <epoch>/ after the stream, see Epochs), in the
+// background with exponential backoff. A chunk file is deleted locally only when it is
 // older than the chunk before the active one, wholly covered by the latest
 // snapshot, confirmed uploaded (uploaded flag set after PutObject returned)
 // and, with a Publisher, fully published.

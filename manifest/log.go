@@ -86,9 +86,12 @@ type Options struct {
 	KeepSnapshots int
 	// Epoch is the ownership epoch the Log writes its Tier 2 objects
 	// under (manifest/<stream>/<epoch>/<chunk>.mlog, snapshots likewise);
-	// 0, the default, is the layout before epochs, unchanged. A Log
-	// opened with an epoch above 0 starts the epoch's chain in Tier 2
-	// (see "Epochs" in the package doc); SetEpoch changes it while open.
+	// 0, the default, is the layout before epochs, unchanged, unless the
+	// local copy was written under a higher epoch (LocalEpoch), which it
+	// then continues. An epoch below the local copy's is refused
+	// (ErrEpochBehind). A Log opened at an epoch above 0 starts the
+	// epoch's chain in Tier 2 with an anchor snapshot (see "Epochs" in
+	// the package doc); SetEpoch changes the epoch while open.
 	Epoch uint64
 	// ArchiveInterval bounds how long a committed UploadDone record waits
 	// in the active chunk before the chunk is sealed (and so uploaded),
