@@ -29,7 +29,9 @@ type CheckOptions struct {
 	Root   string
 	Stream string // "" for every stream under Root
 	// Tier2, when set, is used to verify every Tier 2 object the manifest
-	// names (presence and crc64) and the uploaded manifest chunks.
+	// names (presence and crc64, at the key it recorded, of any epoch)
+	// and the manifest chain a recovery from Tier 2 would replay
+	// (checkTier2Chain).
 	Tier2 tier2.Bucket
 	// Index returns the live index of a stream (a running gateway's). Nil
 	// folds the manifest chunks on disk.
@@ -42,7 +44,8 @@ type CheckOptions struct {
 // Check verifies a data root: every manifest chunk and record CRC, every
 // Tier 0 segment (record CRCs, footer CRC-64 against the manifest), every
 // Tier 1 artifact the manifest names (decoding all frames), and with a Tier
-// 2 client every Tier 2 object's presence and crc64. Damage is reported in
+// 2 client every Tier 2 object's presence and crc64 and the manifest chain
+// a recovery from Tier 2 would replay (checkTier2Chain). Damage is reported in
 // the Report; the error is for failures to look (unreadable directory,
 // Tier 2 authentication: ErrTier2Auth).
 func Check(ctx context.Context, opts CheckOptions) (Report, error) {
@@ -140,10 +143,18 @@ func (c *streamCheck) run(ctx context.Context) error {
 	}
 	idx := c.foldIndex()
 	onDisk, err := c.checkTier0Files(idx)
-	if err != nil || idx == nil {
+	if err != nil {
 		return err
 	}
-	return c.checkIndexedSegments(ctx, idx, onDisk)
+	if idx != nil {
+		if err := c.checkIndexedSegments(ctx, idx, onDisk); err != nil {
+			return err
+		}
+	}
+	if c.opts.Tier2 != nil {
+		return c.checkTier2Chain(ctx)
+	}
+	return nil
 }
 
 func (c *streamCheck) add(p Problem) {

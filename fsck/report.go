@@ -69,6 +69,10 @@ type StreamCheck struct {
 	Snapshots       int
 	SegmentsChecked int
 	Tier2Checked    int
+	// Tier2Epoch is the epoch of the manifest chain a recovery from Tier 2
+	// would replay, and Tier2ManifestChunks the chunks of it checked.
+	Tier2Epoch          uint64
+	Tier2ManifestChunks int
 }
 
 // Report is the outcome of a check: what each stream held and every

@@ -223,7 +223,10 @@ func (l *Log) uploadLoop(ctx context.Context) {
 }
 
 // uploadSome uploads the oldest sealed chunk not yet confirmed, or the
-// newest snapshot, then applies retention, local and in Tier 2.
+// newest snapshot, then applies retention, local and in Tier 2. An
+// epoch's anchor snapshot goes first: until it is in Tier 2, a reader of
+// Tier 2 follows the older epoch's chain, so the epoch's chunks count for
+// nothing.
 func (l *Log) uploadSome(ctx context.Context) (bool, error) {
 	l.mu.Lock()
 	var m *chunkMeta
@@ -233,43 +236,82 @@ func (l *Log) uploadSome(ctx context.Context) (bool, error) {
 			break
 		}
 	}
-	snap := l.snap
-	snapUp := l.snapUp
+	snap, snapUp, epoch := l.snap, l.snapUp, l.epoch
+	anchor, needAnchor := l.anchor, epoch > 0 && !l.anchorUp
 	l.mu.Unlock()
 
+	if needAnchor {
+		err := l.uploadSnapshot(ctx, anchor, epoch)
+		if errors.Is(err, os.ErrNotExist) {
+			// Newer snapshots outnumbered it before it was uploaded:
+			// start the epoch's chain again from the tail.
+			err = l.reanchor(anchor.ID, epoch, err)
+		}
+		if err != nil {
+			return false, err
+		}
+		l.signalArchived()
+		return true, nil
+	}
 	if m != nil {
 		if err := l.uploadChunk(ctx, m); err != nil {
 			return false, err
 		}
 		l.retain()
+		l.signalArchived()
 		return true, nil
 	}
 	if snap.ID > 0 && !snapUp {
-		data, err := vfs.ReadFile(l.fs, SnapshotPath(l.dir, snap.ID))
-		if err != nil {
-			return false, fmt.Errorf("read snapshot %d: %w", snap.ID, err)
+		if err := l.uploadSnapshot(ctx, snap, epoch); err != nil {
+			return false, err
 		}
-		meta := map[string]string{"crc64": strconv.FormatUint(le.Uint64(data[len(data)-8:]), 10),
-			"chunk-index": strconv.FormatUint(snap.Position.Chunk, 10), "chunk-offset": strconv.FormatInt(snap.Position.Offset, 10)}
-		etag, err := l.opts.Uploader.PutObject(ctx, SnapshotKey(l.stream, snap.ID), data, meta)
-		if err != nil {
-			return false, fmt.Errorf("upload snapshot %d: %w", snap.ID, err)
-		}
-		l.log.Info("manifest_snapshot_uploaded", "snapshot", snap.ID, "etag", etag)
-		l.mu.Lock()
-		if l.snap.ID == snap.ID {
-			l.snapUp = true
-		}
-		l.mu.Unlock()
+		l.signalArchived()
 		return true, nil
 	}
 	l.retain()
 	return false, l.pruneTier2(ctx)
 }
 
+// reanchor writes a new anchor for epoch if anchor id is still the one
+// missing.
+func (l *Log) reanchor(id, epoch uint64, cause error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.anchor.ID != id || l.epoch != epoch {
+		return nil
+	}
+	l.log.Warn("manifest_epoch_anchor_rewritten", "epoch", epoch, "lost_snapshot", id, "err", cause)
+	return l.anchorLocked()
+}
+
+// uploadSnapshot puts snapshot snap into Tier 2 under epoch and marks it
+// confirmed (and the epoch's anchor, if it is that).
+func (l *Log) uploadSnapshot(ctx context.Context, snap Snapshot, epoch uint64) error {
+	data, err := vfs.ReadFile(l.fs, SnapshotPath(l.dir, snap.ID))
+	if err != nil {
+		return fmt.Errorf("read snapshot %d: %w", snap.ID, err)
+	}
+	meta := map[string]string{"crc64": strconv.FormatUint(le.Uint64(data[len(data)-8:]), 10),
+		"chunk-index": strconv.FormatUint(snap.Position.Chunk, 10), "chunk-offset": strconv.FormatInt(snap.Position.Offset, 10)}
+	etag, err := l.opts.Uploader.PutObject(ctx, SnapshotKeyAt(l.stream, epoch, snap.ID), data, meta)
+	if err != nil {
+		return fmt.Errorf("upload snapshot %d: %w", snap.ID, err)
+	}
+	l.log.Info("manifest_snapshot_uploaded", "snapshot", snap.ID, "epoch", epoch, "etag", etag)
+	l.mu.Lock()
+	if l.snap.ID == snap.ID && l.epoch == epoch {
+		l.snapUp = true
+	}
+	if l.anchor.ID == snap.ID && l.epoch == epoch {
+		l.anchorUp = true
+	}
+	l.mu.Unlock()
+	return nil
+}
+
 func (l *Log) uploadChunk(ctx context.Context, m *chunkMeta) error {
 	l.mu.Lock()
-	h := m.hdr
+	h, epoch := m.hdr, l.epoch
 	l.mu.Unlock()
 	data, err := vfs.ReadFile(l.fs, m.path)
 	if err != nil {
@@ -290,7 +332,7 @@ func (l *Log) uploadChunk(ctx context.Context, m *chunkMeta) error {
 		meta["first-logical-offset"] = strconv.FormatUint(recs[0].Record.LogicalOffset, 10)
 		meta["last-logical-offset"] = strconv.FormatUint(recs[len(recs)-1].Record.LogicalOffset, 10)
 	}
-	etag, err := l.opts.Uploader.PutObject(ctx, ChunkKey(l.stream, h.Index), data, meta)
+	etag, err := l.opts.Uploader.PutObject(ctx, ChunkKeyAt(l.stream, epoch, h.Index), data, meta)
 	if err != nil {
 		return fmt.Errorf("upload chunk %d: %w", h.Index, err)
 	}
@@ -304,7 +346,7 @@ func (l *Log) uploadChunk(ctx context.Context, m *chunkMeta) error {
 	l.mu.Lock()
 	m.hdr = h
 	l.mu.Unlock()
-	l.log.Info("manifest_chunk_uploaded", "chunk", h.Index, "etag", etag)
+	l.log.Info("manifest_chunk_uploaded", "chunk", h.Index, "epoch", epoch, "etag", etag)
 	return nil
 }
 

@@ -143,12 +143,81 @@
 // local log is the outbox; a restart republishes at most the batch in
 // flight, which subscribers deduplicate by (stream, chunk, offset).
 //
+// # Epoch file <dir>/epoch
+//
+// epoch u64, crc64 of those 8 bytes: the epoch the local copy is written
+// under, rewritten atomically when it changes; absent for epoch 0.
+//
 // # Local retention and Tier 2
 //
 // Sealed chunks are uploaded as manifest/<stream>/<chunk_index>.mlog and
-// snapshots as snapshots/<stream>/<snapshot_id>.bin, in the background with
-// exponential backoff. A chunk file is deleted locally only when it is
+// snapshots as snapshots/<stream>/<snapshot_id>.bin (epoch 0; an owner at
+// a higher epoch puts <epoch>/ after the stream, see Epochs), in the
+// background with exponential backoff. A chunk file is deleted locally only when it is
 // older than the chunk before the active one, wholly covered by the latest
 // snapshot, confirmed uploaded (uploaded flag set after PutObject returned)
 // and, with a Publisher, fully published.
+//
+// # Epochs: fenced keys and the chain in Tier 2
+//
+// Several gateways may write one bucket; a stream's owner holds it under
+// an epoch that only grows (a lease in the cluster KV). Tier 2 keys carry
+// the writer's epoch (Options.Epoch), so two owners never write the same
+// key and a zombie owner cannot overwrite what the new owner references:
+//
+//	segments/<stream>/<epoch>/<segment_id>.zst
+//	manifest/<stream>/<epoch>/<chunk_index>.mlog
+//	snapshots/<stream>/<epoch>/<snapshot_id>.bin
+//
+// Epoch 0 is the layout before epochs, without the epoch part
+// (segments/<stream>/<segment_id>.zst and so on): keys written before
+// epochs read as epoch 0, and a Log with Epoch 0 writes exactly that
+// layout. Readers of segments follow the key recorded in UploadStarted and
+// UploadDone, never a key computed again, so history adopted from an
+// older epoch stays readable at its own keys.
+//
+// Chunk indexes and snapshot ids continue across epochs: a new owner
+// adopts the stream's manifest from Tier 2 up to a recorded position and
+// goes on from there. A Log opened with an Epoch above 0, or moved to one
+// by SetEpoch, first seals its active chunk and writes a snapshot at that
+// chunk boundary, the epoch's anchor; the anchor is uploaded before any
+// other object of the epoch. The chain of an epoch is its newest snapshot
+// that verifies plus the epoch's chunks from that snapshot's chunk on,
+// without a gap. A reader of Tier 2 alone (recover --from-tier2, fsck)
+// takes, by ChooseTier2Chain:
+//
+//  1. the highest epoch with a usable snapshot (one that verifies and that
+//     the epoch's chunks continue), then that epoch's chunks after it;
+//  2. without any, the highest epoch whose chunks start at chunk 0 (a
+//     stream that never snapshotted, as before epochs);
+//  3. failing that, the highest epoch with chunks, whose replay then
+//     reports the missing chunk.
+//
+// Objects of an older epoch that the chosen chain does not reference (a
+// zombie's chunks, snapshots and segments written after the takeover) are
+// ignored. A takeover itself adopts the chain of the archived-through
+// record's epoch up to the record's position and nothing after it
+// (ChooseTier2ChainUpTo; tiers.AdoptFromTier2). Until the new owner's anchor is in Tier 2 a reader still takes
+// the older chain, which is why Archived does not advance in the new epoch
+// before it. Tier 2 pruning (tier2prune.go) works within the Log's own
+// epoch; older epochs' manifest objects stay until an operator removes
+// them.
+//
+// # Archived position
+//
+// Archived reports how much of the stream a reader of Tier 2 alone would
+// find: Position, the end of the chain's uploaded prefix (the anchor, or
+// chunk 0 in epoch 0, then every chunk confirmed uploaded without a gap),
+// and Through, the highest ext_id W such that every segment holding
+// records through W has its UploadDone before Position. Segments count in
+// id order: the first one not archived stops the count (the unsealed
+// active segment always does), a deleted one and an abandoned one (not
+// sealed, with a later segment opened after it) are passed. The owner may
+// purge the ingest stream below W+1. ArchivedAdvanced is signalled when
+// Archived moves.
+//
+// Chunks are otherwise uploaded only once sealed, so a chunk holding an
+// UploadDone is sealed when that record is Options.ArchiveInterval old
+// (default 1 s) and neither capacity nor RotationPeriod sealed it first:
+// at most one chunk per interval is sealed for this, whatever the load.
 package manifest

@@ -84,7 +84,25 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// KeepSnapshots is how many snapshot files stay on disk; default 2.
 	KeepSnapshots int
+	// Epoch is the ownership epoch the Log writes its Tier 2 objects
+	// under (manifest/<stream>/<epoch>/<chunk>.mlog, snapshots likewise);
+	// 0, the default, is the layout before epochs, unchanged, unless the
+	// local copy was written under a higher epoch (LocalEpoch), which it
+	// then continues. An epoch below the local copy's is refused
+	// (ErrEpochBehind). A Log opened at an epoch above 0 starts the
+	// epoch's chain in Tier 2 with an anchor snapshot (see "Epochs" in
+	// the package doc); SetEpoch changes the epoch while open.
+	Epoch uint64
+	// ArchiveInterval bounds how long a committed UploadDone record waits
+	// in the active chunk before the chunk is sealed (and so uploaded),
+	// when neither capacity nor RotationPeriod seals it first; default
+	// DefaultArchiveInterval, negative never seals for it. It applies only
+	// with an Uploader.
+	ArchiveInterval time.Duration
 }
+
+// DefaultArchiveInterval is the default Options.ArchiveInterval.
+const DefaultArchiveInterval = time.Second
 
 func (o *Options) setDefaults() {
 	if o.ChunkCapacity <= 0 {
@@ -104,6 +122,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.KeepSnapshots <= 0 {
 		o.KeepSnapshots = 2
+	}
+	if o.ArchiveInterval == 0 {
+		o.ArchiveInterval = DefaultArchiveInterval
 	}
 }
 
@@ -129,15 +150,33 @@ func SnapshotPath(dir string, id uint64) string {
 	return filepath.Join(dir, fmt.Sprintf("%s%020d%s", snapshotPrefix, id, snapshotExt))
 }
 
-// ChunkKey is the Tier 2 object key of a manifest chunk.
-func ChunkKey(stream string, index uint64) string {
-	return "manifest/" + stream + "/" + strconv.FormatUint(index, 10) + chunkExt
+// ChunkKeyAt is the Tier 2 object key of a manifest chunk written under
+// epoch: manifest/<stream>/<epoch>/<index>.mlog, or
+// manifest/<stream>/<index>.mlog for epoch 0 (the layout before epochs).
+func ChunkKeyAt(stream string, epoch, index uint64) string {
+	return epochPrefix("manifest/", stream, epoch) + strconv.FormatUint(index, 10) + chunkExt
 }
 
-// SnapshotKey is the Tier 2 object key of a snapshot.
-func SnapshotKey(stream string, id uint64) string {
-	return "snapshots/" + stream + "/" + strconv.FormatUint(id, 10) + snapshotExt
+// SnapshotKeyAt is the Tier 2 object key of a snapshot written under
+// epoch: snapshots/<stream>/<epoch>/<id>.bin, or snapshots/<stream>/<id>.bin
+// for epoch 0.
+func SnapshotKeyAt(stream string, epoch, id uint64) string {
+	return epochPrefix("snapshots/", stream, epoch) + strconv.FormatUint(id, 10) + snapshotExt
 }
+
+// epochPrefix is the key prefix of one epoch's objects of a kind.
+func epochPrefix(kind, stream string, epoch uint64) string {
+	if epoch == 0 {
+		return kind + stream + "/"
+	}
+	return kind + stream + "/" + strconv.FormatUint(epoch, 10) + "/"
+}
+
+// ChunkKey is the epoch-0 key of a manifest chunk (ChunkKeyAt).
+func ChunkKey(stream string, index uint64) string { return ChunkKeyAt(stream, 0, index) }
+
+// SnapshotKey is the epoch-0 key of a snapshot (SnapshotKeyAt).
+func SnapshotKey(stream string, id uint64) string { return SnapshotKeyAt(stream, 0, id) }
 
 // ChunkInfo describes one chunk file on disk.
 type ChunkInfo struct {
@@ -158,6 +197,9 @@ type openChunk struct {
 	size              int64 // header + committed + pending bytes
 	count             uint64
 	firstAt           time.Time
+	// doneAt is when the chunk got its first UploadDone record (zero:
+	// none); ArchiveInterval counts from it.
+	doneAt time.Time
 }
 
 // batch is the pending records of one chunk, written by the next Commit.
@@ -165,6 +207,7 @@ type batch struct {
 	index, baseRecord uint64
 	buf               []byte
 	records           []Record
+	offsets           []int64 // of records, in the chunk
 	lastOffset        int64
 	seal              bool
 }
@@ -219,6 +262,23 @@ type Log struct {
 	wakePub     chan struct{}
 	wakeUp      chan struct{}
 	replayed    time.Duration
+
+	// Epochs and the archived position (archive.go).
+	epoch uint64
+	// anchor is the snapshot that starts this epoch's chain in Tier 2
+	// (epoch > 0); anchorUp is set once it is confirmed there.
+	anchor   Snapshot
+	anchorUp bool
+	// frozen is what Archived reports while the epoch's anchor is not yet
+	// in Tier 2: the archived state when the epoch changed.
+	frozen Archived
+	// doneAt is, per segment, the position of its first committed
+	// UploadDone record (just before the snapshot position for one the
+	// loaded snapshot already showed uploaded).
+	doneAt      map[uint64]Position
+	archived    Archived // last value signalled on archivedCh
+	archivedCh  chan struct{}
+	wakeArchive chan struct{}
 }
 
 // Open opens (creating if needed) the manifest of stream in dir, loads the
@@ -233,12 +293,22 @@ func Open(fs vfs.FS, dir, stream string, opts Options) (*Log, error) {
 		idx:     NewIndex(stream),
 		wakePub: make(chan struct{}, 1),
 		wakeUp:  make(chan struct{}, 1),
+		doneAt:  map[uint64]Position{},
+
+		archivedCh:  make(chan struct{}, 1),
+		wakeArchive: make(chan struct{}, 1),
 	}
 	start := time.Now()
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create manifest dir: %w", err)
 	}
 	if err := l.recover(); err != nil {
+		if l.active != nil {
+			l.active.Close()
+		}
+		return nil, err
+	}
+	if err := l.openEpoch(); err != nil {
 		if l.active != nil {
 			l.active.Close()
 		}
@@ -257,8 +327,38 @@ func Open(fs vfs.FS, dir, stream string, opts Options) (*Log, error) {
 	if opts.Uploader != nil {
 		l.wg.Add(1)
 		go l.uploadLoop(ctx)
+		if opts.ArchiveInterval > 0 {
+			l.wg.Add(1)
+			go l.archiveLoop(ctx)
+		}
 	}
 	return l, nil
+}
+
+// openEpoch sets the epoch at Open: Options.Epoch, or the epoch the local
+// copy was written under when that is higher and Options.Epoch is 0 (an
+// offline tool goes on writing where the owner left off). A Log at an
+// epoch above 0 starts with a new anchor.
+func (l *Log) openEpoch() error {
+	local, _, err := LocalEpoch(l.fs, l.dir)
+	if err != nil {
+		return err
+	}
+	want := l.opts.Epoch
+	if want != 0 && want < local {
+		return fmt.Errorf("%w: open at epoch %d, the local copy is at epoch %d", ErrEpochBehind, want, local)
+	}
+	l.epoch = local
+	e := max(want, local)
+	if e == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.startEpochLocked(e); err != nil {
+		return fmt.Errorf("start epoch %d: %w", e, err)
+	}
+	return nil
 }
 
 // ReplayDuration is how long Open took to rebuild the index.
@@ -344,6 +444,7 @@ func (l *Log) recover() error {
 		l.idx = s.Index.Clone()
 		l.idx.Stream = l.stream
 		from, nextRecord = s.Position, s.NextRecord
+		l.noteSnapshotUploads(s)
 	}
 	// Chunks wholly before the snapshot are kept only until uploaded; they
 	// are not replayed.
@@ -403,6 +504,7 @@ func (l *Log) recover() error {
 				return l.integrity(c, cr.Offset, err)
 			}
 			l.idx.Apply(cr.Record)
+			l.noteUploadDone(cr.Record, Position{Chunk: c, Offset: cr.Offset})
 		}
 		l.unknown += r.Unknown
 		if r.TornBytes > 0 {
@@ -637,9 +739,14 @@ func (l *Log) appendLocked(r Record) Position {
 	if l.cur.count == 0 {
 		l.cur.firstAt = now
 	}
+	if r.Type == UploadDone && l.cur.doneAt.IsZero() {
+		l.cur.doneAt = now
+		wake(l.wakeArchive)
+	}
 	b.buf = buf
 	b.records = append(b.records, r)
 	pos := Position{Chunk: l.cur.index, Offset: l.cur.size}
+	b.offsets = append(b.offsets, pos.Offset)
 	b.lastOffset = pos.Offset
 	l.cur.size += size
 	l.cur.count++
@@ -688,8 +795,9 @@ func (l *Log) writePendingLocked() error {
 			l.log.Error("manifest_commit_failed", "chunk", b.index, "err", err)
 			return l.uncommitted
 		}
-		for _, r := range b.records {
+		for i, r := range b.records {
 			l.idx.Apply(r)
+			l.noteUploadDone(r, Position{Chunk: b.index, Offset: b.offsets[i]})
 		}
 		n += len(b.records)
 		done++
@@ -835,6 +943,10 @@ func (l *Log) Stream() string { return l.stream }
 func (l *Log) Snapshot() (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.snapshotLocked()
+}
+
+func (l *Log) snapshotLocked() (uint64, error) {
 	if err := l.commitLocked(); err != nil {
 		return 0, err
 	}

@@ -84,7 +84,7 @@ func (l *Log) pruneTier2(ctx context.Context) error {
 		return nil
 	}
 	l.mu.Lock()
-	anchor, up, done := l.snap, l.snapUp, l.prunedAt
+	anchor, up, done, epoch := l.snap, l.snapUp, l.prunedAt, l.epoch
 	complete := anchor.Position.Offset <= ChunkHeaderSize
 	for _, c := range l.chunks {
 		if c.hdr.Index == anchor.Position.Chunk && c.hdr.Uploaded() {
@@ -95,7 +95,7 @@ func (l *Log) pruneTier2(ctx context.Context) error {
 	if anchor.ID == 0 || !up || !complete || done == anchor.ID {
 		return nil
 	}
-	if err := l.pruneBehind(ctx, p, anchor.ID); err != nil {
+	if err := l.pruneBehind(ctx, p, epoch, anchor.ID); err != nil {
 		return &pruneError{anchor: anchor.ID, err: err}
 	}
 	l.mu.Lock()
@@ -104,12 +104,14 @@ func (l *Log) pruneTier2(ctx context.Context) error {
 	return nil
 }
 
-func (l *Log) pruneBehind(ctx context.Context, p ObjectPruner, anchor uint64) error {
-	chunks, err := listNumbered(ctx, p, "manifest/"+l.stream+"/", chunkExt)
+// pruneBehind prunes within the current epoch's objects only: older
+// epochs' chains are left as they are (see "Epochs" in the package doc).
+func (l *Log) pruneBehind(ctx context.Context, p ObjectPruner, epoch, anchor uint64) error {
+	chunks, err := listNumbered(ctx, p, epochPrefix("manifest/", l.stream, epoch), chunkExt)
 	if err != nil {
 		return err
 	}
-	snaps, err := listNumbered(ctx, p, "snapshots/"+l.stream+"/", snapshotExt)
+	snaps, err := listNumbered(ctx, p, epochPrefix("snapshots/", l.stream, epoch), snapshotExt)
 	if err != nil {
 		return err
 	}
@@ -124,7 +126,7 @@ func (l *Log) pruneBehind(ctx context.Context, p ObjectPruner, anchor uint64) er
 	if !found || fallback == 0 {
 		return nil // the anchor is not listed, or nothing older: keep all
 	}
-	fs, err := l.readSnapshot(ctx, p, fallback)
+	fs, err := l.readSnapshot(ctx, p, epoch, fallback)
 	if err != nil {
 		if errors.Is(err, ErrSnapshot) || errors.Is(err, ErrObjectCorrupt) {
 			l.log.Warn("manifest_tier2_prune_skipped", "snapshot", anchor, "fallback", fallback,
@@ -143,13 +145,13 @@ func (l *Log) pruneBehind(ctx context.Context, p ObjectPruner, anchor uint64) er
 	// Every object deleted is older than what F and A need, so a prune
 	// cut short at any point leaves a bucket that still recovers.
 	for _, id := range dropSnaps {
-		if err := p.DeleteObject(ctx, SnapshotKey(l.stream, id)); err != nil {
+		if err := p.DeleteObject(ctx, SnapshotKeyAt(l.stream, epoch, id)); err != nil {
 			return fmt.Errorf("delete snapshot %d: %w", id, err)
 		}
 		deleted++
 	}
 	for _, c := range dropChunks {
-		if err := p.DeleteObject(ctx, ChunkKey(l.stream, c)); err != nil {
+		if err := p.DeleteObject(ctx, ChunkKeyAt(l.stream, epoch, c)); err != nil {
 			return fmt.Errorf("delete chunk %d: %w", c, err)
 		}
 		deleted++
@@ -165,8 +167,8 @@ func (l *Log) pruneBehind(ctx context.Context, p ObjectPruner, anchor uint64) er
 // readSnapshot downloads and verifies snapshot id. It is the object in
 // Tier 2 that recovery falls back to, so that object is checked, not the
 // local file it was uploaded from.
-func (l *Log) readSnapshot(ctx context.Context, p ObjectPruner, id uint64) (*Snapshot, error) {
-	data, err := p.GetObject(ctx, SnapshotKey(l.stream, id))
+func (l *Log) readSnapshot(ctx context.Context, p ObjectPruner, epoch, id uint64) (*Snapshot, error) {
+	data, err := p.GetObject(ctx, SnapshotKeyAt(l.stream, epoch, id))
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot %d: %w", id, err)
 	}

@@ -463,7 +463,7 @@ func (b *background) runUpload(j job) error {
 	}
 	ctx, span := b.startSpan(j, tracing.SpanTier2Upload)
 	defer span.End()
-	objKey := tier2.SegmentKey(l.name, j.segment)
+	objKey := tier2.SegmentKeyAt(l.name, l.man.Epoch(), j.segment)
 	if err := b.cache.Pin(key); err != nil {
 		return fmt.Errorf("pin tier1 artifact: %w", err)
 	}

@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/bop-aof/aof/internal/vfs"
@@ -95,23 +93,9 @@ func RecoverFromTier2(ctx context.Context, o RecoverOptions) (RecoverReport, err
 			}
 		}
 	}
-	chunks, err := listKeys(ctx, o.Tier2, "manifest/", ".mlog")
+	streams, err := listTier2(ctx, o.Tier2)
 	if err != nil {
 		return rep, err
-	}
-	snaps, err := listKeys(ctx, o.Tier2, "snapshots/", ".bin")
-	if err != nil {
-		return rep, err
-	}
-	segs, err := listKeys(ctx, o.Tier2, "segments/", ".zst")
-	if err != nil {
-		return rep, err
-	}
-	streams := map[string]bool{}
-	for _, m := range []map[string][]uint64{chunks, snaps, segs} {
-		for s := range m {
-			streams[s] = true
-		}
 	}
 	names := make([]string, 0, len(streams))
 	for s := range streams {
@@ -119,7 +103,7 @@ func RecoverFromTier2(ctx context.Context, o RecoverOptions) (RecoverReport, err
 	}
 	sort.Strings(names)
 	for _, stream := range names {
-		sr, err := recoverStream(ctx, o, stream, chunks[stream], snaps[stream], segs[stream])
+		sr, err := recoverStream(ctx, o, stream, streams[stream])
 		if err != nil {
 			return rep, fmt.Errorf("tiers: recover stream %s: %w", stream, err)
 		}
@@ -146,28 +130,42 @@ func RecoverFromTier2(ctx context.Context, o RecoverOptions) (RecoverReport, err
 	return rep, nil
 }
 
-// listKeys lists <prefix><stream>/<n><ext> objects as stream -> sorted n.
-func listKeys(ctx context.Context, c tier2.Bucket, prefix, ext string) (map[string][]uint64, error) {
-	objs, err := tier2.List(ctx, c, prefix)
-	if err != nil {
-		return nil, fmt.Errorf("tiers: recover: list %s: %w", prefix, err)
-	}
-	out := map[string][]uint64{}
-	for _, o := range objs {
-		rest := strings.TrimPrefix(o.Key, prefix)
-		stream, file, ok := strings.Cut(rest, "/")
-		num, isExt := strings.CutSuffix(file, ext)
-		if !ok || !isExt {
-			continue
-		}
-		n, err := strconv.ParseUint(num, 10, 64)
+// streamObjects is what Tier 2 holds of one stream, in both key layouts.
+type streamObjects struct {
+	manifest manifest.Tier2Objects
+	segments map[uint64][]uint64 // epoch -> segment ids
+	keys     map[string]bool     // every segment object's key
+}
+
+// listTier2 lists the manifest, snapshot and segment objects of every
+// stream, keys with and without an epoch part alike.
+func listTier2(ctx context.Context, c tier2.Bucket) (map[string]*streamObjects, error) {
+	out := map[string]*streamObjects{}
+	for _, prefix := range []string{tier2.KindManifest + "/", tier2.KindSnapshot + "/", tier2.KindSegment + "/"} {
+		objs, err := tier2.List(ctx, c, prefix)
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("tiers: recover: list %s: %w", prefix, err)
 		}
-		out[stream] = append(out[stream], n)
-	}
-	for s := range out {
-		sort.Slice(out[s], func(i, j int) bool { return out[s][i] < out[s][j] })
+		for _, obj := range objs {
+			k, ok := tier2.ParseKey(obj.Key)
+			if !ok {
+				continue
+			}
+			so := out[k.Stream]
+			if so == nil {
+				so = &streamObjects{segments: map[uint64][]uint64{}, keys: map[string]bool{}}
+				out[k.Stream] = so
+			}
+			switch k.Kind {
+			case tier2.KindManifest:
+				so.manifest.AddChunk(k.Epoch, k.ID)
+			case tier2.KindSnapshot:
+				so.manifest.AddSnapshot(k.Epoch, k.ID)
+			case tier2.KindSegment:
+				so.segments[k.Epoch] = append(so.segments[k.Epoch], k.ID)
+				so.keys[obj.Key] = true
+			}
+		}
 	}
 	return out, nil
 }
@@ -183,19 +181,35 @@ func download(ctx context.Context, o RecoverOptions, key, path string) error {
 	return vfs.WriteFileAtomic(o.FS, path, buf.Bytes(), 0o644)
 }
 
-func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks, snaps, segs []uint64) (StreamRecovery, error) {
-	sr := StreamRecovery{Stream: stream, ManifestChunks: len(chunks), Snapshots: len(snaps), Segments: len(segs)}
-	idx, err := downloadManifest(ctx, o, stream, chunks, snaps)
+func recoverStream(ctx context.Context, o RecoverOptions, stream string, objs *streamObjects) (StreamRecovery, error) {
+	sr := StreamRecovery{Stream: stream}
+	chain, err := chooseChain(ctx, o, stream, objs.manifest)
+	if err != nil {
+		return sr, err
+	}
+	sr.ManifestChunks, sr.Snapshots = len(chain.Chunks), len(objs.manifest.Snapshots[chain.Epoch])
+	idx, err := downloadManifest(ctx, o, stream, chain)
 	if err != nil {
 		return sr, err
 	}
 	sr.ManifestRecords = idx.Records
+	// Segment objects the chain references by key, whatever their epoch,
+	// and the chain's own epoch's objects it has not recorded yet (see
+	// restoreUnrecordedSegments); any other epoch's objects are a
+	// zombie's or were written again by the owner after it: not history.
+	segs := sorted(objs.segments[chain.Epoch])
 	inTier2 := map[uint64]bool{}
 	for _, id := range segs {
 		inTier2[id] = true
 	}
+	for _, st := range idx.Segments() {
+		if st.Tier2Key != "" && objs.keys[st.Tier2Key] {
+			inTier2[st.Segment] = true
+		}
+	}
+	sr.Segments = len(inTier2)
 	dir0 := filepath.Join(o.Root, "tier0", stream)
-	restored, highest, err := restoreUnrecordedSegments(ctx, o, &sr, idx, segs, inTier2)
+	restored, highest, err := restoreUnrecordedSegments(ctx, o, &sr, idx, chain.Epoch, segs, inTier2)
 	if err != nil {
 		return sr, err
 	}
@@ -223,25 +237,33 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, chunks,
 		o.Logger.Warn("stream_recovery_sequences_lost", "stream", stream, "after_sequence", h.From, "to_sequence", h.To,
 			"note", "a lost segment lies below segments that survived; the gateway stores these again if the ingest stream still holds them")
 	}
-	o.Logger.Info("stream_recovered_from_tier2", "stream", stream, "chunks", len(chunks), "snapshots", len(snaps),
-		"segments", len(segs), "restored", len(sr.Restored), "lost", len(sr.NotInTier2))
+	o.Logger.Info("stream_recovered_from_tier2", "stream", stream, "epoch", chain.Epoch, "chunks", sr.ManifestChunks,
+		"snapshots", sr.Snapshots, "segments", sr.Segments, "restored", len(sr.Restored), "lost", len(sr.NotInTier2))
 	return sr, nil
 }
 
-// downloadManifest downloads the manifest chunks of stream and the newest
-// usable snapshot, and returns the index they fold to.
-func downloadManifest(ctx context.Context, o RecoverOptions, stream string, chunks, snaps []uint64) (*manifest.Index, error) {
+func sorted(v []uint64) []uint64 {
+	out := append([]uint64(nil), v...)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// downloadManifest downloads the chain's manifest chunks and snapshot,
+// and returns the index they fold to.
+func downloadManifest(ctx context.Context, o RecoverOptions, stream string, chain manifest.Tier2Chain) (*manifest.Index, error) {
 	dir := filepath.Join(o.Root, "manifest", stream)
 	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	for _, c := range chunks {
-		if err := download(ctx, o, manifest.ChunkKey(stream, c), manifest.ChunkPath(dir, c)); err != nil {
+	for _, c := range chain.Chunks {
+		if err := download(ctx, o, manifest.ChunkKeyAt(stream, chain.Epoch, c), manifest.ChunkPath(dir, c)); err != nil {
 			return nil, err
 		}
 	}
-	if err := restoreSnapshot(ctx, o, stream, dir, chunks, snaps); err != nil {
-		return nil, err
+	if s := chain.Snapshot; s != nil {
+		if err := vfs.WriteFileAtomic(o.FS, manifest.SnapshotPath(dir, s.ID), chain.SnapshotData, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	man, err := manifest.Open(o.FS, dir, stream, manifest.Options{Logger: o.Logger})
 	if err != nil {
@@ -260,7 +282,7 @@ func downloadManifest(ctx context.Context, o RecoverOptions, stream string, chun
 // or does not decode (say a repair re-upload that had not replaced it yet)
 // holds nothing usable: it counts as lost, like a missing object (removed
 // from inTier2), so its sequences are stored again from the ingest stream.
-func restoreUnrecordedSegments(ctx context.Context, o RecoverOptions, sr *StreamRecovery, idx *manifest.Index, segs []uint64, inTier2 map[uint64]bool) (map[uint64]segment.Footer, uint64, error) {
+func restoreUnrecordedSegments(ctx context.Context, o RecoverOptions, sr *StreamRecovery, idx *manifest.Index, epoch uint64, segs []uint64, inTier2 map[uint64]bool) (map[uint64]segment.Footer, uint64, error) {
 	stream := sr.Stream
 	dir0 := filepath.Join(o.Root, "tier0", stream)
 	var highest uint64
@@ -269,10 +291,11 @@ func restoreUnrecordedSegments(ctx context.Context, o RecoverOptions, sr *Stream
 		if st, ok := idx.Get(id); ok && st.Sealed && st.InTier2 {
 			continue
 		}
-		ft, err := restoreObject(ctx, o, stream, dir0, id)
+		key := tier2.SegmentKeyAt(stream, epoch, id)
+		ft, err := restoreObject(ctx, o, key, dir0, id)
 		if isCorruption(err) {
 			o.Logger.Error("stream_recovery_segment_object_corrupt", "stream", stream, "segment", id,
-				"key", tier2.SegmentKey(stream, id), "err", err,
+				"key", key, "err", err,
 				"note", "counted as lost; its sequences are stored again if the ingest stream still holds them")
 			delete(inTier2, id)
 			continue
@@ -288,83 +311,81 @@ func restoreUnrecordedSegments(ctx context.Context, o RecoverOptions, sr *Stream
 	return restored, highest, nil
 }
 
-// restoreSnapshot downloads the newest snapshot of stream that recovery
-// can use: one that verifies and that the chunks in Tier 2 follow without
-// a gap. Newer ones are skipped: a corrupt one, and one uploaded before the
-// chunk holding its position was sealed (that chunk never reached Tier 2,
-// and the manifest cannot replay from the middle of a missing chunk). The
-// manifest then falls back to the older snapshot plus the chunks after it,
-// which is what Tier 2 manifest pruning keeps (manifest/tier2prune.go).
+// chooseChain picks the manifest chain of stream to rebuild from, by the
+// rule of manifest.ChooseTier2Chain: the highest epoch with a usable
+// snapshot, so a new owner's chain wins over what a zombie of an older
+// epoch wrote after the takeover. Newer snapshots it skips are logged: a
+// corrupt one, and one uploaded before the chunk holding its position was
+// sealed (that chunk never reached Tier 2, and the manifest cannot replay
+// from the middle of a missing chunk). The older snapshot plus the chunks
+// after it is what Tier 2 manifest pruning keeps (manifest/tier2prune.go).
 //
-// A skipped snapshot that verifies but is ahead of every chunk in Tier 2
-// is deleted from the bucket: its chunk will never arrive (the node that wrote it is gone), and the rebuilt
-// manifest numbers new snapshots from the one used, so it would otherwise
-// meet a stale snapshot under a new snapshot's id whose position names a
-// chunk index the new manifest reuses.
-func restoreSnapshot(ctx context.Context, o RecoverOptions, stream, dir string, chunks, snaps []uint64) error {
-	for i := len(snaps) - 1; i >= 0; i-- {
-		id := snaps[i]
-		key := manifest.SnapshotKey(stream, id)
+// A skipped snapshot that verifies but is ahead of every chunk of its
+// epoch is deleted from the bucket: its chunk will never arrive (the node
+// that wrote it is gone), and the rebuilt manifest numbers new snapshots
+// from the one used, so it would otherwise meet a stale snapshot under a
+// new snapshot's id whose position names a chunk index the new manifest
+// reuses.
+func chooseChain(ctx context.Context, o RecoverOptions, stream string, objs manifest.Tier2Objects) (manifest.Tier2Chain, error) {
+	chain, skipped, err := manifest.ChooseTier2Chain(objs, snapshotLoader(ctx, o, stream))
+	for _, sk := range skipped {
+		o.Logger.Warn("stream_recovery_snapshot_skipped", "stream", stream, "epoch", sk.Epoch, "snapshot", sk.ID,
+			"reason", sk.Reason, "position", sk.Position.String(), "err", sk.Err)
+		if !sk.Stale {
+			continue
+		}
+		key := manifest.SnapshotKeyAt(stream, sk.Epoch, sk.ID)
+		if derr := o.Tier2.Delete(ctx, key); derr != nil {
+			return chain, fmt.Errorf("delete unusable snapshot %s: %w", key, derr)
+		}
+	}
+	if err != nil {
+		return chain, err
+	}
+	if epochs := len(objs.Chunks) + len(objs.Snapshots); epochs > 0 {
+		args := []any{"stream", stream, "epoch", chain.Epoch, "snapshot", snapshotID(chain.Snapshot), "chunks", len(chain.Chunks)}
+		if chain.Epoch > 0 {
+			// Objects of a lower epoch are not read after these.
+			args = append(args, "note", "a gateway writing on from this root must use a higher epoch")
+		}
+		o.Logger.Info("stream_recovery_chain_chosen", args...)
+	}
+	return chain, nil
+}
+
+// snapshotLoader downloads a snapshot object of stream; one that fails
+// its checksum is manifest.ErrObjectCorrupt.
+func snapshotLoader(ctx context.Context, o RecoverOptions, stream string) func(epoch, id uint64) ([]byte, error) {
+	return func(epoch, id uint64) ([]byte, error) {
+		key := manifest.SnapshotKeyAt(stream, epoch, id)
 		var buf bytes.Buffer
 		_, err := o.Tier2.Get(ctx, key, &buf)
-		var oe *tier2.CorruptionError
-		if err != nil && !errors.As(err, &oe) {
-			return fmt.Errorf("download %s: %w", key, err)
-		}
-		var snap *manifest.Snapshot
-		if err == nil {
-			if snap, err = manifest.DecodeSnapshot(buf.Bytes()); err == nil && snap.ID != id {
-				err = fmt.Errorf("%w: id %d in object of snapshot %d", manifest.ErrSnapshot, snap.ID, id)
-			}
+		if oe := (*tier2.CorruptionError)(nil); errors.As(err, &oe) {
+			return nil, fmt.Errorf("%w: %w", manifest.ErrObjectCorrupt, err)
 		}
 		if err != nil {
-			o.Logger.Warn("stream_recovery_snapshot_skipped", "stream", stream, "snapshot", id, "reason", "does not verify", "err", err)
-			continue
+			return nil, fmt.Errorf("download %s: %w", key, err)
 		}
-		if !snapshotReplayable(snap.Position, chunks) {
-			o.Logger.Warn("stream_recovery_snapshot_skipped", "stream", stream, "snapshot", id,
-				"reason", "the chunks after its position are not in Tier 2", "position", snap.Position.String())
-			if n := len(chunks); n == 0 || chunks[n-1] < snap.Position.Chunk {
-				if err := o.Tier2.Delete(ctx, key); err != nil {
-					return fmt.Errorf("delete unusable snapshot %s: %w", key, err)
-				}
-			}
-			continue
-		}
-		if err := o.FS.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		return vfs.WriteFileAtomic(o.FS, manifest.SnapshotPath(dir, id), buf.Bytes(), 0o644)
+		return buf.Bytes(), nil
 	}
-	return nil
 }
 
-// snapshotReplayable reports whether the chunks in Tier 2 (ascending)
-// continue a snapshot at pos: they run from pos.Chunk without a gap, and
-// hold pos.Chunk itself unless pos is that chunk's start.
-func snapshotReplayable(pos manifest.Position, chunks []uint64) bool {
-	next := pos.Chunk
-	for _, c := range chunks {
-		if c < pos.Chunk {
-			continue
-		}
-		if c != next {
-			return false
-		}
-		next++
+func snapshotID(s *manifest.Snapshot) uint64 {
+	if s == nil {
+		return 0
 	}
-	return next > pos.Chunk || pos.Offset <= manifest.ChunkHeaderSize
+	return s.ID
 }
 
-// restoreObject downloads segment id's object and restores it as a
+// restoreObject downloads segment id's object at key and restores it as a
 // verified sealed Tier 0 file in dir0.
-func restoreObject(ctx context.Context, o RecoverOptions, stream, dir0 string, id uint64) (segment.Footer, error) {
+func restoreObject(ctx context.Context, o RecoverOptions, key, dir0 string, id uint64) (segment.Footer, error) {
 	if err := o.FS.MkdirAll(dir0, 0o755); err != nil {
 		return segment.Footer{}, err
 	}
 	tmp := filepath.Join(dir0, segment.FileName(id)+".zst.tmp")
 	defer o.FS.Remove(tmp)
-	if err := download(ctx, o, tier2.SegmentKey(stream, id), tmp); err != nil {
+	if err := download(ctx, o, key, tmp); err != nil {
 		return segment.Footer{}, err
 	}
 	return restoreSegment(o.FS, tmp, filepath.Join(dir0, segment.FileName(id)))
@@ -498,4 +519,77 @@ func lostRanges(segs []manifest.SegmentState, inTier2 map[uint64]bool, restored 
 		prev = max(prev, k.last)
 	}
 	return holes, unbounded, highest
+}
+
+// snapshotReplayable is manifest.SnapshotReplayable (the rule moved there
+// with the chain choice; tests still name it here).
+func snapshotReplayable(pos manifest.Position, chunks []uint64) bool {
+	return manifest.SnapshotReplayable(pos, chunks)
+}
+
+// ListTier2Manifest lists the manifest chunks and snapshots Tier 2 holds
+// of stream, keys of both layouts, by epoch.
+func ListTier2Manifest(ctx context.Context, b tier2.Bucket, stream string) (manifest.Tier2Objects, error) {
+	var objs manifest.Tier2Objects
+	for _, kind := range []string{tier2.KindManifest, tier2.KindSnapshot} {
+		list, err := tier2.List(ctx, b, kind+"/"+stream+"/")
+		if err != nil {
+			return objs, fmt.Errorf("list %s of %s: %w", kind, stream, err)
+		}
+		for _, o := range list {
+			k, ok := tier2.ParseKey(o.Key)
+			switch {
+			case !ok || k.Stream != stream:
+			case k.Kind == tier2.KindManifest:
+				objs.AddChunk(k.Epoch, k.ID)
+			default:
+				objs.AddSnapshot(k.Epoch, k.ID)
+			}
+		}
+	}
+	return objs, nil
+}
+
+// AdoptFromTier2 rebuilds the manifest of stream under o.Root from Tier 2
+// as a takeover adopts it: the chain of epoch up to upTo, the position of
+// the stream's archived-through record (manifest.Archived.Position), and
+// nothing after it, so whatever a zombie of that epoch wrote later is left
+// out. Segments stay in Tier 2 and are hydrated on demand; none is
+// restored, since the new owner reads every record after the record's
+// ext_id again from the ingest stream. The stream's manifest directory
+// must be empty or absent (a stale node clears it first); o.Force is not
+// consulted. It returns the adopted index.
+func AdoptFromTier2(ctx context.Context, o RecoverOptions, stream string, epoch uint64, upTo manifest.Position) (*manifest.Index, error) {
+	if o.Tier2 = bucketOrNil(o.Tier2); o.Tier2 == nil {
+		return nil, errors.New("tiers: adopt: no Tier 2 client")
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	dir := filepath.Join(o.Root, "manifest", stream)
+	if entries, err := o.FS.ReadDir(dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("tiers: adopt %s: %s is not empty", stream, dir)
+	}
+	objs, err := ListTier2Manifest(ctx, o.Tier2, stream)
+	if err != nil {
+		return nil, fmt.Errorf("tiers: adopt: %w", err)
+	}
+	chain, skipped, err := manifest.ChooseTier2ChainUpTo(objs, epoch, upTo, snapshotLoader(ctx, o, stream))
+	for _, sk := range skipped {
+		o.Logger.Info("stream_adopt_snapshot_skipped", "stream", stream, "epoch", sk.Epoch, "snapshot", sk.ID,
+			"reason", sk.Reason, "position", sk.Position.String(), "err", sk.Err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tiers: adopt %s: %w", stream, err)
+	}
+	idx, err := downloadManifest(ctx, o, stream, chain)
+	if err != nil {
+		return nil, fmt.Errorf("tiers: adopt %s: %w", stream, err)
+	}
+	o.Logger.Info("stream_adopted_from_tier2", "stream", stream, "epoch", epoch, "up_to", upTo.String(),
+		"snapshot", snapshotID(chain.Snapshot), "chunks", len(chain.Chunks), "segments", idx.Len())
+	return idx, nil
 }

@@ -125,6 +125,9 @@ func openLog(ctx context.Context, s *Store, name string) (*Log, error) {
 		Instruments:    s.opts.Instruments,
 		Publisher:      s.opts.Publisher,
 		Uploader:       s.manifestUploader(),
+
+		ArchiveInterval: s.opts.ManifestArchiveInterval,
+		Epoch:           s.opts.Epoch,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open manifest: %w", err)

@@ -200,7 +200,7 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	// write, so no path may count the damaged object as a copy meanwhile.
 	j := job{kind: jobUpload, log: l, segment: id, repair: true}
 	err = l.record(manifest.Record{Type: manifest.UploadStarted, Segment: id,
-		Payload: manifest.UploadStartedPayload{Key: tier2.SegmentKey(stream, id)}})
+		Payload: manifest.UploadStartedPayload{Key: tier2.SegmentKeyAt(stream, l.man.Epoch(), id)}})
 	if err == nil {
 		err = s.bg.runUpload(j)
 	}

@@ -79,6 +79,12 @@ type Options struct {
 
 	ManifestChunkCapacity  int64
 	ManifestRotationPeriod time.Duration
+	// ManifestArchiveInterval is manifest.Options.ArchiveInterval
+	// (manifest.archive_interval); 0 is its default.
+	ManifestArchiveInterval time.Duration
+	// Epoch is the ownership epoch Tier 2 objects are written under
+	// (manifest.Options.Epoch); 0 is the layout before epochs.
+	Epoch uint64
 	// SnapshotInterval is how often a stream's manifest is snapshotted
 	// (manifest.snapshot_interval); 0 disables periodic snapshots.
 	SnapshotInterval time.Duration

@@ -95,6 +95,7 @@ func runBucketContract(t *testing.T, b contractBucket) {
 		{"DeleteRemovesAndIsIdempotent", contractDelete},
 		{"IterListsThePrefixInKeyOrder", contractIter},
 		{"GetOfADamagedObjectIsACorruptionError", contractCorruption},
+		{"IterListsBothKeyLayoutsUnderAStream", contractIterEpochLayouts},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -285,4 +286,31 @@ func contractCorruption(t *testing.T, ctx context.Context, b contractBucket, key
 
 func crc(b []byte) uint64 {
 	return crc64.Checksum(b, tier2.CRC64Table)
+}
+
+// A listing under a stream's prefix returns the keys of every epoch, with
+// and without the epoch part: recovery finds both layouts in one listing.
+func contractIterEpochLayouts(t *testing.T, ctx context.Context, b contractBucket, key string) {
+	dir := strings.TrimSuffix(key, "obj")
+	for _, epoch := range []uint64{0, 2, 10} {
+		k := tier2.SegmentKeyAt("s", epoch, 7)
+		if _, err := tier2.UploadBytes(ctx, b, dir+k, []byte(k), tier2.ObjectMeta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs, err := tier2.List(ctx, b, dir+"segments/s/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		k, ok := tier2.ParseKey(strings.TrimPrefix(o.Key, dir))
+		if !ok || k.ID != 7 {
+			t.Fatalf("listed %s, which does not parse as segment 7", o.Key)
+		}
+		got = append(got, fmt.Sprint(k.Epoch))
+	}
+	if want := "10 2 0"; strings.Join(got, " ") != want {
+		t.Fatalf("epochs listed %v, want %s (key order)", got, want)
+	}
 }

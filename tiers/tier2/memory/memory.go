@@ -36,7 +36,10 @@ type Bucket struct {
 	puts    faults
 	gets    faults
 	deletes faults
-	now     func() time.Time
+	// refuse, when set, fails every put of a key it returns an error for
+	// (FailPutsWhere).
+	refuse func(key string) error
+	now    func() time.Time
 }
 
 type object struct {
@@ -79,6 +82,16 @@ func (b *Bucket) FailGets(n int, err error) { b.inject(&b.gets, n, err) }
 // FailDeletes makes the next n Delete calls fail with err (ErrInjected
 // when nil) without deleting anything.
 func (b *Bucket) FailDeletes(n int, err error) { b.inject(&b.deletes, n, err) }
+
+// FailPutsWhere makes every Upload and Replace of a key for which refuse
+// returns an error fail with that error, without storing anything, until
+// it is called again (nil: no longer). refuse runs under the bucket's
+// lock: it must not call the bucket.
+func (b *Bucket) FailPutsWhere(refuse func(key string) error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refuse = refuse
+}
 
 func (b *Bucket) inject(f *faults, n int, err error) {
 	if err == nil {
@@ -162,6 +175,11 @@ func (b *Bucket) put(ctx context.Context, key string, r io.ReadSeeker, size int6
 	defer b.mu.Unlock()
 	if err := b.puts.take(); err != nil {
 		return res, opError("upload", key, err)
+	}
+	if b.refuse != nil {
+		if err := b.refuse(key); err != nil {
+			return res, opError("upload", key, err)
+		}
 	}
 	if old, ok := b.objects[key]; ok && !replace && old.meta.CRC64 == crc && int64(len(old.data)) == size {
 		res.ETag, res.Skipped = old.etag, true

@@ -90,3 +90,27 @@ func TestCorruptKeepsTheMetadataAndDamagesTheBytes(t *testing.T) {
 		t.Fatal("bytes unchanged")
 	}
 }
+
+func TestFailPutsWhereRefusesOnlyTheKeysItNamesUntilCleared(t *testing.T) {
+	ctx := context.Background()
+	b := New()
+	b.FailPutsWhere(func(key string) error {
+		if key == "manifest/s/0.mlog" {
+			return ErrInjected
+		}
+		return nil
+	})
+	if _, err := tier2.UploadBytes(ctx, b, "manifest/s/0.mlog", []byte("c"), tier2.ObjectMeta{}); !errors.Is(err, ErrInjected) {
+		t.Fatalf("refused key: %v, want the injected failure", err)
+	}
+	if ok, _ := b.Exists(ctx, "manifest/s/0.mlog"); ok {
+		t.Fatal("a refused upload stored the object")
+	}
+	if _, err := tier2.UploadBytes(ctx, b, "segments/s/0.zst", []byte("s"), tier2.ObjectMeta{}); err != nil {
+		t.Fatalf("other key: %v", err)
+	}
+	b.FailPutsWhere(nil)
+	if _, err := tier2.UploadBytes(ctx, b, "manifest/s/0.mlog", []byte("c"), tier2.ObjectMeta{}); err != nil {
+		t.Fatalf("after clearing: %v", err)
+	}
+}
