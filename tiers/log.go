@@ -127,7 +127,7 @@ func openLog(ctx context.Context, s *Store, name string) (*Log, error) {
 		Uploader:       s.manifestUploader(),
 
 		ArchiveInterval: s.opts.ManifestArchiveInterval,
-		Epoch:           s.opts.Epoch,
+		Epoch:           s.epochOf(name),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open manifest: %w", err)

@@ -85,6 +85,19 @@ type Options struct {
 	// Epoch is the ownership epoch Tier 2 objects are written under
 	// (manifest.Options.Epoch); 0 is the layout before epochs.
 	Epoch uint64
+	// EpochOf, when set, gives the epoch a stream's log is opened at,
+	// ahead of Epoch; 0 continues under the epoch its copy records. A
+	// gateway sets it to its partition leases, so a stream created while
+	// its partition is owned writes under the owner's epoch from the
+	// first object.
+	EpochOf func(stream string) uint64
+	// Discard, when set, is asked at Open about every stream found on
+	// disk, before anything reads it, with the epoch its copy was written
+	// under (0 for a copy from before epochs). A stream it returns true
+	// for is removed: its copy is stale, another owner archived the
+	// stream further, and the stream is adopted from Tier 2 when it is
+	// taken over (Store.Adopt).
+	Discard func(stream string, epoch uint64) bool
 	// SnapshotInterval is how often a stream's manifest is snapshotted
 	// (manifest.snapshot_interval); 0 disables periodic snapshots.
 	SnapshotInterval time.Duration
@@ -224,6 +237,9 @@ func openLocked(ctx context.Context, opts Options, lock *RootLock) (*Store, erro
 		if err := s.fs.MkdirAll(filepath.Join(opts.Root, d), 0o755); err != nil {
 			return nil, fmt.Errorf("tiers: create %s dir: %w", d, err)
 		}
+	}
+	if err := discardStale(opts); err != nil {
+		return nil, err
 	}
 	budget, err := tier0.New(tier0.Options{
 		MaxBytes:           opts.Tier0MaxBytes,

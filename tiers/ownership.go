@@ -1,0 +1,172 @@
+package tiers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/manifest"
+)
+
+// ErrStreamOpen is returned by Adopt for a stream this store has open: its
+// copy must be dropped first, which only a reopen of the store does (see
+// Options.Discard).
+var ErrStreamOpen = errors.New("tiers: the stream is open in this store")
+
+// epochOf is the epoch stream's log opens at.
+func (s *Store) epochOf(stream string) uint64 {
+	if s.opts.EpochOf != nil {
+		if e := s.opts.EpochOf(stream); e > 0 {
+			return e
+		}
+	}
+	return s.opts.Epoch
+}
+
+// streamDirs are the directories that hold a stream's local copy.
+func streamDirs(root, stream string) []string {
+	return []string{
+		filepath.Join(root, "tier0", stream),
+		filepath.Join(root, "tier1", stream),
+		filepath.Join(root, "manifest", stream),
+	}
+}
+
+// discardStale removes the streams opts.Discard calls stale, before Open
+// reads anything of them.
+func discardStale(opts Options) error {
+	if opts.Discard == nil {
+		return nil
+	}
+	s := &Store{opts: opts, fs: opts.FS}
+	names, err := s.discoverStreams()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		epoch, _, err := manifest.LocalEpoch(opts.FS, filepath.Join(opts.Root, "manifest", name))
+		if err != nil {
+			return fmt.Errorf("tiers: stream %s: %w", name, err)
+		}
+		if !opts.Discard(name, epoch) {
+			continue
+		}
+		if err := removeStream(opts, name); err != nil {
+			return err
+		}
+		opts.Logger.Warn("stream_local_copy_discarded", "stream", name, "epoch", epoch,
+			"detail", "another owner archived the stream further; it is adopted from Tier 2 when this gateway takes it over")
+	}
+	return nil
+}
+
+// removeStream removes a stream's local copy, its manifest last: a crash
+// part way leaves a copy whose epoch file says it is stale, or none, and
+// the next Open discards it again.
+func removeStream(opts Options, stream string) error {
+	for _, d := range streamDirs(opts.Root, stream) {
+		if err := removeTree(opts.FS, d); err != nil {
+			return fmt.Errorf("tiers: remove %s: %w", d, err)
+		}
+		if err := opts.FS.SyncDir(filepath.Dir(d)); err != nil {
+			return fmt.Errorf("tiers: sync %s: %w", filepath.Dir(d), err)
+		}
+	}
+	return nil
+}
+
+// removeTree removes dir and everything under it through fs.
+func removeTree(fs vfs.FS, dir string) error {
+	entries, err := fs.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.IsDir() {
+			err = removeTree(fs, p)
+		} else {
+			err = fs.Remove(p)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := fs.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// LocalEpoch returns the epoch the local copy of stream was written under,
+// and false when the store holds no copy of it. A copy from before epochs
+// is at epoch 0.
+func (s *Store) LocalEpoch(stream string) (uint64, bool) {
+	l, err := s.existing(stream)
+	if err != nil {
+		return 0, false
+	}
+	return l.man.Epoch(), true
+}
+
+// SetEpoch makes stream's later Tier 2 objects carry epoch: its manifest
+// seals the active chunk and anchors the new epoch's chain with a snapshot
+// (manifest.Log.SetEpoch). A stream already at epoch is left as it is.
+func (s *Store) SetEpoch(stream string, epoch uint64) error {
+	l, err := s.existing(stream)
+	if err != nil {
+		return err
+	}
+	if l.man.Epoch() == epoch {
+		return nil
+	}
+	return l.man.SetEpoch(epoch)
+}
+
+// Archived returns how far Tier 2 holds stream (manifest.Log.Archived).
+func (s *Store) Archived(stream string) (manifest.Archived, error) {
+	l, err := s.existing(stream)
+	if err != nil {
+		return manifest.Archived{}, err
+	}
+	return l.man.Archived(), nil
+}
+
+// Adopt makes stream's local copy the archived state Tier 2 holds: the
+// manifest chain of chainEpoch up to upTo (AdoptFromTier2), with every
+// segment left in Tier 2 to be hydrated on demand, and opens it at epoch.
+// Records after the archived ones are not restored: the new owner reads
+// them again from the ingest stream. The stream must not be open here
+// (ErrStreamOpen); any files of it on disk are removed first.
+func (s *Store) Adopt(ctx context.Context, stream string, chainEpoch uint64, upTo manifest.Position, epoch uint64) error {
+	if _, err := s.existing(stream); err == nil {
+		return fmt.Errorf("adopt %s: %w", stream, ErrStreamOpen)
+	}
+	t2 := bucketOrNil(s.opts.Tier2)
+	if t2 == nil {
+		return fmt.Errorf("adopt %s: no Tier 2 bucket to adopt from", stream)
+	}
+	s.openMu.Lock()
+	err := removeStream(s.opts, stream)
+	if err == nil {
+		_, err = AdoptFromTier2(ctx, RecoverOptions{Root: s.opts.Root, Tier2: t2, FS: s.fs, Logger: s.log}, stream, chainEpoch, upTo)
+	}
+	s.openMu.Unlock()
+	if err != nil {
+		return err
+	}
+	l, err := s.Log(ctx, stream)
+	if err != nil {
+		return err
+	}
+	if l.man.Epoch() < epoch {
+		return l.man.SetEpoch(epoch)
+	}
+	return nil
+}
