@@ -27,8 +27,11 @@ type Archived struct {
 	UpdatedAt time.Time
 }
 
-// ManifestPosition names a manifest chunk and a byte offset in it.
+// ManifestPosition names a manifest chunk and a byte offset in it, in the
+// chain of Tier 2 objects of one epoch: the writer's epoch, or an earlier
+// one while the writer's own chain has no anchor in Tier 2 yet.
 type ManifestPosition struct {
+	Epoch  uint64 `json:"epoch"`
 	Chunk  uint64 `json:"chunk"`
 	Offset uint64 `json:"offset"`
 }

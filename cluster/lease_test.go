@@ -184,7 +184,7 @@ func TestArchivedRecords(t *testing.T) {
 	if err != nil || rev != 0 || a != (Archived{}) {
 		t.Fatalf("absent record: %+v rev %d, %v", a, rev, err)
 	}
-	want := Archived{Epoch: 2, Through: 41, Offset: 40, Manifest: ManifestPosition{Chunk: 3, Offset: 512}, UpdatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	want := Archived{Epoch: 2, Through: 41, Offset: 40, Manifest: ManifestPosition{Epoch: 1, Chunk: 3, Offset: 512}, UpdatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	rev1, err := b.UpdateArchived(ctx, "orders", 0, want)
 	if err != nil {
 		t.Fatal(err)

@@ -101,22 +101,26 @@ func (r *Runner) Acquired(ctx context.Context, lease Lease, handover <-chan stru
 	log := r.log.With("partition", lease.Partition(), "epoch", lease.Epoch())
 	log.Info("partition_takeover_started")
 	started := time.Now()
+	// The epoch is known before the takeover, so that a stream it adopts
+	// or creates opens at it.
+	r.mu.Lock()
+	r.epochs[lease.Partition()] = lease.Epoch()
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		if r.owned[lease.Partition()] == p || r.owned[lease.Partition()] == nil {
+			delete(r.owned, lease.Partition())
+			delete(r.epochs, lease.Partition())
+		}
+		r.mu.Unlock()
+	}()
 	if err := r.takeover(ctx, p); err != nil {
 		log.Error("partition_takeover_failed", "err", err)
 		return err
 	}
 	r.mu.Lock()
 	r.owned[lease.Partition()] = p
-	r.epochs[lease.Partition()] = lease.Epoch()
 	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		if r.owned[lease.Partition()] == p {
-			delete(r.owned, lease.Partition())
-			delete(r.epochs, lease.Partition())
-		}
-		r.mu.Unlock()
-	}()
 	log.Info("partition_owned", "takeover", time.Since(started).String(), "streams", len(p.records))
 
 	ictx, stopIngest := context.WithCancel(ctx)
@@ -241,18 +245,41 @@ func (r *Runner) fence(ctx context.Context, p *partition, stream string) (*strea
 
 var errLeaseExpired = fmt.Errorf("%w: the lease expired before the write", ErrFenced)
 
-// adopt keeps the local copy of stream if the archived state was written
-// under the epoch it was written under (it holds all of it, and maybe
-// more not archived yet), and rebuilds it from Tier 2 otherwise.
+// ErrRestart is returned when a stream must be adopted from Tier 2 but
+// its stale copy is open in this gateway's store: only reopening the
+// store drops it (Store.Adopt refuses, the gateway restarts its store with
+// Stale deciding which copies to discard).
+var ErrRestart = errors.New("ownership: a stale stream is open here; the store must be reopened")
+
+// Stale reports whether a local copy written under epoch local misses
+// what the record says is archived, so that it must be replaced by Tier
+// 2's. It is not stale when nothing is archived, when no owner wrote the
+// record after this copy's own term (epochs rise with every term, and a
+// takeover writes its epoch into every record first), or when the
+// archived position is still in this copy's own chain (a later owner
+// archived nothing of its own).
+func Stale(rec Record, local uint64) bool {
+	return rec.Through > 0 && rec.Epoch > local && rec.Manifest.Epoch != local
+}
+
+// adopt keeps the local copy of stream unless it is Stale, and otherwise
+// rebuilds it from Tier 2 through rec.
 func (r *Runner) adopt(ctx context.Context, p *partition, stream string, rec Record) error {
 	local, ok := r.opts.Store.LocalEpoch(stream)
 	switch {
-	case ok && local == rec.Epoch:
+	case ok && !Stale(rec, local):
 	case !ok && rec.Through == 0:
+		// Nothing here, nothing archived: the pipeline creates the
+		// stream under this epoch when its first message comes.
+		return nil
 	default:
 		r.log.Info("stream_adopt_from_tier2", "stream", stream, "partition", p.lease.Partition(),
 			"local_epoch", local, "has_local", ok, "record_epoch", rec.Epoch, "through", rec.Through)
-		if err := r.opts.Store.Adopt(ctx, stream, rec, p.lease.Epoch()); err != nil {
+		err := r.opts.Store.Adopt(ctx, stream, rec, p.lease.Epoch())
+		if ok && err != nil {
+			return fmt.Errorf("%w: stream %s at epoch %d: %w", ErrRestart, stream, local, err)
+		}
+		if err != nil {
 			return fmt.Errorf("adopt from Tier 2: %w", err)
 		}
 	}

@@ -89,6 +89,9 @@ func (f *fakeStore) LocalEpoch(s string) (uint64, bool) {
 func (f *fakeStore) Adopt(_ context.Context, s string, r Record, epoch uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, open := f.local[s]; open {
+		return errors.New("the stream is open in this store")
+	}
 	f.adopted = append(f.adopted, s)
 	f.local[s], f.last[s], f.archived[s] = epoch, r.Through, r.Through
 	return nil
@@ -345,18 +348,25 @@ func TestExpiredLeaseWritesNoRecordAndPurgesNothing(t *testing.T) {
 }
 
 func TestTakeoverKeepsOrRebuildsTheLocalCopy(t *testing.T) {
+	const (
+		keep    = "keep"
+		adopt   = "adopt from Tier 2"
+		restart = "restart the store"
+	)
 	cases := []struct {
-		name        string
-		local       *uint64 // epoch of the local copy, nil for none
-		record      *Record
-		wantAdopted bool
+		name   string
+		local  *uint64 // epoch of the local copy, nil for none
+		record *Record
+		want   string
 	}{
-		{name: "no local copy, no record", wantAdopted: false},
-		{name: "no local copy, archived data", record: &Record{Epoch: 3, Through: 9}, wantAdopted: true},
-		{name: "local copy written by the last archiver", local: ptr[uint64](3), record: &Record{Epoch: 3, Through: 9}, wantAdopted: false},
-		{name: "local copy older than the last archiver", local: ptr[uint64](2), record: &Record{Epoch: 3, Through: 9}, wantAdopted: true},
-		{name: "local copy from before epochs, no record", local: ptr[uint64](0), wantAdopted: false},
-		{name: "local copy never archived, another epoch", local: ptr[uint64](4), wantAdopted: true},
+		{name: "no local copy, no record", want: keep},
+		{name: "no local copy, archived data", record: &Record{Epoch: 3, Through: 9, Manifest: ManifestPosition{Epoch: 3}}, want: adopt},
+		{name: "local copy written by the last archiver", local: ptr[uint64](3), record: &Record{Epoch: 3, Through: 9, Manifest: ManifestPosition{Epoch: 3}}, want: keep},
+		{name: "a later owner fenced the record but archived nothing", local: ptr[uint64](3), record: &Record{Epoch: 4, Through: 9, Manifest: ManifestPosition{Epoch: 3}}, want: keep},
+		{name: "a later owner archived further", local: ptr[uint64](2), record: &Record{Epoch: 3, Through: 9, Manifest: ManifestPosition{Epoch: 3}}, want: restart},
+		{name: "local copy from before epochs, no record", local: ptr[uint64](0), want: keep},
+		{name: "local copy never archived by anyone", local: ptr[uint64](4), want: keep},
+		{name: "record of a takeover that archived nothing", local: ptr[uint64](1), record: &Record{Epoch: 4}, want: keep},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -370,11 +380,28 @@ func TestTakeoverKeepsOrRebuildsTheLocalCopy(t *testing.T) {
 			if tc.local != nil {
 				g.store.local["orders"] = *tc.local
 			}
-			g.start(t, newLease(0, 5))
-			if got := len(g.store.adopted) == 1; got != tc.wantAdopted {
-				t.Fatalf("adopted = %v, want %v", g.store.adopted, tc.wantAdopted)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			res := make(chan error, 1)
+			go func() { res <- g.runner.Acquired(ctx, newLease(0, 5), nil) }()
+			var err error
+			select {
+			case err = <-res:
+			case <-time.After(200 * time.Millisecond):
 			}
-			if e, _ := g.store.LocalEpoch("orders"); (tc.local != nil || tc.record != nil) && e != 5 {
+			got := keep
+			switch {
+			case errors.Is(err, ErrRestart):
+				got = restart
+			case err != nil:
+				t.Fatalf("Acquired = %v", err)
+			case len(g.store.adopted) == 1:
+				got = adopt
+			}
+			if got != tc.want {
+				t.Fatalf("takeover did %q, want %q", got, tc.want)
+			}
+			if e, ok := g.store.LocalEpoch("orders"); got != restart && ok && e != 5 {
 				t.Fatalf("stream continues under epoch %d, want 5", e)
 			}
 		})
