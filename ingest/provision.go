@@ -226,12 +226,14 @@ func positionConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerSet
 	return pos, nil
 }
 
-// resetAttempts bounds the resets resetConsumerTo tries; resetRetryDelay
-// is the wait between two, long enough for the consumer's store to finish
-// a state write.
+// resetAttempts bounds the resets resetConsumerTo tries; resetSettle is
+// how long, in resetChecks looks, the state after a reset to sequence 1
+// must hold before it is trusted: longer than a state write of the
+// consumer's store takes.
 const (
-	resetAttempts   = 20
-	resetRetryDelay = 25 * time.Millisecond
+	resetAttempts = 20
+	resetChecks   = 4
+	resetSettle   = 25 * time.Millisecond
 )
 
 // resetConsumerTo resets the consumer to seq and checks that its state
@@ -240,30 +242,61 @@ const (
 //
 // Why check: in nats-server 2.15.2 a reset to sequence 1 leaves a
 // file-backed consumer's stored state empty, and an empty state is read
-// back from disk; when the state file still holds the old state (its
-// flusher was writing it, so the reset's own write was skipped), the old
-// ack floor comes back. The consumer then delivers from 1, but reports
-// and persists the old ack floor, and the next start would resume above
-// the messages the reset was meant to deliver again. A second reset once
-// the flusher is done writes the empty state.
+// back from the consumer's state file. When its flusher was writing the
+// old state at the time of the reset (the reset's own write is then
+// skipped), the old ack floor comes back, at once or a few milliseconds
+// later. The consumer then delivers from 1, but reports and persists the
+// old ack floor, and the next start would resume above the messages the
+// reset was meant to deliver again. A reset once the flusher is done
+// writes the empty state; the first delivery then makes the state
+// non-empty for good. A reset to a later sequence stores seq-1 and is
+// not affected.
 func resetConsumerTo(ctx context.Context, js jetstream.JetStream, stream, durable string, seq uint64) error {
 	for attempt := 1; ; attempt++ {
 		resp, err := js.ResetConsumerToSequence(ctx, stream, durable, seq)
 		if err != nil {
 			return fmt.Errorf("reset consumer %s to sequence %d: %w", durable, seq, err)
 		}
-		if resp.ConsumerInfo == nil || resp.AckFloor.Stream == seq-1 && resp.Delivered.Stream == seq-1 {
+		info := resp.ConsumerInfo
+		ok := info == nil || resetHeld(info, seq)
+		for check := 0; ok && seq == 1 && check < resetChecks; check++ {
+			if err := sleepCtx(ctx, resetSettle); err != nil {
+				return err
+			}
+			cons, err := js.Consumer(ctx, stream, durable)
+			if err != nil {
+				return fmt.Errorf("look up consumer %s: %w", durable, err)
+			}
+			if info, err = cons.Info(ctx); err != nil {
+				return fmt.Errorf("consumer %s info: %w", durable, err)
+			}
+			// Deliveries may have begun: the ack floor may not move
+			// above 0 before the first message is acked.
+			ok = info.AckFloor.Stream == 0
+		}
+		if ok {
 			return nil
 		}
 		if attempt == resetAttempts {
 			return fmt.Errorf("reset consumer %s to sequence %d: it still reports ack floor %d, delivered %d after %d resets",
-				durable, seq, resp.AckFloor.Stream, resp.Delivered.Stream, attempt)
+				durable, seq, info.AckFloor.Stream, info.Delivered.Stream, attempt)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(resetRetryDelay):
+		if err := sleepCtx(ctx, resetSettle); err != nil {
+			return err
 		}
+	}
+}
+
+func resetHeld(info *jetstream.ConsumerInfo, seq uint64) bool {
+	return info.AckFloor.Stream == seq-1 && info.Delivered.Stream == seq-1
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
 }
 
