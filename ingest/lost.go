@@ -24,7 +24,26 @@ import (
 // floor over removed messages by itself, but not the delivered
 // sequence); at a start at a given sequence, that sequence (everything
 // before it is archived); while running, its ack floor or delivered
-// sequence, whichever is lower.
+// sequence, whichever is lower. A replay from the start checks nothing:
+// what the stream no longer holds there was archived and purged.
+//
+// On a partitioned stream without a max age nothing is counted: nothing
+// but a purge removes a message there, and the other partitions' owners
+// purge what they archived, which moves the first sequence past this
+// partition's position without any loss.
+//
+// The count is a number of sequences, not of messages known to be lost,
+// and can be off:
+//   - too high: a message delivered and being stored (or acked above the
+//     ack floor, as with a held stream) when it left is counted though
+//     stored; on a partitioned stream with a max age, the range counts the
+//     other partitions' messages too (their owners count them as well);
+//     a loss counted while running can be counted again at the next start
+//     if the consumer had not delivered past it.
+//   - too low: a message deleted from the middle of the stream (above its
+//     first sequence) is not seen; nor, at a start, messages delivered but
+//     unacked when the gateway stopped if JetStream had moved the ack floor
+//     over them (it does once the first sequence is 50 or more beyond it).
 
 // lostFromAtStart is the first sequence the consumer had not handled when
 // the pipeline started it at pos.

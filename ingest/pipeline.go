@@ -65,8 +65,8 @@ type Options struct {
 	MaxStreams       int    // 10000: a new stream beyond it, counting those on disk, is dead-lettered
 	Logger           *slog.Logger
 	Tracer           trace.Tracer
-	// OnReplayStarted is called once the consumer was recreated at the
-	// start of the stream (Consumer.ReplayFromStart).
+	// OnReplayStarted is called once the consumer was moved to the start
+	// of the stream (Consumer.ReplayFromStart).
 	OnReplayStarted func()
 	// Instruments records ingest_messages, ingest_bytes, backpressure,
 	// deadletters and ingest_lost_messages; nil records nothing.

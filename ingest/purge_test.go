@@ -124,7 +124,9 @@ func TestPurgeArchivedOnAPartitionedStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	seqs := publishAlternating(t, r.js, 3, "a", "b")
-	part := func(s string) string { return "aof.ingest." + string(rune('0'+serverPartition(partitions)(s))) + "." + s }
+	part := func(s string) string {
+		return "aof.ingest." + string(rune('0'+serverPartition(partitions)(s))) + "." + s
+	}
 	pu := newPurger(t, r.js, PurgerOptions{Partitions: partitions, PartitionOf: serverPartition(partitions)})
 	if err := pu.PurgeArchived(context.Background(), "a", seqs["a"][1]); err != nil {
 		t.Fatal(err)
