@@ -23,8 +23,8 @@ import (
 // and its delivered sequence before the reset (JetStream moves the ack
 // floor over removed messages by itself, but not the delivered
 // sequence); at a start at a given sequence, that sequence (everything
-// before it is archived); while running, its ack floor or delivered
-// sequence, whichever is lower. A replay from the start checks nothing:
+// before it is archived); while running, the sequence after the last
+// message delivered to the pipeline. A replay from the start checks nothing:
 // what the stream no longer holds there was archived and purged.
 //
 // On a partitioned stream without a max age nothing is counted: nothing
@@ -34,14 +34,17 @@ import (
 //
 // The count is a number of sequences, not of messages known to be lost,
 // and can be off:
-//   - too high: a message delivered and being stored (or acked above the
-//     ack floor, as with a held stream) when it left is counted though
-//     stored; on a partitioned stream with a max age, the range counts the
+//   - too high: a message delivered and being stored when it left (at a
+//     start: or acked above the ack floor, as with a held stream) is
+//     counted though stored; on a partitioned stream with a max age, the
+//     range counts the
 //     other partitions' messages too (their owners count them as well);
 //     a loss counted while running can be counted again at the next start
 //     if the consumer had not delivered past it.
 //   - too low: a message deleted from the middle of the stream (above its
-//     first sequence) is not seen; nor, at a start, messages delivered but
+//     first sequence) is not seen; nor a held stream's message (naked,
+//     waiting for its redelivery) that leaves; nor, at a start, messages
+//     delivered but
 //     unacked when the gateway stopped if JetStream had moved the ack floor
 //     over them (it does once the first sequence is 50 or more beyond it).
 
@@ -91,17 +94,13 @@ func (p *Pipeline) countLost(ctx context.Context, from uint64, info *jetstream.S
 		"detail", "these messages left the ingest stream (max age, or deleted) before the gateway stored them; raise ingest.stream_max_age or the Tier 0 budget")
 }
 
-// checkLostRunning is the periodic check: from where the running
-// consumer has got to.
-func (p *Pipeline) checkLostRunning(ctx context.Context, cons jetstream.Consumer) {
-	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	info, err := cons.Info(ictx)
-	if err != nil {
-		p.log.Warn("ingest_lost_check_failed", "stream", p.opts.Consumer.Stream, "err", err)
-		return
-	}
-	p.checkLost(ctx, min(info.AckFloor.Stream, info.Delivered.Stream)+1)
+// checkLostRunning is the periodic check, from the sequence after the
+// last message delivered to the pipeline. Not from the consumer's state:
+// once JetStream has terminated the delivered messages that left the
+// stream, it moves the consumer's ack floor and delivered sequence over
+// the removed ones it never delivered.
+func (p *Pipeline) checkLostRunning(ctx context.Context) {
+	p.checkLost(ctx, p.position)
 }
 
 func (p *Pipeline) partitionLabel() int {

@@ -176,6 +176,41 @@ func TestMessagesStoredBeforePartitioningAreStoredFirstAndOnce(t *testing.T) {
 		r.expectStored(s, 10)
 		r.expectSubjects(s, 10)
 	}
+	for p := range partitions {
+		if f := partitionFilters(t, r, p); len(f) != 2 {
+			t.Fatalf("partition %d filters on %v while old messages remain, want its own and aof.ingest.*", p, f)
+		}
+	}
+	// Once archived and purged, the old messages are gone and the next
+	// start drops the extra filter.
+	pu := newPurger(t, r.js, PurgerOptions{Partitions: partitions, PartitionOf: serverPartition(partitions)})
+	for _, s := range []string{"a", "b"} {
+		if err := pu.PurgeArchived(context.Background(), s, 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.publish("c", 2)
+	r.runPartitions()
+	r.expectStored("c", 2)
+	for p := range partitions {
+		if f := partitionFilters(t, r, p); len(f) != 1 || f[0] != PartitionFilter("aof.ingest", p) {
+			t.Fatalf("partition %d filters on %v after the old messages were purged", p, f)
+		}
+	}
+}
+
+// partitionFilters are the filter subjects of partition p's consumer.
+func partitionFilters(t *testing.T, r *rig, p int) []string {
+	t.Helper()
+	c, err := r.js.Consumer(context.Background(), "AOF_INGEST", PartitionDurable("gw", p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.CachedInfo().Config
+	if cfg.FilterSubject != "" {
+		return []string{cfg.FilterSubject}
+	}
+	return cfg.FilterSubjects
 }
 
 // A producer publishing to a partition subject directly, past the

@@ -126,6 +126,9 @@ type Pipeline struct {
 
 	// lostThrough is the last sequence counted in ingest_lost_messages.
 	lostThrough uint64
+	// position is the stream sequence after the last message delivered
+	// in this run (its start sequence before the first).
+	position uint64
 
 	// holds are the streams held after the store refused to write them.
 	holds holds
@@ -263,7 +266,7 @@ func (p *Pipeline) consume(ctx context.Context) error {
 	// Runs after runBatches has stopped the syncer: every batch in hand
 	// is synced and acked before the deliveries stop.
 	defer stopFeed()
-	return p.runBatches(ctx, cons, feed, p.startSyncStage())
+	return p.runBatches(ctx, feed, p.startSyncStage())
 }
 
 // resumeAtStart lets the store take appends again before a consumer
@@ -319,6 +322,7 @@ func (p *Pipeline) restartAtAckFloor(ctx context.Context) (jetstream.Consumer, e
 	p.log.Info("ingest_started", "consumer", settings.Durable, "filter", strings.Join(settings.FilterSubjects, ","), "start_sequence", pos.start)
 	p.lastConsumerSeq = 0 // the reset consumer numbers its deliveries from 1
 	p.streams = nil       // counted again from the store
+	p.position = pos.start
 	if !replayed {
 		// A replay from the start takes whatever the stream holds: what
 		// it no longer holds was archived and purged.
@@ -434,7 +438,7 @@ func (s *syncStage) stop() error {
 // appends it and hands it to the syncer, until ctx ends, an fsync or an
 // append fails, held streams resumed, or the consumer goes away. Every
 // way out stops the syncer first, so nothing appended is left unsynced.
-func (p *Pipeline) runBatches(ctx context.Context, cons jetstream.Consumer, feed <-chan jetstream.Msg, syncs *syncStage) error {
+func (p *Pipeline) runBatches(ctx context.Context, feed <-chan jetstream.Msg, syncs *syncStage) error {
 	// Held streams are offered to the store for a resume about once a
 	// second, whether messages flow or not: with the consumer's
 	// max_ack_pending filled by held messages, none may flow.
@@ -453,7 +457,7 @@ func (p *Pipeline) runBatches(ctx context.Context, cons jetstream.Consumer, feed
 			syncs.failed <- err // for stop to return
 			return syncs.stop()
 		case <-lostTick.C:
-			p.checkLostRunning(ctx, cons)
+			p.checkLostRunning(ctx)
 		case <-resumeTick.C:
 			if resumed := p.resumeHeld(); len(resumed) > 0 {
 				// Everything appended is synced and acked before the
@@ -768,6 +772,7 @@ func (p *Pipeline) sequenceInOrder(m jetstream.Msg) (uint64, error) {
 		return 0, fmt.Errorf("ingest: delivery %d after %d: %w", cseq, p.lastConsumerSeq, ErrDeliveryLost)
 	}
 	p.lastConsumerSeq = cseq
+	p.position = max(p.position, seq+1)
 	return seq, nil
 }
 
