@@ -233,18 +233,40 @@ func (p *Pipeline) consumerStarts() int {
 // others go on. When the store resumes it, Run restarts delivery from the
 // ack floor by itself.
 func (p *Pipeline) Run(ctx context.Context) error {
+	stale := 0
 	for {
 		err := p.consume(ctx)
+		if errors.Is(err, errStalePull) && stale < maxStalePulls && ctx.Err() == nil {
+			// A pull request of the consumer's previous run took the
+			// first deliveries: once its unsubscribe has reached the
+			// server, a new start delivers them again.
+			stale++
+			p.log.Info("ingest_restart_stale_pull", "err", err)
+			if err := sleepCtx(ctx, resetSettle); err != nil {
+				return nil
+			}
+			continue
+		}
 		var resumed *errResumed
 		if !errors.As(err, &resumed) {
 			return err
 		}
+		stale = 0
 		p.endHolds(resumed.streams)
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
 }
+
+// errStalePull is a first delivery above 1 after the consumer was
+// positioned: the ones before it went to a pull request still pending
+// from before (an iterator unsubscribes asynchronously after Stop). Run
+// starts again, up to maxStalePulls times in a row, before it gives up
+// with ErrDeliveryLost (then another process is pulling the consumer).
+var errStalePull = fmt.Errorf("first delivery went to an earlier pull request: %w", ErrDeliveryLost)
+
+const maxStalePulls = 5
 
 // consume runs one consumer from the ack floor until ctx ends, storing
 // fails, or held streams resumed (*errResumed).
@@ -765,9 +787,11 @@ func (p *Pipeline) sequenceInOrder(m jetstream.Msg) (uint64, error) {
 	}
 	// A created or reset consumer numbers its deliveries from 1: a first
 	// delivery above 1 means earlier ones went to a pull request still
-	// pending from before the reset (an iterator's unsubscribe is
-	// asynchronous), and would come back only after their ack wait,
-	// behind newer messages.
+	// pending from before the reset, and would come back only after their
+	// ack wait, behind newer messages.
+	if p.lastConsumerSeq == 0 && cseq != 1 {
+		return 0, fmt.Errorf("ingest: first delivery %d: %w", cseq, errStalePull)
+	}
 	if cseq != p.lastConsumerSeq+1 {
 		return 0, fmt.Errorf("ingest: delivery %d after %d: %w", cseq, p.lastConsumerSeq, ErrDeliveryLost)
 	}
