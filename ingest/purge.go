@@ -93,34 +93,15 @@ func (pu *Purger) PurgeArchived(ctx context.Context, stream string, through uint
 	if below <= 1 {
 		return nil
 	}
-	var purged uint64
 	for _, subject := range subjects {
 		// A purge by subject and sequence removes that subject's messages
 		// below the sequence, and nothing else.
-		n, err := purgeBelow(ctx, st, subject, below)
-		if err != nil {
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(below)); err != nil {
 			return fmt.Errorf("purge archived of %s below %d: %w", stream, below, err)
 		}
-		purged += n
 	}
-	if purged > 0 {
-		pu.log.Debug("ingest_purged", "stream", stream, "below_sequence", below, "messages", purged)
-	}
+	pu.log.Debug("ingest_purged", "stream", stream, "below_sequence", below)
 	return nil
-}
-
-func purgeBelow(ctx context.Context, st jetstream.Stream, subject string, below uint64) (uint64, error) {
-	before, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return 0, err
-	}
-	if before.State.Subjects[subject] == 0 {
-		return 0, nil
-	}
-	if err := st.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(below)); err != nil {
-		return 0, err
-	}
-	return before.State.Subjects[subject], nil
 }
 
 // keepFrom is the sequence of the Keep-th newest message of subjects at or
