@@ -132,8 +132,15 @@ type Ingest struct {
 	// StreamMaxAge must also be at least IngestDuplicateWindow.
 	StreamMaxBytes Bytes    `koanf:"stream_max_bytes"`
 	StreamMaxAge   Duration `koanf:"stream_max_age"`
-	Discard        string   `koanf:"discard"` // old | new
-	Replicas       int      `koanf:"replicas"`
+	// Discard is deprecated: the ingest stream always discards new
+	// messages when full (producer backpressure), since it holds every
+	// message not archived yet. Only "new" validates.
+	Discard  string `koanf:"discard"`
+	Replicas int    `koanf:"replicas"`
+	// Keep is how many of the newest archived messages of each stream stay
+	// in the ingest stream after the purge, for other consumers; 0 keeps
+	// none, so the ingest stream holds only what is not archived yet.
+	Keep int `koanf:"keep"`
 }
 
 // Tier0 is the hot budget of uncompressed segments.

@@ -123,7 +123,13 @@ func (c *Config) problems() []*Error {
 		v.add("ingest.stream_max_age", "ingest.stream_max_age (%s) must be 0 (unlimited) or at least %s, the duplicate window of ingest.stream_name %q",
 			in.StreamMaxAge, Duration(IngestDuplicateWindow), in.StreamName)
 	}
-	v.oneOf("ingest.discard", in.Discard, "old", "new")
+	if in.Discard != "new" {
+		// The ingest stream is the write-ahead log of what is not archived
+		// yet: discard old would drop such messages when it is full.
+		v.add("ingest.discard", "ingest.discard %q is no longer supported: the ingest stream always refuses producers when full (discard new), "+
+			"because it holds the messages not yet archived in Tier 2; remove the key", in.Discard)
+	}
+	v.nonNegative("ingest.keep", int64(in.Keep), strconv.Itoa(in.Keep))
 	v.between("ingest.replicas", in.Replicas, 1, 5)
 
 	// Tier 0 / Tier 1 / segment

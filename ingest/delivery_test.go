@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -89,4 +90,66 @@ func TestDeletedConsumerIsAnErrorNotAShutdown(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after its consumer was deleted")
 	}
+}
+
+// A pull request waiting on the consumer when the pipeline positions it
+// (another process pulling it, or an iterator of an earlier run whose
+// unsubscribe has not reached the server) takes the first deliveries
+// after the reset. The pipeline sees that its first delivery is not the
+// first, starts again a few times, and then gives up with
+// ErrDeliveryLost rather than take the later messages for the first.
+func TestFirstDeliveriesTakenByAnotherPullRequestAreNotSkipped(t *testing.T) {
+	r := newRig(t, time.Second)
+	r.publish("x", 5)
+	first, err := NewPipeline(r.js, r.store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(first); err != nil {
+		t.Fatal(err)
+	}
+	r.publish("y", 5)
+	nc2, err := nats.Connect(r.js.Conn().ConnectedUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	js2, _ := jetstream.New(nc2)
+	c2, err := js2.Consumer(context.Background(), "AOF_INGEST", "gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stray pull request for one message at a time, never acked, so
+	// that it takes the first delivery of every start.
+	stray, err := c2.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			if _, err := stray.Next(); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // its pull request is waiting
+	p, err := NewPipeline(r.js, r.store, r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); !errors.Is(err, ErrDeliveryLost) {
+		t.Fatalf("Run with a stray puller: %v, want ErrDeliveryLost", err)
+	}
+	if v, _ := r.store.DedupeView("y"); v.Last != 0 {
+		t.Fatalf("stream y stored through %d although its first messages went elsewhere", v.Last)
+	}
+	stray.Stop()
+	nc2.Close()
+	if err := r.run(p); err != nil {
+		t.Fatal(err)
+	}
+	r.expectStored("x", 5)
+	r.expectStored("y", 5)
 }

@@ -4,7 +4,8 @@
 // # Pipeline
 //
 // One durable pull consumer on the stream AOF_INGEST (subjects
-// aof.ingest.>) feeds a single batching loop:
+// aof.ingest.>), or one per partition (below), feeds a single batching
+// loop:
 //
 //	fetch batch -> validate (stream name, size) -> dead-letter the bad ones
 //	            -> group by stream, keep publish order
@@ -22,9 +23,57 @@
 // of a stream it failed to store: a store error stops the pipeline, or, when
 // it concerns one stream only, holds that stream (below). And because
 // JetStream redelivers unacked messages only after their ack wait, while
-// new ones flow at once, the pipeline recreates its consumer at the
+// new ones flow at once, the pipeline moves its consumer back to the
 // consumer's ack floor every time it starts, so that after a crash the
 // unacked messages come back first and in order.
+//
+// # The consumer's position
+//
+// The consumer is never deleted: its ack floor is the only record of
+// where the gateway got to. It is created once, directly at its start
+// sequence, and at every start moved with ResetConsumerToSequence to its
+// ack floor + 1 (or to ConsumerSettings.StartSequence, or 1 with
+// ReplayFromStart, on a pipeline's first start). A reset to S drops the
+// consumer's pending and redelivery state, delivers from S in sequence
+// order (messages acked above the ack floor come again and are acked as
+// duplicates), and sets its ack floor to S-1, forward or back. So a crash
+// between any two steps of a start resumes from the right sequence: after
+// the creation at S, or the reset to S, and before the first ack, the ack
+// floor is S-1 and the next start resumes at S. JetStream refuses to
+// reset a consumer created at a start sequence below it; such a start is
+// clamped to it (ingest_start_clamped), since everything before it was
+// archived or acked when the consumer was created. A created or reset
+// consumer numbers its deliveries from 1, and a first delivery above 1
+// (taken by a pull request left from before the reset) restarts the
+// pipeline like a lost delivery.
+//
+// # Partitions
+//
+// With Options.Partitions P > 0, the ingest stream stores a producer's
+// aof.ingest.<stream> as aof.ingest.<p>.<stream>, p = partition(P) of the
+// stream name (EnsureIngestStream's subject transform). The pipeline of
+// partition p uses the durable <consumer_name>-p<p> filtered on
+// aof.ingest.<p>.*, and stores the producer's subject
+// (aof.ingest.<stream>) in the envelope, so that a replay reproduces what
+// the producer sent. A message published straight to a partition subject
+// that is not its stream's partition is dead-lettered: stored, it would
+// give the stream a second owner.
+//
+// Upgrade: a stream partitioned after it held messages keeps those under
+// aof.ingest.<stream>. While it holds any (ingest_legacy_drain is logged
+// at each start), every partition's consumer also filters on
+// aof.ingest.*: the old messages have lower sequences, so each stream's
+// come first and in order; a partition stores those of its own streams
+// and acks the others' without storing them. The purge removes them once
+// archived, and the next start drops the extra filter.
+//
+// # Archive, then purge
+//
+// AOF_INGEST is the write-ahead log of what Tier 2 does not hold yet: it
+// discards new messages when full (producer backpressure), and a message
+// leaves it when Purger.PurgeArchived removes it after its record was
+// archived, except the ingest.keep newest archived ones of each stream.
+// Messages that leave it otherwise are counted as lost (lost.go).
 //
 // # Held streams
 //
@@ -42,7 +91,7 @@
 // the store to resume each held stream (Store.ResumeStream), once nothing
 // it appended to that stream is still waiting for its fsync. When the
 // store says the stream is writable again, the pipeline finishes the
-// batches in hand and recreates its consumer at the ack floor, as after
+// batches in hand and moves its consumer back to the ack floor, as after
 // ErrDeliveryLost but inside the same Run: the held messages come back
 // first and in sequence order, and the other streams' messages since the
 // ack floor are acked again as duplicates.

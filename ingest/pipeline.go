@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,12 +65,32 @@ type Options struct {
 	MaxStreams       int    // 10000: a new stream beyond it, counting those on disk, is dead-lettered
 	Logger           *slog.Logger
 	Tracer           trace.Tracer
-	// OnReplayStarted is called once the consumer was recreated at the
-	// start of the stream (Consumer.ReplayFromStart).
+	// OnReplayStarted is called once the consumer was moved to the start
+	// of the stream (Consumer.ReplayFromStart).
 	OnReplayStarted func()
-	// Instruments records ingest_messages, ingest_bytes, backpressure and
-	// deadletters; nil records nothing.
+	// Instruments records ingest_messages, ingest_bytes, backpressure,
+	// deadletters and ingest_lost_messages; nil records nothing.
 	Instruments *tracing.Instruments
+
+	// Partitions is the ingest stream's partition count
+	// (StreamSettings.Partitions); 0 consumes the unpartitioned stream
+	// with one consumer. Above 0 the pipeline consumes partition
+	// Partition only, with the durable <Consumer.Durable>-p<Partition>
+	// filtered on <prefix>.<Partition>.*, and PartitionOf must give a
+	// stream's partition as the stream's transform does (nats-server's
+	// partition(Partitions, 1), cluster.PartitionOf).
+	Partitions  int
+	Partition   int
+	PartitionOf func(stream string) int
+	// LostCheckInterval is how often the pipeline looks for messages that
+	// left the ingest stream before they were stored (ingest_lost_messages),
+	// besides at every start; 30s.
+	LostCheckInterval time.Duration
+}
+
+// PartitionDurable is the durable consumer name of partition p.
+func PartitionDurable(durable string, p int) string {
+	return durable + "-p" + strconv.Itoa(p)
 }
 
 // ErrDeliveryLost stops Run when the consumer's deliveries skip one (a
@@ -103,6 +124,12 @@ type Pipeline struct {
 	// and those admitted since, for MaxStreams; nil until counted.
 	streams map[string]struct{}
 
+	// lostThrough is the last sequence counted in ingest_lost_messages.
+	lostThrough uint64
+	// position is the stream sequence after the last message delivered
+	// in this run (its start sequence before the first).
+	position uint64
+
 	// holds are the streams held after the store refused to write them.
 	holds holds
 	// resumeFirst and resumeMax bound the backoff of a held stream's
@@ -113,6 +140,7 @@ type Pipeline struct {
 	mu          sync.Mutex
 	blocked     bool // waiting for Tier 0 admission
 	startSeq    uint64
+	starts      int // consumer starts, for tests
 	stored      uint64
 	duplicates  uint64
 	deadLetters uint64
@@ -135,8 +163,20 @@ func NewPipeline(js jetstream.JetStream, store Store, opts Options) (*Pipeline, 
 	if opts.MaxStreams <= 0 {
 		opts.MaxStreams = 10000
 	}
-	if opts.Consumer.FilterSubject == "" {
-		opts.Consumer.FilterSubject = opts.SubjectPrefix + ".>"
+	if opts.Partitions > 0 {
+		if opts.PartitionOf == nil || opts.Partition < 0 || opts.Partition >= opts.Partitions {
+			return nil, fmt.Errorf("ingest: partition %d of %d needs PartitionOf and 0 <= partition < partitions", opts.Partition, opts.Partitions)
+		}
+		opts.Consumer.Durable = PartitionDurable(opts.Consumer.Durable, opts.Partition)
+	}
+	if len(opts.Consumer.FilterSubjects) == 0 {
+		opts.Consumer.FilterSubjects = []string{opts.SubjectPrefix + ".>"}
+		if opts.Partitions > 0 {
+			opts.Consumer.FilterSubjects = []string{PartitionFilter(opts.SubjectPrefix, opts.Partition)}
+		}
+	}
+	if opts.LostCheckInterval <= 0 {
+		opts.LostCheckInterval = 30 * time.Second
 	}
 	if opts.Consumer.AckWait <= 0 {
 		opts.Consumer.AckWait = 30 * time.Second
@@ -176,6 +216,13 @@ func (p *Pipeline) Status() Status {
 		HeldStreams: held}
 }
 
+// consumerStarts is how many times the pipeline positioned its consumer.
+func (p *Pipeline) consumerStarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.starts
+}
+
 // Run consumes until ctx ends or storing fails. On ctx end it finishes the
 // batch in hand (append, fsync, ack) and returns nil. A store failure
 // returns the error with nothing after the failed message acked; the
@@ -186,18 +233,40 @@ func (p *Pipeline) Status() Status {
 // others go on. When the store resumes it, Run restarts delivery from the
 // ack floor by itself.
 func (p *Pipeline) Run(ctx context.Context) error {
+	stale := 0
 	for {
 		err := p.consume(ctx)
+		if errors.Is(err, errStalePull) && stale < maxStalePulls && ctx.Err() == nil {
+			// A pull request of the consumer's previous run took the
+			// first deliveries: once its unsubscribe has reached the
+			// server, a new start delivers them again.
+			stale++
+			p.log.Info("ingest_restart_stale_pull", "err", err)
+			if err := sleepCtx(ctx, resetSettle); err != nil {
+				return nil
+			}
+			continue
+		}
 		var resumed *errResumed
 		if !errors.As(err, &resumed) {
 			return err
 		}
+		stale = 0
 		p.endHolds(resumed.streams)
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
 }
+
+// errStalePull is a first delivery above 1 after the consumer was
+// positioned: the ones before it went to a pull request still pending
+// from before (an iterator unsubscribes asynchronously after Stop). Run
+// starts again, up to maxStalePulls times in a row, before it gives up
+// with ErrDeliveryLost (then another process is pulling the consumer).
+var errStalePull = fmt.Errorf("first delivery went to an earlier pull request: %w", ErrDeliveryLost)
+
+const maxStalePulls = 5
 
 // consume runs one consumer from the ack floor until ctx ends, storing
 // fails, or held streams resumed (*errResumed).
@@ -238,32 +307,79 @@ func (p *Pipeline) resumeAtStart() error {
 	return nil
 }
 
-// restartAtAckFloor recreates the consumer at its ack floor, so that the
-// messages not acked yet come first and in sequence order (see the
-// package doc), and starts this run's counting afresh.
+// restartAtAckFloor moves the consumer to its ack floor (or to the start
+// sequence it was given), so that the messages not acked yet come first
+// and in sequence order (see the package doc), checks that no message
+// left the stream before it was stored, and starts this run's counting
+// afresh.
 func (p *Pipeline) restartAtAckFloor(ctx context.Context) (jetstream.Consumer, error) {
 	if err := p.resumeAtStart(); err != nil {
 		return nil, err
 	}
-	cons, start, err := resetConsumer(ctx, p.js, p.opts.Consumer)
+	settings, err := p.consumerSettings(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if p.opts.Consumer.ReplayFromStart {
-		// Once: the recreated consumer's own ack floor carries the
-		// replay across later restarts.
-		p.opts.Consumer.ReplayFromStart = false
+	pos, err := positionConsumer(ctx, p.js, settings)
+	if err != nil {
+		return nil, err
+	}
+	if pos.clamped > 0 {
+		p.log.Warn("ingest_start_clamped", "consumer", settings.Durable, "wanted_sequence", pos.clamped, "start_sequence", pos.start,
+			"detail", "the consumer was created at a later sequence and cannot deliver earlier messages; those before it were archived or acked when it was created")
+	}
+	replayed := settings.ReplayFromStart
+	if replayed {
 		if p.opts.OnReplayStarted != nil {
 			p.opts.OnReplayStarted()
 		}
 	}
+	// Once: the consumer's own ack floor carries the start across later
+	// restarts.
+	p.opts.Consumer.ReplayFromStart, p.opts.Consumer.StartSequence = false, 0
 	p.mu.Lock()
-	p.startSeq = start
+	p.startSeq = pos.start
+	p.starts++
 	p.mu.Unlock()
-	p.log.Info("ingest_started", "consumer", p.opts.Consumer.Durable, "start_sequence", start)
-	p.lastConsumerSeq = 0 // the new consumer numbers its deliveries from 1
+	p.log.Info("ingest_started", "consumer", settings.Durable, "filter", strings.Join(settings.FilterSubjects, ","), "start_sequence", pos.start)
+	p.lastConsumerSeq = 0 // the reset consumer numbers its deliveries from 1
 	p.streams = nil       // counted again from the store
-	return cons, nil
+	p.position = pos.start
+	if !replayed {
+		// A replay from the start takes whatever the stream holds: what
+		// it no longer holds was archived and purged.
+		p.checkLost(ctx, lostFromAtStart(pos, settings.StartSequence > 0))
+	}
+	return pos.cons, nil
+}
+
+// consumerSettings are the consumer's settings for this start: a
+// partition also drains the messages its stream stored before it was
+// partitioned, for as long as the stream holds any. They come in sequence
+// order with the partitioned ones, so each stream's are stored in order.
+func (p *Pipeline) consumerSettings(ctx context.Context) (ConsumerSettings, error) {
+	c := p.opts.Consumer
+	if p.opts.Partitions == 0 {
+		return c, nil
+	}
+	st, err := p.js.Stream(ctx, c.Stream)
+	if err != nil {
+		return c, fmt.Errorf("look up stream %s: %w", c.Stream, err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(legacyFilter(p.opts.SubjectPrefix)))
+	if err != nil {
+		return c, fmt.Errorf("stream %s subjects: %w", c.Stream, err)
+	}
+	if n := len(info.State.Subjects); n > 0 {
+		var msgs uint64
+		for _, k := range info.State.Subjects {
+			msgs += k
+		}
+		p.log.Warn("ingest_legacy_drain", "stream", c.Stream, "subjects", n, "messages", msgs, "partition", p.opts.Partition,
+			"detail", "the ingest stream holds messages stored before it was partitioned; this partition consumes its streams' ones first, in sequence order")
+		c.FilterSubjects = append(slices.Clip(c.FilterSubjects), legacyFilter(p.opts.SubjectPrefix))
+	}
+	return c, nil
 }
 
 // startFeed pulls cons's deliveries into a channel from a goroutine of its
@@ -350,6 +466,8 @@ func (p *Pipeline) runBatches(ctx context.Context, feed <-chan jetstream.Msg, sy
 	// max_ack_pending filled by held messages, none may flow.
 	resumeTick := time.NewTicker(min(p.resumeFirst, time.Second))
 	defer resumeTick.Stop()
+	lostTick := time.NewTicker(p.opts.LostCheckInterval)
+	defer lostTick.Stop()
 	// appendBatch keeps no reference to the batch slice (acks are copied
 	// into the inflight), so one buffer serves every batch.
 	batchBuf := make([]jetstream.Msg, 0, p.opts.BatchSize)
@@ -360,6 +478,8 @@ func (p *Pipeline) runBatches(ctx context.Context, feed <-chan jetstream.Msg, sy
 		case err := <-syncs.failed:
 			syncs.failed <- err // for stop to return
 			return syncs.stop()
+		case <-lostTick.C:
+			p.checkLostRunning(ctx)
 		case <-resumeTick.C:
 			if resumed := p.resumeHeld(); len(resumed) > 0 {
 				// Everything appended is synced and acked before the
@@ -588,8 +708,11 @@ func (p *Pipeline) startBatchSpan(ctx context.Context, batch []jetstream.Msg) (c
 // Pipeline and is reset after each batch, so its slices and maps serve
 // every batch; only the appending goroutine touches it.
 type streamGroups struct {
-	streams []string     // each stream once, in the order of its first message
-	msgs    [][]delivery // msgs[i] are streams[i]'s, in delivery order
+	streams []string // each stream once, in the order of its first message
+	// subjects[i] is the subject the producer published streams[i]'s
+	// messages to, <prefix>.<stream>, whichever subject stored them.
+	subjects []string
+	msgs     [][]delivery // msgs[i] are streams[i]'s, in delivery order
 	// A batch holds few distinct subjects: each is mapped to its stream's
 	// group once, with one map lookup per message after that.
 	bySubject map[string]int
@@ -597,9 +720,10 @@ type streamGroups struct {
 }
 
 // add starts the group of a stream new to the batch and returns its index.
-func (g *streamGroups) add(stream string) int {
+func (g *streamGroups) add(stream, subject string) int {
 	i := len(g.streams)
 	g.streams = append(g.streams, stream)
+	g.subjects = append(g.subjects, subject)
 	if len(g.msgs) < cap(g.msgs) {
 		g.msgs = g.msgs[:i+1] // an earlier batch's slice, empty
 	} else {
@@ -619,6 +743,8 @@ func (g *streamGroups) reset() {
 	g.msgs = g.msgs[:0]
 	clear(g.streams) // streams are substrings of the messages' subjects
 	g.streams = g.streams[:0]
+	clear(g.subjects)
+	g.subjects = g.subjects[:0]
 	clear(g.bySubject)
 	clear(g.byStream)
 }
@@ -659,10 +785,18 @@ func (p *Pipeline) sequenceInOrder(m jetstream.Msg) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("message metadata: %w", err)
 	}
-	if p.lastConsumerSeq != 0 && cseq != p.lastConsumerSeq+1 {
+	// A created or reset consumer numbers its deliveries from 1: a first
+	// delivery above 1 means earlier ones went to a pull request still
+	// pending from before the reset, and would come back only after their
+	// ack wait, behind newer messages.
+	if p.lastConsumerSeq == 0 && cseq != 1 {
+		return 0, fmt.Errorf("ingest: first delivery %d: %w", cseq, errStalePull)
+	}
+	if cseq != p.lastConsumerSeq+1 {
 		return 0, fmt.Errorf("ingest: delivery %d after %d: %w", cseq, p.lastConsumerSeq, ErrDeliveryLost)
 	}
 	p.lastConsumerSeq = cseq
+	p.position = max(p.position, seq+1)
 	return seq, nil
 }
 
@@ -673,16 +807,34 @@ func (p *Pipeline) sequenceInOrder(m jetstream.Msg) (uint64, error) {
 // not mapped: each such message gets its own reason.
 func (p *Pipeline) admitSubject(spanCtx context.Context, m jetstream.Msg, seq uint64, g *streamGroups) (group int, ok bool, err error) {
 	subject := m.Subject()
-	stream, err := StreamFromSubject(p.opts.SubjectPrefix, subject)
+	ss, err := parseStoredSubject(p.opts.SubjectPrefix, subject, p.opts.Partitions)
 	if err != nil {
-		return 0, false, p.deadLetter(spanCtx, m, seq, InvalidStream, err.Error())
+		return 0, false, p.deadLetter(spanCtx, m, seq, InvalidStream, subject, err.Error())
 	}
-	group, known := g.byStream[stream]
-	if !known {
-		if reason := p.newStreamRefusal(stream); reason != "" {
-			return 0, false, p.deadLetter(spanCtx, m, seq, stream, reason)
+	if p.opts.Partitions > 0 {
+		owner := p.opts.PartitionOf(ss.stream)
+		switch {
+		case ss.legacy && owner != p.opts.Partition:
+			// Stored before the stream was partitioned, and another
+			// partition's: its own consumer stores it.
+			if err := p.ack(m); err != nil {
+				p.log.Warn("ingest_ack_failed", "subject", subject, "err", err)
+			}
+			return 0, false, nil
+		case !ss.legacy && owner != ss.partition:
+			// Published to a partition subject directly, past the
+			// stream's transform: storing it here would give the stream
+			// a second owner.
+			return 0, false, p.deadLetter(spanCtx, m, seq, ss.stream, subject,
+				fmt.Sprintf("subject %s names partition %d, but stream %s belongs to partition %d; publish to %s", subject, ss.partition, ss.stream, owner, ss.producer))
 		}
-		group = g.add(stream)
+	}
+	group, known := g.byStream[ss.stream]
+	if !known {
+		if reason := p.newStreamRefusal(ss.stream); reason != "" {
+			return 0, false, p.deadLetter(spanCtx, m, seq, ss.stream, ss.producer, reason)
+		}
+		group = g.add(ss.stream, ss.producer)
 	}
 	g.bySubject[subject] = group
 	return group, true, nil
@@ -709,7 +861,7 @@ func (p *Pipeline) appendGroups(ctx context.Context, fl *inflight, g *streamGrou
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acks, next, err := p.appendGroup(ctx, fl.ctx, stream, g.msgs[i])
+			acks, next, err := p.appendGroup(ctx, fl.ctx, stream, g.subjects[i], g.msgs[i])
 			results[i] = result{acks, next, err}
 		}()
 	}
@@ -766,7 +918,10 @@ func (p *Pipeline) newStreamRefusal(stream string) string {
 // failure is acked. When the store refuses the stream with backpressure
 // that holds it, the stream is held, the messages not appended and the
 // redeliveries are naked, and no error is returned.
-func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs []delivery) ([]jetstream.Msg, uint64, error) {
+//
+// subject is the one the producer published to, which the envelope keeps
+// whatever subject the ingest stream stored the message under.
+func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream, subject string, msgs []delivery) ([]jetstream.Msg, uint64, error) {
 	// What the stream holds already: redeliveries are acked, not stored.
 	dedupe, err := p.store.DedupeView(stream)
 	if err != nil {
@@ -776,7 +931,7 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 	recs := make([]segment.Record, 0, len(msgs))
 	arenaSize := 0
 	for _, d := range msgs {
-		arenaSize += envelopeFixed + len(d.msg.Subject()) + len(d.msg.Data()) + 64
+		arenaSize += envelopeFixed + len(subject) + len(d.msg.Data()) + 64
 	}
 	// Envelopes of a group share one buffer, reused across batches: the
 	// store copies the records before Append returns.
@@ -797,15 +952,15 @@ func (p *Pipeline) appendGroup(ctx, spanCtx context.Context, stream string, msgs
 			continue
 		}
 		mark := len(arena)
-		arena = AppendEnvelope(arena, Envelope{Subject: d.msg.Subject(), Header: d.msg.Headers(), Body: d.msg.Data()})
+		arena = AppendEnvelope(arena, Envelope{Subject: subject, Header: d.msg.Headers(), Body: d.msg.Data()})
 		payload := arena[mark:len(arena):len(arena)]
 		reason := p.sizeRefusal(len(payload), limit)
 		if reason == "" {
-			reason = readBackRefusal(d.msg, stream, maxPayload)
+			reason = readBackRefusal(d.msg, stream, subject, maxPayload)
 		}
 		if reason != "" {
 			arena = arena[:mark]
-			if err := p.deadLetter(spanCtx, d.msg, d.seq, stream, reason); err != nil {
+			if err := p.deadLetter(spanCtx, d.msg, d.seq, stream, subject, reason); err != nil {
 				return acks, 0, err
 			}
 			continue
@@ -861,11 +1016,11 @@ func (p *Pipeline) sizeRefusal(size int, limit tiers.RecordLimit) string {
 // max_payload. Stored, such a record would stop every Read and Follow at
 // its offset for good (413, not retryable). The bound is taken with the
 // ingest connection's max_payload: the read service is on the same servers.
-func readBackRefusal(m jetstream.Msg, stream string, limit int64) string {
+func readBackRefusal(m jetstream.Msg, stream, subject string, limit int64) string {
 	if limit <= 0 {
 		return ""
 	}
-	size := int64(len(m.Data())) + answerHeaderBytes(m.Headers()) + int64(readapi.RecordHeaderOverhead(m.Subject(), stream))
+	size := int64(len(m.Data())) + answerHeaderBytes(m.Headers()) + int64(readapi.RecordHeaderOverhead(subject, stream))
 	if size > limit {
 		return fmt.Sprintf("read answer of up to %d bytes (record body, headers and the read API's headers) exceeds the NATS server's max_payload (%d): the record could never be read", size, limit)
 	}
@@ -1022,13 +1177,14 @@ func RepublishedHeaderName(k string) string {
 	return k
 }
 
-func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, stream, reason string) error {
+// subject is the producer's subject when known, else the stored one.
+func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, stream, subject, reason string) error {
 	out := nats.NewMsg(p.opts.DeadLetterPrefix + "." + stream)
 	for k, v := range m.Headers() {
 		out.Header[RepublishedHeaderName(k)] = append([]string(nil), v...)
 	}
 	out.Header.Set(HeaderError, reason)
-	out.Header.Set(HeaderOriginalSubject, m.Subject())
+	out.Header.Set(HeaderOriginalSubject, subject)
 	out.Header.Set(HeaderOriginalSeq, strconv.FormatUint(seq, 10))
 	out.Header.Set(jetstream.MsgIDHeader, "deadletter-"+strconv.FormatUint(seq, 10))
 	tracing.Inject(ctx, out.Header)
@@ -1048,7 +1204,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, 
 	}
 	p.inst.IncDeadletter(ctx)
 	p.count(&p.deadLetters, 1)
-	p.log.Warn("ingest_dead_letter", "stream", stream, "sequence", seq, "subject", m.Subject(), "reason", reason)
+	p.log.Warn("ingest_dead_letter", "stream", stream, "sequence", seq, "subject", subject, "stored_subject", m.Subject(), "reason", reason)
 	if err := m.TermWithReason(reason); err != nil {
 		p.log.Warn("ingest_term_failed", "sequence", seq, "err", err)
 	}

@@ -64,7 +64,7 @@ func (r *rig) run(p *Pipeline) error {
 	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	began := time.Now()
+	startsBefore := p.consumerStarts()
 	go func() { errc <- p.Run(ctx) }()
 	deadline := time.After(60 * time.Second)
 	for {
@@ -77,16 +77,17 @@ func (r *rig) run(p *Pipeline) error {
 			r.t.Fatal("pipeline did not drain within 60s")
 		case <-time.After(20 * time.Millisecond):
 		}
-		c, err := r.js.Consumer(context.Background(), "AOF_INGEST", "gw")
+		// Run moves the consumer to its ack floor at its start: its
+		// state says nothing about this run before that.
+		if p.consumerStarts() == startsBefore {
+			continue
+		}
+		c, err := r.js.Consumer(context.Background(), "AOF_INGEST", p.opts.Consumer.Durable)
 		if err != nil {
 			continue
 		}
 		info, err := c.Info(context.Background())
-		// Run creates the consumer anew at its start: an older one that
-		// is drained says nothing about this run, and neither does the
-		// new one before Run has it in hand (its start sequence set).
-		if err == nil && !info.Created.Before(began) && p.Status().StartSequence > 0 &&
-			info.NumPending == 0 && info.NumAckPending == 0 {
+		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
 			cancel()
 			return <-errc
 		}

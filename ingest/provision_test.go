@@ -55,11 +55,11 @@ func TestConsumerFilterIsLeftOutOnlyWhenItSelectsEverythingStored(t *testing.T) 
 			stream := fmt.Sprintf("S%d", i)
 			tc.setup(stream)
 			defer js.DeleteStream(ctx, stream)
-			cons, _, err := resetConsumer(ctx, js, ConsumerSettings{Stream: stream, Durable: "gw", FilterSubject: "aof.ingest.>", AckWait: time.Second})
+			pos, err := positionConsumer(ctx, js, ConsumerSettings{Stream: stream, Durable: "gw", FilterSubjects: []string{"aof.ingest.>"}, AckWait: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := cons.CachedInfo().Config.FilterSubject; got != tc.wantFilter {
+			if got := pos.cons.CachedInfo().Config.FilterSubject; got != tc.wantFilter {
 				t.Errorf("consumer filter %q, want %q", got, tc.wantFilter)
 			}
 		})

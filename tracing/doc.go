@@ -60,6 +60,7 @@
 //	backpressure_total{kind}               counter, kind in admission,
 //	                                       rollover, hydration, flush, tail
 //	deadletters_total                      counter
+//	ingest_lost_messages_total             counter
 //	manifest_records_total                 counter
 //	manifest_commit_failures_total         counter
 //	manifest_unknown_records_total         counter

@@ -33,6 +33,7 @@ const (
 	MetricIngestBytes           = "ingest_bytes"
 	MetricBackpressure          = "backpressure"
 	MetricDeadletters           = "deadletters"
+	MetricIngestLostMessages    = "ingest_lost_messages"
 
 	// Manifest and Tier 0 bookkeeping, counted where the work happens
 	// (manifest.Log, tier0.Budget) on this one instrument set.
@@ -109,6 +110,7 @@ type Instruments struct {
 	IngestBytes           metric.Int64Counter // bytes
 	Backpressure          metric.Int64Counter // attribute kind
 	Deadletters           metric.Int64Counter
+	IngestLostMessages    metric.Int64Counter
 
 	ManifestRecords             metric.Int64Counter
 	ManifestCommitFailures      metric.Int64Counter
@@ -168,6 +170,7 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.IngestBytes = counter(MetricIngestBytes, "By", "Payload bytes appended durably from JetStream.")
 	in.Backpressure = counter(MetricBackpressure, "{answer}", "Backpressure answers given, by kind.")
 	in.Deadletters = counter(MetricDeadletters, "{message}", "Messages rejected to the dead-letter subject.")
+	in.IngestLostMessages = counter(MetricIngestLostMessages, "{message}", "Messages that left the ingest stream (max age, deleted) before the gateway stored them.")
 	in.ManifestRecords = counter(MetricManifestRecords, "{record}", "Manifest records committed.")
 	in.ManifestCommitFailures = counter(MetricManifestCommitFailures, "{failure}", "Manifest commits that failed; the records stay pending and are retried.")
 	in.ManifestUnknownRecords = counter(MetricManifestUnknownRecords, "{record}", "Manifest records of unknown type skipped at replay.")
@@ -187,7 +190,7 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	// and the alerts on flush_failures and metadata_failures must.
 	ctx := context.Background()
 	for _, c := range []metric.Int64Counter{in.UploadRetryAttempts, in.UploadFailures, in.DeleteRetryAttempts,
-		in.FlushFailures, in.MetadataFailures, in.IngestMessages, in.IngestBytes, in.Deadletters,
+		in.FlushFailures, in.MetadataFailures, in.IngestMessages, in.IngestBytes, in.Deadletters, in.IngestLostMessages,
 		in.ManifestRecords, in.ManifestCommitFailures, in.ManifestUnknownRecords, in.ManifestUploadRetryAttempts,
 		in.ManifestPublishRetries, in.ManifestPublished, in.ManifestChunksDeleted, in.ManifestTier2Pruned,
 		in.ManifestTier2PruneFailures, in.Tier0Evictions} {
@@ -395,6 +398,15 @@ func (in *Instruments) IncDeadletter(ctx context.Context) {
 		return
 	}
 	in.Deadletters.Add(ctx, 1)
+}
+
+// AddLostMessages counts n messages that left the ingest stream before
+// the gateway stored them.
+func (in *Instruments) AddLostMessages(ctx context.Context, n int64) {
+	if in == nil {
+		return
+	}
+	in.IngestLostMessages.Add(ctx, n)
 }
 
 // IncUploadRetry counts one retried Tier 2 upload attempt.

@@ -101,6 +101,7 @@ var exportedNames = []string{
 	"ingest_bytes_total",
 	"backpressure_total",
 	"deadletters_total",
+	"ingest_lost_messages_total",
 	"manifest_records_total",
 	"manifest_commit_failures_total",
 	"manifest_unknown_records_total",
@@ -136,7 +137,7 @@ func TestCountersStartAtZero(t *testing.T) {
 	series, _ := scrape(t, p)
 	want := []string{"upload_retry_attempts_total", "upload_failures_total", "delete_retry_attempts_total",
 		"flush_failures_total", "metadata_failures_total", "ingest_messages_total", "ingest_bytes_total", "deadletters_total",
-		"manifest_records_total", "manifest_commit_failures_total", "manifest_unknown_records_total",
+		"ingest_lost_messages_total", "manifest_records_total", "manifest_commit_failures_total", "manifest_unknown_records_total",
 		"manifest_upload_retry_attempts_total", "manifest_publish_retry_attempts_total", "manifest_published_total",
 		"manifest_chunks_deleted_total", "manifest_tier2_objects_pruned_total", "manifest_tier2_prune_failures_total",
 		"tier0_evictions_total"}
@@ -166,6 +167,7 @@ func TestCountersCount(t *testing.T) {
 	in.IncFlushFailure(ctx)
 	in.IncMetadataFailure(ctx)
 	in.IncDeadletter(ctx)
+	in.AddLostMessages(ctx, 7)
 	in.AddManifestRecords(ctx, 5)
 	in.IncManifestCommitFailure(ctx)
 	in.AddManifestUnknownRecords(ctx, 2)
@@ -189,6 +191,7 @@ func TestCountersCount(t *testing.T) {
 		"flush_failures_total":                  1,
 		"metadata_failures_total":               1,
 		"deadletters_total":                     1,
+		"ingest_lost_messages_total":            7,
 		"manifest_records_total":                5,
 		"manifest_commit_failures_total":        1,
 		"manifest_unknown_records_total":        2,

@@ -94,12 +94,22 @@ func Tier2Breaker(cfg *config.Config) tier2.BreakerPolicy {
 func IngestStream(cfg *config.Config) ingest.StreamSettings {
 	in := cfg.Ingest
 	return ingest.StreamSettings{
-		Name:       in.StreamName,
-		Subjects:   []string{in.SubjectPrefix + ".>"},
-		MaxBytes:   int64(in.StreamMaxBytes),
-		MaxAge:     in.StreamMaxAge.D(),
-		DiscardNew: in.Discard == "new",
-		Replicas:   in.Replicas,
+		Name:     in.StreamName,
+		Subjects: []string{in.SubjectPrefix + ".>"},
+		MaxBytes: int64(in.StreamMaxBytes),
+		MaxAge:   in.StreamMaxAge.D(),
+		Replicas: in.Replicas,
+	}
+}
+
+// IngestPurger returns the options of the purge of archived messages from
+// the ingest stream. Partitions and PartitionOf are the caller's, from the
+// cluster settings.
+func IngestPurger(cfg *config.Config) ingest.PurgerOptions {
+	return ingest.PurgerOptions{
+		Stream:        cfg.Ingest.StreamName,
+		SubjectPrefix: cfg.Ingest.SubjectPrefix,
+		Keep:          cfg.Ingest.Keep,
 	}
 }
 

@@ -67,7 +67,7 @@ var optionCases = []optionCase{
 	}, []string{"in.>", "in"}},
 	{"ingest.stream_max_bytes", func(c *config.Config) { c.Ingest.StreamMaxBytes = 10 * config.GiB }, func(c *config.Config) any { return IngestStream(c).MaxBytes }, int64(10 << 30)},
 	{"ingest.stream_max_age", func(c *config.Config) { c.Ingest.StreamMaxAge = config.Duration(72 * time.Hour) }, func(c *config.Config) any { return IngestStream(c).MaxAge }, 72 * time.Hour},
-	{"ingest.discard", func(c *config.Config) { c.Ingest.Discard = "old" }, func(c *config.Config) any { return IngestStream(c).DiscardNew }, false},
+	{"ingest.keep", func(c *config.Config) { c.Ingest.Keep = 500 }, func(c *config.Config) any { return IngestPurger(c).Keep }, 500},
 	{"ingest.replicas", func(c *config.Config) { c.Ingest.Replicas = 3 }, func(c *config.Config) any { return IngestStream(c).Replicas }, 3},
 	{"ingest.replicas (manifest)", func(c *config.Config) { c.Ingest.Replicas = 3 }, func(c *config.Config) any { return ManifestStream(c).Replicas }, 3},
 	{"manifest.stream_name", func(c *config.Config) { c.Manifest.StreamName = "MAN" }, func(c *config.Config) any { return ManifestStream(c).Name }, "MAN"},
@@ -97,8 +97,9 @@ var optionCases = []optionCase{
 
 // Keys whose value is not an option built here, and where it goes instead.
 var keysUsedElsewhere = map[string]string{
-	"tier2.enabled": "whether the caller builds a Tier 2 client at all",
-	"tier2.secure":  "validation only (tier2.endpoint must then be https://)",
+	"tier2.enabled":  "whether the caller builds a Tier 2 client at all",
+	"tier2.secure":   "validation only (tier2.endpoint must then be https://)",
+	"ingest.discard": "validation only (deprecated: the ingest stream always discards new)",
 }
 
 func TestEachKeySetsItsOption(t *testing.T) {
