@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bop-aof/aof/cluster"
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/tiers"
@@ -212,19 +213,15 @@ func (g *gateway) kill() {
 	}
 }
 
-// waitDrained waits until the gateway's consumer has acked everything in
-// AOF_INGEST.
+// waitDrained waits until the gateway's consumers (one per partition,
+// aof-gateway-p<n>) have acked everything in AOF_INGEST.
 func (e *env) waitDrained(js jetstream.JetStream, timeout time.Duration) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
-		c, err := js.Consumer(ctx, "AOF_INGEST", "aof-gateway")
-		if err == nil {
-			info, err := c.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				return
-			}
+		if drained(ctx, js) {
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -232,6 +229,31 @@ func (e *env) waitDrained(js jetstream.JetStream, timeout time.Duration) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// drained reports whether every partition consumer of AOF_INGEST exists
+// and has nothing pending or unacked.
+func drained(ctx context.Context, js jetstream.JetStream) bool {
+	st, err := js.Stream(ctx, "AOF_INGEST")
+	if err != nil {
+		return false
+	}
+	partitions, ok := cluster.PartitionsOf(st.CachedInfo().Config.SubjectTransform, "aof.ingest")
+	if !ok {
+		return false
+	}
+	lister := st.ListConsumers(ctx)
+	n := 0
+	for info := range lister.Info() {
+		if !strings.HasPrefix(info.Name, "aof-gateway-p") {
+			continue
+		}
+		n++
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return false
+		}
+	}
+	return lister.Err() == nil && n == partitions
 }
 
 // waitReplayStarted waits until a gateway started on a recovered data

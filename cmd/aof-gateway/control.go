@@ -9,7 +9,7 @@ import (
 
 // startControl starts the aof-admin NATS micro service that aof2-admin
 // talks to.
-func (g *gateway) startControl(opts runOptions) error {
+func (g *gateway) startControl(opts runOptions, router control.Router) error {
 	svc, err := control.New(g.nc, g.store, control.Options{
 		Name:          g.cfg.Control.ServiceName,
 		SubjectPrefix: g.cfg.Control.SubjectPrefix,
@@ -20,6 +20,7 @@ func (g *gateway) startControl(opts runOptions) error {
 			return g.reload(opts.ConfigLoader)
 		},
 		Instruments: g.inst,
+		Router:      router,
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,9 +21,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bop-aof/aof/cluster"
 	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/internal/options"
+	"github.com/bop-aof/aof/ownership"
 	"github.com/bop-aof/aof/readservice"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/tier2"
@@ -46,9 +49,17 @@ type gateway struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	store    *tiers.Store
-	pipeline *ingest.Pipeline
 	control  interface{ Stop() error }
 	read     *readservice.Service
+
+	// Ownership: the cluster bucket, this gateway's node id, the
+	// partition count the ingest stream was provisioned with, and the
+	// pipelines of the partitions it owns.
+	bucket     *cluster.Bucket
+	node       string
+	partitions int
+	ingest     *partitionIngest
+	manager    *cluster.Manager
 
 	mu      sync.Mutex
 	ready   bool
@@ -97,29 +108,9 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 	}
 	defer g.closeNATS()
 
-	if err := g.openStore(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := g.store.Close(); cerr != nil {
-			g.log.Error("store_close_failed", "err", cerr)
-			err = errors.Join(err, withCode(exitIO, cerr))
-		}
-	}()
-
 	if err := g.provision(ctx); err != nil {
 		return err
 	}
-	if err := g.startControl(opts); err != nil {
-		return withCode(exitIO, err)
-	}
-	if g.control != nil {
-		defer g.control.Stop()
-	}
-	if err := g.startRead(); err != nil {
-		return withCode(exitIO, err)
-	}
-	defer g.read.Stop()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -137,55 +128,96 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 		}
 	}()
 
-	g.setReady(true, nil)
-	g.log.Info("gateway_ready", "nats", g.nc.ConnectedUrlRedacted(), "ingest", cfg.Ingest.SubjectPrefix+".>")
-	g.consume(ctx)
-	g.setReady(false, nil)
-
-	g.log.Info("gateway_stopping", "seal_on_shutdown", opts.SealOnShutdown)
-	if opts.SealOnShutdown {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		for _, s := range g.store.Streams() {
-			if id, err := g.store.Seal(sctx, s, false); err != nil {
-				g.log.Error("seal_on_shutdown_failed", "stream", s, "err", err)
-			} else if id > 0 {
-				g.log.Info("sealed_on_shutdown", "stream", s, "segment", id)
-			}
+	for {
+		restart, err := g.session(ctx, opts)
+		if err != nil || !restart {
+			return err
 		}
-		cancel()
+		g.log.Warn("gateway_store_reopening", "detail",
+			"a partition taken over holds a stream whose local copy another owner archived past; the store is reopened to drop it")
 	}
-	return nil
 }
 
-// consume runs the ingest pipeline until ctx ends. A store failure stops
-// the pipeline with nothing after it acked; it restarts after a pause and
-// redelivery resumes at the ack floor.
-func (g *gateway) consume(ctx context.Context) {
-	const minBackoff = 250 * time.Millisecond
-	backoff := minBackoff
-	for ctx.Err() == nil {
-		started := time.Now()
-		err := g.pipeline.Run(ctx)
-		if err == nil {
-			return
-		}
-		if time.Since(started) > time.Minute {
-			// It ran fine for a while: this is a new failure, not the
-			// same one repeating.
-			backoff = minBackoff
-		}
-		g.setReady(true, err)
-		g.log.Error("ingest_pipeline_stopped", "err", err, "restart_in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		// Ready again while the pipeline restarts; a repeated failure
-		// sets the error again.
-		g.setReady(true, nil)
-		backoff = min(backoff*2, 10*time.Second)
+// session opens the store and runs the partitions this gateway can own
+// until ctx ends (SIGTERM: every partition is handed over first) or a
+// takeover needs the store reopened (restart true).
+func (g *gateway) session(ctx context.Context, opts runOptions) (restart bool, err error) {
+	store := &ownedStore{}
+	runner := ownership.NewRunner(ownership.Options{Records: records{g.bucket}, Store: store, Ingest: g.ingest,
+		PartitionOf: g.partitionOf, Logger: g.log})
+	if err := g.openStore(ctx, runner.EpochOf); err != nil {
+		return false, err
 	}
+	store.s = g.store
+	g.ingest.store = g.store
+	defer func() {
+		if cerr := g.store.Close(); cerr != nil {
+			g.log.Error("store_close_failed", "err", cerr)
+			err = errors.Join(err, withCode(exitIO, cerr))
+		}
+		g.mu.Lock()
+		g.store = nil
+		g.mu.Unlock()
+	}()
+
+	restartc := make(chan struct{}, 1)
+	m, err := cluster.NewManager(g.bucket, g.managerOptions(), cluster.HandlerFunc(func(hctx context.Context, l cluster.Lease, handover <-chan struct{}) {
+		err := runner.Acquired(hctx, leaseOf{l: l, ctx: hctx}, handover)
+		if errors.Is(err, ownership.ErrRestart) {
+			select {
+			case restartc <- struct{}{}:
+			default:
+			}
+		}
+	}))
+	if err != nil {
+		return false, withCode(exitUsage, err)
+	}
+	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	owners := cluster.NewOwners(g.bucket, g.partitions, g.node, m.Owned, g.log)
+	go owners.Run(mctx, time.Second)
+
+	if err := g.startControl(opts, owners); err != nil {
+		return false, withCode(exitIO, err)
+	}
+	if g.control != nil {
+		defer g.control.Stop()
+	}
+	if err := g.startRead(); err != nil {
+		return false, withCode(exitIO, err)
+	}
+	defer g.read.Stop()
+
+	done := make(chan error, 1)
+	go func() { done <- m.Run(mctx) }()
+	g.mu.Lock()
+	g.manager = m
+	g.mu.Unlock()
+	g.setReady(true, nil)
+	g.log.Info("gateway_ready", "nats", g.nc.ConnectedUrlRedacted(), "ingest", g.cfg.Ingest.SubjectPrefix+".>",
+		"node", g.node, "partitions", g.partitions)
+	select {
+	case <-ctx.Done():
+	case <-restartc:
+		restart = true
+	case err := <-done:
+		g.setReady(false, err)
+		return false, withCode(exitIO, fmt.Errorf("partition ownership stopped: %w", err))
+	}
+	g.setReady(false, nil)
+	g.log.Info("gateway_stopping", "handover", true)
+	hctx, cancel := context.WithTimeout(context.Background(), 2*g.cfg.Cluster.LeaseTTL.D()+30*time.Second)
+	if err := m.ReleaseAll(hctx); err != nil {
+		g.log.Warn("partition_release_incomplete", "err", err)
+	}
+	cancel()
+	stop()
+	<-done
+	g.mu.Lock()
+	g.manager = nil
+	g.mu.Unlock()
+	return restart, nil
 }
 
 func (g *gateway) setReady(ready bool, err error) {
@@ -288,8 +320,10 @@ func (g *gateway) closeNATS() {
 func redactURL(u string) string { return config.RedactUserinfo(u) }
 
 // openStore opens the store at data_root with its Tier 2 client. Tier 2
-// being down does not stop it (openTier2).
-func (g *gateway) openStore(ctx context.Context) error {
+// being down does not stop it (openTier2). Local copies of streams that
+// another owner archived past are discarded as it opens, and a stream
+// opens at the epoch epochOf gives it.
+func (g *gateway) openStore(ctx context.Context, epochOf func(string) uint64) error {
 	cfg := g.cfg
 	so := options.Store(cfg)
 	if cfg.Tier2.Enabled {
@@ -299,15 +333,20 @@ func (g *gateway) openStore(ctx context.Context) error {
 		}
 		so.Tier2 = t2
 	} else {
-		g.log.Warn("tier2_disabled", "detail", "segments stay in Tier 1 only; Tier 2 is the durable copy in production")
+		g.log.Warn("tier2_disabled", "detail", "segments stay in Tier 1 only and nothing is ever archived, so AOF_INGEST keeps every message; Tier 2 is the durable copy in production")
 	}
-	if g.js != nil {
-		p, err := newManifestPublisher(ctx, g.js, cfg)
-		if err != nil {
-			return withCode(exitIO, err)
-		}
-		so.Publisher = p
+	p, err := newManifestPublisher(ctx, g.js, cfg)
+	if err != nil {
+		return withCode(exitIO, err)
 	}
+	so.Publisher = p
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	discard, err := staleCopies(rctx, g.bucket)
+	cancel()
+	if err != nil {
+		return withCode(exitIO, err)
+	}
+	so.Discard, so.EpochOf = discard, epochOf
 	so.Logger, so.Tracer, so.Instruments = g.log, g.prov.Tracer(tracing.InstrumentationName), g.inst
 	store, err := tiers.Open(ctx, so)
 	if err != nil {
@@ -320,37 +359,59 @@ func (g *gateway) openStore(ctx context.Context) error {
 	return nil
 }
 
+// provision creates or updates the ingest and dead-letter streams and the
+// cluster bucket, and prepares the per-partition pipelines. The partition
+// count is the ingest stream's: fixed when it was first provisioned.
 func (g *gateway) provision(ctx context.Context) error {
 	cfg := g.cfg
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := ingest.EnsureIngestStream(pctx, g.js, options.IngestStream(cfg)); err != nil {
+	settings := options.IngestStream(cfg)
+	st, err := ingest.EnsureIngestStream(pctx, g.js, settings)
+	if err != nil {
 		return withCode(exitIO, err)
+	}
+	g.partitions = cfg.Cluster.Partitions
+	if n, ok := cluster.PartitionsOf(st.CachedInfo().Config.SubjectTransform, cfg.Ingest.SubjectPrefix); ok {
+		g.partitions = n
 	}
 	if err := ingest.EnsureDeadLetterStream(pctx, g.js, options.DeadLetterStream(cfg), cfg.Ingest.DeadletterPrefix); err != nil {
 		return withCode(exitIO, err)
 	}
-	recovered, markerDone := tiers.TakeRecoveredMarker(nil, cfg.DataRoot)
-	if recovered {
-		g.log.Warn("ingest_replay_after_recovery", "detail",
-			"data root was rebuilt from Tier 2: re-reading the ingest stream from its first message; messages already in Tier 2 are skipped by sequence")
+	if g.bucket, err = cluster.EnsureBucket(pctx, g.js, options.ClusterBucket(cfg)); err != nil {
+		return withCode(exitIO, err)
 	}
-	ingestOpts := options.Ingest(cfg)
-	ingestOpts.Consumer.ReplayFromStart = recovered
-	ingestOpts.OnReplayStarted = func() {
-		if err := markerDone(); err != nil {
+	g.node = options.NodeID(cfg)
+	g.log = g.log.With("node", g.node)
+	if recovered, done := tiers.TakeRecoveredMarker(nil, cfg.DataRoot); recovered {
+		// A takeover reads the ingest stream from its first message
+		// anyway; the marker has nothing more to say.
+		g.log.Info("data_root_recovered_from_tier2", "detail", "partitions taken over re-read AOF_INGEST from its first message; what the store holds is skipped by sequence")
+		if err := done(); err != nil {
 			g.log.Error("remove_recovery_marker_failed", "err", err)
 		}
 	}
+	ingestOpts := options.Ingest(cfg)
+	ingestOpts.Partitions, ingestOpts.PartitionOf = g.partitions, g.partitionOf
 	ingestOpts.Logger, ingestOpts.Tracer, ingestOpts.Instruments = g.log, g.prov.Tracer(tracing.InstrumentationName), g.inst
-	p, err := ingest.NewPipeline(g.js, g.store, ingestOpts)
+	po := options.IngestPurger(cfg)
+	po.Partitions, po.PartitionOf, po.Logger = g.partitions, g.partitionOf, g.log
+	purger, err := ingest.NewPurger(g.js, po)
 	if err != nil {
-		return withCode(exitIO, err)
+		return withCode(exitUsage, err)
 	}
-	g.mu.Lock()
-	g.pipeline = p
-	g.mu.Unlock()
+	g.ingest = &partitionIngest{js: g.js, opts: ingestOpts, purger: purger, log: g.log, pipelines: newPipelineSet()}
 	return nil
+}
+
+// partitionOf is the partition of stream.
+func (g *gateway) partitionOf(stream string) int { return cluster.PartitionOf(stream, g.partitions) }
+
+// managerOptions are the lease manager's options.
+func (g *gateway) managerOptions() cluster.ManagerOptions {
+	o := options.ClusterManager(g.cfg)
+	o.Node, o.Partitions, o.Logger = g.node, g.partitions, g.log
+	return o
 }
 
 // serveHTTP starts /healthz, /readyz and /metrics on metrics.listen.
@@ -389,17 +450,21 @@ type gatewayStatus struct {
 	StoreOpen     bool `json:"store_open"`
 	// Tier2 is reported, not required: a degraded Tier 2 leaves the
 	// gateway ready, since ingest and local reads go on without it.
-	Tier2     *tier2Status   `json:"tier2,omitempty"`
-	Ingest    *ingest.Status `json:"ingest,omitempty"`
-	LastError string         `json:"last_error,omitempty"`
-	Version   string         `json:"version"`
+	Tier2  *tier2Status   `json:"tier2,omitempty"`
+	Ingest *ingest.Status `json:"ingest,omitempty"`
+	// Node is this gateway's node id, OwnedPartitions the partitions it
+	// holds leases for now (none for a standby).
+	Node            string `json:"node,omitempty"`
+	OwnedPartitions []int  `json:"owned_partitions"`
+	LastError       string `json:"last_error,omitempty"`
+	Version         string `json:"version"`
 }
 
 func (g *gateway) status() gatewayStatus {
 	// /readyz may be asked while run is still wiring the gateway.
 	g.mu.Lock()
 	ready, lastErr := g.ready, g.lastErr
-	nc, store, pipeline := g.nc, g.store, g.pipeline
+	nc, store, m := g.nc, g.store, g.manager
 	g.mu.Unlock()
 	st := gatewayStatus{
 		NATSConnected: nc != nil && nc.IsConnected(),
@@ -415,9 +480,15 @@ func (g *gateway) status() gatewayStatus {
 		t2 := tier2StatusOf(c)
 		st.Tier2 = &t2
 	}
-	if pipeline != nil {
-		is := pipeline.Status()
-		st.Ingest = &is
+	if g.ingest != nil {
+		st.Ingest = g.ingest.pipelines.status()
+	}
+	st.Node = g.node
+	if m != nil {
+		for _, l := range m.Owned() {
+			st.OwnedPartitions = append(st.OwnedPartitions, l.Partition)
+		}
+		sort.Ints(st.OwnedPartitions)
 	}
 	return st
 }

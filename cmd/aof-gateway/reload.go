@@ -71,6 +71,9 @@ var errNotLive = errors.New("not applied at runtime by this version")
 func (g *gateway) apply(key string, next *config.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.store == nil {
+		return errors.New("the store is being reopened; reload again in a moment")
+	}
 	so := options.Store(next)
 	switch key {
 	case "tier0.cluster_max_bytes":

@@ -99,6 +99,9 @@ func IngestStream(cfg *config.Config) ingest.StreamSettings {
 		MaxBytes: int64(in.StreamMaxBytes),
 		MaxAge:   in.StreamMaxAge.D(),
 		Replicas: in.Replicas,
+		// Used when the stream is first provisioned; an existing
+		// stream keeps the count it was provisioned with.
+		Partitions: cfg.Cluster.Partitions,
 	}
 }
 

@@ -80,7 +80,9 @@ var optionCases = []optionCase{
 	{"ingest.max_streams", func(c *config.Config) { c.Ingest.MaxStreams = 7 }, func(c *config.Config) any { return Ingest(c).MaxStreams }, 7},
 	{"ingest.max_record_bytes", func(c *config.Config) { c.Ingest.MaxRecordBytes = 4 * config.MiB }, func(c *config.Config) any { return Ingest(c).MaxRecordBytes }, 4 << 20},
 
-	{"cluster.partitions", func(c *config.Config) { c.Cluster.Partitions = 64 }, func(c *config.Config) any { return ClusterManager(c).Partitions }, 64},
+	{"cluster.partitions", func(c *config.Config) { c.Cluster.Partitions = 64 }, func(c *config.Config) any {
+		return []int{ClusterManager(c).Partitions, IngestStream(c).Partitions}
+	}, []int{64, 64}},
 	{"cluster.lease_ttl", func(c *config.Config) { c.Cluster.LeaseTTL = config.Duration(30 * time.Second) }, func(c *config.Config) any { return ClusterManager(c).LeaseTTL }, 30 * time.Second},
 	{"cluster.bucket", func(c *config.Config) { c.Cluster.Bucket = "LEASES" }, func(c *config.Config) any { return ClusterBucket(c).Name }, "LEASES"},
 	{"cluster.replicas", func(c *config.Config) { c.Cluster.Replicas = 3 }, func(c *config.Config) any { return ClusterBucket(c).Replicas }, 3},
