@@ -213,24 +213,23 @@ func partitionFilters(t *testing.T, r *rig, p int) []string {
 	return cfg.FilterSubjects
 }
 
-// A producer publishing to a partition subject directly, past the
-// transform, and naming the wrong partition, would give its stream a
-// second owner: the message is dead-lettered.
-func TestPartitionSubjectNamingAnotherPartitionIsDeadLettered(t *testing.T) {
+// A producer publishing past the transform, to a partition subject
+// directly (it would give its stream a second owner) or to a deeper
+// subject (no partition's consumer would ever read it), is refused by
+// JetStream at once; the stream's own messages are stored as usual.
+func TestSubjectsPastTheTransformAreRefusedAtPublish(t *testing.T) {
 	const partitions = 4
 	r := newPartitionRig(t, partitions)
 	right := serverPartition(partitions)("orders")
 	wrong := (right + 1) % partitions
-	if _, err := r.js.Publish(context.Background(), fmt.Sprintf("aof.ingest.%d.orders", wrong), []byte("stray")); err != nil {
-		t.Fatal(err)
+	for _, subj := range []string{fmt.Sprintf("aof.ingest.%d.orders", wrong), "aof.ingest.orders.too.deep"} {
+		if _, err := r.js.Publish(context.Background(), subj, []byte("stray")); !errors.Is(err, jetstream.ErrNoStreamResponse) {
+			t.Fatalf("publish to %s: %v, want JetStream's no-stream error", subj, err)
+		}
 	}
 	r.publish("orders", 3)
 	r.runPartitions()
 	r.expectStored("orders", 3)
-	dl := readDeadLetters(t, r.js, 1)
-	if got := dl[0].Headers().Get(HeaderError); !strings.Contains(got, fmt.Sprintf("belongs to partition %d", right)) {
-		t.Fatalf("dead letter reason %q", got)
-	}
 }
 
 func readDeadLetters(t *testing.T, js jetstream.JetStream, n int) []jetstream.Msg {

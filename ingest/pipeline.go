@@ -809,7 +809,11 @@ func (p *Pipeline) admitSubject(spanCtx context.Context, m jetstream.Msg, seq ui
 	subject := m.Subject()
 	ss, err := parseStoredSubject(p.opts.SubjectPrefix, subject, p.opts.Partitions)
 	if err != nil {
-		return 0, false, p.deadLetter(spanCtx, m, seq, InvalidStream, subject, err.Error())
+		orig := subject
+		if ss.producer != "" {
+			orig = ss.producer
+		}
+		return 0, false, p.deadLetter(spanCtx, m, seq, InvalidStream, orig, err.Error())
 	}
 	if p.opts.Partitions > 0 {
 		owner := p.opts.PartitionOf(ss.stream)

@@ -55,6 +55,11 @@ func EnsureIngestStream(ctx context.Context, js jetstream.JetStream, s StreamSet
 	if s.Partitions > 0 && len(s.Subjects) > 0 {
 		prefix := strings.TrimSuffix(s.Subjects[0], ".>")
 		cfg.SubjectTransform = partitionTransform(prefix, s.Partitions)
+		// Only <prefix>.<stream> is taken: a deeper subject, or one
+		// naming a partition, would be stored where no partition's
+		// consumer looks and stay in the stream for ever. Its producer
+		// gets JetStream's "no stream" error at once instead.
+		cfg.Subjects = []string{prefix + ".*"}
 	}
 	if err := checkPartitionsUnchanged(ctx, js, s.Name, cfg.SubjectTransform); err != nil {
 		return nil, err
@@ -67,8 +72,6 @@ func EnsureIngestStream(ctx context.Context, js jetstream.JetStream, s StreamSet
 }
 
 // partitionTransform maps <prefix>.<stream> to <prefix>.<p>.<stream>.
-// Subjects of more tokens are stored as published: the pipeline
-// dead-letters them.
 func partitionTransform(prefix string, partitions int) *jetstream.SubjectTransformConfig {
 	return &jetstream.SubjectTransformConfig{
 		Source:      prefix + ".*",

@@ -49,7 +49,9 @@ func parseStoredSubject(prefix, subject string, partitions int) (storedSubject, 
 				producer := prefix + "." + name
 				stream, err := StreamFromSubject(prefix, producer)
 				if err != nil {
-					return storedSubject{}, fmt.Errorf("subject %q: %w", subject, err)
+					// The error names the producer's subject, as the
+					// dead letter does.
+					return storedSubject{partition: p, producer: producer}, err
 				}
 				return storedSubject{stream: stream, partition: p, producer: producer}, nil
 			}

@@ -426,6 +426,51 @@ func wantTags(t *testing.T, s jaegerSpan, want map[string]string) {
 // scrape is one Prometheus text exposition, series name{labels} -> value.
 type scrape map[string]float64
 
+// ownershipSeries are the documented series of partition ownership.
+var ownershipSeries = []string{"owned_partitions", "ownership_changes_total", "unarchived_messages", "archive_lag_seconds"}
+
+// One gateway owns every partition: it acquired each once, lost none,
+// and once it archived everything, nothing waits for Tier 2.
+func TestOwnershipMetricsOfARunningGateway(t *testing.T) {
+	e := newEnv(t, "AOF2_SEGMENT_MAX_AGE=1s")
+	g := e.startGateway()
+	js := e.nats.JetStream(t)
+	ctx := context.Background()
+	for i := range 50 {
+		if _, err := js.Publish(ctx, "aof.ingest.orders", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitIngestEmpty(js, time.Minute)
+	plausible := map[string]func(float64) bool{
+		"owned_partitions":                           func(v float64) bool { return v == 16 },
+		`ownership_changes_total{change="acquired"}`: func(v float64) bool { return v == 16 },
+		`ownership_changes_total{change="lost"}`:     func(v float64) bool { return v == 0 },
+		`ownership_changes_total{change="released"}`: func(v float64) bool { return v == 0 },
+		"unarchived_messages":                        func(v float64) bool { return v == 0 },
+		"archive_lag_seconds":                        func(v float64) bool { return v == 0 },
+		"ingest_lost_messages_total":                 func(v float64) bool { return v == 0 },
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := parseScrape(t, g.metricsText())
+		var bad []string
+		for series, ok := range plausible {
+			if v, have := s[series]; !have || !ok(v) {
+				bad = append(bad, fmt.Sprintf("%s = %v (present %v)", series, v, have))
+			}
+		}
+		if len(bad) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("implausible after 30s: %v", bad)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	g.stop()
+}
+
 func parseScrape(t *testing.T, text string) scrape {
 	t.Helper()
 	out := scrape{}
@@ -978,6 +1023,12 @@ func TestEveryDocumentedMetricHasAPlausibleValue(t *testing.T) {
 		// prune may have failed against a healthy bucket.
 		"manifest_tier2_objects_pruned_total": {"manifest_tier2_objects_pruned_total": atLeast(0)},
 		"manifest_tier2_prune_failures_total": {"manifest_tier2_prune_failures_total": func(v float64) bool { return v == 0 }},
+		"ingest_lost_messages_total":          {"ingest_lost_messages_total": func(v float64) bool { return v == 0 }},
+	}
+	// The partition lease manager runs in the gateway process only:
+	// TestOwnershipMetricsOfARunningGateway checks these series.
+	for _, name := range ownershipSeries {
+		plausible[name] = map[string]func(float64) bool{}
 	}
 	for _, kind := range tracing.BackpressureKinds {
 		plausible["backpressure_total"][`backpressure_total{kind="`+kind+`"}`] = atLeast(0)

@@ -78,9 +78,30 @@ func (r *Runner) archiveStream(ctx context.Context, p *partition, stream string)
 			return fmt.Errorf("write archived record: %w", err)
 		}
 		sr.rec, sr.rev = rec, rev
+		sr.waitingSince = time.Time{}
 	}
 	r.purge(ctx, p, stream, sr)
+	r.measureWaiting(stream, sr)
 	return nil
+}
+
+// measureWaiting updates how many of stream's records wait for Tier 2,
+// and since when.
+func (r *Runner) measureWaiting(stream string, sr *streamRecord) {
+	next, err := r.opts.Store.NextOffset(stream)
+	if err != nil {
+		return
+	}
+	sr.unarchived = 0
+	if next > sr.rec.NextOffset {
+		sr.unarchived = next - sr.rec.NextOffset
+	}
+	switch {
+	case sr.unarchived == 0:
+		sr.waitingSince = time.Time{}
+	case sr.waitingSince.IsZero():
+		sr.waitingSince = time.Now()
+	}
 }
 
 // handover archives everything p holds, so that the next owner has

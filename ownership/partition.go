@@ -60,6 +60,40 @@ func (r *Runner) EpochOf(stream string) uint64 {
 	return r.epochs[p]
 }
 
+// Stats are the gauges of the owned partitions' archiving.
+type Stats struct {
+	// Unarchived is how many records of the owned streams the store
+	// holds but Tier 2 does not yet: they wait in AOF_INGEST.
+	Unarchived uint64
+	// ArchiveLag is the longest time an owned stream has had records
+	// waiting without its record moving.
+	ArchiveLag time.Duration
+}
+
+// Stats returns the archiving gauges, as of each partition's last
+// archive round.
+func (r *Runner) Stats() Stats {
+	r.mu.Lock()
+	parts := make([]*partition, 0, len(r.owned))
+	for _, p := range r.owned {
+		parts = append(parts, p)
+	}
+	r.mu.Unlock()
+	var st Stats
+	now := time.Now()
+	for _, p := range parts {
+		p.mu.Lock()
+		for _, sr := range p.records {
+			st.Unarchived += sr.unarchived
+			if sr.unarchived > 0 && !sr.waitingSince.IsZero() {
+				st.ArchiveLag = max(st.ArchiveLag, now.Sub(sr.waitingSince))
+			}
+		}
+		p.mu.Unlock()
+	}
+	return st
+}
+
 // Owned returns the partitions being run, sorted.
 func (r *Runner) Owned() []int {
 	r.mu.Lock()
@@ -89,6 +123,11 @@ type streamRecord struct {
 	rec    Record
 	rev    uint64
 	purged uint64
+	// unarchived is how many records the store holds past the record,
+	// and waitingSince when it last went from none to some or the record
+	// last moved while some waited (zero when none waits).
+	unarchived   uint64
+	waitingSince time.Time
 }
 
 // Acquired runs the partition of lease until ctx ends or handover is

@@ -116,6 +116,12 @@ func (f *fakeStore) LastExtID(s string) (uint64, error) {
 	return f.last[s], nil
 }
 
+func (f *fakeStore) NextOffset(s string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last[s], nil
+}
+
 func (f *fakeStore) Seal(_ context.Context, s string, _ bool) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -250,6 +256,21 @@ func TestArchivedStreamIsRecordedThenPurged(t *testing.T) {
 	if err := <-res; err != nil {
 		t.Fatalf("Acquired = %v", err)
 	}
+}
+
+func TestStatsCountWhatWaitsForTier2AndForHowLong(t *testing.T) {
+	recs := newMemRecords()
+	g := newGateway(recs)
+	g.start(t, newLease(0, 1))
+	g.store.store("orders", 40)
+	g.store.archive("orders", 25)
+	waitFor(t, "15 records waiting", func() bool { return g.runner.Stats().Unarchived == 15 })
+	time.Sleep(30 * time.Millisecond)
+	if lag := g.runner.Stats().ArchiveLag; lag < 20*time.Millisecond {
+		t.Fatalf("archive lag %v while 15 records waited 30ms", lag)
+	}
+	g.store.archive("orders", 40)
+	waitFor(t, "nothing waiting", func() bool { st := g.runner.Stats(); return st.Unarchived == 0 && st.ArchiveLag == 0 })
 }
 
 func TestNothingStoredButNotArchivedIsPurged(t *testing.T) {

@@ -67,6 +67,8 @@ type Store interface {
 	Archived(stream string) (Archived, error)
 	// LastExtID is the highest JetStream sequence stream holds.
 	LastExtID(stream string) (uint64, error)
+	// NextOffset is the offset stream's next record gets.
+	NextOffset(stream string) (uint64, error)
 	// Seal seals stream's active segment, if it holds records.
 	Seal(ctx context.Context, stream string, force bool) (uint64, error)
 }

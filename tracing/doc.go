@@ -61,6 +61,11 @@
 //	                                       rollover, hydration, flush, tail
 //	deadletters_total                      counter
 //	ingest_lost_messages_total             counter
+//	ownership_changes_total{change}        counter, change in acquired,
+//	                                       lost, released
+//	owned_partitions                       gauge
+//	unarchived_messages                    gauge
+//	archive_lag_seconds                    gauge
 //	manifest_records_total                 counter
 //	manifest_commit_failures_total         counter
 //	manifest_unknown_records_total         counter

@@ -34,6 +34,10 @@ const (
 	MetricBackpressure          = "backpressure"
 	MetricDeadletters           = "deadletters"
 	MetricIngestLostMessages    = "ingest_lost_messages"
+	MetricOwnedPartitions       = "owned_partitions"
+	MetricOwnershipChanges      = "ownership_changes"
+	MetricUnarchivedMessages    = "unarchived_messages"
+	MetricArchiveLagSeconds     = "archive_lag_seconds"
 
 	// Manifest and Tier 0 bookkeeping, counted where the work happens
 	// (manifest.Log, tier0.Budget) on this one instrument set.
@@ -80,6 +84,9 @@ var gaugeNames = []string{
 	MetricTier0Bytes,
 	MetricTier1Bytes,
 	MetricSegmentResidency,
+	MetricOwnedPartitions,
+	MetricUnarchivedMessages,
+	MetricArchiveLagSeconds,
 }
 
 var gaugeSpecs = map[string]struct{ unit, desc string }{
@@ -89,6 +96,9 @@ var gaugeSpecs = map[string]struct{ unit, desc string }{
 	MetricTier0Bytes:            {"By", "Bytes held in Tier 0 (hot segments)."},
 	MetricTier1Bytes:            {"By", "Bytes held in Tier 1 (compressed warm cache)."},
 	MetricSegmentResidency:      {"{segment}", "Segments per residency state."},
+	MetricOwnedPartitions:       {"{partition}", "Partitions this gateway holds leases for."},
+	MetricUnarchivedMessages:    {"{message}", "Records of the owned streams stored but not yet archived in Tier 2 (they wait in AOF_INGEST)."},
+	MetricArchiveLagSeconds:     {"s", "Longest time an owned stream has had records not archived in Tier 2 without its archived-through record moving."},
 }
 
 // Instruments is the gateway's set of metric instruments. Create one per
@@ -111,6 +121,7 @@ type Instruments struct {
 	Backpressure          metric.Int64Counter // attribute kind
 	Deadletters           metric.Int64Counter
 	IngestLostMessages    metric.Int64Counter
+	OwnershipChanges      metric.Int64Counter
 
 	ManifestRecords             metric.Int64Counter
 	ManifestCommitFailures      metric.Int64Counter
@@ -170,6 +181,7 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.IngestBytes = counter(MetricIngestBytes, "By", "Payload bytes appended durably from JetStream.")
 	in.Backpressure = counter(MetricBackpressure, "{answer}", "Backpressure answers given, by kind.")
 	in.Deadletters = counter(MetricDeadletters, "{message}", "Messages rejected to the dead-letter subject.")
+	in.OwnershipChanges = counter(MetricOwnershipChanges, "{change}", "Partition leases acquired, lost and released by this gateway.")
 	in.IngestLostMessages = counter(MetricIngestLostMessages, "{message}", "Messages that left the ingest stream (max age, deleted) before the gateway stored them.")
 	in.ManifestRecords = counter(MetricManifestRecords, "{record}", "Manifest records committed.")
 	in.ManifestCommitFailures = counter(MetricManifestCommitFailures, "{failure}", "Manifest commits that failed; the records stay pending and are retried.")
@@ -198,6 +210,9 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	}
 	for _, kind := range BackpressureKinds {
 		in.Backpressure.Add(ctx, 0, metric.WithAttributes(MetricAttrKind.String(kind)))
+	}
+	for _, change := range OwnershipChangeKinds {
+		in.OwnershipChanges.Add(ctx, 0, metric.WithAttributes(MetricAttrChange.String(change)))
 	}
 
 	observables := make([]metric.Observable, 0, len(gaugeNames))
@@ -381,6 +396,21 @@ func (in *Instruments) AddIngest(ctx context.Context, messages, bytes int64) {
 	}
 	in.IngestMessages.Add(ctx, messages)
 	in.IngestBytes.Add(ctx, bytes)
+}
+
+// OwnershipChangeKinds are the values of ownership_changes{change}.
+var OwnershipChangeKinds = []string{"acquired", "lost", "released"}
+
+// MetricAttrChange is the attribute of ownership_changes.
+const MetricAttrChange = attribute.Key("change")
+
+// IncOwnershipChange counts a partition lease acquired, lost or released
+// (OwnershipChangeKinds).
+func (in *Instruments) IncOwnershipChange(ctx context.Context, change string) {
+	if in == nil {
+		return
+	}
+	in.OwnershipChanges.Add(ctx, 1, metric.WithAttributes(MetricAttrChange.String(change)))
 }
 
 // IncBackpressure counts one backpressure answer of the given kind

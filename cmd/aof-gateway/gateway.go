@@ -162,7 +162,13 @@ func (g *gateway) session(ctx context.Context, opts runOptions) (restart bool, e
 
 	restartc := make(chan struct{}, 1)
 	m, err := cluster.NewManager(g.bucket, g.managerOptions(), cluster.HandlerFunc(func(hctx context.Context, l cluster.Lease, handover <-chan struct{}) {
+		g.inst.IncOwnershipChange(hctx, "acquired")
 		err := runner.Acquired(hctx, leaseOf{l: l, ctx: hctx}, handover)
+		if errors.Is(context.Cause(hctx), cluster.ErrLeaseLost) {
+			g.inst.IncOwnershipChange(context.WithoutCancel(hctx), "lost")
+		} else {
+			g.inst.IncOwnershipChange(context.WithoutCancel(hctx), "released")
+		}
 		if errors.Is(err, ownership.ErrRestart) {
 			select {
 			case restartc <- struct{}{}:
@@ -173,6 +179,11 @@ func (g *gateway) session(ctx context.Context, opts runOptions) (restart bool, e
 	if err != nil {
 		return false, withCode(exitUsage, err)
 	}
+	unregister, err := g.registerOwnershipGauges(m, runner)
+	if err != nil {
+		return false, withCode(exitIO, err)
+	}
+	defer unregister()
 	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	owners := cluster.NewOwners(g.bucket, g.partitions, g.node, m.Owned, g.log)
@@ -402,6 +413,31 @@ func (g *gateway) provision(ctx context.Context) error {
 	}
 	g.ingest = &partitionIngest{js: g.js, opts: ingestOpts, purger: purger, log: g.log, pipelines: newPipelineSet()}
 	return nil
+}
+
+// registerOwnershipGauges exports owned_partitions, unarchived_messages
+// and archive_lag_seconds for one store session.
+func (g *gateway) registerOwnershipGauges(m *cluster.Manager, runner *ownership.Runner) (func(), error) {
+	var unregs []func()
+	for name, fn := range map[string]func() int64{
+		tracing.MetricOwnedPartitions:    func() int64 { return int64(len(m.Owned())) },
+		tracing.MetricUnarchivedMessages: func() int64 { return int64(runner.Stats().Unarchived) },
+		tracing.MetricArchiveLagSeconds:  func() int64 { return int64(runner.Stats().ArchiveLag.Seconds()) },
+	} {
+		u, err := g.inst.RegisterGauge(name, fn)
+		if err != nil {
+			for _, u := range unregs {
+				u()
+			}
+			return nil, err
+		}
+		unregs = append(unregs, u)
+	}
+	return func() {
+		for _, u := range unregs {
+			u()
+		}
+	}, nil
 }
 
 // partitionOf is the partition of stream.

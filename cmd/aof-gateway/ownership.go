@@ -87,6 +87,19 @@ func (o ownedStore) Archived(stream string) (ownership.Archived, error) {
 		Manifest: ownership.ManifestPosition{Epoch: a.Epoch, Chunk: a.Position.Chunk, Offset: a.Position.Offset}}, err
 }
 
+func (o ownedStore) NextOffset(stream string) (uint64, error) {
+	for _, s := range o.s.Streams() {
+		if s == stream {
+			l, err := o.s.Log(context.Background(), stream)
+			if err != nil {
+				return 0, err
+			}
+			return l.NextOffset(), nil
+		}
+	}
+	return 0, tiers.ErrStreamNotFound
+}
+
 func (o ownedStore) LastExtID(stream string) (uint64, error) {
 	d, err := o.s.DedupeView(stream)
 	return d.Last, err
