@@ -430,19 +430,6 @@ func (s *Store) SyncTo(ctx context.Context, stream string, next uint64) error {
 	return l.SyncTo(ctx, next)
 }
 
-// LastExtID is the highest ext_id appended to stream (durable, or being
-// synced by a caller that will not acknowledge before SyncTo returns); 0
-// when the stream holds nothing.
-func (s *Store) LastExtID(stream string) (uint64, error) {
-	s.mu.Lock()
-	l := s.logs[stream]
-	s.mu.Unlock()
-	if l == nil {
-		return 0, nil
-	}
-	return l.LastExtID(), nil
-}
-
 // WaitForAdmission blocks until n bytes could be admitted to Tier 0, or
 // ctx ends. Space may be taken by another writer before the caller
 // appends; the caller then gets Admission backpressure again and waits again.
