@@ -171,11 +171,13 @@ func newBackground(s *Store) (*background, error) {
 		return nil, fmt.Errorf("tiers: tier1 cache: %w", err)
 	}
 	if err := cache.Scan(); err != nil {
+		cache.Close()
 		return nil, fmt.Errorf("tiers: scan tier1: %w", err)
 	}
 	b.cache = cache
 	b.hydrator, err = tier1.NewHydrator(b.hydrate, tier1.HydratorOptions{Workers: s.opts.HydrationWorkers, Logger: s.log})
 	if err != nil {
+		cache.Close()
 		return nil, fmt.Errorf("tiers: hydrator: %w", err)
 	}
 	if in := s.opts.Instruments; in != nil {
@@ -226,6 +228,8 @@ func (b *background) stop() {
 	b.upload.close()
 	b.hydrator.Close()
 	b.wg.Wait()
+	// Last: the jobs above may still have woken it.
+	b.cache.Close()
 }
 
 func (b *background) tier1Has(stream string, id uint64) bool {

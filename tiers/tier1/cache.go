@@ -43,6 +43,11 @@ type CacheOptions struct {
 	// store can write a LocalEvicted manifest record first. If it returns an
 	// error the artifact is kept and eviction moves on to the next candidate.
 	// It is called without the cache lock held, and never concurrently.
+	// Budget evictions call it from the cache's own eviction goroutine,
+	// never from the goroutine of the Put, Unpin, MarkUploaded or
+	// SetMaxBytes that went over budget, so it may take locks their
+	// callers hold; only Evict, the operator's eviction, calls it on the
+	// caller's goroutine.
 	OnEvict func(Eviction) error
 	Logger  *slog.Logger
 }
@@ -89,7 +94,13 @@ type entry struct {
 //
 // The uploaded mark is not stored on disk: after a restart, Scan finds the
 // files and the store marks the uploaded ones again from the manifest.
-// Cache is safe for concurrent use.
+// Cache is safe for concurrent use; Close stops its eviction goroutine.
+//
+// Budget evictions run on one goroutine the cache owns (wlog's actor
+// style): whatever may take the cache over budget or make an artifact
+// evictable only wakes it, through a channel that holds one pending
+// wake-up. The caller never runs OnEvict, so a caller holding a lock that
+// OnEvict takes cannot deadlock with its own eviction.
 type Cache struct {
 	root    string
 	fs      vfs.FS
@@ -97,6 +108,12 @@ type Cache struct {
 	log     *slog.Logger
 
 	evictMu sync.Mutex // serialises eviction passes, so OnEvict never runs concurrently
+	// due wakes the eviction goroutine (one pending wake-up is enough: a
+	// pass runs until the cache is within budget); stop ends it.
+	due      chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	stopped  chan struct{}
 
 	mu       sync.Mutex
 	entries  map[Key]*entry
@@ -124,6 +141,9 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		lru:      list.New(),
 		maxBytes: opts.MaxBytes,
 		removing: make(map[Key]bool),
+		due:      make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
 	}
 	c.settled = sync.NewCond(&c.mu)
 	if c.fs == nil {
@@ -135,7 +155,36 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 	if err := c.fs.MkdirAll(c.root, 0o755); err != nil {
 		return nil, fmt.Errorf("create tier1 dir: %w", err)
 	}
+	go c.evictLoop()
 	return c, nil
+}
+
+// evictLoop is the eviction goroutine: one budget pass per wake-up.
+func (c *Cache) evictLoop() {
+	defer close(c.stopped)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.due:
+			c.evict()
+		}
+	}
+}
+
+// evictSoon wakes the eviction goroutine without waiting for it.
+func (c *Cache) evictSoon() {
+	select {
+	case c.due <- struct{}{}:
+	default: // a pass is pending already and will see this change
+	}
+}
+
+// Close stops the eviction goroutine once its current pass ends. The
+// artifacts stay on disk; a closed cache no longer evicts for its budget.
+func (c *Cache) Close() {
+	c.stopOnce.Do(func() { close(c.stop) })
+	<-c.stopped
 }
 
 // Path is where the artifact for k lives.
@@ -148,8 +197,8 @@ var artifactName = regexp.MustCompile(`^([0-9]{20})\.zst$`)
 // Scan rebuilds the cache from disk: every <stream>/<id>.zst becomes an
 // entry (not uploaded, not pinned), ordered for LRU by modification time;
 // leftover .tmp files from interrupted Puts are removed. Scan replaces the
-// current contents and then evicts if over budget (which, with nothing
-// marked uploaded yet, evicts nothing).
+// current contents and then wakes the eviction goroutine (which, with
+// nothing marked uploaded yet, evicts nothing).
 func (c *Cache) Scan() error {
 	streams, err := c.fs.ReadDir(c.root)
 	if err != nil {
@@ -201,7 +250,7 @@ func (c *Cache) Scan() error {
 		c.bytes += f.e.bytes
 	}
 	c.mu.Unlock()
-	c.evict()
+	c.evictSoon()
 	return nil
 }
 
@@ -251,7 +300,7 @@ func (c *Cache) Put(k Key, fill func(w io.Writer) error) (int64, error) {
 		// still account for the file, which is there now.
 		return cw.n, fmt.Errorf("put %s: fsync dir: %w", k, err)
 	}
-	c.evict()
+	c.evictSoon()
 	return cw.n, nil
 }
 
@@ -345,18 +394,18 @@ func (c *Cache) Pin(k Key) error {
 	return nil
 }
 
-// Unpin releases one Pin and evicts if the cache is over budget.
+// Unpin releases one Pin and wakes the eviction goroutine.
 func (c *Cache) Unpin(k Key) {
 	c.mu.Lock()
 	if e, ok := c.entries[k]; ok && e.pins > 0 {
 		e.pins--
 	}
 	c.mu.Unlock()
-	c.evict()
+	c.evictSoon()
 }
 
 // MarkUploaded records that Tier 2 confirmed k (ETag and crc), which makes
-// it evictable, and evicts if the cache is over budget.
+// it evictable, and wakes the eviction goroutine.
 func (c *Cache) MarkUploaded(k Key) error {
 	c.mu.Lock()
 	e, ok := c.entries[k]
@@ -367,7 +416,7 @@ func (c *Cache) MarkUploaded(k Key) error {
 	if !ok {
 		return fmt.Errorf("mark uploaded %s: %w", k, ErrNotCached)
 	}
-	c.evict()
+	c.evictSoon()
 	return nil
 }
 
@@ -483,12 +532,12 @@ func (c *Cache) drop(e *entry) {
 	c.bytes -= e.bytes
 }
 
-// SetMaxBytes changes the budget (0 = unlimited) and evicts if needed.
+// SetMaxBytes changes the budget (0 = unlimited) and wakes the eviction goroutine.
 func (c *Cache) SetMaxBytes(n int64) {
 	c.mu.Lock()
 	c.maxBytes = n
 	c.mu.Unlock()
-	c.evict()
+	c.evictSoon()
 }
 
 // Stats returns the current totals.

@@ -22,7 +22,7 @@ func TestPinIsRefusedWhileOnEvictRecordsTheArtifactAsGone(t *testing.T) {
 		name  string
 		evict func(c *Cache)
 	}{
-		{"budget", func(c *Cache) { c.SetMaxBytes(1) }},
+		{"budget", func(c *Cache) { c.SetMaxBytes(1); settle(c) }},
 		{"operator", func(c *Cache) { c.Evict(k) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,7 +100,7 @@ func TestPutDuringAnEvictionKeepsTheNewArtifact(t *testing.T) {
 		name   string
 		remove func(c *Cache)
 	}{
-		{"budget", func(c *Cache) { c.SetMaxBytes(1) }},
+		{"budget", func(c *Cache) { c.SetMaxBytes(1); settle(c) }},
 		{"operator", func(c *Cache) { c.Evict(k) }},
 		{"remove", func(c *Cache) { c.Remove(k) }},
 	} {
@@ -137,5 +137,47 @@ func TestPutDuringAnEvictionKeepsTheNewArtifact(t *testing.T) {
 				t.Fatalf("new artifact: cached %v, accounted %d bytes, want %d", c.Contains(k), c.Stats().Bytes, len(newArtifact))
 			}
 		})
+	}
+}
+
+// A budget eviction runs on the cache's own goroutine, never on the
+// goroutine whose call took the cache over budget: a caller that holds
+// the lock OnEvict takes (the store records LocalEvicted under its log's
+// lock) cannot deadlock with its own eviction, and the eviction follows
+// once the caller lets go.
+func TestBudgetEvictionRunsOffTheCallersGoroutine(t *testing.T) {
+	k := Key{"s", 1}
+	var storeLock sync.Mutex
+	evicted := make(chan Key, 1)
+	c, err := NewCache(CacheOptions{Root: t.TempDir(), MaxBytes: 50, OnEvict: func(e Eviction) error {
+		storeLock.Lock()
+		defer storeLock.Unlock()
+		evicted <- e.Key
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	put(t, c, k, 100)
+	storeLock.Lock()
+	returned := make(chan struct{})
+	go func() {
+		c.MarkUploaded(k) // over budget and now evictable
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("MarkUploaded waited for an eviction whose OnEvict needs a lock its caller holds")
+	}
+	storeLock.Unlock()
+	select {
+	case got := <-evicted:
+		if got != k {
+			t.Fatalf("evicted %v, want %v", got, k)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the eviction goroutine did not evict the over-budget artifact")
 	}
 }

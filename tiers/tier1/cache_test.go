@@ -19,8 +19,15 @@ func newTestCache(t *testing.T, fs vfs.FS, max int64, onEvict func(Eviction) err
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tests of the eviction pass run it themselves (settle), so that
+	// they look at its outcome and not at a pass still running.
+	c.Close()
 	return c, root
 }
+
+// settle runs the budget pass that the last call woke the eviction
+// goroutine for.
+func settle(c *Cache) { c.evict() }
 
 func put(t *testing.T, c *Cache, k Key, n int) {
 	t.Helper()
@@ -59,6 +66,7 @@ func TestEvictionTakesOnlyUploadedUnpinnedInLRUOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetMaxBytes(250) // must shed 3 files; only 4 and 1 may go (3, 5 not uploaded; 2 pinned)
+	settle(c)
 	if want := []Key{{"s", 4}, {"s", 1}}; !equalKeys(evicted, want) {
 		t.Fatalf("evicted %v, want %v", evicted, want)
 	}
@@ -70,6 +78,7 @@ func TestEvictionTakesOnlyUploadedUnpinnedInLRUOrder(t *testing.T) {
 		t.Fatalf("evicted file still on disk: %v", err)
 	}
 	c.Unpin(Key{"s", 2}) // now 2 is evictable and the cache is over budget
+	settle(c)
 	if want := []Key{{"s", 4}, {"s", 1}, {"s", 2}}; !equalKeys(evicted, want) {
 		t.Fatalf("after Unpin evicted %v, want %v", evicted, want)
 	}
@@ -86,6 +95,7 @@ func TestEvictionCallbackRefusalKeepsTheArtifact(t *testing.T) {
 	put(t, c, Key{"s", 1}, 100)
 	put(t, c, Key{"s", 2}, 100)
 	c.MarkUploaded(Key{"s", 1})
+	settle(c)
 	if !c.Contains(Key{"s", 1}) {
 		t.Fatal("artifact evicted although OnEvict refused")
 	}
@@ -105,6 +115,7 @@ func TestEvictionCallbackRunsBeforeRemoval(t *testing.T) {
 	put(t, c, Key{"s", 1}, 100)
 	c.MarkUploaded(Key{"s", 1})
 	put(t, c, Key{"s", 2}, 100)
+	settle(c)
 	if c.Contains(Key{"s", 1}) || !sawFile {
 		t.Fatalf("want s/1 evicted after the callback saw its file (contains %v, saw %v)", c.Contains(Key{"s", 1}), sawFile)
 	}
