@@ -381,12 +381,12 @@ func (b *background) runCompress(j job) error {
 	span.RecordError(err)
 	span.SetAttributes(tracing.AttrReasonCode.Int64(int64(reason)))
 	b.s.log.Error("tier1_compression_failed", "stream", l.name, "segment", j.segment, "reason", reason, "err", err)
+	// A codec failure makes the segment need recovery (the record's fold).
 	if rerr := l.record(manifest.Record{Type: manifest.CompressionFailed, Segment: j.segment,
 		Payload: manifest.CompressionFailedPayload{Reason: reason}}); rerr != nil {
 		return rerr
 	}
 	if reason == manifest.ReasonCodec {
-		l.markNeedsRecovery(j.segment, reason)
 		return nil // no retry fixes a corrupt segment
 	}
 	return err
@@ -394,12 +394,12 @@ func (b *background) runCompress(j job) error {
 
 func (b *background) afterCompress(ctx context.Context, j job, compressed int64) error {
 	l := j.log
+	// Committed, it counts the Tier 1 copy, which makes the Tier 0 file
+	// evictable (reactLocked).
 	if err := l.record(manifest.Record{Type: manifest.CompressionDone, Segment: j.segment,
 		Payload: manifest.CompressionDonePayload{CompressedBytes: uint64(compressed)}}); err != nil {
 		return err
 	}
-	l.setTier1(j.segment, true, compressed)
-	b.s.budget.MarkInTier1(newSegmentKey(l.name, j.segment), true)
 	if b.s.opts.Tier2 != nil {
 		b.upload.push(job{kind: jobUpload, log: l, segment: j.segment, link: trace.SpanContextFromContext(ctx)})
 	}
@@ -474,8 +474,8 @@ func (b *background) runUpload(j job) error {
 	defer b.cache.Unpin(key)
 	// Once UploadStarted is taken (even if its commit fails and it stays
 	// pending) the manifest no longer vouches for the key's object: the
-	// segment counts as out of Tier 2 first, so no eviction relies on it.
-	l.clearTier2(j.segment)
+	// segment counts as out of Tier 2 from its append, so no eviction
+	// relies on it.
 	if err := l.record(manifest.Record{Type: manifest.UploadStarted, Segment: j.segment,
 		Payload: manifest.UploadStartedPayload{Key: objKey}}); err != nil {
 		return err
@@ -509,15 +509,14 @@ func (b *background) runUpload(j job) error {
 		Payload: manifest.UploadDonePayload{Key: objKey, ETag: res.ETag}}); err != nil {
 		return err
 	}
-	l.setTier2(j.segment, objKey, res.ETag)
+	// Committed, UploadDone counts the Tier 2 copy, which makes the
+	// artifact evictable from Tier 1 (reactLocked).
 	if j.repair {
 		l.clearNeedsRecovery(j.segment)
+		b.marks.endRepair(key)
 	}
 	l.checkHoles() // a refill may now be safe in Tier 2
 	b.s.log.Info("segment_uploaded", "stream", l.name, "segment", j.segment, "key", objKey, "etag", res.ETag, "repair", j.repair)
-	if err := b.cache.MarkUploaded(key); err != nil {
-		return err
-	}
 	return nil
 }
 
@@ -530,9 +529,10 @@ func (b *background) onTier1Evict(ev tier1.Eviction) error {
 		return err
 	}
 	// Invariant 2, checked against the log rather than the cache's own
-	// mark: an artifact whose Tier 2 object was removed (a re-upload in
-	// progress) must stay, unless the whole segment is being retired.
-	if si := l.info(ev.Key.Segment); si != nil && !si.inTier2 && !b.marks.isRetiring(ev.Key) {
+	// mark: an artifact whose Tier 2 object was removed or is damaged (a
+	// re-upload in progress) must stay, unless the whole segment is being
+	// retired.
+	if si := l.info(ev.Key.Segment); si != nil && (!si.st.InTier2 || b.marks.isRepairing(ev.Key)) && !b.marks.isRetiring(ev.Key) {
 		return fmt.Errorf("segment %d of %s is not confirmed in Tier 2", ev.Key.Segment, ev.Key.Stream)
 	}
 	err = l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy,
@@ -541,34 +541,33 @@ func (b *background) onTier1Evict(ev tier1.Eviction) error {
 		return err
 	}
 	// A pending LocalEvicted commits with the next manifest write: the
-	// copy counts as gone from now, and the eviction goes ahead (Tier 2
-	// holds the segment; a crash that loses the record leaves a manifest
-	// naming a missing artifact, which boot counts as not in Tier 1).
-	// Keeping a copy that still counted would let a Reupload start from
-	// it and leave the segment in no tier once both records commit.
+	// copy counts as gone from its append, and the eviction goes ahead
+	// (Tier 2 holds the segment; a crash that loses the record leaves a
+	// manifest naming a missing artifact, which boot counts as not in
+	// Tier 1). Keeping a copy that still counted would let a Reupload
+	// start from it and leave the segment in no tier once both records
+	// commit.
 	if err != nil {
 		b.s.log.Warn("tier1_eviction_record_pending", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
 	}
-	l.setTier1(ev.Key.Segment, false, 0)
-	b.s.budget.MarkInTier1(newSegmentKey(ev.Key.Stream, ev.Key.Segment), false)
 	return nil
 }
 
 // hydrate brings a segment's artifact back into Tier 1 from Tier 2.
 func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, error) {
-	if b.cache.Contains(key) {
-		if l, err := b.s.existing(key.Stream); err == nil {
-			l.setTier1(key.Segment, true, 0)
-		}
-		return struct{}{}, nil
-	}
 	l, err := b.s.existing(key.Stream)
 	if err != nil {
 		return struct{}{}, err
 	}
-	up := b.s.opts.Tier2
 	info := l.info(key.Segment)
-	if up == nil || info == nil || !info.inTier2 {
+	if info != nil && info.st.InTier1 && b.cache.Contains(key) {
+		return struct{}{}, nil // hydrated meanwhile
+	}
+	// An artifact the cache holds but the view does not count (its
+	// LocalEvicted is recorded) is downloaded again: only a recorded
+	// hydration counts it.
+	up := b.s.opts.Tier2
+	if up == nil || info == nil || !info.st.InTier2 {
 		return struct{}{}, fmt.Errorf("segment %d of %s has no copy to hydrate from", key.Segment, key.Stream)
 	}
 	ctx, span := b.s.opts.Tracer.Start(ctx, tracing.SpanHydrate, trace.WithAttributes(
@@ -582,7 +581,7 @@ func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, erro
 		return struct{}{}, err
 	}
 	n, err := b.cache.Put(key, func(w io.Writer) error {
-		_, err := up.Get(ctx, info.tier2Key, hydrationProgress{w: w, l: l, id: key.Segment})
+		_, err := up.Get(ctx, info.st.Tier2Key, hydrationProgress{w: w, l: l, id: key.Segment})
 		return err
 	})
 	if err == nil {
@@ -605,25 +604,22 @@ func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, erro
 		}
 		span.RecordError(err)
 		b.s.log.Error("tier1_hydration_failed", "stream", key.Stream, "segment", key.Segment, "reason", reason, "err", err)
+		// Missing or codec: the segment needs recovery (the record's fold).
 		l.record(manifest.Record{Type: manifest.HydrationFailed, Segment: key.Segment,
 			Payload: manifest.HydrationFailedPayload{Reason: reason}})
-		if reason == manifest.ReasonMissing || reason == manifest.ReasonCodec {
-			l.markNeedsRecovery(key.Segment, reason)
-		}
 		return struct{}{}, &HydrationError{Stream: key.Stream, Segment: key.Segment, Reason: reason, Err: err}
+	}
+	// A hydrated artifact came from Tier 2, so HydrationDone makes it
+	// evictable again (reactLocked), but not before the readers that
+	// waited for it have opened it: it is pinned first, for a grace
+	// period (an open artifact survives eviction).
+	if err := b.cache.Pin(key); err == nil {
+		time.AfterFunc(hydrationGrace, func() { b.cache.Unpin(key) })
 	}
 	if err := l.record(manifest.Record{Type: manifest.HydrationDone, Segment: key.Segment,
 		Payload: manifest.HydrationDonePayload{ResidentBytes: uint64(n)}}); err != nil {
 		return struct{}{}, err
 	}
-	// A hydrated artifact came from Tier 2, so it may be evicted again,
-	// but not before the readers that waited for it have opened it: it is
-	// pinned for a grace period (an open artifact survives eviction).
-	l.setTier1(key.Segment, true, n)
-	if err := b.cache.Pin(key); err == nil {
-		time.AfterFunc(hydrationGrace, func() { b.cache.Unpin(key) })
-	}
-	b.cache.MarkUploaded(key)
 	b.s.opts.Instruments.ObserveHydration(ctx, time.Since(start))
 	return struct{}{}, nil
 }

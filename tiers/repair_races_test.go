@@ -204,7 +204,7 @@ func TestEvictLocalRacingAReuploadNeverLeavesTheSegmentInNoTier(t *testing.T) {
 }
 
 // A Tier 1 budget eviction runs its OnEvict (commits LocalEvicted) before
-// removing the file. A Reupload that pins the artifact in that window
+// removing the file, on the cache's eviction goroutine. A Reupload that pins the artifact in that window
 // must be refused: otherwise the artifact survives while the manifest says
 // it is gone, and the repair's UploadStarted leaves the segment in no
 // tier until the upload confirms (a crash in between loses it).
@@ -222,14 +222,13 @@ func TestTier1EvictionRacingAReuploadNeverLeavesTheSegmentInNoTier(t *testing.T)
 	b.Corrupt(tier2.SegmentKey(stream, id), 100)
 	b.FailPuts(1000, nil) // no re-upload confirms while the test looks
 	g.arm(0)
-	evicted := make(chan struct{})
-	go func() { s.SetTier1MaxBytes(1); close(evicted) }()
+	s.SetTier1MaxBytes(1) // wakes the eviction goroutine
 	<-g.entered
 	ruErr := make(chan error, 1)
 	go func() { ruErr <- s.Reupload(ctx, stream, id) }()
 	raceWindow(ruErr)
 	close(g.release)
-	<-evicted
+	waitFor(t, "the budget eviction to remove the artifact", func() bool { return s.bg.cache.Stats().Files == 0 })
 	t.Logf("Reupload: %v", <-ruErr)
 	requireManifestCountsACopy(t, s, stream, id)
 	st := segmentStatus(t, s, stream, id)
