@@ -131,7 +131,7 @@ func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
 		case si.st.InTier2:
 			key := tier1.Key{Stream: r.l.name, Segment: si.id}
 			if !wait {
-				if _, err := r.s.bg.hydrator.TryGet(key); err != nil {
+				if err := r.s.bg.hydrator.TryGet(key); err != nil {
 					return Entry{}, err
 				}
 				continue
@@ -139,7 +139,7 @@ func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
 			if hydrations++; hydrations > 3 {
 				return Entry{}, fmt.Errorf("%s segment %d: hydrated %d times and still not readable from Tier 1", r.l.name, si.id, hydrations-1)
 			}
-			if _, err := r.s.bg.hydrator.Get(ctx, key); err != nil {
+			if err := r.s.bg.hydrator.Get(ctx, key); err != nil {
 				return Entry{}, err
 			}
 			continue

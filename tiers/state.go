@@ -257,8 +257,7 @@ func (s *Store) Hydrate(ctx context.Context, stream string, id uint64) error {
 	if si.st.InTier0 || si.st.InTier1 {
 		return nil
 	}
-	_, err = s.bg.hydrator.Get(ctx, tier1.Key{Stream: stream, Segment: id})
-	return err
+	return s.bg.hydrator.Get(ctx, tier1.Key{Stream: stream, Segment: id})
 }
 
 // EvictLocal drops the local copies of a sealed segment that Tier 2 holds,
