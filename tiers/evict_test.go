@@ -14,7 +14,10 @@ import (
 // A Tier 0 eviction whose file removal failed is redone; the second
 // LocalEvicted record must still say Tier 0, so that the manifest never
 // folds it as the Tier 1 copy going and the records stay readable after a
-// restart.
+// restart. This is where the log's copy of segment state once drifted
+// from the manifest's (the log still counted the Tier 1 copy the manifest
+// had folded away): the log's view must be the manifest's fold, before
+// and after the restart.
 func TestRepeatedTier0EvictionKeepsTier1InTheManifest(t *testing.T) {
 	ffs := vfs.NewFaultFS(nil)
 	opts := Options{Root: t.TempDir(), FS: ffs, SegmentTargetBytes: 4 << 10}
@@ -30,10 +33,32 @@ func TestRepeatedTier0EvictionKeepsTier1InTheManifest(t *testing.T) {
 	if st, _ := idx.Get(1); st.InTier0 || !st.InTier1 || st.Deleted {
 		t.Fatalf("manifest state of segment 1 after two Tier 0 evictions: %+v, want only in Tier 1", st)
 	}
+	requireViewIsTheManifestFold(t, s, "e")
 	s.Close()
 	s = openStore(t, opts)
 	defer s.Close()
+	requireViewIsTheManifestFold(t, s, "e")
 	readAll(t, s, "e", 100)
+}
+
+// requireViewIsTheManifestFold checks that what the log reports of each
+// segment (phase and copies) is what the fold of its committed manifest
+// records says. Call it when no record is pending.
+func requireViewIsTheManifestFold(t *testing.T, s *Store, stream string) {
+	t.Helper()
+	idx, err := s.ManifestIndex(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range s.Segments(stream) {
+		ms, ok := idx.Get(st.Segment)
+		if !ok || st.InTier0 != ms.InTier0 || st.InTier1 != ms.InTier1 || st.InTier2 != ms.InTier2 ||
+			st.NeedsRecovery != ms.NeedsRecovery || (st.State == PhaseSealed) != ms.Sealed {
+			t.Fatalf("segment %d: the log reports %s T0=%v T1=%v T2=%v needs_recovery=%v; the manifest folds sealed=%v T0=%v T1=%v T2=%v needs_recovery=%v",
+				st.Segment, st.State, st.InTier0, st.InTier1, st.InTier2, st.NeedsRecovery,
+				ms.Sealed, ms.InTier0, ms.InTier1, ms.InTier2, ms.NeedsRecovery)
+		}
+	}
 }
 
 // A hydration into a Tier 1 cache too small to keep anything must not

@@ -184,12 +184,15 @@ func TestFullSegmentLifeThroughTier2(t *testing.T) {
 			t.Fatalf("segment %d still local after eviction: %+v", st.Segment, st)
 		}
 	}
+	requireViewIsTheManifestFold(t, s, "life")
 	readAll(t, s, "life", 400)
+	requireViewIsTheManifestFold(t, s, "life")
 
 	// The manifest says the same, also after a restart.
 	s.Close()
 	s = openStore(t, opts)
 	defer s.Close()
+	requireViewIsTheManifestFold(t, s, "life")
 	readAll(t, s, "life", 400)
 	l, _ := s.existing("life")
 	idx := l.man.Index()
