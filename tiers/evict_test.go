@@ -2,6 +2,9 @@ package tiers
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -92,4 +95,42 @@ func TestHydrationIntoAFullTier1ServesTheRead(t *testing.T) {
 	if _, err := r.Next(rctx); err != nil {
 		t.Fatalf("read of a segment hydrated into a full Tier 1: %v (segment %+v, cache %+v)", err, s.Segments("h")[0], s.Tier1Stats())
 	}
+}
+
+// A Tier 0 eviction whose LocalEvicted commit fails counts the segment out
+// of Tier 0 at once (the record may commit with any later write) but keeps
+// its file, and the Tier 0 budget keeps counting the file's bytes; the
+// budget's next eviction of it commits the record and removes the file.
+func TestTier0EvictionWhoseCommitFailedIsFinishedByTheNextEviction(t *testing.T) {
+	ffs := vfs.NewFaultFS(nil)
+	opts := Options{Root: t.TempDir(), FS: ffs, SegmentTargetBytes: 4 << 10}
+	s := openStore(t, opts)
+	defer s.Close()
+	appendN(t, s, "ef", 0, 100)
+	waitFor(t, "tier1", func() bool { return s.Segments("ef")[0].InTier1 })
+	file := filepath.Join(opts.Root, "tier0", "ef", segment.FileName(1))
+	used := s.Tier0Stats().UsedBytes
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Times: 1, Err: vfs.ENOSPC, Match: manifestOf("ef")})
+	if err := s.EvictTier0(testCtx(t), "ef", 1); err == nil {
+		t.Fatal("EvictTier0 succeeded although its LocalEvicted commit failed")
+	}
+	if st := s.Segments("ef")[0]; st.InTier0 {
+		t.Fatalf("segment 1 still counts its Tier 0 copy after its LocalEvicted was taken: %+v", st)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("the Tier 0 file went before its LocalEvicted committed: %v", err)
+	}
+	if got := s.Tier0Stats().UsedBytes; got != used {
+		t.Fatalf("Tier 0 budget counts %d bytes after the failed eviction, want %d: the file is still there", got, used)
+	}
+	if err := s.evictForTier0Budget(testCtx(t), newSegmentKey("ef", 1)); err != nil {
+		t.Fatalf("the budget's eviction of the pending one: %v", err)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Tier 0 file after the finished eviction: %v", err)
+	}
+	if got := s.Tier0Stats().UsedBytes; got >= used {
+		t.Fatalf("Tier 0 budget counts %d bytes after the file went, want less than %d", got, used)
+	}
+	requireViewIsTheManifestFold(t, s, "ef")
 }

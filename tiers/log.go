@@ -780,21 +780,27 @@ func (l *Log) segmentForLocked(off uint64) *segInfo {
 // evictTier0 removes the Tier 0 file of a sealed segment that has a Tier 1
 // copy. The LocalEvicted record is committed before the file goes, so a
 // crash in between leaves a file the next boot evicts again. The segment
-// counts as out of Tier 0 (and out of the Tier 0 budget) from the
-// record's append: if its commit fails, the file stays until the next
-// boot finishes the eviction or, with the record lost, keeps the file.
+// counts as out of Tier 0 from the record's append; the Tier 0 budget,
+// which counts files, forgets it once the file may go. An eviction whose
+// commit failed is finished by the next call (the budget's evictor picks
+// the file again), once a commit succeeds.
 func (l *Log) evictTier0(ctx context.Context, id uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	si := l.segmentLocked(id)
-	if si == nil || !si.st.Sealed || !si.st.InTier1 || !si.st.InTier0 {
+	if si == nil {
 		return fmt.Errorf("segment %d is not evictable from tier 0", id)
 	}
-	if _, err := l.appendRecordLocked(manifest.Record{
-		Type: manifest.LocalEvicted, Segment: id, LogicalOffset: si.next,
-		Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.bytes)},
-	}); err != nil {
-		return err
+	if si.st.InTier0 {
+		if !si.st.Sealed || !si.st.InTier1 {
+			return fmt.Errorf("segment %d is not evictable from tier 0", id)
+		}
+		if _, err := l.appendRecordLocked(manifest.Record{
+			Type: manifest.LocalEvicted, Segment: id, LogicalOffset: si.next,
+			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.bytes)},
+		}); err != nil {
+			return err
+		}
 	}
 	if err := l.man.Commit(); err != nil {
 		return err
@@ -804,6 +810,7 @@ func (l *Log) evictTier0(ctx context.Context, id uint64) error {
 	if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
 		l.s.log.Warn("tier0_evicted_file_left", "stream", l.name, "segment", id, "err", err)
 	}
+	l.s.budget.Forget(newSegmentKey(l.name, id))
 	l.s.log.Info("tier0_evicted", "stream", l.name, "segment", id, "bytes", si.bytes)
 	return nil
 }

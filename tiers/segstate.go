@@ -118,8 +118,9 @@ func (l *Log) applyLocked(r manifest.Record) {
 
 // reactLocked makes the Tier 0 budget and the Tier 1 cache follow a change
 // of segment si's copies made by a record of type t: a sealed Tier 0 file
-// may be evicted once its Tier 1 copy exists, a Tier 0 file recorded gone
-// no longer counts, and a Tier 1 artifact may be evicted once it is known
+// may be evicted once its Tier 1 copy exists (the budget counts the
+// file's bytes until the file goes: evictTier0, dropSegment), and a Tier 1
+// artifact may be evicted once it is known
 // to match Tier 2: Tier 2 confirmed its upload, or it was hydrated from
 // Tier 2. (An artifact compressed again while Tier 2 already held the
 // segment is not: a repair does that because the object is damaged, and
@@ -133,9 +134,6 @@ func (l *Log) reactLocked(si *segInfo, before manifest.SegmentState, t manifest.
 	}
 	if after.InTier1 != before.InTier1 {
 		l.s.budget.MarkInTier1(key, after.InTier1)
-	}
-	if before.InTier0 && !after.InTier0 {
-		l.s.budget.Forget(key)
 	}
 	confirmed := after.InTier2 && !before.InTier2 || t == manifest.HydrationDone && after.InTier2
 	if after.InTier1 && confirmed {

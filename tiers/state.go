@@ -106,10 +106,11 @@ func (l *Log) dropSegment(id uint64) {
 			continue
 		}
 		// Its LocalEvicted is recorded already (it left the view's Tier 0
-		// and the budget then); the file goes now, if a crash left it.
+		// then); the file goes now, if one is left.
 		if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			l.s.log.Warn("retention_remove_failed", "stream", l.name, "segment", id, "err", err)
 		}
+		l.s.budget.Forget(newSegmentKey(l.name, id))
 		l.segs = append(l.segs[:i], l.segs[i+1:]...)
 		l.forgetMaxExt()
 		return
