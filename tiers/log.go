@@ -86,6 +86,10 @@ type Log struct {
 	maxExtOK bool
 	dir0     string // <root>/tier0/<stream>
 
+	// recordMu orders the records written by record (see there); taken
+	// before mu, never while holding it.
+	recordMu sync.Mutex
+
 	mu     sync.Mutex
 	active *segment.Writer
 	segs   []*segInfo // ordered by id; the last one may be the active segment

@@ -75,7 +75,16 @@ func (l *Log) committedLocked(rs ...manifest.Record) {
 // A refused Append leaves nothing behind; a failed Commit returns a
 // *recordPendingError, because the record then stays pending (and a
 // record that removes a guarantee has taken effect already).
+//
+// Records written through record take effect in the order the manifest
+// holds them (recordMu): otherwise an UploadDone whose commit returned
+// could take effect after the UploadStarted of a second upload of the
+// segment appended behind it, and count an object the manifest no longer
+// vouches for. (The records the log writes under mu alone, seals, opens
+// and Tier 0 evictions, concern other segments or other copies.)
 func (l *Log) record(r manifest.Record) error {
+	l.recordMu.Lock()
+	defer l.recordMu.Unlock()
 	l.mu.Lock()
 	r, err := l.appendRecordLocked(r)
 	l.mu.Unlock()
