@@ -11,6 +11,7 @@ import (
 
 	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/tiers/segment"
+	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
 
@@ -133,4 +134,33 @@ func TestTier0EvictionWhoseCommitFailedIsFinishedByTheNextEviction(t *testing.T)
 		t.Fatalf("Tier 0 budget counts %d bytes after the file went, want less than %d", got, used)
 	}
 	requireViewIsTheManifestFold(t, s, "ef")
+}
+
+// A hydration that finds the artifact in the cache while the log does not
+// count it (its LocalEvicted is recorded: a leftover) downloads it again
+// and records the hydration, rather than count a copy the manifest does
+// not: the log's view stays the manifest's fold.
+func TestHydrationOfAnUncountedArtifactIsRecorded(t *testing.T) {
+	ctx := testCtx(t)
+	s := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: memory.New()})
+	defer s.Close()
+	id := sealUploaded(t, s, "hu")
+	key := tier1.Key{Stream: "hu", Segment: id}
+	art, err := os.ReadFile(s.bg.cache.Path(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EvictLocal(ctx, "hu", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.bg.cache.PutBytes(key, art); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Hydrate(ctx, "hu", id); err != nil {
+		t.Fatal(err)
+	}
+	if st := segmentStatus(t, s, "hu", id); !st.InTier1 {
+		t.Fatalf("segment %d after its hydration: %+v, want in Tier 1", id, st)
+	}
+	requireViewIsTheManifestFold(t, s, "hu")
 }

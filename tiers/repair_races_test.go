@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tiers/tier2/memory"
@@ -145,6 +146,60 @@ func TestReuploadWhoseStartRecordFailsKeepsEveryLocalCopy(t *testing.T) {
 	if obj, _ := b.Bytes(key); !bytes.Equal(obj, good) {
 		t.Fatal("the repaired object differs from the good local copy")
 	}
+}
+
+// A Reupload whose UploadStarted record the manifest refuses outright (an
+// earlier commit failed and the retry fails too) leaves the manifest
+// vouching for the damaged object. Until the queued repair confirms a good
+// one, no eviction may rely on that object: once the manifest works again,
+// EvictLocal is refused rather than drop the last good copies.
+func TestReuploadWhoseStartRecordIsRefusedKeepsEveryLocalCopy(t *testing.T) {
+	ctx := testCtx(t)
+	b := memory.New()
+	ffs := vfs.NewFaultFS(nil)
+	s := openStore(t, Options{Root: t.TempDir(), FS: ffs, SegmentTargetBytes: 4 << 10, Tier2: b,
+		JobRetryBackoff: 2 * time.Second}) // the queued repair waits while the test looks
+	defer s.Close()
+	const stream = "rf"
+	id := sealUploaded(t, s, stream)
+	key := tier2.SegmentKey(stream, id)
+	good, err := os.ReadFile(s.bg.cache.Path(tier1.Key{Stream: stream, Segment: id}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Corrupt(key, 100) {
+		t.Fatal("no object to damage")
+	}
+	l, _ := s.existing(stream)
+	// A commit fails, and so does its retry at the Reupload's append.
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Times: 2, Err: vfs.ENOSPC, Match: manifestOf(stream)})
+	if _, err := l.man.Append(manifest.Record{Type: manifest.CompressionStarted, Segment: id,
+		Payload: manifest.CompressionStartedPayload{JobID: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.man.Commit(); err == nil {
+		t.Fatal("manifest commit succeeded through an injected fsync failure")
+	}
+	if err := s.Reupload(ctx, stream, id); err == nil {
+		t.Fatal("Reupload succeeded although the manifest refused its UploadStarted")
+	}
+	if ms, _ := l.man.Segment(id); !ms.InTier2 {
+		t.Fatalf("manifest after the refused UploadStarted: %+v, want it still vouching for the object", ms)
+	}
+	// The manifest works again; the repair is still queued.
+	if err := s.EvictLocal(ctx, stream, id); err == nil {
+		if obj, _ := b.Bytes(key); !bytes.Equal(obj, good) {
+			t.Fatal("EvictLocal dropped the local copies while Tier 2 holds the damaged object")
+		}
+	}
+	waitFor(t, "the queued repair to replace the object", func() bool {
+		obj, _ := b.Bytes(key)
+		return bytes.Equal(obj, good) && segmentStatus(t, s, stream, id).InTier2
+	})
+	if err := s.EvictLocal(ctx, stream, id); err != nil {
+		t.Fatalf("EvictLocal once the repair is confirmed: %v", err)
+	}
+	readAll(t, s, stream, 50)
 }
 
 // A Tier 1 eviction whose LocalEvicted record stays pending (commit
