@@ -108,7 +108,16 @@ func TestTier0EvictionWhoseCommitFailedIsFinishedByTheNextEviction(t *testing.T)
 	s := openStore(t, opts)
 	defer s.Close()
 	appendN(t, s, "ef", 0, 100)
-	waitFor(t, "tier1", func() bool { return s.Segments("ef")[0].InTier1 })
+	// Every sealed segment compressed: no background record takes the
+	// injected failure.
+	waitFor(t, "every sealed segment in tier 1", func() bool {
+		for _, st := range s.Segments("ef") {
+			if st.State == PhaseSealed && !st.InTier1 {
+				return false
+			}
+		}
+		return true
+	})
 	file := filepath.Join(opts.Root, "tier0", "ef", segment.FileName(1))
 	used := s.Tier0Stats().UsedBytes
 	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Times: 1, Err: vfs.ENOSPC, Match: manifestOf("ef")})

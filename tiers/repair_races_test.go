@@ -2,6 +2,7 @@ package tiers
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
 	"sync"
@@ -196,8 +197,14 @@ func TestReuploadWhoseStartRecordIsRefusedKeepsEveryLocalCopy(t *testing.T) {
 		obj, _ := b.Bytes(key)
 		return bytes.Equal(obj, good) && segmentStatus(t, s, stream, id).InTier2
 	})
-	if err := s.EvictLocal(ctx, stream, id); err != nil {
-		t.Fatalf("EvictLocal once the repair is confirmed: %v", err)
+	// The repair's upload ends just after it confirms the object.
+	var evictErr error
+	waitFor(t, "EvictLocal to succeed once the repair is confirmed", func() bool {
+		evictErr = s.EvictLocal(ctx, stream, id)
+		return evictErr == nil || !errors.Is(evictErr, errRetireLater)
+	})
+	if evictErr != nil {
+		t.Fatalf("EvictLocal once the repair is confirmed: %v", evictErr)
 	}
 	readAll(t, s, stream, 50)
 }
