@@ -164,14 +164,12 @@ func newBackground(s *Store) (*background, error) {
 		Root:     s.opts.Root,
 		FS:       s.fs,
 		MaxBytes: s.opts.Tier1MaxBytes,
-		OnEvict:  b.onTier1Evict,
 		Logger:   s.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tiers: tier1 cache: %w", err)
 	}
 	if err := cache.Scan(); err != nil {
-		cache.Close()
 		return nil, fmt.Errorf("tiers: scan tier1: %w", err)
 	}
 	b.cache = cache
@@ -199,8 +197,9 @@ func (b *background) start() {
 	b.setJobRetry(b.s.opts.JobRetryBackoff, b.s.opts.JobMaxRetries)
 	b.setWorkers(b.compress, b.s.opts.CompressionWorkers)
 	b.setWorkers(b.upload, b.s.opts.Tier2Concurrency)
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.ticker()
+	go b.evictTier1Loop()
 }
 
 // setWorkers resizes the worker pool of q; nothing starts once stopping.
@@ -224,8 +223,6 @@ func (b *background) stop() {
 	b.upload.close()
 	b.hydrator.Close()
 	b.wg.Wait()
-	// Last: the jobs above may still have woken it.
-	b.cache.Close()
 }
 
 func (b *background) tier1Has(stream string, id uint64) bool {
@@ -516,10 +513,60 @@ func (b *background) runUpload(j job) error {
 	return nil
 }
 
-// onTier1Evict records that a Tier 1 artifact leaves the cache. The cache
-// only offers artifacts already confirmed in Tier 2, and refuses pins on
-// the artifact while this runs, so a Reupload cannot start from it.
-func (b *background) onTier1Evict(ev tier1.Eviction) error {
+// evictTier1Loop is the goroutine that evicts Tier 1 artifacts over
+// tier1.max_bytes (wlog's actor style): the cache signals EvictionDue, and
+// each pass evicts what NextEviction offers, recording each eviction
+// before the cache removes the file. An eviction that cannot be recorded
+// (its stream is still opening, its Tier 2 copy unconfirmed, the manifest
+// failing) keeps its artifact and is skipped until the next signal.
+func (b *background) evictTier1Loop() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.s.ctx.Done():
+			return
+		case <-b.cache.EvictionDue():
+		}
+		skip := map[tier1.Key]bool{}
+		for {
+			ev, ok := b.cache.NextEviction(skip)
+			if !ok {
+				break
+			}
+			if err := b.finishTier1Eviction(ev); err != nil {
+				b.s.log.Warn("tier1_eviction_deferred", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
+				skip[ev.Key] = true
+			}
+		}
+	}
+}
+
+// evictTier1 evicts k's artifact now, whatever the budget (EvictLocal,
+// RestoreTier1, a retirement): refused for a pinned artifact
+// (tier1.ErrPinned) or one being evicted (tier1.ErrEvicting).
+func (b *background) evictTier1(k tier1.Key) error {
+	ev, err := b.cache.BeginEvict(k)
+	if err != nil {
+		return err
+	}
+	return b.finishTier1Eviction(ev)
+}
+
+// finishTier1Eviction records ev's artifact as gone, then has the cache
+// remove it; when it cannot be recorded the artifact stays.
+func (b *background) finishTier1Eviction(ev tier1.Eviction) error {
+	err := b.recordTier1Eviction(ev)
+	if ferr := b.cache.FinishEviction(ev, err == nil); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// recordTier1Eviction records that a Tier 1 artifact leaves the cache. The
+// cache only offers a budget eviction artifacts already confirmed in Tier
+// 2, and refuses pins on the artifact from the eviction's start, so a
+// Reupload cannot start from it.
+func (b *background) recordTier1Eviction(ev tier1.Eviction) error {
 	l, err := b.s.existing(ev.Key.Stream)
 	if err != nil {
 		return err

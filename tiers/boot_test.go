@@ -12,10 +12,11 @@ import (
 
 // Open with a Tier 1 cache over its budget (the operator lowered
 // tier1.max_bytes) has uploaded artifacts to evict while the store is
-// still opening. The evictions run on the cache's own goroutine and
-// record LocalEvicted once the stream's log is registered: Open returns
-// without waiting for them, and they follow.
-func TestTier1OverBudgetAtOpenIsEvictedOnTheCachesGoroutine(t *testing.T) {
+// still opening. The evictions run on the store's Tier 1 eviction
+// goroutine, which starts once every stream is open and records
+// LocalEvicted through their logs: Open returns without waiting for them,
+// and they follow.
+func TestTier1OverBudgetAtOpenIsEvictedByTheEvictionGoroutine(t *testing.T) {
 	root := t.TempDir()
 	opts := Options{Root: root, SegmentTargetBytes: 4 << 10, FrameBytes: 1 << 10, Tier2: memory.New()}
 	s := openStore(t, opts)

@@ -389,11 +389,11 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	return nil
 }
 
-// retireTier1 removes a retiring segment's Tier 1 copy through the
-// cache's eviction (OnEvict records LocalEvicted), which keeps a pinned
-// artifact: whoever pinned it relies on it.
+// retireTier1 removes a retiring segment's Tier 1 copy through an
+// eviction (which records LocalEvicted), which keeps a pinned artifact:
+// whoever pinned it relies on it.
 func (b *background) retireTier1(l *Log, id uint64) error {
-	err := b.cache.Evict(tier1.Key{Stream: l.name, Segment: id})
+	err := b.evictTier1(tier1.Key{Stream: l.name, Segment: id})
 	switch {
 	case err == nil, errors.Is(err, tier1.ErrNotCached):
 	case errors.Is(err, tier1.ErrPinned), errors.Is(err, tier1.ErrEvicting):

@@ -265,8 +265,8 @@ func TestEvictLocalRacingAReuploadNeverLeavesTheSegmentInNoTier(t *testing.T) {
 	}
 }
 
-// A Tier 1 budget eviction runs its OnEvict (commits LocalEvicted) before
-// removing the file, on the cache's eviction goroutine. A Reupload that pins the artifact in that window
+// A Tier 1 budget eviction commits LocalEvicted before the cache removes
+// the file, on the store's Tier 1 eviction goroutine. A Reupload that pins the artifact in that window
 // must be refused: otherwise the artifact survives while the manifest says
 // it is gone, and the repair's UploadStarted leaves the segment in no
 // tier until the upload confirms (a crash in between loses it).

@@ -291,7 +291,7 @@ func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error 
 	// The cache checks the pins and marks the artifact as evicting in one
 	// step, so a Reupload that pinned it keeps it, and one that comes
 	// while the LocalEvicted is recorded is refused its pin.
-	err = s.bg.cache.Evict(key)
+	err = s.bg.evictTier1(key)
 	if errors.Is(err, tier1.ErrNotCached) {
 		return nil
 	}
@@ -321,7 +321,7 @@ func (s *Store) RestoreTier1(ctx context.Context, stream string, id uint64) erro
 	if !si.st.InTier2 {
 		return fmt.Errorf("segment %d of %s has neither a Tier 0 nor a confirmed Tier 2 copy to restore its Tier 1 copy from", id, stream)
 	}
-	if err := s.bg.cache.Evict(ck); err != nil && !errors.Is(err, tier1.ErrNotCached) {
+	if err := s.bg.evictTier1(ck); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return fmt.Errorf("drop damaged tier 1 copy: %w", err)
 	}
 	return s.Hydrate(ctx, stream, id)

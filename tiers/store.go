@@ -327,8 +327,9 @@ func (s *Store) existing(stream string) (*Log, error) {
 
 // openLog opens stream's log once. Opens are serialised by openMu, not
 // s.mu: recovery removes stale Tier 1 artifacts (Cache.Remove), which
-// waits for an eviction of the same artifact in flight on the cache's
-// eviction goroutine, and that eviction looks streams up under s.mu.
+// waits for an eviction of the same artifact in flight on the Tier 1
+// eviction goroutine (evictTier1Loop), and that eviction looks streams up
+// under s.mu.
 func (s *Store) openLog(ctx context.Context, stream string) (*Log, error) {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
@@ -345,7 +346,7 @@ func (s *Store) openLog(ctx context.Context, stream string) (*Log, error) {
 	s.mu.Lock()
 	s.logs[stream] = l
 	s.mu.Unlock()
-	// Marking artifacts uploaded wakes the cache's eviction goroutine,
+	// Marking artifacts uploaded wakes the Tier 1 eviction goroutine,
 	// which records LocalEvicted through the log: only now can it find
 	// the log (an eviction that cannot is deferred to the next wake-up).
 	for _, id := range l.uploadedAtBoot {

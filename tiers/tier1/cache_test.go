@@ -12,24 +12,64 @@ import (
 	"github.com/bop-aof/aof/internal/vfs"
 )
 
-func newTestCache(t *testing.T, fs vfs.FS, max int64, onEvict func(Eviction) error) (*Cache, string) {
+// newTestCache returns a cache and its owner's part in evictions: record
+// says whether an eviction was recorded (nil: always).
+func newTestCache(t *testing.T, fs vfs.FS, max int64, record func(Eviction) error) (*testOwner, string) {
 	t.Helper()
 	root := t.TempDir()
-	c, err := NewCache(CacheOptions{Root: root, FS: fs, MaxBytes: max, OnEvict: onEvict})
+	c, err := NewCache(CacheOptions{Root: root, FS: fs, MaxBytes: max})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The tests of the eviction pass run it themselves (settle), so that
-	// they look at its outcome and not at a pass still running.
-	c.Close()
-	return c, root
+	return &testOwner{Cache: c, record: record}, root
 }
 
-// settle runs the budget pass that the last call woke the eviction
-// goroutine for.
-func settle(c *Cache) { c.evict() }
+// testOwner plays the store's part in an eviction: it records each one
+// (record) between its start and FinishEviction.
+type testOwner struct {
+	*Cache
+	record func(Eviction) error
+}
 
-func put(t *testing.T, c *Cache, k Key, n int) {
+// settle runs the owner's budget pass, as the store's eviction goroutine
+// does when EvictionDue fires: every eviction NextEviction offers, a
+// refused one skipped for the rest of the pass.
+func settle(c *testOwner) {
+	skip := map[Key]bool{}
+	for {
+		ev, ok := c.NextEviction(skip)
+		if !ok {
+			return
+		}
+		if err := c.finish(ev); err != nil {
+			skip[ev.Key] = true
+		}
+	}
+}
+
+func (c *testOwner) finish(ev Eviction) error {
+	var err error
+	if c.record != nil {
+		err = c.record(ev)
+	}
+	if ferr := c.FinishEviction(ev, err == nil); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// Evict is an operator's eviction of k.
+func (c *testOwner) Evict(k Key) error {
+	ev, err := c.BeginEvict(k)
+	if err != nil {
+		return err
+	}
+	return c.finish(ev)
+}
+
+func put(t *testing.T, c interface {
+	PutBytes(Key, []byte) (int64, error)
+}, k Key, n int) {
 	t.Helper()
 	if _, err := c.PutBytes(k, bytes.Repeat([]byte{byte(k.Segment)}, n)); err != nil {
 		t.Fatalf("Put %v: %v", k, err)
@@ -87,9 +127,9 @@ func TestEvictionTakesOnlyUploadedUnpinnedInLRUOrder(t *testing.T) {
 	}
 }
 
-func TestEvictionCallbackRefusalKeepsTheArtifact(t *testing.T) {
+func TestRefusedEvictionKeepsTheArtifact(t *testing.T) {
 	c, _ := newTestCache(t, nil, 150, func(e Eviction) error {
-		// The file is still there when the callback runs: record first, then remove.
+		// The file is still there while the eviction is recorded: record first, then remove.
 		return errors.New("manifest unavailable")
 	})
 	put(t, c, Key{"s", 1}, 100)
@@ -97,15 +137,15 @@ func TestEvictionCallbackRefusalKeepsTheArtifact(t *testing.T) {
 	c.MarkUploaded(Key{"s", 1})
 	settle(c)
 	if !c.Contains(Key{"s", 1}) {
-		t.Fatal("artifact evicted although OnEvict refused")
+		t.Fatal("artifact evicted although its eviction was not recorded")
 	}
 	if _, err := os.Stat(c.Path(Key{"s", 1})); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestEvictionCallbackRunsBeforeRemoval(t *testing.T) {
-	var c *Cache
+func TestEvictionIsRecordedBeforeTheFileGoes(t *testing.T) {
+	var c *testOwner
 	sawFile := false
 	c, _ = newTestCache(t, nil, 100, func(e Eviction) error {
 		_, err := os.Stat(c.Path(e.Key))
@@ -117,7 +157,7 @@ func TestEvictionCallbackRunsBeforeRemoval(t *testing.T) {
 	put(t, c, Key{"s", 2}, 100)
 	settle(c)
 	if c.Contains(Key{"s", 1}) || !sawFile {
-		t.Fatalf("want s/1 evicted after the callback saw its file (contains %v, saw %v)", c.Contains(Key{"s", 1}), sawFile)
+		t.Fatalf("want s/1 evicted after its recording saw its file (contains %v, saw %v)", c.Contains(Key{"s", 1}), sawFile)
 	}
 }
 
