@@ -129,12 +129,13 @@ func (l *Log) applyLocked(r manifest.Record) {
 // of segment si's copies made by a record of type t: a sealed Tier 0 file
 // may be evicted once its Tier 1 copy exists (the budget counts the
 // file's bytes until the file goes: evictTier0, dropSegment), and a Tier 1
-// artifact may be evicted once it is known to match Tier 2: Tier 2 confirmed its upload, or it was hydrated from
-// Tier 2. (An artifact compressed again while Tier 2 already held the
-// segment is not: a repair does that because the object is damaged, and
-// its own upload marks it.) Neither call waits on a lock the caller may
-// hold: the budget evicts on the admitting goroutine, and the cache only
-// signals the store's Tier 1 eviction goroutine.
+// artifact may be evicted once it is known to match Tier 2: Tier 2
+// confirmed its upload, or it was hydrated from Tier 2. (An artifact
+// compressed again while Tier 2 already held the segment is not: a repair
+// does that because the object is damaged, and its own upload marks it.)
+// Neither call waits on a lock the caller may hold: the budget evicts on
+// the admitting goroutine, and the cache only signals the store's Tier 1
+// eviction goroutine.
 func (l *Log) reactLocked(si *segInfo, before manifest.SegmentState, t manifest.RecordType) {
 	key, after := newSegmentKey(l.name, si.id), si.st
 	if after.Sealed && !before.Sealed {
