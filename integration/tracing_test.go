@@ -108,11 +108,11 @@ func (r *traceRig) publish(body string) (trace.SpanContext, uint64) {
 		r.t.Fatalf("publish: %v", err)
 	}
 	for {
-		last, err := r.store.LastExtID(traceStream)
+		d, err := r.store.DedupeView(traceStream)
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		if last >= ack.Sequence {
+		if d.Last >= ack.Sequence {
 			return span.SpanContext(), ack.Sequence
 		}
 		select {

@@ -149,7 +149,7 @@ type background struct {
 	stopping bool
 	s        *Store
 	cache    *tier1.Cache
-	hydrator *tier1.Hydrator[tier1.Key, struct{}]
+	hydrator *hydrationQueue
 	compress *jobQueue
 	upload   *jobQueue
 	// marks keeps uploads and retirement of a segment apart.
@@ -164,7 +164,6 @@ func newBackground(s *Store) (*background, error) {
 		Root:     s.opts.Root,
 		FS:       s.fs,
 		MaxBytes: s.opts.Tier1MaxBytes,
-		OnEvict:  b.onTier1Evict,
 		Logger:   s.log,
 	})
 	if err != nil {
@@ -174,10 +173,7 @@ func newBackground(s *Store) (*background, error) {
 		return nil, fmt.Errorf("tiers: scan tier1: %w", err)
 	}
 	b.cache = cache
-	b.hydrator, err = tier1.NewHydrator(b.hydrate, tier1.HydratorOptions{Workers: s.opts.HydrationWorkers, Logger: s.log})
-	if err != nil {
-		return nil, fmt.Errorf("tiers: hydrator: %w", err)
-	}
+	b.hydrator = newHydrationQueue(b.hydrate, s.opts.HydrationWorkers, s.log)
 	if in := s.opts.Instruments; in != nil {
 		in.RegisterGauge(tracing.MetricCompressionQueueDepth, func() int64 { return int64(b.compress.len()) })
 		in.RegisterGauge(tracing.MetricHydrationQueueDepth, b.hydrator.QueueDepth)
@@ -201,8 +197,9 @@ func (b *background) start() {
 	b.setJobRetry(b.s.opts.JobRetryBackoff, b.s.opts.JobMaxRetries)
 	b.setWorkers(b.compress, b.s.opts.CompressionWorkers)
 	b.setWorkers(b.upload, b.s.opts.Tier2Concurrency)
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.ticker()
+	go b.evictTier1Loop()
 }
 
 // setWorkers resizes the worker pool of q; nothing starts once stopping.
@@ -377,12 +374,12 @@ func (b *background) runCompress(j job) error {
 	span.RecordError(err)
 	span.SetAttributes(tracing.AttrReasonCode.Int64(int64(reason)))
 	b.s.log.Error("tier1_compression_failed", "stream", l.name, "segment", j.segment, "reason", reason, "err", err)
+	// A codec failure makes the segment need recovery (the record's fold).
 	if rerr := l.record(manifest.Record{Type: manifest.CompressionFailed, Segment: j.segment,
 		Payload: manifest.CompressionFailedPayload{Reason: reason}}); rerr != nil {
 		return rerr
 	}
 	if reason == manifest.ReasonCodec {
-		l.markNeedsRecovery(j.segment, reason)
 		return nil // no retry fixes a corrupt segment
 	}
 	return err
@@ -390,12 +387,12 @@ func (b *background) runCompress(j job) error {
 
 func (b *background) afterCompress(ctx context.Context, j job, compressed int64) error {
 	l := j.log
+	// Committed, it counts the Tier 1 copy, which makes the Tier 0 file
+	// evictable (reactLocked).
 	if err := l.record(manifest.Record{Type: manifest.CompressionDone, Segment: j.segment,
 		Payload: manifest.CompressionDonePayload{CompressedBytes: uint64(compressed)}}); err != nil {
 		return err
 	}
-	l.setTier1(j.segment, true, compressed)
-	b.s.budget.MarkInTier1(newSegmentKey(l.name, j.segment), true)
 	if b.s.opts.Tier2 != nil {
 		b.upload.push(job{kind: jobUpload, log: l, segment: j.segment, link: trace.SpanContextFromContext(ctx)})
 	}
@@ -470,8 +467,8 @@ func (b *background) runUpload(j job) error {
 	defer b.cache.Unpin(key)
 	// Once UploadStarted is taken (even if its commit fails and it stays
 	// pending) the manifest no longer vouches for the key's object: the
-	// segment counts as out of Tier 2 first, so no eviction relies on it.
-	l.clearTier2(j.segment)
+	// segment counts as out of Tier 2 from its append, so no eviction
+	// relies on it.
 	if err := l.record(manifest.Record{Type: manifest.UploadStarted, Segment: j.segment,
 		Payload: manifest.UploadStartedPayload{Key: objKey}}); err != nil {
 		return err
@@ -505,30 +502,80 @@ func (b *background) runUpload(j job) error {
 		Payload: manifest.UploadDonePayload{Key: objKey, ETag: res.ETag}}); err != nil {
 		return err
 	}
-	l.setTier2(j.segment, objKey, res.ETag)
+	// Committed, UploadDone counts the Tier 2 copy, which makes the
+	// artifact evictable from Tier 1 (reactLocked).
 	if j.repair {
 		l.clearNeedsRecovery(j.segment)
+		b.marks.endRepair(key)
 	}
 	l.checkHoles() // a refill may now be safe in Tier 2
 	b.s.log.Info("segment_uploaded", "stream", l.name, "segment", j.segment, "key", objKey, "etag", res.ETag, "repair", j.repair)
-	if err := b.cache.MarkUploaded(key); err != nil {
-		return err
-	}
 	return nil
 }
 
-// onTier1Evict records that a Tier 1 artifact leaves the cache. The cache
-// only offers artifacts already confirmed in Tier 2, and refuses pins on
-// the artifact while this runs, so a Reupload cannot start from it.
-func (b *background) onTier1Evict(ev tier1.Eviction) error {
+// evictTier1Loop is the goroutine that evicts Tier 1 artifacts over
+// tier1.max_bytes (wlog's actor style): the cache signals EvictionDue, and
+// each pass evicts what NextEviction offers, recording each eviction
+// before the cache removes the file. An eviction that cannot be recorded
+// (its stream is still opening, its Tier 2 copy unconfirmed, the manifest
+// failing) keeps its artifact and is skipped until the next signal.
+func (b *background) evictTier1Loop() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.s.ctx.Done():
+			return
+		case <-b.cache.EvictionDue():
+		}
+		skip := map[tier1.Key]bool{}
+		for {
+			ev, ok := b.cache.NextEviction(skip)
+			if !ok {
+				break
+			}
+			if err := b.finishTier1Eviction(ev); err != nil {
+				b.s.log.Warn("tier1_eviction_deferred", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
+				skip[ev.Key] = true
+			}
+		}
+	}
+}
+
+// evictTier1 evicts k's artifact now, whatever the budget (EvictLocal,
+// RestoreTier1, a retirement): refused for a pinned artifact
+// (tier1.ErrPinned) or one being evicted (tier1.ErrEvicting).
+func (b *background) evictTier1(k tier1.Key) error {
+	ev, err := b.cache.BeginEvict(k)
+	if err != nil {
+		return err
+	}
+	return b.finishTier1Eviction(ev)
+}
+
+// finishTier1Eviction records ev's artifact as gone, then has the cache
+// remove it; when it cannot be recorded the artifact stays.
+func (b *background) finishTier1Eviction(ev tier1.Eviction) error {
+	err := b.recordTier1Eviction(ev)
+	if ferr := b.cache.FinishEviction(ev, err == nil); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// recordTier1Eviction records that a Tier 1 artifact leaves the cache. The
+// cache only offers a budget eviction artifacts already confirmed in Tier
+// 2, and refuses pins on the artifact from the eviction's start, so a
+// Reupload cannot start from it.
+func (b *background) recordTier1Eviction(ev tier1.Eviction) error {
 	l, err := b.s.existing(ev.Key.Stream)
 	if err != nil {
 		return err
 	}
 	// Invariant 2, checked against the log rather than the cache's own
-	// mark: an artifact whose Tier 2 object was removed (a re-upload in
-	// progress) must stay, unless the whole segment is being retired.
-	if si := l.info(ev.Key.Segment); si != nil && !si.inTier2 && !b.marks.isRetiring(ev.Key) {
+	// mark: an artifact whose Tier 2 object was removed or is damaged (a
+	// re-upload in progress) must stay, unless the whole segment is being
+	// retired.
+	if si := l.info(ev.Key.Segment); si != nil && (!si.st.InTier2 || b.marks.isRepairing(ev.Key)) && !b.marks.isRetiring(ev.Key) {
 		return fmt.Errorf("segment %d of %s is not confirmed in Tier 2", ev.Key.Segment, ev.Key.Stream)
 	}
 	err = l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy,
@@ -537,125 +584,17 @@ func (b *background) onTier1Evict(ev tier1.Eviction) error {
 		return err
 	}
 	// A pending LocalEvicted commits with the next manifest write: the
-	// copy counts as gone from now, and the eviction goes ahead (Tier 2
-	// holds the segment; a crash that loses the record leaves a manifest
-	// naming a missing artifact, which boot counts as not in Tier 1).
-	// Keeping a copy that still counted would let a Reupload start from
-	// it and leave the segment in no tier once both records commit.
+	// copy counts as gone from its append, and the eviction goes ahead
+	// (Tier 2 holds the segment; a crash that loses the record leaves a
+	// manifest naming a missing artifact, which boot counts as not in
+	// Tier 1). Keeping a copy that still counted would let a Reupload
+	// start from it and leave the segment in no tier once both records
+	// commit.
 	if err != nil {
 		b.s.log.Warn("tier1_eviction_record_pending", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
 	}
-	l.setTier1(ev.Key.Segment, false, 0)
-	b.s.budget.MarkInTier1(newSegmentKey(ev.Key.Stream, ev.Key.Segment), false)
 	return nil
 }
-
-// hydrate brings a segment's artifact back into Tier 1 from Tier 2.
-func (b *background) hydrate(ctx context.Context, key tier1.Key) (struct{}, error) {
-	if b.cache.Contains(key) {
-		if l, err := b.s.existing(key.Stream); err == nil {
-			l.setTier1(key.Segment, true, 0)
-		}
-		return struct{}{}, nil
-	}
-	l, err := b.s.existing(key.Stream)
-	if err != nil {
-		return struct{}{}, err
-	}
-	up := b.s.opts.Tier2
-	info := l.info(key.Segment)
-	if up == nil || info == nil || !info.inTier2 {
-		return struct{}{}, fmt.Errorf("segment %d of %s has no copy to hydrate from", key.Segment, key.Stream)
-	}
-	ctx, span := b.s.opts.Tracer.Start(ctx, tracing.SpanHydrate, trace.WithAttributes(
-		tracing.AttrStream.String(key.Stream), tracing.AttrSegment.Int64(int64(key.Segment)), tracing.AttrTier.Int(2)))
-	defer span.End()
-	start := time.Now()
-	l.setHydrating(key.Segment, true)
-	defer l.setHydrating(key.Segment, false)
-	if err := l.record(manifest.Record{Type: manifest.HydrationStarted, Segment: key.Segment,
-		Payload: manifest.HydrationStartedPayload{SourceTier: 2}}); err != nil {
-		return struct{}{}, err
-	}
-	n, err := b.cache.Put(key, func(w io.Writer) error {
-		_, err := up.Get(ctx, info.tier2Key, hydrationProgress{w: w, l: l, id: key.Segment})
-		return err
-	})
-	if err == nil {
-		// Verify what came back before anyone reads it.
-		var ar *tier1.ArtifactReader
-		if ar, err = b.cache.Open(key); err == nil {
-			ar.Close()
-		} else {
-			b.cache.Remove(key)
-		}
-	}
-	if err != nil {
-		reason := manifest.ReasonCode(tier2.Reason(err))
-		// A Tier 2 object that fails its checksum, or whose frames do not
-		// decode, is as good as missing: reason 4, repair needed.
-		var ce *tier1.CorruptionError
-		var oe *tier2.CorruptionError
-		if errors.As(err, &ce) || errors.As(err, &oe) {
-			reason = manifest.ReasonMissing
-		}
-		span.RecordError(err)
-		b.s.log.Error("tier1_hydration_failed", "stream", key.Stream, "segment", key.Segment, "reason", reason, "err", err)
-		l.record(manifest.Record{Type: manifest.HydrationFailed, Segment: key.Segment,
-			Payload: manifest.HydrationFailedPayload{Reason: reason}})
-		if reason == manifest.ReasonMissing || reason == manifest.ReasonCodec {
-			l.markNeedsRecovery(key.Segment, reason)
-		}
-		return struct{}{}, &HydrationError{Stream: key.Stream, Segment: key.Segment, Reason: reason, Err: err}
-	}
-	if err := l.record(manifest.Record{Type: manifest.HydrationDone, Segment: key.Segment,
-		Payload: manifest.HydrationDonePayload{ResidentBytes: uint64(n)}}); err != nil {
-		return struct{}{}, err
-	}
-	// A hydrated artifact came from Tier 2, so it may be evicted again,
-	// but not before the readers that waited for it have opened it: it is
-	// pinned for a grace period (an open artifact survives eviction).
-	l.setTier1(key.Segment, true, n)
-	if err := b.cache.Pin(key); err == nil {
-		time.AfterFunc(hydrationGrace, func() { b.cache.Unpin(key) })
-	}
-	b.cache.MarkUploaded(key)
-	b.s.opts.Instruments.ObserveHydration(ctx, time.Since(start))
-	return struct{}{}, nil
-}
-
-// hydrationProgress counts a hydration's downloaded bytes for
-// Segments (aof2-admin hydrate shows them).
-type hydrationProgress struct {
-	w  io.Writer
-	l  *Log
-	id uint64
-}
-
-func (p hydrationProgress) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.l.addHydrated(p.id, n)
-	return n, err
-}
-
-// hydrationGrace is how long a freshly hydrated artifact stays pinned so
-// that the readers waiting for it can open it before eviction.
-const hydrationGrace = 5 * time.Second
-
-// HydrationError says a segment could not be brought back. Reason is one of
-// the manifest reason codes (4: the Tier 2 object is missing or corrupt).
-type HydrationError struct {
-	Stream  string
-	Segment uint64
-	Reason  manifest.ReasonCode
-	Err     error
-}
-
-func (e *HydrationError) Error() string {
-	return fmt.Sprintf("hydrate %s segment %d: %s: %v", e.Stream, e.Segment, e.Reason, e.Err)
-}
-
-func (e *HydrationError) Unwrap() error { return e.Err }
 
 // applyRetention deletes the oldest Tier 2 objects of a stream beyond
 // retention.max_age or retention.max_bytes. It never deletes the newest

@@ -11,10 +11,12 @@ import (
 )
 
 // Open with a Tier 1 cache over its budget (the operator lowered
-// tier1.max_bytes) evicts uploaded artifacts while the store is still
-// opening. The eviction's callback needs the store's lock, which Open
-// holds: it must be taken from a queue, not re-entered, or Open hangs.
-func TestOpenWithTier1OverBudgetDoesNotDeadlock(t *testing.T) {
+// tier1.max_bytes) has uploaded artifacts to evict while the store is
+// still opening. The evictions run on the store's Tier 1 eviction
+// goroutine, which starts once every stream is open and records
+// LocalEvicted through their logs: Open returns without waiting for them,
+// and they follow.
+func TestTier1OverBudgetAtOpenIsEvictedByTheEvictionGoroutine(t *testing.T) {
 	root := t.TempDir()
 	opts := Options{Root: root, SegmentTargetBytes: 4 << 10, FrameBytes: 1 << 10, Tier2: memory.New()}
 	s := openStore(t, opts)
@@ -22,22 +24,33 @@ func TestOpenWithTier1OverBudgetDoesNotDeadlock(t *testing.T) {
 	waitUploaded(t, s, "dl")
 	s.Close()
 	opts.Tier1MaxBytes = 1
-	done := make(chan error, 1)
+	opened := make(chan *Store, 1)
 	go func() {
 		s2, err := Open(context.Background(), opts)
-		if err == nil {
-			err = s2.Close()
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
 		if err != nil {
-			t.Fatalf("open with Tier 1 over budget: %v", err)
+			t.Errorf("open with Tier 1 over budget: %v", err)
 		}
+		opened <- s2
+	}()
+	var s2 *Store
+	select {
+	case s2 = <-opened:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Open did not return within 10s with Tier 1 over budget: the eviction callback deadlocked on the store's lock")
+		t.Fatal("Open did not return within 10s with Tier 1 over budget: an eviction ran on Open's goroutine and waited for the store")
 	}
+	if s2 == nil {
+		return
+	}
+	defer s2.Close()
+	waitFor(t, "the uploaded artifacts evicted from the over-budget Tier 1", func() bool {
+		for _, st := range s2.Segments("dl") {
+			if st.InTier2 && st.InTier1 {
+				return false
+			}
+		}
+		return true
+	})
+	readAll(t, s2, "dl", 300)
 }
 
 // A crash between creating the next segment's file and committing its

@@ -115,17 +115,17 @@ func (l *Log) DedupeView() Dedupe {
 		if l.active != nil && si.id == l.active.Header().SegmentID {
 			ext = l.active.LastExtID()
 		}
-		if si.id > l.holes.AfterSegment && si.needsRecovery {
+		if si.id > l.holes.AfterSegment && si.st.NeedsRecovery {
 			// A segment written after the recovery lost its copies too:
 			// what it stored again is not safe, so nothing past it is.
 			keeping = false
 		}
-		if ext == 0 || si.needsRecovery {
+		if ext == 0 || si.st.NeedsRecovery {
 			continue
 		}
 		if si.id > l.holes.AfterSegment {
 			refilled = max(refilled, ext)
-			if keeping && (l.s.opts.Tier2 == nil || si.sealed && si.inTier2) {
+			if keeping && (l.s.opts.Tier2 == nil || si.st.Sealed && si.st.InTier2) {
 				kept = max(kept, ext)
 			} else {
 				keeping = false

@@ -157,7 +157,12 @@ func TestLostSegmentIsNotRetiredWhileItsRefillIsNotSafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.markNeedsRecovery(refill, manifest.ReasonMissing)
+	// The refill's copies are lost as a hydration finds it: the record
+	// that makes a segment need recovery at run time.
+	if err := l.record(manifest.Record{Type: manifest.HydrationFailed, Segment: refill,
+		Payload: manifest.HydrationFailedPayload{Reason: manifest.ReasonMissing}}); err != nil {
+		t.Fatal(err)
+	}
 	v := l.DedupeView()
 	if v.Last != 35 {
 		t.Fatalf("dedupe view %+v, want Last 35", v)

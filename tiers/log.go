@@ -19,15 +19,24 @@ import (
 	"github.com/bop-aof/aof/tracing"
 )
 
-// segInfo is what a Log keeps in memory about one of its segments. The
-// manifest is the durable truth; this is its working copy for the append
-// and read paths.
+// segInfo is what a Log keeps in memory about one of its segments.
+//
+// Where the segment is in its life and where its copies are (st) is the
+// fold of its manifest records, kept with the fold replay uses
+// (manifest.SegmentState.Apply): at run time it changes only through
+// Log.applyLocked, when the log writes a record (see segstate.go); at
+// boot the recovery plan loads it from the manifest index and the files
+// found. The rest is the segment's extent as the writer saw it (for the
+// active segment, live) and run-time progress that no record describes.
 type segInfo struct {
-	id       uint64
+	id uint64
+	// st is the segment's folded manifest state: Sealed, InTier0/1/2,
+	// Tier2Key, ETag, CompressedBytes, NeedsRecovery and Reason are read
+	// from it. Never assigned outside segstate.go and the recovery plan.
+	st       manifest.SegmentState
 	base     uint64 // first logical offset
 	next     uint64 // one past the last logical offset
 	bytes    int64  // segment file size (Tier 0 bytes)
-	sealed   bool
 	firstExt uint64
 	lastExt  uint64
 	// boundsKnown: firstMS and lastMS (and firstExt, lastExt) are those of
@@ -37,18 +46,10 @@ type segInfo struct {
 	firstMS     int64
 	lastMS      int64
 	crc64       uint64
-	inTier0     bool
-	inTier1     bool
-	inTier2     bool
-	tier2Key    string
-	etag        string
-	compressed  int64
 	// hydrating is set while a hydration job for the segment runs;
 	// hydratedBytes counts what it has downloaded so far.
 	hydrating     bool
 	hydratedBytes int64
-	needsRecovery bool
-	reason        manifest.ReasonCode
 	createdMS     int64
 	// links are the span contexts of the appends into the segment (up to
 	// maxSealLinks), so its seal, compress and upload spans can be found
@@ -64,9 +65,10 @@ const maxSealLinks = 32
 type unrecordedSeal struct {
 	si *segInfo
 	ft segment.Footer
-	// appended is set once the record is pending in the manifest, which
-	// retries it on every later commit: it must not be appended twice.
-	appended bool
+	// appended holds the seal's records once they are pending in the
+	// manifest, which retries them on every later commit: they must not
+	// be appended twice, and they take effect once committed.
+	appended []manifest.Record
 }
 
 // Log is one stream's segmented log. Appends are serialised; reads may
@@ -83,6 +85,10 @@ type Log struct {
 	maxExt   uint64
 	maxExtOK bool
 	dir0     string // <root>/tier0/<stream>
+
+	// recordMu orders the records written by record (see there); taken
+	// before mu, never while holding it.
+	recordMu sync.Mutex
 
 	mu     sync.Mutex
 	active *segment.Writer
@@ -107,6 +113,9 @@ type Log struct {
 	// retireAtBoot lists segments whose retirement a crash interrupted;
 	// the next retention pass finishes them.
 	retireAtBoot []uint64
+	// recordedAtBoot holds the records the recovery plan appended that
+	// take effect once its commit returns (commitManifest).
+	recordedAtBoot []manifest.Record
 
 	lastSnapshot time.Time         // when maybeSnapshot last wrote one
 	snapshotAt   manifest.Position // the manifest tail it covered
@@ -203,7 +212,7 @@ func (l *Log) lastExtLocked() uint64 {
 			// A segment whose every copy is gone (disaster recovery, a
 			// lost disk) does not count: its messages must be stored
 			// again when the ingest stream redelivers them.
-			if !si.needsRecovery {
+			if !si.st.NeedsRecovery {
 				m = max(m, ext)
 			}
 		}
@@ -614,7 +623,8 @@ func (l *Log) rollLocked(ctx context.Context) error {
 	si := l.segs[len(l.segs)-1]
 	fillFromFooter(si, ft)
 	si.setBounds(bounds)
-	si.sealed = true
+	// Not sealed in the view until SealSegment commits (completeSealLocked);
+	// the log refuses appends until then.
 	span.SetAttributes(tracing.AttrBytes.Int64(int64(ft.DurableBytes)), tracing.AttrRecords.Int64(int64(ft.RecordCount)))
 	l.unrecorded = &unrecordedSeal{si: si, ft: ft}
 	return l.completeSealLocked(sctx)
@@ -626,17 +636,18 @@ func (l *Log) rollLocked(ctx context.Context) error {
 // Flush backpressure; Resume calls it again.
 func (l *Log) completeSealLocked(ctx context.Context) error {
 	u := l.unrecorded
-	if !u.appended {
-		if err := l.recordSeal(u.si, u.ft); err != nil {
+	if u.appended == nil {
+		rs, err := l.recordSeal(u.si, u.ft)
+		if err != nil {
 			return l.sealNotRecordedLocked(err)
 		}
-		u.appended = true
+		u.appended = rs
 	}
 	if err := l.man.Commit(); err != nil {
 		return l.sealNotRecordedLocked(fmt.Errorf("commit manifest: %w", err))
 	}
 	l.unrecorded = nil
-	l.s.budget.MarkSealed(newSegmentKey(l.name, u.si.id))
+	l.committedLocked(u.appended...) // sealed: the budget may evict it once in Tier 1
 	// The next segment opens before compression is queued, so the
 	// manifest reads SealSegment, SegmentOpened, then the Tier 1 records.
 	err := l.openNextAfterSealLocked()
@@ -674,12 +685,15 @@ func (l *Log) openNextAfterSealLocked() error {
 	return nil
 }
 
-func (l *Log) recordSeal(si *segInfo, ft segment.Footer) error {
+// recordSeal appends the records of segment si's seal and returns them
+// for committedLocked, once the caller's commit of them returned.
+func (l *Log) recordSeal(si *segInfo, ft segment.Footer) ([]manifest.Record, error) {
+	var rs []manifest.Record
 	// SegmentBounds goes first, in the same commit: a crash that keeps
 	// only a prefix of the commit leaves either both records, or the
 	// bounds of a segment not yet recorded sealed (redone at restart).
 	if si.boundsKnown {
-		if _, err := l.man.Append(manifest.Record{
+		r, err := l.appendRecordLocked(manifest.Record{
 			Type:          manifest.SegmentBounds,
 			Segment:       si.id,
 			LogicalOffset: si.next,
@@ -688,11 +702,13 @@ func (l *Log) recordSeal(si *segInfo, ft segment.Footer) error {
 				FirstExtID: si.firstExt, LastExtID: si.lastExt,
 				FirstAppendMS: si.firstMS, LastAppendMS: si.lastMS,
 			},
-		}); err != nil {
-			return fmt.Errorf("manifest SegmentBounds: %w", err)
+		})
+		if err != nil {
+			return nil, err
 		}
+		rs = append(rs, r)
 	}
-	_, err := l.man.Append(manifest.Record{
+	r, err := l.appendRecordLocked(manifest.Record{
 		Type:          manifest.SealSegment,
 		Segment:       si.id,
 		LogicalOffset: si.next,
@@ -705,9 +721,9 @@ func (l *Log) recordSeal(si *segInfo, ft segment.Footer) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("manifest SealSegment: %w", err)
+		return nil, err
 	}
-	return nil
+	return append(rs, r), nil
 }
 
 // openNextLocked creates the next active segment after the last one known.
@@ -727,19 +743,23 @@ func (l *Log) openNextLocked() error {
 	if err != nil {
 		return fmt.Errorf("open segment %d: %w", id, err)
 	}
-	if _, err := l.man.Append(manifest.Record{
+	// In the view first: SegmentOpened takes effect (the segment is in
+	// Tier 0) when the manifest takes it.
+	l.segs = append(l.segs, &segInfo{id: id, base: base, next: base, bytes: w.Size(), createdMS: now,
+		st: manifest.SegmentState{Stream: l.name, Segment: id}})
+	if _, err := l.appendRecordLocked(manifest.Record{
 		Type: manifest.SegmentOpened, Segment: id, LogicalOffset: base, TimestampMS: now,
 		Payload: manifest.SegmentOpenedPayload{BaseOffset: base},
 	}); err != nil {
+		l.segs = l.segs[:len(l.segs)-1]
 		// Remove the empty file, so the next attempt can create it again.
 		w.Close()
 		if rerr := l.s.fs.Remove(w.Path()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			l.s.log.Warn("segment_remove_failed", "stream", l.name, "segment", id, "err", rerr)
 		}
-		return fmt.Errorf("manifest SegmentOpened: %w", err)
+		return err
 	}
 	l.active = w
-	l.segs = append(l.segs, &segInfo{id: id, base: base, next: base, bytes: w.Size(), inTier0: true, createdMS: now})
 	l.s.budget.Track(newSegmentKey(l.name, id), w.Size(), false, false)
 	return nil
 }
@@ -766,30 +786,38 @@ func (l *Log) segmentForLocked(off uint64) *segInfo {
 
 // evictTier0 removes the Tier 0 file of a sealed segment that has a Tier 1
 // copy. The LocalEvicted record is committed before the file goes, so a
-// crash in between leaves a file the next boot evicts again.
+// crash in between leaves a file the next boot evicts again. The segment
+// counts as out of Tier 0 from the record's append; the Tier 0 budget,
+// which counts files, forgets it once the file may go. An eviction whose
+// commit failed is finished by the next call (the budget's evictor picks
+// the file again), once a commit succeeds.
 func (l *Log) evictTier0(ctx context.Context, id uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	si := l.segmentLocked(id)
-	if si == nil || !si.sealed || !si.inTier1 || !si.inTier0 {
+	if si == nil {
 		return fmt.Errorf("segment %d is not evictable from tier 0", id)
 	}
-	if _, err := l.man.Append(manifest.Record{
-		Type: manifest.LocalEvicted, Segment: id, LogicalOffset: si.next, TimestampMS: l.s.opts.Now().UnixMilli(),
-		Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.bytes)},
-	}); err != nil {
-		return err
+	if si.st.InTier0 {
+		if !si.st.Sealed || !si.st.InTier1 {
+			return fmt.Errorf("segment %d is not evictable from tier 0", id)
+		}
+		if _, err := l.appendRecordLocked(manifest.Record{
+			Type: manifest.LocalEvicted, Segment: id, LogicalOffset: si.next,
+			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.bytes)},
+		}); err != nil {
+			return err
+		}
 	}
 	if err := l.man.Commit(); err != nil {
 		return err
 	}
-	// The record is committed: the segment is out of Tier 0 whatever
-	// happens to the file now. A file left behind (failed remove, crash)
-	// is removed at the next boot.
-	si.inTier0 = false
+	// The record is committed: the file may go. A file left behind
+	// (failed remove, crash) is removed at the next boot.
 	if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
 		l.s.log.Warn("tier0_evicted_file_left", "stream", l.name, "segment", id, "err", err)
 	}
+	l.s.budget.Forget(newSegmentKey(l.name, id))
 	l.s.log.Info("tier0_evicted", "stream", l.name, "segment", id, "bytes", si.bytes)
 	return nil
 }

@@ -33,17 +33,13 @@ func (s *Store) EvictTier0(ctx context.Context, stream string, id uint64) error 
 	if err != nil {
 		return err
 	}
-	if !si.inTier0 {
+	if !si.st.InTier0 {
 		return nil
 	}
-	if !si.sealed || !si.inTier1 {
+	if !si.st.Sealed || !si.st.InTier1 {
 		return fmt.Errorf("segment %d of %s has no Tier 1 copy yet; refusing to remove its Tier 0 file", id, stream)
 	}
-	if err := l.evictTier0(ctx, id); err != nil {
-		return err
-	}
-	s.budget.Forget(newSegmentKey(stream, id))
-	return nil
+	return l.evictTier0(ctx, id)
 }
 
 // Retire deletes a sealed segment from every tier: its Tier 2 object
@@ -55,7 +51,7 @@ func (s *Store) Retire(ctx context.Context, stream string, id uint64) error {
 	if err != nil {
 		return err
 	}
-	if !si.sealed {
+	if !si.st.Sealed {
 		return fmt.Errorf("segment %d of %s is the active segment: seal it before retiring it", id, stream)
 	}
 	// An upload of the segment in flight finishes first (its object is
@@ -94,10 +90,16 @@ type uploadMarks struct {
 	// dropping holds the segments whose copies are being dropped: true
 	// for a retirement (every copy goes), false for EvictLocal.
 	dropping map[tier1.Key]bool
+	// repairs holds the segments a Reupload is repairing, from its start
+	// until a repair upload is confirmed: their Tier 2 object is damaged,
+	// so no local copy may be evicted on the strength of it. The
+	// UploadStarted record says so too once the manifest takes it; the
+	// mark also covers a manifest that refused it.
+	repairs map[tier1.Key]bool
 }
 
 func newUploadMarks() *uploadMarks {
-	return &uploadMarks{uploads: map[tier1.Key]int{}, dropping: map[tier1.Key]bool{}}
+	return &uploadMarks{uploads: map[tier1.Key]int{}, dropping: map[tier1.Key]bool{}, repairs: map[tier1.Key]bool{}}
 }
 
 // beginUpload marks an upload of k in flight; refused while k's copies
@@ -131,6 +133,9 @@ func (m *uploadMarks) beginDrop(k tier1.Key, retire bool) error {
 	if _, ok := m.dropping[k]; ok {
 		return fmt.Errorf("segment %d of %s has its copies dropped already: %w", k.Segment, k.Stream, errRetireLater)
 	}
+	if !retire && m.repairs[k] {
+		return fmt.Errorf("segment %d of %s: its Tier 2 object is being repaired: %w", k.Segment, k.Stream, errRetireLater)
+	}
 	m.dropping[k] = retire
 	return nil
 }
@@ -145,6 +150,26 @@ func (m *uploadMarks) isRetiring(k tier1.Key) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.dropping[k]
+}
+
+func (m *uploadMarks) beginRepair(k tier1.Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.repairs[k] = true
+}
+
+// endRepair is called once a repair upload of k is confirmed, or k is
+// retired.
+func (m *uploadMarks) endRepair(k tier1.Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.repairs, k)
+}
+
+func (m *uploadMarks) isRepairing(k tier1.Key) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.repairs[k]
 }
 
 // Reupload writes segment id's Tier 2 object again from its local copy
@@ -174,7 +199,7 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 	if err != nil {
 		return err
 	}
-	if !si.sealed || (!si.inTier0 && !si.inTier1) {
+	if !si.st.Sealed || (!si.st.InTier0 && !si.st.InTier1) {
 		return fmt.Errorf("segment %d of %s has no sealed local copy to upload from", id, stream)
 	}
 	ck := tier1.Key{Stream: stream, Segment: id}
@@ -191,13 +216,17 @@ func (s *Store) Reupload(ctx context.Context, stream string, id uint64) error {
 		return err
 	}
 	defer s.bg.cache.Unpin(ck)
-	if err := l.beginRepair(id); err != nil {
+	if err := l.checkRepairable(id); err != nil {
 		return err
 	}
-	// From here the repair is queued whatever fails: the segment already
-	// counts as out of Tier 2, and only a confirmed upload counts it in
-	// again. An UploadStarted left pending commits with the next manifest
-	// write, so no path may count the damaged object as a copy meanwhile.
+	// The damaged object is not relied on from here until a repair upload
+	// is confirmed, even if the manifest refuses the UploadStarted that
+	// says so (see uploadMarks.repairs).
+	s.bg.marks.beginRepair(ck)
+	// From here the repair is queued whatever fails: only a confirmed
+	// upload counts the segment in Tier 2 again. An UploadStarted taken by
+	// the manifest counts it out at once, even if left pending (it commits
+	// with the next manifest write); the repair mark covers one refused.
 	j := job{kind: jobUpload, log: l, segment: id, repair: true}
 	err = l.record(manifest.Record{Type: manifest.UploadStarted, Segment: id,
 		Payload: manifest.UploadStartedPayload{Key: tier2.SegmentKeyAt(stream, l.man.Epoch(), id)}})
@@ -225,7 +254,7 @@ func (b *background) pinVerifiedArtifact(l *Log, id uint64) error {
 		}
 		b.cache.Unpin(ck)
 		b.s.log.Error("tier1_artifact_damaged", "stream", l.name, "segment", id, "err", err)
-		if si := l.info(id); si == nil || !si.inTier0 {
+		if si := l.info(id); si == nil || !si.st.InTier0 {
 			return fmt.Errorf("tier 1 copy of segment %d of %s is damaged and there is no Tier 0 copy to compress it again from: %w", id, l.name, err)
 		}
 		if err = b.pinArtifact(l, id, true); err == nil {
@@ -246,7 +275,7 @@ func (b *background) pinVerifiedArtifact(l *Log, id uint64) error {
 func (b *background) pinArtifact(l *Log, id uint64, again bool) error {
 	ck := tier1.Key{Stream: l.name, Segment: id}
 	if again || !b.cache.Contains(ck) {
-		if si := l.info(id); si == nil || !si.inTier0 {
+		if si := l.info(id); si == nil || !si.st.InTier0 {
 			return fmt.Errorf("no Tier 0 copy to compress segment %d from", id)
 		}
 		if err := b.runCompress(job{kind: jobCompress, log: l, segment: id, replace: again}); err != nil {
@@ -298,40 +327,19 @@ func (b *background) verifyArtifact(l *Log, id uint64) error {
 	return nil
 }
 
-// beginRepair makes segment id count as out of Tier 2 before anything
-// records it: an UploadStarted that the manifest takes but cannot commit
-// still commits later, and from then on only the local copies are good.
-// It checks, under the lock that eviction takes to clear them, that a
-// local copy is still counted: a Tier 1 copy whose LocalEvicted is
-// committed or pending does not count, and repairing from it would leave
-// the manifest with the segment in no tier.
-func (l *Log) beginRepair(id uint64) error {
+// checkRepairable checks that a local copy of segment id is still
+// counted, so that the repair has one to upload from: a Tier 1 copy whose
+// LocalEvicted is committed or pending does not count, and repairing from
+// it would leave the manifest with the segment in no tier. The caller has
+// pinned the artifact, so no eviction takes the counted copy afterwards.
+func (l *Log) checkRepairable(id uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	si := l.segmentLocked(id)
-	if si == nil || (!si.inTier0 && !si.inTier1) {
+	if si == nil || (!si.st.InTier0 && !si.st.InTier1) {
 		return fmt.Errorf("segment %d of %s has no local copy left to upload from", id, l.name)
 	}
-	si.inTier2, si.etag = false, ""
 	return nil
-}
-
-func (l *Log) clearTier2(id uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if si := l.segmentLocked(id); si != nil {
-		si.inTier2, si.etag = false, ""
-	}
-}
-
-// clearNeedsRecovery is called once a repair re-upload is confirmed.
-func (l *Log) clearNeedsRecovery(id uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if si := l.segmentLocked(id); si != nil {
-		si.needsRecovery = false
-		l.forgetMaxExt()
-	}
 }
 
 // retire deletes one segment from Tier 2 and then locally, recording the
@@ -355,14 +363,14 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 	if err := b.retireTier1(l, id); err != nil {
 		return err
 	}
-	if si.inTier0 {
+	if si.st.InTier0 {
 		if err := l.record(manifest.Record{Type: manifest.LocalEvicted, Segment: id,
 			Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.bytes)}}); err != nil {
 			return err
 		}
 	}
-	if si.inTier2 && b.s.opts.Tier2 != nil {
-		objKey := si.tier2Key
+	if si.st.InTier2 && b.s.opts.Tier2 != nil {
+		objKey := si.st.Tier2Key
 		if err := l.record(manifest.Record{Type: manifest.Tier2DeleteQueued, Segment: id,
 			Payload: manifest.Tier2DeleteQueuedPayload{Key: objKey}}); err != nil {
 			return err
@@ -376,15 +384,16 @@ func (b *background) retire(ctx context.Context, l *Log, id uint64) error {
 		}
 	}
 	l.dropSegment(id)
-	b.s.log.Info("segment_retired", "stream", l.name, "segment", id, "key", si.tier2Key)
+	b.marks.endRepair(key)
+	b.s.log.Info("segment_retired", "stream", l.name, "segment", id, "key", si.st.Tier2Key)
 	return nil
 }
 
-// retireTier1 removes a retiring segment's Tier 1 copy through the
-// cache's eviction (OnEvict records LocalEvicted), which keeps a pinned
-// artifact: whoever pinned it relies on it.
+// retireTier1 removes a retiring segment's Tier 1 copy through an
+// eviction (which records LocalEvicted), which keeps a pinned artifact:
+// whoever pinned it relies on it.
 func (b *background) retireTier1(l *Log, id uint64) error {
-	err := b.cache.Evict(tier1.Key{Stream: l.name, Segment: id})
+	err := b.evictTier1(tier1.Key{Stream: l.name, Segment: id})
 	switch {
 	case err == nil, errors.Is(err, tier1.ErrNotCached):
 	case errors.Is(err, tier1.ErrPinned), errors.Is(err, tier1.ErrEvicting):
@@ -396,17 +405,13 @@ func (b *background) retireTier1(l *Log, id uint64) error {
 	// missing): record it gone all the same, or the manifest keeps the
 	// retired segment alive.
 	si := l.info(id)
-	if si == nil || !si.inTier1 {
+	if si == nil || !si.st.InTier1 {
 		return nil
 	}
-	err = l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
-		Payload: manifest.LocalEvictedPayload{ReclaimedBytes: uint64(si.compressed)}})
-	if err != nil && !isRecordPending(err) {
-		return err
-	}
-	// A pending LocalEvicted commits later: the copy counts as gone now.
-	l.setTier1(id, false, 0)
-	return err
+	// A pending LocalEvicted commits later: the copy counts as gone
+	// already (it took effect when appended).
+	return l.record(manifest.Record{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id,
+		Payload: manifest.LocalEvictedPayload{ReclaimedBytes: si.st.CompressedBytes}})
 }
 
 // retireLostAsync retires, in the background, lost segments whose records
@@ -456,7 +461,7 @@ func (b *background) retireLost(l *Log, id uint64) error {
 	for _, r := range []manifest.Record{
 		{Type: manifest.LocalEvicted, Segment: id, Payload: manifest.LocalEvictedPayload{}},
 		{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id, Payload: manifest.LocalEvictedPayload{}},
-		{Type: manifest.Tier2Deleted, Segment: id, Payload: manifest.Tier2DeletedPayload{Key: si.tier2Key}},
+		{Type: manifest.Tier2Deleted, Segment: id, Payload: manifest.Tier2DeletedPayload{Key: si.st.Tier2Key}},
 	} {
 		if err := l.record(r); err != nil {
 			return err

@@ -111,8 +111,8 @@ func TestFailedFsyncIsFlushBackpressureAndTheLogRecovers(t *testing.T) {
 	// The record whose fsync failed was never acknowledged: it is cut,
 	// even though the page cache may still hold it, and the watermark
 	// the ingest pipeline dedupes by falls back to the durable one.
-	if got, _ := s.LastExtID("fl"); got != 10 {
-		t.Fatalf("LastExtID after the failure = %d, want 10", got)
+	if d, _ := s.DedupeView("fl"); d.Last != 10 {
+		t.Fatalf("DedupeView().Last after the failure = %d, want 10", d.Last)
 	}
 	// Appends are refused until the caller resumes, so nothing is
 	// appended ahead of the redeliveries that must come first.

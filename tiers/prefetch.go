@@ -320,11 +320,11 @@ func (r *Reader) openPrefetched(ctx context.Context, si *segInfo) (ok bool, err 
 	if p == nil || !r.readAhead {
 		return false, nil
 	}
-	b, ok, err := p.acquire(ctx, si.tier2Key)
+	b, ok, err := p.acquire(ctx, si.st.Tier2Key)
 	if !ok {
 		return false, err
 	}
-	ar, err := tier1.NewArtifactReader(bytes.NewReader(b.data), int64(len(b.data)), si.tier2Key)
+	ar, err := tier1.NewArtifactReader(bytes.NewReader(b.data), int64(len(b.data)), si.st.Tier2Key)
 	if err != nil {
 		p.release(b)
 		return false, nil
@@ -361,8 +361,8 @@ func (l *Log) coldSegmentsAfter(id uint64, n int) []coldSegment {
 		if n--; n < 0 {
 			break
 		}
-		if si.inTier2 && !si.inTier0 && !si.inTier1 && !si.needsRecovery && si.tier2Key != "" {
-			out = append(out, coldSegment{key: si.tier2Key, size: si.compressed})
+		if si.st.InTier2 && !si.st.InTier0 && !si.st.InTier1 && !si.st.NeedsRecovery && si.st.Tier2Key != "" {
+			out = append(out, coldSegment{key: si.st.Tier2Key, size: int64(si.st.CompressedBytes)})
 		}
 	}
 	return out

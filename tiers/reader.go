@@ -120,18 +120,18 @@ func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
 		}
 		var e Entry
 		switch {
-		case si.inTier0:
+		case si.st.InTier0:
 			e, err = r.readTier0(si, si.id == activeID, durableBytes)
-		case si.inTier1:
+		case si.st.InTier1:
 			e, err = r.readTier1(si)
-		case si.needsRecovery:
-			return Entry{}, fmt.Errorf("%s segment %d needs recovery (%s): not readable until `aof2-admin manifest check --repair`", r.l.name, si.id, si.reason)
-		case si.inTier2 && (r.ranged || r.readAhead && r.s.prefetch != nil):
+		case si.st.NeedsRecovery:
+			return Entry{}, fmt.Errorf("%s segment %d needs recovery (%s): not readable until `aof2-admin manifest check --repair`", r.l.name, si.id, si.st.Reason)
+		case si.st.InTier2 && (r.ranged || r.readAhead && r.s.prefetch != nil):
 			e, err = r.readRanged(ctx, si)
-		case si.inTier2:
+		case si.st.InTier2:
 			key := tier1.Key{Stream: r.l.name, Segment: si.id}
 			if !wait {
-				if _, err := r.s.bg.hydrator.TryGet(key); err != nil {
+				if err := r.s.bg.hydrator.TryGet(key); err != nil {
 					return Entry{}, err
 				}
 				continue
@@ -139,7 +139,7 @@ func (r *Reader) read(ctx context.Context, wait bool) (Entry, error) {
 			if hydrations++; hydrations > 3 {
 				return Entry{}, fmt.Errorf("%s segment %d: hydrated %d times and still not readable from Tier 1", r.l.name, si.id, hydrations-1)
 			}
-			if _, err := r.s.bg.hydrator.Get(ctx, key); err != nil {
+			if err := r.s.bg.hydrator.Get(ctx, key); err != nil {
 				return Entry{}, err
 			}
 			continue
@@ -202,7 +202,7 @@ func (r *Reader) readRanged(ctx context.Context, si *segInfo) (Entry, error) {
 			return Entry{}, err
 		}
 		if !ok {
-			ar, err := r.s.openRemote(ctx, r.l.name, si.id, si.tier2Key)
+			ar, err := r.s.openRemote(ctx, r.l.name, si.id, si.st.Tier2Key)
 			if err != nil {
 				return Entry{}, err
 			}

@@ -257,7 +257,7 @@ func (p *recoveryPlanner) planSegment(id uint64) (*segInfo, error) {
 	si := infoFromManifest(id, st, known)
 	var fileActs []recoveryAction
 	if f != nil {
-		si.inTier0 = true
+		si.st.InTier0 = true
 		var err error
 		if fileActs, err = p.planTier0File(&si, known, f); err != nil {
 			return nil, err
@@ -269,17 +269,16 @@ func (p *recoveryPlanner) planSegment(id uint64) (*segInfo, error) {
 	return &si, nil
 }
 
-// infoFromManifest is segment id as the manifest describes it.
+// infoFromManifest is segment id as the manifest describes it: its folded
+// state, except the Tier 0 copy, which the file found decides.
 func infoFromManifest(id uint64, st manifest.SegmentState, known bool) segInfo {
 	if !known {
-		return segInfo{id: id}
+		return segInfo{id: id, st: manifest.SegmentState{Segment: id}}
 	}
+	st.InTier0 = false
 	return segInfo{
-		id: id, base: st.BaseOffset, next: st.LastLogicalOffset, sealed: st.Sealed,
-		bytes: int64(st.DurableBytes), crc64: st.CRC64, lastExt: st.LastExtID,
-		inTier1: st.InTier1, inTier2: st.InTier2, tier2Key: st.Tier2Key, etag: st.ETag,
-		compressed: int64(st.CompressedBytes), needsRecovery: st.NeedsRecovery,
-		reason: st.Reason, createdMS: st.OpenedMS,
+		id: id, st: st, base: st.BaseOffset, next: st.LastLogicalOffset,
+		bytes: int64(st.DurableBytes), crc64: st.CRC64, lastExt: st.LastExtID, createdMS: st.OpenedMS,
 		boundsKnown: st.BoundsKnown, firstExt: st.FirstExtID, firstMS: st.FirstAppendMS, lastMS: st.LastAppendMS,
 	}
 }
@@ -297,7 +296,7 @@ func (p *recoveryPlanner) planTier0File(si *segInfo, known bool, f *tier0File) (
 			acts = append(acts, recordOpened{id, rep.Header.BaseOffset, rep.Header.CreatedMS})
 			si.createdMS = rep.Header.CreatedMS
 		}
-		si.base, si.next, si.bytes, si.lastExt, si.sealed = rep.Header.BaseOffset, rep.NextOffset, rep.DurableBytes, f.scan.lastExt, false
+		si.base, si.next, si.bytes, si.lastExt, si.st.Sealed = rep.Header.BaseOffset, rep.NextOffset, rep.DurableBytes, f.scan.lastExt, false
 		return append(acts, adoptTail{id, f.scan.w, rep}), nil
 	}
 	// Any file but an adopted tail is sealed on disk, or must be.
@@ -324,10 +323,10 @@ func (p *recoveryPlanner) planTier0File(si *segInfo, known bool, f *tier0File) (
 	if f.hasFooter {
 		fillFromFooter(si, f.footer)
 	}
-	if !si.sealed {
+	if !si.st.Sealed {
 		// Sealed on disk but the manifest missed it (crash between the
 		// footer and the record).
-		si.sealed = true
+		si.st.Sealed = true
 		acts = append(acts, redoSeal{id})
 	}
 	return acts, nil
@@ -338,17 +337,17 @@ func (p *recoveryPlanner) planTier0File(si *segInfo, known bool, f *tier0File) (
 func (p *recoveryPlanner) planCopies(si *segInfo, st manifest.SegmentState, known, inTier0 bool) {
 	id := si.id
 	if inTier0 {
-		p.add(chargeTier0Budget{id, si.sealed, si.inTier1 && p.inv.tier1[id]})
+		p.add(chargeTier0Budget{id, si.st.Sealed, si.st.InTier1 && p.inv.tier1[id]})
 	} else if known && st.InTier0 && !st.InTier1 && !st.InTier2 {
 		p.fix(si, markMissing{id, "tier0 file missing and no other copy"})
 	}
-	if si.inTier1 && si.inTier2 {
+	if si.st.InTier1 && si.st.InTier2 {
 		// The cache does not persist its uploaded mark; the manifest does.
 		p.add(markArtifactUploaded{id})
 	}
-	if si.inTier1 && !p.inv.tier1[id] {
+	if si.st.InTier1 && !p.inv.tier1[id] {
 		p.fix(si, forgetTier1Copy{id})
-		if !si.inTier0 && !si.inTier2 {
+		if !si.st.InTier0 && !si.st.InTier2 {
 			p.fix(si, markMissing{id, "tier1 artifact missing and no other copy"})
 		}
 	}
@@ -369,7 +368,7 @@ func (p *recoveryPlanner) planPendingDeletes(segs []*segInfo) {
 		if p.inv.manifest[si.id].PendingJobs&manifest.PendingDelete == 0 {
 			continue
 		}
-		if si.inTier0 || si.inTier1 {
+		if si.st.InTier0 || si.st.InTier1 {
 			p.fix(si, undoTier2Delete{si.id})
 		} else {
 			p.add(resumeRetirement{si.id})
@@ -381,10 +380,10 @@ func (p *recoveryPlanner) planPendingDeletes(segs []*segInfo) {
 func (p *recoveryPlanner) planJobs(segs []*segInfo) {
 	for _, si := range segs {
 		switch {
-		case si.needsRecovery:
-		case si.sealed && si.inTier0 && !si.inTier1:
+		case si.st.NeedsRecovery:
+		case si.st.Sealed && si.st.InTier0 && !si.st.InTier1:
 			p.add(queueCompression{si.id})
-		case si.sealed && si.inTier1 && !si.inTier2:
+		case si.st.Sealed && si.st.InTier1 && !si.st.InTier2:
 			p.add(queueUpload{si.id})
 		}
 	}
@@ -469,12 +468,10 @@ type recordOpened struct {
 }
 
 func (a recordOpened) apply(l *Log) error {
-	if _, err := l.man.Append(manifest.Record{Type: manifest.SegmentOpened, Segment: a.seg,
+	_, err := l.appendRecordLocked(manifest.Record{Type: manifest.SegmentOpened, Segment: a.seg,
 		LogicalOffset: a.base, TimestampMS: a.createdMS,
-		Payload: manifest.SegmentOpenedPayload{BaseOffset: a.base}}); err != nil {
-		return fmt.Errorf("manifest SegmentOpened: %w", err)
-	}
-	return nil
+		Payload: manifest.SegmentOpenedPayload{BaseOffset: a.base}})
+	return err
 }
 
 // adoptTail makes the unsealed tail, cut back to its longest valid record
@@ -523,7 +520,9 @@ func (a redoSeal) apply(l *Log) error {
 	} else {
 		si.setBounds(b)
 	}
-	return l.recordSeal(si, segment.Footer{DurableBytes: uint64(si.bytes), CRC64: si.crc64, LastExtID: si.lastExt})
+	rs, err := l.recordSeal(si, segment.Footer{DurableBytes: uint64(si.bytes), CRC64: si.crc64, LastExtID: si.lastExt})
+	l.recordedAtBoot = append(l.recordedAtBoot, rs...)
+	return err
 }
 
 // chargeTier0Budget counts the Tier 0 file against the Tier 0 budget.
@@ -547,7 +546,9 @@ type markMissing struct {
 	lost string // which copy was the last, for the log
 }
 
-func (a markMissing) fix(si *segInfo) { si.needsRecovery, si.reason = true, manifest.ReasonMissing }
+func (a markMissing) fix(si *segInfo) {
+	si.st.NeedsRecovery, si.st.Reason = true, manifest.ReasonMissing
+}
 
 func (a markMissing) apply(l *Log) error {
 	l.s.log.Error("segment_missing", "stream", l.name, "segment", a.seg, "reason", a.lost)
@@ -558,7 +559,7 @@ func (a markMissing) apply(l *Log) error {
 // does not hold.
 type forgetTier1Copy struct{ seg uint64 }
 
-func (a forgetTier1Copy) fix(si *segInfo)    { si.inTier1 = false }
+func (a forgetTier1Copy) fix(si *segInfo)    { si.st.InTier1 = false }
 func (a forgetTier1Copy) apply(l *Log) error { return applyFix(l, a.seg, a) }
 
 // markArtifactUploaded has the Tier 1 artifact marked uploaded once the
@@ -575,13 +576,16 @@ type openNextSegment struct{}
 
 func (openNextSegment) apply(l *Log) error { return l.openNextLocked() }
 
-// commitManifest commits every record the plan appended.
+// commitManifest commits every record the plan appended; those that wait
+// for their commit (the redone seals) then take effect.
 type commitManifest struct{}
 
 func (commitManifest) apply(l *Log) error {
 	if err := l.man.Commit(); err != nil {
 		return fmt.Errorf("commit manifest: %w", err)
 	}
+	l.committedLocked(l.recordedAtBoot...)
+	l.recordedAtBoot = nil
 	l.forgetMaxExt() // whatever was asked while the segments were loading
 	return nil
 }
@@ -590,7 +594,7 @@ func (commitManifest) apply(l *Log) error {
 // a crash interrupted while it has a local copy: it is uploaded again.
 type undoTier2Delete struct{ seg uint64 }
 
-func (a undoTier2Delete) fix(si *segInfo)    { si.inTier2 = false }
+func (a undoTier2Delete) fix(si *segInfo)    { si.st.InTier2 = false }
 func (a undoTier2Delete) apply(l *Log) error { return applyFix(l, a.seg, a) }
 
 // resumeRetirement hands a segment whose retirement a crash interrupted

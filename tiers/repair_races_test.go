@@ -2,6 +2,7 @@ package tiers
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bop-aof/aof/internal/vfs"
+	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/tier1"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tiers/tier2/memory"
@@ -147,6 +149,66 @@ func TestReuploadWhoseStartRecordFailsKeepsEveryLocalCopy(t *testing.T) {
 	}
 }
 
+// A Reupload whose UploadStarted record the manifest refuses outright (an
+// earlier commit failed and the retry fails too) leaves the manifest
+// vouching for the damaged object. Until the queued repair confirms a good
+// one, no eviction may rely on that object: once the manifest works again,
+// EvictLocal is refused rather than drop the last good copies.
+func TestReuploadWhoseStartRecordIsRefusedKeepsEveryLocalCopy(t *testing.T) {
+	ctx := testCtx(t)
+	b := memory.New()
+	ffs := vfs.NewFaultFS(nil)
+	s := openStore(t, Options{Root: t.TempDir(), FS: ffs, SegmentTargetBytes: 4 << 10, Tier2: b,
+		JobRetryBackoff: 2 * time.Second}) // the queued repair waits while the test looks
+	defer s.Close()
+	const stream = "rf"
+	id := sealUploaded(t, s, stream)
+	key := tier2.SegmentKey(stream, id)
+	good, err := os.ReadFile(s.bg.cache.Path(tier1.Key{Stream: stream, Segment: id}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Corrupt(key, 100) {
+		t.Fatal("no object to damage")
+	}
+	l, _ := s.existing(stream)
+	// A commit fails, and so does its retry at the Reupload's append.
+	ffs.Inject(vfs.Fault{Op: vfs.OpSync, Times: 2, Err: vfs.ENOSPC, Match: manifestOf(stream)})
+	if _, err := l.man.Append(manifest.Record{Type: manifest.CompressionStarted, Segment: id,
+		Payload: manifest.CompressionStartedPayload{JobID: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.man.Commit(); err == nil {
+		t.Fatal("manifest commit succeeded through an injected fsync failure")
+	}
+	if err := s.Reupload(ctx, stream, id); err == nil {
+		t.Fatal("Reupload succeeded although the manifest refused its UploadStarted")
+	}
+	if ms, _ := l.man.Segment(id); !ms.InTier2 {
+		t.Fatalf("manifest after the refused UploadStarted: %+v, want it still vouching for the object", ms)
+	}
+	// The manifest works again; the repair is still queued.
+	if err := s.EvictLocal(ctx, stream, id); err == nil {
+		if obj, _ := b.Bytes(key); !bytes.Equal(obj, good) {
+			t.Fatal("EvictLocal dropped the local copies while Tier 2 holds the damaged object")
+		}
+	}
+	waitFor(t, "the queued repair to replace the object", func() bool {
+		obj, _ := b.Bytes(key)
+		return bytes.Equal(obj, good) && segmentStatus(t, s, stream, id).InTier2
+	})
+	// The repair's upload ends just after it confirms the object.
+	var evictErr error
+	waitFor(t, "EvictLocal to succeed once the repair is confirmed", func() bool {
+		evictErr = s.EvictLocal(ctx, stream, id)
+		return evictErr == nil || !errors.Is(evictErr, errRetireLater)
+	})
+	if evictErr != nil {
+		t.Fatalf("EvictLocal once the repair is confirmed: %v", evictErr)
+	}
+	readAll(t, s, stream, 50)
+}
+
 // A Tier 1 eviction whose LocalEvicted record stays pending (commit
 // failed) has as good as happened: when a Reupload follows, it must not
 // write UploadStarted for a segment whose manifest then counts no copy.
@@ -203,8 +265,8 @@ func TestEvictLocalRacingAReuploadNeverLeavesTheSegmentInNoTier(t *testing.T) {
 	}
 }
 
-// A Tier 1 budget eviction runs its OnEvict (commits LocalEvicted) before
-// removing the file. A Reupload that pins the artifact in that window
+// A Tier 1 budget eviction commits LocalEvicted before the cache removes
+// the file, on the store's Tier 1 eviction goroutine. A Reupload that pins the artifact in that window
 // must be refused: otherwise the artifact survives while the manifest says
 // it is gone, and the repair's UploadStarted leaves the segment in no
 // tier until the upload confirms (a crash in between loses it).
@@ -222,14 +284,13 @@ func TestTier1EvictionRacingAReuploadNeverLeavesTheSegmentInNoTier(t *testing.T)
 	b.Corrupt(tier2.SegmentKey(stream, id), 100)
 	b.FailPuts(1000, nil) // no re-upload confirms while the test looks
 	g.arm(0)
-	evicted := make(chan struct{})
-	go func() { s.SetTier1MaxBytes(1); close(evicted) }()
+	s.SetTier1MaxBytes(1) // wakes the eviction goroutine
 	<-g.entered
 	ruErr := make(chan error, 1)
 	go func() { ruErr <- s.Reupload(ctx, stream, id) }()
 	raceWindow(ruErr)
 	close(g.release)
-	<-evicted
+	waitFor(t, "the budget eviction to remove the artifact", func() bool { return s.bg.cache.Stats().Files == 0 })
 	t.Logf("Reupload: %v", <-ruErr)
 	requireManifestCountsACopy(t, s, stream, id)
 	st := segmentStatus(t, s, stream, id)

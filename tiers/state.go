@@ -14,49 +14,6 @@ import (
 	"github.com/bop-aof/aof/tiers/tier2"
 )
 
-// record appends a manifest record for this stream and commits it, so the
-// transition it describes is durable before the caller reports it done.
-// A refused Append leaves nothing behind; a failed Commit returns a
-// *recordPendingError, because the record then stays pending.
-func (l *Log) record(r manifest.Record) error {
-	if r.TimestampMS == 0 {
-		r.TimestampMS = l.s.opts.Now().UnixMilli()
-	}
-	// A failed or refused manifest write is counted (metadata_failures) by
-	// the manifest itself, whichever path wrote it.
-	if _, err := l.man.Append(r); err != nil {
-		return fmt.Errorf("manifest %s: %w", r.Type, err)
-	}
-	if err := l.man.Commit(); err != nil {
-		return &recordPendingError{Type: r.Type, Segment: r.Segment, Err: err}
-	}
-	return nil
-}
-
-// recordPendingError says the manifest took a record but could not commit
-// it. The record stays pending and commits with the stream's next manifest
-// write (or is lost with a crash before that), so the transition it
-// describes may or may not become durable. The caller must leave the
-// in-memory state that is safe either way: a copy the record removes
-// counts as gone, a copy it adds does not count yet.
-type recordPendingError struct {
-	Type    manifest.RecordType
-	Segment uint64
-	Err     error
-}
-
-func (e *recordPendingError) Error() string {
-	return fmt.Sprintf("manifest %s of segment %d not committed (pending, commits with the next manifest write): %v", e.Type, e.Segment, e.Err)
-}
-
-func (e *recordPendingError) Unwrap() error { return e.Err }
-
-// isRecordPending reports whether err left its record pending.
-func isRecordPending(err error) bool {
-	var pe *recordPendingError
-	return errors.As(err, &pe)
-}
-
 // info returns a copy of what the log knows of segment id, or nil.
 func (l *Log) info(id uint64) *segInfo {
 	l.mu.Lock()
@@ -77,18 +34,6 @@ func (l *Log) holds(id uint64) bool {
 	return l.segmentLocked(id) != nil
 }
 
-func (l *Log) setTier1(id uint64, in bool, compressed int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if si := l.segmentLocked(id); si != nil {
-		si.inTier1 = in
-		if compressed > 0 {
-			si.compressed = compressed
-		}
-	}
-	l.cond.Broadcast()
-}
-
 func (l *Log) setHydrating(id uint64, on bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -106,23 +51,6 @@ func (l *Log) addHydrated(id uint64, n int) {
 	}
 }
 
-func (l *Log) setTier2(id uint64, key, etag string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if si := l.segmentLocked(id); si != nil {
-		si.inTier2, si.tier2Key, si.etag = true, key, etag
-	}
-}
-
-func (l *Log) markNeedsRecovery(id uint64, reason manifest.ReasonCode) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if si := l.segmentLocked(id); si != nil {
-		si.needsRecovery, si.reason = true, reason
-		l.forgetMaxExt()
-	}
-}
-
 // retentionVictims returns, oldest first, the segments retention should
 // delete from Tier 2.
 func (l *Log) retentionVictims(now time.Time, maxAge time.Duration, maxBytes int64) []uint64 {
@@ -135,13 +63,13 @@ func (l *Log) retentionVictims(now time.Time, maxAge time.Duration, maxBytes int
 	var total int64
 	prefix := true
 	for _, si := range l.segs {
-		if !si.sealed {
+		if !si.st.Sealed {
 			continue
 		}
-		if si.inTier2 {
-			total += si.compressed
+		if si.st.InTier2 {
+			total += int64(si.st.CompressedBytes)
 		}
-		prefix = prefix && si.inTier2
+		prefix = prefix && si.st.InTier2
 		if prefix {
 			sealed = append(sealed, si)
 		}
@@ -149,7 +77,7 @@ func (l *Log) retentionVictims(now time.Time, maxAge time.Duration, maxBytes int
 	// The newest sealed segment always stays.
 	newest := uint64(0)
 	for _, si := range l.segs {
-		if si.sealed {
+		if si.st.Sealed {
 			newest = si.id
 		}
 	}
@@ -164,7 +92,7 @@ func (l *Log) retentionVictims(now time.Time, maxAge time.Duration, maxBytes int
 			break
 		}
 		victims = append(victims, si.id)
-		total -= si.compressed
+		total -= int64(si.st.CompressedBytes)
 	}
 	return victims
 }
@@ -177,10 +105,10 @@ func (l *Log) dropSegment(id uint64) {
 		if si.id != id {
 			continue
 		}
-		if si.inTier0 {
-			if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
-				l.s.log.Warn("retention_remove_failed", "stream", l.name, "segment", id, "err", err)
-			}
+		// Its LocalEvicted is recorded already (it left the view's Tier 0
+		// then); the file goes now, if one is left.
+		if err := l.s.fs.Remove(filepath.Join(l.dir0, segment.FileName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.s.log.Warn("retention_remove_failed", "stream", l.name, "segment", id, "err", err)
 		}
 		l.s.budget.Forget(newSegmentKey(l.name, id))
 		l.segs = append(l.segs[:i], l.segs[i+1:]...)
@@ -215,7 +143,7 @@ const (
 // active segment.
 func (si *segInfo) phase(active bool) SegmentPhase {
 	switch {
-	case si.needsRecovery:
+	case si.st.NeedsRecovery:
 		return PhaseNeedsRecovery
 	case active:
 		return PhaseActive
@@ -280,9 +208,9 @@ func (l *Log) Segments() []SegmentStatus {
 	for _, si := range l.segs {
 		st := SegmentStatus{
 			Stream: l.name, Segment: si.id, BaseOffset: si.base, NextOffset: si.next,
-			Records: si.next - si.base, Bytes: si.bytes, CompressedBytes: si.compressed,
-			InTier0: si.inTier0, InTier1: si.inTier1, InTier2: si.inTier2,
-			Tier2Key: si.tier2Key, ETag: si.etag, NeedsRecovery: si.needsRecovery,
+			Records: si.next - si.base, Bytes: si.bytes, CompressedBytes: int64(si.st.CompressedBytes),
+			InTier0: si.st.InTier0, InTier1: si.st.InTier1, InTier2: si.st.InTier2,
+			Tier2Key: si.st.Tier2Key, ETag: si.st.ETag, NeedsRecovery: si.st.NeedsRecovery,
 			State: si.phase(si.id == activeID),
 		}
 		st.setBounds(si)
@@ -292,8 +220,8 @@ func (l *Log) Segments() []SegmentStatus {
 			st.Records = st.NextOffset - si.base
 			st.setWriterBounds(l.active.DurableBounds())
 		}
-		if si.needsRecovery {
-			st.Reason = si.reason.String()
+		if si.st.NeedsRecovery {
+			st.Reason = si.st.Reason.String()
 		}
 		st.PendingHydration = si.hydrating
 		if si.hydrating {
@@ -327,11 +255,10 @@ func (s *Store) Hydrate(ctx context.Context, stream string, id uint64) error {
 	if err != nil {
 		return err
 	}
-	if si.inTier0 || si.inTier1 {
+	if si.st.InTier0 || si.st.InTier1 {
 		return nil
 	}
-	_, err = s.bg.hydrator.Get(ctx, tier1.Key{Stream: stream, Segment: id})
-	return err
+	return s.bg.hydrator.Get(ctx, tier1.Key{Stream: stream, Segment: id})
 }
 
 // EvictLocal drops the local copies of a sealed segment that Tier 2 holds,
@@ -353,19 +280,18 @@ func (s *Store) EvictLocal(ctx context.Context, stream string, id uint64) error 
 	if si == nil {
 		return fmt.Errorf("%w: segment %d of %s", ErrSegmentNotFound, id, stream)
 	}
-	if !si.sealed || !si.inTier2 {
+	if !si.st.Sealed || !si.st.InTier2 {
 		return fmt.Errorf("segment %d of %s is not confirmed in tier 2; refusing to evict its local copies", id, stream)
 	}
-	if si.inTier0 {
+	if si.st.InTier0 {
 		if err := l.evictTier0(ctx, id); err != nil {
 			return err
 		}
-		s.budget.Forget(newSegmentKey(stream, id))
 	}
 	// The cache checks the pins and marks the artifact as evicting in one
 	// step, so a Reupload that pinned it keeps it, and one that comes
 	// while the LocalEvicted is recorded is refused its pin.
-	err = s.bg.cache.Evict(key)
+	err = s.bg.evictTier1(key)
 	if errors.Is(err, tier1.ErrNotCached) {
 		return nil
 	}
@@ -381,21 +307,21 @@ func (s *Store) RestoreTier1(ctx context.Context, stream string, id uint64) erro
 	if err != nil {
 		return err
 	}
-	if !si.sealed {
+	if !si.st.Sealed {
 		return fmt.Errorf("segment %d of %s is not sealed: it has no Tier 1 copy to restore", id, stream)
 	}
 	ck := tier1.Key{Stream: stream, Segment: id}
-	if si.inTier0 {
+	if si.st.InTier0 {
 		if err := s.bg.pinVerifiedArtifact(l, id); err != nil {
 			return err
 		}
 		s.bg.cache.Unpin(ck)
 		return nil
 	}
-	if !si.inTier2 {
+	if !si.st.InTier2 {
 		return fmt.Errorf("segment %d of %s has neither a Tier 0 nor a confirmed Tier 2 copy to restore its Tier 1 copy from", id, stream)
 	}
-	if err := s.bg.cache.Evict(ck); err != nil && !errors.Is(err, tier1.ErrNotCached) {
+	if err := s.bg.evictTier1(ck); err != nil && !errors.Is(err, tier1.ErrNotCached) {
 		return fmt.Errorf("drop damaged tier 1 copy: %w", err)
 	}
 	return s.Hydrate(ctx, stream, id)
@@ -534,7 +460,7 @@ func (l *Log) olderAwaitingUpload(id uint64) uint64 {
 		if si.id >= id {
 			break
 		}
-		if si.sealed && !si.inTier2 && !si.needsRecovery && (si.inTier0 || si.inTier1) {
+		if si.st.Sealed && !si.st.InTier2 && !si.st.NeedsRecovery && (si.st.InTier0 || si.st.InTier1) {
 			return si.id
 		}
 	}

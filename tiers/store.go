@@ -348,8 +348,10 @@ func (s *Store) existing(stream string) (*Log, error) {
 }
 
 // openLog opens stream's log once. Opens are serialised by openMu, not
-// s.mu: recovery calls into the Tier 1 cache, whose eviction callback
-// looks streams up under s.mu.
+// s.mu: recovery removes stale Tier 1 artifacts (Cache.Remove), which
+// waits for an eviction of the same artifact in flight on the Tier 1
+// eviction goroutine (evictTier1Loop), and that eviction looks streams up
+// under s.mu.
 func (s *Store) openLog(ctx context.Context, stream string) (*Log, error) {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
@@ -366,8 +368,9 @@ func (s *Store) openLog(ctx context.Context, stream string) (*Log, error) {
 	s.mu.Lock()
 	s.logs[stream] = l
 	s.mu.Unlock()
-	// Marking artifacts uploaded may evict some at once, which records
-	// LocalEvicted through the log: only now is it registered.
+	// Marking artifacts uploaded wakes the Tier 1 eviction goroutine,
+	// which records LocalEvicted through the log: only now can it find
+	// the log (an eviction that cannot is deferred to the next wake-up).
 	for _, id := range l.uploadedAtBoot {
 		s.bg.cache.MarkUploaded(tier1.Key{Stream: stream, Segment: id})
 	}
@@ -450,19 +453,6 @@ func (s *Store) SyncTo(ctx context.Context, stream string, next uint64) error {
 		return err
 	}
 	return l.SyncTo(ctx, next)
-}
-
-// LastExtID is the highest ext_id appended to stream (durable, or being
-// synced by a caller that will not acknowledge before SyncTo returns); 0
-// when the stream holds nothing.
-func (s *Store) LastExtID(stream string) (uint64, error) {
-	s.mu.Lock()
-	l := s.logs[stream]
-	s.mu.Unlock()
-	if l == nil {
-		return 0, nil
-	}
-	return l.LastExtID(), nil
 }
 
 // WaitForAdmission blocks until n bytes could be admitted to Tier 0, or

@@ -93,8 +93,8 @@ func TestAppendRollReadAcrossTiers0And1(t *testing.T) {
 		}
 		return true
 	})
-	if got, _ := s.LastExtID("orders"); got != 500 {
-		t.Fatalf("LastExtID = %d, want 500", got)
+	if d, _ := s.DedupeView("orders"); d.Last != 500 {
+		t.Fatalf("DedupeView().Last = %d, want 500", d.Last)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("close: %v", err)
@@ -104,8 +104,8 @@ func TestAppendRollReadAcrossTiers0And1(t *testing.T) {
 	// appends continue at the next offset.
 	s = openStore(t, Options{Root: root, SegmentTargetBytes: 4 << 10, FrameBytes: 1 << 10})
 	defer s.Close()
-	if got, _ := s.LastExtID("orders"); got != 500 {
-		t.Fatalf("LastExtID after restart = %d, want 500", got)
+	if d, _ := s.DedupeView("orders"); d.Last != 500 {
+		t.Fatalf("DedupeView().Last after restart = %d, want 500", d.Last)
 	}
 	appendN(t, s, "orders", 500, 10)
 	readAll(t, s, "orders", 510)
@@ -184,12 +184,15 @@ func TestFullSegmentLifeThroughTier2(t *testing.T) {
 			t.Fatalf("segment %d still local after eviction: %+v", st.Segment, st)
 		}
 	}
+	requireViewIsTheManifestFold(t, s, "life")
 	readAll(t, s, "life", 400)
+	requireViewIsTheManifestFold(t, s, "life")
 
 	// The manifest says the same, also after a restart.
 	s.Close()
 	s = openStore(t, opts)
 	defer s.Close()
+	requireViewIsTheManifestFold(t, s, "life")
 	readAll(t, s, "life", 400)
 	l, _ := s.existing("life")
 	idx := l.man.Index()

@@ -388,18 +388,7 @@ func (b *Budget) AdmitWait(ctx context.Context, stream string, n int64) (*Admiss
 		}
 		if b.queue.Front() == w.elem {
 			if cands := b.pickLocked(n, skip); len(cands) > 0 {
-				b.mu.Unlock()
-				failed := b.evictAll(ctx, cands)
-				b.mu.Lock()
-				if len(failed) > 0 {
-					if skip == nil {
-						skip = make(map[*segment]bool)
-					}
-					for _, s := range failed {
-						skip[s] = true
-					}
-				}
-				b.grantLocked()
+				skip = b.evictForFrontLocked(ctx, cands, skip)
 				if ctx.Err() == nil {
 					continue
 				}
@@ -420,22 +409,46 @@ func (b *Budget) AdmitWait(ctx context.Context, stream string, n int64) (*Admiss
 			b.mu.Lock()
 		case <-ctx.Done():
 			b.mu.Lock()
-			if w.err != nil {
-				b.mu.Unlock()
-				return nil, w.err
-			}
-			if w.granted {
-				// Granted while we were giving up: put the bytes back, as
-				// the caller will not get a guard to release them with.
-				b.reserved -= n
-			} else {
-				b.queue.Remove(w.elem)
-			}
-			b.grantLocked()
+			err := b.abandonLocked(w, ctx.Err())
 			b.mu.Unlock()
-			return nil, backpressure.New(backpressure.Admission, stream, ctx.Err())
+			return nil, err
 		}
 	}
+}
+
+// evictForFrontLocked evicts cands for the waiter at the front of the
+// queue, with b.mu released meanwhile, and returns skip with the
+// candidates that failed added: they are not tried again until something
+// changes.
+func (b *Budget) evictForFrontLocked(ctx context.Context, cands []candidate, skip map[*segment]bool) map[*segment]bool {
+	b.mu.Unlock()
+	failed := b.evictAll(ctx, cands)
+	b.mu.Lock()
+	if len(failed) > 0 && skip == nil {
+		skip = make(map[*segment]bool)
+	}
+	for _, s := range failed {
+		skip[s] = true
+	}
+	b.grantLocked()
+	return skip
+}
+
+// abandonLocked takes waiter w, whose context ended with cause, out of the
+// queue and returns the error its AdmitWait answers.
+func (b *Budget) abandonLocked(w *waiter, cause error) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.granted {
+		// Granted while we were giving up: put the bytes back, as the
+		// caller will not get a guard to release them with.
+		b.reserved -= w.n
+	} else {
+		b.queue.Remove(w.elem)
+	}
+	b.grantLocked()
+	return backpressure.New(backpressure.Admission, w.stream, cause)
 }
 
 func (b *Budget) checkRequest(stream string, n int64) error {

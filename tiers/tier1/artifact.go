@@ -1,6 +1,6 @@
 // Package tier1 is the warm tier: sealed segments compressed into the standard
-// zstd seekable format on local disk, a byte budget with LRU eviction, a
-// bounded pool for compression jobs and a hydration queue.
+// zstd seekable format on local disk, and a cache of them under a byte
+// budget, evicted least recently used first by its owner (see Cache).
 //
 // The package works on bytes. It does not know the segment format: the caller
 // passes the byte offset and logical offset at which every record starts

@@ -25,10 +25,15 @@ type Key struct {
 
 func (k Key) String() string { return fmt.Sprintf("%s/%020d", k.Stream, k.Segment) }
 
-// Eviction is what the OnEvict callback receives.
+// Eviction is one artifact on its way out, from NextEviction or
+// BeginEvict until FinishEviction.
 type Eviction struct {
 	Key   Key
 	Bytes int64
+	e     *entry
+	// needUploaded: a budget eviction, which goes ahead only if the
+	// artifact is still marked uploaded when it finishes.
+	needUploaded bool
 }
 
 // CacheOptions configures a Cache.
@@ -39,12 +44,7 @@ type CacheOptions struct {
 	FS vfs.FS
 	// MaxBytes is the byte budget; 0 means unlimited.
 	MaxBytes int64
-	// OnEvict is called before an evicted artifact's file is removed, so the
-	// store can write a LocalEvicted manifest record first. If it returns an
-	// error the artifact is kept and eviction moves on to the next candidate.
-	// It is called without the cache lock held, and never concurrently.
-	OnEvict func(Eviction) error
-	Logger  *slog.Logger
+	Logger   *slog.Logger
 }
 
 // CacheStats is a point-in-time view of the cache.
@@ -60,10 +60,11 @@ type CacheStats struct {
 var ErrNotCached = errors.New("tier1: artifact not cached")
 
 // ErrEvicting is returned by Pin for an artifact whose eviction has begun
-// (OnEvict is recording it as gone), and by Evict for a pinned one.
+// (its owner is recording it as gone), and by BeginEvict for one already
+// being evicted.
 var ErrEvicting = errors.New("tier1: artifact is being evicted")
 
-// ErrPinned is returned by Evict for an artifact in use.
+// ErrPinned is returned by BeginEvict for an artifact in use.
 var ErrPinned = errors.New("tier1: artifact is pinned")
 
 type entry struct {
@@ -72,8 +73,9 @@ type entry struct {
 	uploaded bool
 	pins     int
 	// evicting is set, under the cache lock and only while pins is 0,
-	// from before OnEvict runs until the entry is dropped (after its file
-	// is removed) or kept: Pin refuses it, so nobody starts relying on an
+	// from the start of an eviction (NextEviction, BeginEvict) until the
+	// entry is dropped (after its file is removed) or kept
+	// (FinishEviction): Pin refuses it, so nobody starts relying on an
 	// artifact the store is recording as gone, and Put waits for it, so
 	// the removal never takes the file of the artifact that replaces it.
 	evicting bool
@@ -84,19 +86,28 @@ type entry struct {
 // budget. Eviction is least-recently-used, and only ever removes artifacts
 // that are marked uploaded (confirmed in Tier 2) and not pinned, so the cache
 // may stay over budget while nothing is evictable; Stats shows it. An
-// operator's Evict skips the uploaded mark but not the pins. While OnEvict
-// runs for an artifact, Pin refuses it.
+// operator's eviction (BeginEvict) skips the uploaded mark but not the pins.
+//
+// The cache evicts nothing by itself and calls nobody: its owner records
+// each eviction (the store writes a LocalEvicted manifest record) before
+// the file goes, in two steps, NextEviction or BeginEvict, then
+// FinishEviction. Whatever may take the cache over budget or make an
+// artifact evictable (Put, Unpin, MarkUploaded, SetMaxBytes, Scan) signals
+// EvictionDue, a channel holding one pending wake-up that the owner drains
+// on a goroutine of its own (wlog's actor style). So no caller of the cache
+// runs an eviction, and the cache never takes a lock of its owner.
 //
 // The uploaded mark is not stored on disk: after a restart, Scan finds the
 // files and the store marks the uploaded ones again from the manifest.
 // Cache is safe for concurrent use.
 type Cache struct {
-	root    string
-	fs      vfs.FS
-	onEvict func(Eviction) error
-	log     *slog.Logger
+	root string
+	fs   vfs.FS
+	log  *slog.Logger
 
-	evictMu sync.Mutex // serialises eviction passes, so OnEvict never runs concurrently
+	// due is EvictionDue: one pending wake-up is enough, as the owner's
+	// pass runs until NextEviction finds nothing.
+	due chan struct{}
 
 	mu       sync.Mutex
 	entries  map[Key]*entry
@@ -118,12 +129,12 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 	c := &Cache{
 		root:     filepath.Join(opts.Root, "tier1"),
 		fs:       opts.FS,
-		onEvict:  opts.OnEvict,
 		log:      opts.Logger,
 		entries:  make(map[Key]*entry),
 		lru:      list.New(),
 		maxBytes: opts.MaxBytes,
 		removing: make(map[Key]bool),
+		due:      make(chan struct{}, 1),
 	}
 	c.settled = sync.NewCond(&c.mu)
 	if c.fs == nil {
@@ -138,6 +149,19 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 	return c, nil
 }
 
+// EvictionDue receives a value when the cache may be over budget with an
+// evictable artifact; the owner then runs NextEviction until it finds
+// nothing. One wake-up stays pending however many signals came.
+func (c *Cache) EvictionDue() <-chan struct{} { return c.due }
+
+// evictSoon signals EvictionDue without waiting.
+func (c *Cache) evictSoon() {
+	select {
+	case c.due <- struct{}{}:
+	default: // a wake-up is pending already and will see this change
+	}
+}
+
 // Path is where the artifact for k lives.
 func (c *Cache) Path(k Key) string {
 	return filepath.Join(c.root, k.Stream, fmt.Sprintf("%020d.zst", k.Segment))
@@ -148,8 +172,8 @@ var artifactName = regexp.MustCompile(`^([0-9]{20})\.zst$`)
 // Scan rebuilds the cache from disk: every <stream>/<id>.zst becomes an
 // entry (not uploaded, not pinned), ordered for LRU by modification time;
 // leftover .tmp files from interrupted Puts are removed. Scan replaces the
-// current contents and then evicts if over budget (which, with nothing
-// marked uploaded yet, evicts nothing).
+// current contents and then signals EvictionDue (with nothing marked
+// uploaded yet, nothing is evictable).
 func (c *Cache) Scan() error {
 	streams, err := c.fs.ReadDir(c.root)
 	if err != nil {
@@ -201,7 +225,7 @@ func (c *Cache) Scan() error {
 		c.bytes += f.e.bytes
 	}
 	c.mu.Unlock()
-	c.evict()
+	c.evictSoon()
 	return nil
 }
 
@@ -213,8 +237,8 @@ func (c *Cache) Scan() error {
 //
 // While k is being evicted or removed, the rename waits until its file
 // is gone: the file that removal deletes is always the old artifact, and
-// the new one is added after the old one's OnEvict (so the store records
-// the new copy after the old one's LocalEvicted).
+// the new one is added after the old one's eviction was recorded (so the
+// store records the new copy after the old one's LocalEvicted).
 func (c *Cache) Put(k Key, fill func(w io.Writer) error) (int64, error) {
 	path := c.Path(k)
 	dir := filepath.Dir(path)
@@ -251,7 +275,7 @@ func (c *Cache) Put(k Key, fill func(w io.Writer) error) (int64, error) {
 		// still account for the file, which is there now.
 		return cw.n, fmt.Errorf("put %s: fsync dir: %w", k, err)
 	}
-	c.evict()
+	c.evictSoon()
 	return cw.n, nil
 }
 
@@ -345,18 +369,18 @@ func (c *Cache) Pin(k Key) error {
 	return nil
 }
 
-// Unpin releases one Pin and evicts if the cache is over budget.
+// Unpin releases one Pin and signals EvictionDue.
 func (c *Cache) Unpin(k Key) {
 	c.mu.Lock()
 	if e, ok := c.entries[k]; ok && e.pins > 0 {
 		e.pins--
 	}
 	c.mu.Unlock()
-	c.evict()
+	c.evictSoon()
 }
 
 // MarkUploaded records that Tier 2 confirmed k (ETag and crc), which makes
-// it evictable, and evicts if the cache is over budget.
+// it evictable, and signals EvictionDue.
 func (c *Cache) MarkUploaded(k Key) error {
 	c.mu.Lock()
 	e, ok := c.entries[k]
@@ -367,53 +391,72 @@ func (c *Cache) MarkUploaded(k Key) error {
 	if !ok {
 		return fmt.Errorf("mark uploaded %s: %w", k, ErrNotCached)
 	}
-	c.evict()
+	c.evictSoon()
 	return nil
 }
 
-// Evict removes k's artifact now, whatever the budget and its uploaded
-// mark (an operator's eviction), through OnEvict like a budget eviction.
-// It refuses a pinned artifact (ErrPinned) and one already being evicted
-// (ErrEvicting); the pin check and the evicting mark are taken under the
-// cache lock together, so a Pin cannot slip in before the file goes.
-func (c *Cache) Evict(k Key) error {
-	c.evictMu.Lock()
-	defer c.evictMu.Unlock()
+// BeginEvict starts the eviction of k's artifact whatever the budget and
+// its uploaded mark (an operator's eviction). It refuses a pinned artifact
+// (ErrPinned) and one already being evicted (ErrEvicting); the pin check
+// and the evicting mark are taken under the cache lock together, so a Pin
+// cannot slip in before the file goes. Finish it with FinishEviction.
+func (c *Cache) BeginEvict(k Key) (Eviction, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	e, ok := c.entries[k]
 	switch {
 	case !ok:
-		c.mu.Unlock()
-		return fmt.Errorf("evict %s: %w", k, ErrNotCached)
+		return Eviction{}, fmt.Errorf("evict %s: %w", k, ErrNotCached)
 	case e.pins > 0:
-		c.mu.Unlock()
-		return fmt.Errorf("evict %s: %w", k, ErrPinned)
+		return Eviction{}, fmt.Errorf("evict %s: %w", k, ErrPinned)
 	case e.evicting:
-		c.mu.Unlock()
-		return fmt.Errorf("evict %s: %w", k, ErrEvicting)
+		return Eviction{}, fmt.Errorf("evict %s: %w", k, ErrEvicting)
 	}
 	e.evicting = true
-	ev := Eviction{Key: e.key, Bytes: e.bytes}
-	c.mu.Unlock()
-	return c.evictEntry(e, ev, false)
+	return Eviction{Key: e.key, Bytes: e.bytes, e: e}, nil
 }
 
-// evictEntry runs OnEvict for e, which the caller marked evicting, then
-// removes its file and drops it; when OnEvict refuses, or e was removed
-// meanwhile (or, with needUploaded, is no longer marked uploaded), e is
-// kept and unmarked. The entry stays, marked evicting, until its file is
-// gone, so a Put of the same key waits instead of having its new file
-// removed.
-func (c *Cache) evictEntry(e *entry, ev Eviction, needUploaded bool) error {
-	if c.onEvict != nil {
-		if err := c.onEvict(ev); err != nil {
-			c.endEviction(e, false)
-			return err
+// NextEviction starts the eviction of the least recently used artifact
+// that is marked uploaded, unpinned, not being evicted and not in skip,
+// while the cache is over budget; ok is false when it is within budget or
+// nothing is evictable. Finish it with FinishEviction.
+func (c *Cache) NextEviction(skip map[Key]bool) (ev Eviction, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.maxBytes <= 0 || c.bytes <= c.maxBytes {
+		return Eviction{}, false
+	}
+	for el := c.lru.Back(); el != nil; el = el.Prev() {
+		e := el.Value.(*entry)
+		if e.uploaded && e.pins == 0 && !e.evicting && !skip[e.key] {
+			// Marked before the owner records the artifact as gone: a Pin
+			// in that window would keep an artifact the manifest no
+			// longer counts, which the next boot removes.
+			e.evicting = true
+			return Eviction{Key: e.key, Bytes: e.bytes, e: e, needUploaded: true}, true
 		}
+	}
+	return Eviction{}, false
+}
+
+// FinishEviction ends ev. With recorded (the owner recorded the artifact
+// as gone) its file is removed and its entry dropped, unless the entry was
+// removed meanwhile or, for a budget eviction, is no longer marked
+// uploaded; without, the artifact stays and is unmarked. The entry stays,
+// marked evicting, until its file is gone, so a Put of the same key waits
+// instead of having its new file removed.
+func (c *Cache) FinishEviction(ev Eviction, recorded bool) error {
+	e := ev.e
+	if e == nil {
+		return fmt.Errorf("evict %s: no eviction begun", ev.Key)
+	}
+	if !recorded {
+		c.endEviction(e, false)
+		return nil
 	}
 	c.mu.Lock()
 	cur, ok := c.entries[ev.Key]
-	current := ok && cur == e && (!needUploaded || cur.uploaded)
+	current := ok && cur == e && (!ev.needUploaded || cur.uploaded)
 	c.mu.Unlock()
 	if !current {
 		c.endEviction(e, false)
@@ -421,8 +464,8 @@ func (c *Cache) evictEntry(e *entry, ev Eviction, needUploaded bool) error {
 	}
 	path := c.Path(ev.Key)
 	err := c.fs.Remove(path)
-	// OnEvict recorded the artifact as gone: the entry goes whatever the
-	// removal did (a file left behind is not counted by the store).
+	// Recorded as gone: the entry goes whatever the removal did (a file
+	// left behind is not counted by the store).
 	c.endEviction(e, true)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.Error("tier1_eviction_failed", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
@@ -449,8 +492,8 @@ func (c *Cache) endEviction(e *entry, dropped bool) {
 }
 
 // Remove deletes k's artifact whatever its state and pins (an artifact
-// that failed verification, or a leftover at boot). It does not call
-// OnEvict. It waits for an eviction of k in flight to end, and a Put of k
+// that failed verification, or a leftover at boot), with no eviction to
+// record. It waits for an eviction of k in flight to end, and a Put of k
 // waits for it.
 func (c *Cache) Remove(k Key) error {
 	c.mu.Lock()
@@ -483,12 +526,12 @@ func (c *Cache) drop(e *entry) {
 	c.bytes -= e.bytes
 }
 
-// SetMaxBytes changes the budget (0 = unlimited) and evicts if needed.
+// SetMaxBytes changes the budget (0 = unlimited) and signals EvictionDue.
 func (c *Cache) SetMaxBytes(n int64) {
 	c.mu.Lock()
 	c.maxBytes = n
 	c.mu.Unlock()
-	c.evict()
+	c.evictSoon()
 }
 
 // Stats returns the current totals.
@@ -505,41 +548,4 @@ func (c *Cache) Stats() CacheStats {
 		}
 	}
 	return s
-}
-
-// evict removes least recently used, uploaded, unpinned artifacts until the
-// cache is within budget or nothing else is evictable.
-func (c *Cache) evict() {
-	c.evictMu.Lock()
-	defer c.evictMu.Unlock()
-	skip := make(map[Key]bool)
-	for {
-		c.mu.Lock()
-		if c.maxBytes <= 0 || c.bytes <= c.maxBytes {
-			c.mu.Unlock()
-			return
-		}
-		var victim *entry
-		for el := c.lru.Back(); el != nil; el = el.Prev() {
-			e := el.Value.(*entry)
-			if e.uploaded && e.pins == 0 && !e.evicting && !skip[e.key] {
-				victim = e
-				break
-			}
-		}
-		if victim == nil {
-			c.mu.Unlock()
-			return
-		}
-		// Marked before OnEvict records the artifact as gone: a Pin in
-		// that window would keep an artifact the manifest no longer
-		// counts, which the next boot removes.
-		victim.evicting = true
-		ev := Eviction{Key: victim.key, Bytes: victim.bytes}
-		c.mu.Unlock()
-		if err := c.evictEntry(victim, ev, true); err != nil {
-			c.log.Warn("tier1_eviction_deferred", "stream", ev.Key.Stream, "segment", ev.Key.Segment, "err", err)
-			skip[ev.Key] = true
-		}
-	}
 }

@@ -11,22 +11,22 @@ import (
 	"github.com/bop-aof/aof/internal/vfs"
 )
 
-// While OnEvict records an artifact as gone, nobody may start relying on
+// While the owner records an artifact as gone, nobody may start relying on
 // it: a pin taken in that window would keep the file alive while the
 // store's manifest says it left (and the next boot removes it). Both the
-// budget eviction and an operator's Evict refuse the pin, and once OnEvict
-// refuses the eviction the artifact can be pinned again.
-func TestPinIsRefusedWhileOnEvictRecordsTheArtifactAsGone(t *testing.T) {
+// budget eviction and an operator's eviction refuse the pin, and once the
+// eviction is not recorded the artifact can be pinned again.
+func TestPinIsRefusedWhileAnEvictionIsRecorded(t *testing.T) {
 	k := Key{"s", 1}
 	for _, tc := range []struct {
 		name  string
-		evict func(c *Cache)
+		evict func(c *testOwner)
 	}{
-		{"budget", func(c *Cache) { c.SetMaxBytes(1) }},
-		{"operator", func(c *Cache) { c.Evict(k) }},
+		{"budget", func(c *testOwner) { c.SetMaxBytes(1); settle(c) }},
+		{"operator", func(c *testOwner) { c.Evict(k) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var c *Cache
+			var c *testOwner
 			var pinErr error
 			c, _ = newTestCache(t, nil, 0, func(Eviction) error {
 				pinErr = c.Pin(k)
@@ -36,10 +36,10 @@ func TestPinIsRefusedWhileOnEvictRecordsTheArtifactAsGone(t *testing.T) {
 			c.MarkUploaded(k)
 			tc.evict(c)
 			if !errors.Is(pinErr, ErrEvicting) {
-				t.Fatalf("Pin during OnEvict: %v, want ErrEvicting", pinErr)
+				t.Fatalf("Pin while the eviction is recorded: %v, want ErrEvicting", pinErr)
 			}
 			if !c.Contains(k) {
-				t.Fatal("the artifact went although OnEvict refused")
+				t.Fatal("the artifact went although its eviction was not recorded")
 			}
 			if err := c.Pin(k); err != nil {
 				t.Fatalf("Pin after a refused eviction: %v", err)
@@ -62,7 +62,7 @@ func TestEvictRefusesAPinnedArtifact(t *testing.T) {
 		t.Fatalf("Evict of a pinned artifact: %v, want ErrPinned", err)
 	}
 	if called || !c.Contains(k) {
-		t.Fatalf("pinned artifact: OnEvict called %v, still cached %v", called, c.Contains(k))
+		t.Fatalf("pinned artifact: eviction recorded %v, still cached %v", called, c.Contains(k))
 	}
 	c.Unpin(k)
 	if err := c.Evict(k); err != nil || c.Contains(k) {
@@ -98,11 +98,11 @@ func TestPutDuringAnEvictionKeepsTheNewArtifact(t *testing.T) {
 	k := Key{"s", 1}
 	for _, tc := range []struct {
 		name   string
-		remove func(c *Cache)
+		remove func(c *testOwner)
 	}{
-		{"budget", func(c *Cache) { c.SetMaxBytes(1) }},
-		{"operator", func(c *Cache) { c.Evict(k) }},
-		{"remove", func(c *Cache) { c.Remove(k) }},
+		{"budget", func(c *testOwner) { c.SetMaxBytes(1); settle(c) }},
+		{"operator", func(c *testOwner) { c.Evict(k) }},
+		{"remove", func(c *testOwner) { c.Remove(k) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &removeGateFS{FS: vfs.Default, entered: make(chan struct{}), release: make(chan struct{})}
@@ -137,5 +137,42 @@ func TestPutDuringAnEvictionKeepsTheNewArtifact(t *testing.T) {
 				t.Fatalf("new artifact: cached %v, accounted %d bytes, want %d", c.Contains(k), c.Stats().Bytes, len(newArtifact))
 			}
 		})
+	}
+}
+
+// The cache runs no eviction itself: a call that takes it over budget
+// with an evictable artifact only signals EvictionDue (one pending
+// wake-up however many signals), and the artifact stays until its owner
+// evicts it. So a caller holding a lock the owner's recording takes (the
+// store's log lock) cannot deadlock with an eviction.
+func TestCacheSignalsEvictionsAndRunsNone(t *testing.T) {
+	k := Key{"s", 1}
+	c, err := NewCache(CacheOptions{Root: t.TempDir(), MaxBytes: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, c, k, 100)
+	for len(c.EvictionDue()) > 0 {
+		<-c.EvictionDue() // the Put's signal
+	}
+	c.MarkUploaded(k) // over budget and now evictable
+	c.SetMaxBytes(40)
+	select {
+	case <-c.EvictionDue():
+	default:
+		t.Fatal("no EvictionDue signal for an over-budget, evictable artifact")
+	}
+	if len(c.EvictionDue()) != 0 {
+		t.Fatal("more than one wake-up pending")
+	}
+	if !c.Contains(k) {
+		t.Fatal("the cache evicted an artifact by itself")
+	}
+	ev, ok := c.NextEviction(nil)
+	if !ok || ev.Key != k {
+		t.Fatalf("NextEviction = %v, %v; want %v", ev.Key, ok, k)
+	}
+	if err := c.FinishEviction(ev, true); err != nil || c.Contains(k) {
+		t.Fatalf("FinishEviction: %v, still cached %v", err, c.Contains(k))
 	}
 }

@@ -12,17 +12,64 @@ import (
 	"github.com/bop-aof/aof/internal/vfs"
 )
 
-func newTestCache(t *testing.T, fs vfs.FS, max int64, onEvict func(Eviction) error) (*Cache, string) {
+// newTestCache returns a cache and its owner's part in evictions: record
+// says whether an eviction was recorded (nil: always).
+func newTestCache(t *testing.T, fs vfs.FS, max int64, record func(Eviction) error) (*testOwner, string) {
 	t.Helper()
 	root := t.TempDir()
-	c, err := NewCache(CacheOptions{Root: root, FS: fs, MaxBytes: max, OnEvict: onEvict})
+	c, err := NewCache(CacheOptions{Root: root, FS: fs, MaxBytes: max})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, root
+	return &testOwner{Cache: c, record: record}, root
 }
 
-func put(t *testing.T, c *Cache, k Key, n int) {
+// testOwner plays the store's part in an eviction: it records each one
+// (record) between its start and FinishEviction.
+type testOwner struct {
+	*Cache
+	record func(Eviction) error
+}
+
+// settle runs the owner's budget pass, as the store's eviction goroutine
+// does when EvictionDue fires: every eviction NextEviction offers, a
+// refused one skipped for the rest of the pass.
+func settle(c *testOwner) {
+	skip := map[Key]bool{}
+	for {
+		ev, ok := c.NextEviction(skip)
+		if !ok {
+			return
+		}
+		if err := c.finish(ev); err != nil {
+			skip[ev.Key] = true
+		}
+	}
+}
+
+func (c *testOwner) finish(ev Eviction) error {
+	var err error
+	if c.record != nil {
+		err = c.record(ev)
+	}
+	if ferr := c.FinishEviction(ev, err == nil); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// Evict is an operator's eviction of k.
+func (c *testOwner) Evict(k Key) error {
+	ev, err := c.BeginEvict(k)
+	if err != nil {
+		return err
+	}
+	return c.finish(ev)
+}
+
+func put(t *testing.T, c interface {
+	PutBytes(Key, []byte) (int64, error)
+}, k Key, n int) {
 	t.Helper()
 	if _, err := c.PutBytes(k, bytes.Repeat([]byte{byte(k.Segment)}, n)); err != nil {
 		t.Fatalf("Put %v: %v", k, err)
@@ -59,6 +106,7 @@ func TestEvictionTakesOnlyUploadedUnpinnedInLRUOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetMaxBytes(250) // must shed 3 files; only 4 and 1 may go (3, 5 not uploaded; 2 pinned)
+	settle(c)
 	if want := []Key{{"s", 4}, {"s", 1}}; !equalKeys(evicted, want) {
 		t.Fatalf("evicted %v, want %v", evicted, want)
 	}
@@ -70,6 +118,7 @@ func TestEvictionTakesOnlyUploadedUnpinnedInLRUOrder(t *testing.T) {
 		t.Fatalf("evicted file still on disk: %v", err)
 	}
 	c.Unpin(Key{"s", 2}) // now 2 is evictable and the cache is over budget
+	settle(c)
 	if want := []Key{{"s", 4}, {"s", 1}, {"s", 2}}; !equalKeys(evicted, want) {
 		t.Fatalf("after Unpin evicted %v, want %v", evicted, want)
 	}
@@ -78,24 +127,25 @@ func TestEvictionTakesOnlyUploadedUnpinnedInLRUOrder(t *testing.T) {
 	}
 }
 
-func TestEvictionCallbackRefusalKeepsTheArtifact(t *testing.T) {
+func TestRefusedEvictionKeepsTheArtifact(t *testing.T) {
 	c, _ := newTestCache(t, nil, 150, func(e Eviction) error {
-		// The file is still there when the callback runs: record first, then remove.
+		// The file is still there while the eviction is recorded: record first, then remove.
 		return errors.New("manifest unavailable")
 	})
 	put(t, c, Key{"s", 1}, 100)
 	put(t, c, Key{"s", 2}, 100)
 	c.MarkUploaded(Key{"s", 1})
+	settle(c)
 	if !c.Contains(Key{"s", 1}) {
-		t.Fatal("artifact evicted although OnEvict refused")
+		t.Fatal("artifact evicted although its eviction was not recorded")
 	}
 	if _, err := os.Stat(c.Path(Key{"s", 1})); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestEvictionCallbackRunsBeforeRemoval(t *testing.T) {
-	var c *Cache
+func TestEvictionIsRecordedBeforeTheFileGoes(t *testing.T) {
+	var c *testOwner
 	sawFile := false
 	c, _ = newTestCache(t, nil, 100, func(e Eviction) error {
 		_, err := os.Stat(c.Path(e.Key))
@@ -105,8 +155,9 @@ func TestEvictionCallbackRunsBeforeRemoval(t *testing.T) {
 	put(t, c, Key{"s", 1}, 100)
 	c.MarkUploaded(Key{"s", 1})
 	put(t, c, Key{"s", 2}, 100)
+	settle(c)
 	if c.Contains(Key{"s", 1}) || !sawFile {
-		t.Fatalf("want s/1 evicted after the callback saw its file (contains %v, saw %v)", c.Contains(Key{"s", 1}), sawFile)
+		t.Fatalf("want s/1 evicted after its recording saw its file (contains %v, saw %v)", c.Contains(Key{"s", 1}), sawFile)
 	}
 }
 

@@ -1,27 +1,29 @@
-package tier1
+package tiers
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bop-aof/aof/tiers/backpressure"
+	"github.com/bop-aof/aof/tiers/tier1"
 )
 
-func TestHydratorRunsOneFetchForTwentyWaiters(t *testing.T) {
+// hk is the key of segment i of a test stream.
+func hk(i int) tier1.Key { return tier1.Key{Stream: "h", Segment: uint64(i)} }
+
+func TestHydrationQueueRunsOneHydrationForTwentyWaiters(t *testing.T) {
 	var calls atomic.Int32
 	release := make(chan struct{})
-	h, err := NewHydrator(func(ctx context.Context, k string) (string, error) {
+	h := newHydrationQueue(func(ctx context.Context, k tier1.Key) error {
 		calls.Add(1)
 		<-release
-		return "data-" + k, nil
-	}, HydratorOptions{Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+		return fmt.Errorf("outcome of %v", k)
+	}, 2, nil)
 	defer h.Close()
 	var wg sync.WaitGroup
 	results := make(chan string, 20)
@@ -29,39 +31,35 @@ func TestHydratorRunsOneFetchForTwentyWaiters(t *testing.T) {
 	for range 20 {
 		wg.Go(func() {
 			started <- struct{}{}
-			v, err := h.Get(context.Background(), "seg-7")
-			if err != nil {
-				t.Error(err)
-			}
-			results <- v
+			results <- fmt.Sprint(h.Get(context.Background(), hk(7)))
 		})
 	}
 	for range 20 {
 		<-started
 	}
 	// Every waiter attaches to the running job before the fetch ends.
-	waitFor(t, func() bool {
+	waitFor(t, "twenty waiters on one job", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		j := h.running["seg-7"]
+		j := h.running[hk(7)]
 		return j != nil && j.waiters == 20
 	})
 	close(release)
 	wg.Wait()
 	close(results)
 	for v := range results {
-		if v != "data-seg-7" {
-			t.Fatalf("waiter got %q", v)
+		if want := fmt.Sprintf("outcome of %v", hk(7)); v != want {
+			t.Fatalf("waiter got %q, want the one hydration's outcome %q", v, want)
 		}
 	}
 	if n := calls.Load(); n != 1 {
-		t.Fatalf("fetch ran %d times for one key, want 1", n)
+		t.Fatalf("hydration ran %d times for one segment, want 1", n)
 	}
 }
 
-func TestHydratorBoundsConcurrentFetches(t *testing.T) {
+func TestHydrationQueueBoundsConcurrentHydrations(t *testing.T) {
 	var running, peak atomic.Int32
-	h, _ := NewHydrator(func(ctx context.Context, k int) (int, error) {
+	h := newHydrationQueue(func(ctx context.Context, k tier1.Key) error {
 		n := running.Add(1)
 		for {
 			p := peak.Load()
@@ -71,14 +69,14 @@ func TestHydratorBoundsConcurrentFetches(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 		running.Add(-1)
-		return k, nil
-	}, HydratorOptions{Workers: 3})
+		return nil
+	}, 3, nil)
 	defer h.Close()
 	var wg sync.WaitGroup
 	for i := range 30 {
 		wg.Go(func() {
-			if v, err := h.Get(context.Background(), i); err != nil || v != i {
-				t.Errorf("Get(%d) = %d, %v", i, v, err)
+			if err := h.Get(context.Background(), hk(i)); err != nil {
+				t.Errorf("Get(%d): %v", i, err)
 			}
 		})
 	}
@@ -88,21 +86,21 @@ func TestHydratorBoundsConcurrentFetches(t *testing.T) {
 	}
 }
 
-// TestHydratorSetWorkersResizesARunningPool: with one worker, one fetch
-// runs and the rest wait; raised to three, two more start at once;
-// lowered to one, the running ones finish and only one runs after.
-func TestHydratorSetWorkersResizesARunningPool(t *testing.T) {
+// TestHydrationQueueSetWorkersResizesARunningPool: with one worker, one
+// hydration runs and the rest wait; raised to three, two more start at
+// once; lowered to one, the running ones finish and only one runs after.
+func TestHydrationQueueSetWorkersResizesARunningPool(t *testing.T) {
 	var running atomic.Int32
 	release := make(chan struct{})
-	h, _ := NewHydrator(func(ctx context.Context, k int) (int, error) {
+	h := newHydrationQueue(func(ctx context.Context, k tier1.Key) error {
 		running.Add(1)
 		defer running.Add(-1)
 		select {
 		case <-release:
 		case <-ctx.Done():
 		}
-		return k, nil
-	}, HydratorOptions{Workers: 1})
+		return nil
+	}, 1, nil)
 	defer h.Close()
 	waitRunning := func(want int32) {
 		t.Helper()
@@ -117,7 +115,7 @@ func TestHydratorSetWorkersResizesARunningPool(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() {
-			if _, err := h.Get(context.Background(), i); err != nil {
+			if err := h.Get(context.Background(), hk(i)); err != nil {
 				t.Errorf("Get(%d): %v", i, err)
 			}
 		})
@@ -143,46 +141,41 @@ func TestHydratorSetWorkersResizesARunningPool(t *testing.T) {
 	wg.Wait()
 }
 
-func TestHydratorTryGetAnswersBackpressureWhileFetching(t *testing.T) {
+func TestHydrationQueueTryGetAnswersBackpressureWhileHydrating(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
-	h, _ := NewHydrator(func(ctx context.Context, k string) ([]byte, error) {
+	h := newHydrationQueue(func(ctx context.Context, k tier1.Key) error {
 		calls.Add(1)
 		<-release
-		return []byte("bytes"), nil
-	}, HydratorOptions{Workers: 1})
+		return nil
+	}, 1, nil)
 	defer h.Close()
 	for range 3 {
-		_, err := h.TryGet("k")
+		err := h.TryGet(hk(1))
 		var bp *backpressure.Error
 		if !errors.As(err, &bp) || bp.Kind != backpressure.Hydration {
 			t.Fatalf("TryGet during fetch: %v, want Hydration backpressure", err)
 		}
 	}
 	close(release)
-	var v []byte
-	waitFor(t, func() bool {
-		var err error
-		v, err = h.TryGet("k")
-		return err == nil
-	})
-	if string(v) != "bytes" || calls.Load() != 1 {
-		t.Fatalf("TryGet result %q after %d fetches, want \"bytes\" after 1", v, calls.Load())
+	waitFor(t, "TryGet to find the finished hydration", func() bool { return h.TryGet(hk(1)) == nil })
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("TryGet found the outcome after %d hydrations, want 1", n)
 	}
 }
 
-func TestHydratorWaiterGivesUpWithoutCancellingTheFetch(t *testing.T) {
+func TestHydrationQueueWaiterGivesUpWithoutCancellingTheHydration(t *testing.T) {
 	release := make(chan struct{})
-	h, _ := NewHydrator(func(ctx context.Context, k string) (string, error) {
+	h := newHydrationQueue(func(ctx context.Context, k tier1.Key) error {
 		<-release
-		return "ok", ctx.Err()
-	}, HydratorOptions{Workers: 1})
+		return ctx.Err()
+	}, 1, nil)
 	defer h.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { _, err := h.Get(context.Background(), "k"); done <- err }()
-	if _, err := h.Get(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+	go func() { done <- h.Get(context.Background(), hk(1)) }()
+	if err := h.Get(ctx, hk(1)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("impatient waiter got %v, want deadline exceeded", err)
 	}
 	close(release)
@@ -193,38 +186,24 @@ func TestHydratorWaiterGivesUpWithoutCancellingTheFetch(t *testing.T) {
 
 // QueueDepth counts jobs waiting for a worker (the store exports it as
 // hydration_queue_depth).
-func TestHydratorQueueDepthCountsWaitingJobs(t *testing.T) {
+func TestHydrationQueueDepthCountsWaitingJobs(t *testing.T) {
 	release := make(chan struct{})
-	h, err := NewHydrator(func(ctx context.Context, k int) (int, error) {
+	h := newHydrationQueue(func(ctx context.Context, k tier1.Key) error {
 		<-release
-		return k, nil
-	}, HydratorOptions{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+		return nil
+	}, 1, nil)
 	defer h.Close()
 	for i := range 4 {
-		h.TryGet(i)
+		h.TryGet(hk(i))
 	}
-	waitFor(t, func() bool { return h.QueueDepth() == 3 })
+	waitFor(t, "three jobs waiting for the one worker", func() bool { return h.QueueDepth() == 3 })
 	close(release)
 	for i := range 4 {
-		if _, err := h.Get(context.Background(), i); err != nil {
+		if err := h.Get(context.Background(), hk(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if d := h.QueueDepth(); d != 0 {
 		t.Fatalf("QueueDepth = %d after every job finished, want 0", d)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
