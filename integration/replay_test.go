@@ -76,6 +76,7 @@ func TestReplayRestoresAStreamIntoJetStreamAsProducersSentIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	orders := publishWithHeaders(t, js, "orders", 60)
+	e.waitDrained(js, time.Minute)
 	e.mustAdmin("seal", "--stream", "orders") // part of the stream sealed, part active
 	orders = append(orders, publishWithHeaders(t, js, "orders", 40)...)
 	publishWithHeaders(t, js, "payments", 30)

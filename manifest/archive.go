@@ -55,6 +55,16 @@ func LocalEpoch(fs vfs.FS, dir string) (epoch uint64, ok bool, err error) {
 	return le.Uint64(data), true, nil
 }
 
+// WriteLocalEpoch records that the manifest in dir continues the chain of
+// epoch e: a data root rebuilt from Tier 2 is that chain's copy, so an
+// owner can tell it is not stale (see LocalEpoch).
+func WriteLocalEpoch(fs vfs.FS, dir string, e uint64) error {
+	if e == 0 {
+		return nil
+	}
+	return saveEpoch(fs, dir, e)
+}
+
 func saveEpoch(fs vfs.FS, dir string, e uint64) error {
 	b := le.AppendUint64(nil, e)
 	b = le.AppendUint64(b, CRC64(b))

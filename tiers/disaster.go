@@ -228,6 +228,11 @@ func recoverStream(ctx context.Context, o RecoverOptions, stream string, objs *s
 			return sr, err
 		}
 	}
+	// The rebuilt copy is the chain of chain.Epoch: an owner keeps it
+	// unless another owner archived past that chain (ownership.Stale).
+	if err := manifest.WriteLocalEpoch(o.FS, filepath.Join(o.Root, "manifest", stream), chain.Epoch); err != nil {
+		return sr, fmt.Errorf("record the epoch of the rebuilt manifest: %w", err)
+	}
 	sr.Holes, sr.Unbounded, sr.afterSegment = lostRanges(idx.Segments(), inTier2, restored)
 	for _, id := range sr.Unbounded {
 		o.Logger.Error("stream_recovery_segment_range_unknown", "stream", stream, "segment", id,
