@@ -205,6 +205,7 @@ func (g *gateway) session(ctx context.Context, opts runOptions) (restart bool, e
 	g.mu.Lock()
 	g.manager = m
 	g.mu.Unlock()
+	g.waitSettled(ctx, m)
 	g.setReady(true, nil)
 	g.log.Info("gateway_ready", "nats", g.nc.ConnectedUrlRedacted(), "ingest", g.cfg.Ingest.SubjectPrefix+".>",
 		"node", g.node, "partitions", g.partitions)
@@ -413,6 +414,47 @@ func (g *gateway) provision(ctx context.Context) error {
 	}
 	g.ingest = &partitionIngest{js: g.js, opts: ingestOpts, purger: purger, log: g.log, pipelines: newPipelineSet()}
 	return nil
+}
+
+// waitSettled returns once the first round of ownership has settled, so
+// that ready means serving: every partition has an owner, and the
+// pipeline of each partition this gateway took has positioned its
+// consumer. It gives up after one lease TTL and a few seconds (an owner
+// that died keeps its partitions that long), or when ctx ends.
+func (g *gateway) waitSettled(ctx context.Context, m *cluster.Manager) {
+	deadline := time.Now().Add(g.cfg.Cluster.LeaseTTL.D() + 5*time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if g.settled(ctx, m) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g.log.Warn("ownership_not_settled", "detail", "some partitions have no owner yet, or their pipelines have not started; ready anyway",
+		"owned", len(m.Owned()))
+}
+
+func (g *gateway) settled(ctx context.Context, m *cluster.Manager) bool {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	leases, err := g.bucket.ListLeases(rctx)
+	if err != nil || len(leases) < g.partitions {
+		return false
+	}
+	held := map[int]bool{}
+	for _, l := range m.Owned() {
+		if !g.ingest.pipelines.positioned(l.Partition) {
+			return false
+		}
+		held[l.Partition] = true
+	}
+	for _, l := range leases {
+		if l.Node == g.node && !held[l.Partition] {
+			// A lease of this node's previous process (killed): it
+			// expires within the TTL, and this process takes it then.
+			return false
+		}
+	}
+	return true
 }
 
 // registerOwnershipGauges exports owned_partitions, unarchived_messages

@@ -198,6 +198,15 @@ func (ps *pipelineSet) remove(p int, pl *ingest.Pipeline) {
 	ps.mu.Unlock()
 }
 
+// positioned reports whether partition p's pipeline runs and has
+// positioned its consumer.
+func (ps *pipelineSet) positioned(p int) bool {
+	ps.mu.Lock()
+	pl := ps.m[p]
+	ps.mu.Unlock()
+	return pl != nil && pl.Status().StartSequence > 0
+}
+
 // status sums the pipelines' status; nil when none runs. StartSequence is
 // the lowest of them.
 func (ps *pipelineSet) status() *ingest.Status {
