@@ -30,6 +30,8 @@ type node struct {
 	id   string
 	root string
 	gw   *gateway
+	// leaseTTL is cluster.lease_ttl (clusterLeaseTTL when 0).
+	leaseTTL time.Duration
 }
 
 func (e *env) newNode(id string) *node {
@@ -46,8 +48,12 @@ func (n *node) start() {
 				out = append(out, kv)
 			}
 		}
+		ttl := n.leaseTTL
+		if ttl == 0 {
+			ttl = clusterLeaseTTL
+		}
 		return append(out, "AOF2_DATA_ROOT="+n.root, "AOF2_NODE_ID="+n.id,
-			"AOF2_CLUSTER_LEASE_TTL="+clusterLeaseTTL.String(), "AOF2_SEGMENT_TARGET_BYTES=64KiB")
+			"AOF2_CLUSTER_LEASE_TTL="+ttl.String(), "AOF2_SEGMENT_TARGET_BYTES=64KiB")
 	})
 }
 

@@ -1,11 +1,16 @@
 package integration
 
 import (
+	"context"
 	"math/rand/v2"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bop-aof/aof/integration/harness"
 )
 
 // Three gateways share one NATS and one bucket, each with its own data
@@ -85,4 +90,80 @@ func TestZombieOwnerResumedAfterItsLeaseChangesNothing(t *testing.T) {
 		t.Fatalf("gw-a lost %d partitions and gw-b took %d over: the pause did not make a zombie", lost, tookOver)
 	}
 	t.Logf("%d messages acked; the zombie lost %d partitions, gw-b took %d over", pub.count(), lost, tookOver)
+}
+
+// Two gateways on a three-server NATS cluster, with AOF_INGEST,
+// AOF_MANIFEST and the cluster bucket at three replicas, given all three
+// URLs. One server is SIGKILLed mid-ingest and restarted: the gateways
+// ride through, and every acked message is in Tier 2 once.
+func TestGatewaysRideThroughTheLossOfANATSServer(t *testing.T) {
+	c := harness.StartCluster(t, 3)
+	e := &env{t: t, s3: harness.StartS3(t), root: t.TempDir(), cluster: c,
+		extra: []string{"AOF2_INGEST_REPLICAS=3", "AOF2_CLUSTER_REPLICAS=3"}}
+	a, b := e.newNode("gw-a"), e.newNode("gw-b")
+	// The default lease TTL: a new stream leader is elected well within
+	// it, so no partition changes owner.
+	a.leaseTTL, b.leaseTTL = 10*time.Second, 10*time.Second
+	a.start()
+	b.start()
+	nc := c.Connect(t)
+	pub := startPublisher(t, nc, []string{"orders", "audit", "clicks"})
+	time.Sleep(2 * time.Second)
+	// The server that leads the cluster bucket is killed: a SIGKILLed
+	// stream leader costs its streams about six seconds of election,
+	// within the default lease TTL, so no lease is lost.
+	victim, ingestLeader := streamLeader(t, c, "KV_AOF_CLUSTER"), streamLeader(t, c, "AOF_INGEST")
+	t.Logf("killing n%d (leads the cluster bucket; AOF_INGEST is led by n%d)", victim, ingestLeader)
+	c.Kill(victim)
+	time.Sleep(8 * time.Second)
+	c.Start(victim)
+	c.WaitReady(time.Minute)
+	time.Sleep(2 * time.Second)
+	acked, fails := pub.finish()
+	if pub.count() < 200 {
+		t.Fatalf("only %d messages acked (%d failed)", pub.count(), fails)
+	}
+	a.gw.stop()
+	b.gw.stop()
+	js, err := jetstream.New(c.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitIngestEmpty(js, 30*time.Second)
+	e.checkArchiveExactlyOnce(acked)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, name := range []string{"AOF_INGEST", "AOF_MANIFEST", "KV_AOF_CLUSTER"} {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		if r := st.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("%s has %d replicas, want 3", name, r)
+		}
+	}
+	if lost := strings.Count(e.fullGatewayLog(), "msg=cluster_partition_lost"); lost > 0 {
+		t.Errorf("%d partition leases lost across the loss of one NATS server", lost)
+	}
+	t.Logf("%d messages acked across the loss of a NATS server (%d publishes failed while it was down)", pub.count(), fails)
+}
+
+// streamLeader is the index of the server that leads stream.
+func streamLeader(t *testing.T, c *harness.Cluster, stream string) int {
+	t.Helper()
+	js, err := jetstream.New(c.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Cluster == nil || len(info.Cluster.Leader) != 2 {
+		t.Fatalf("leader of %s: %+v %v", stream, info, err)
+	}
+	return int(info.Cluster.Leader[1] - '0')
 }

@@ -65,16 +65,25 @@ type env struct {
 	s3    *harness.S3
 	root  string
 	extra []string // additional AOF2_* settings
+	// cluster, when set, is the NATS the gateways use instead of nats.
+	cluster *harness.Cluster
 }
 
 func newEnv(t *testing.T, extra ...string) *env {
 	return &env{t: t, nats: harness.StartNATS(t), s3: harness.StartS3(t), root: t.TempDir(), extra: extra}
 }
 
+func (e *env) natsURL() string {
+	if e.cluster != nil {
+		return e.cluster.URL()
+	}
+	return e.nats.URL
+}
+
 func (e *env) environ(metricsAddr string) []string {
 	base := []string{
 		"AOF2_DATA_ROOT=" + filepath.Join(e.root, "data"),
-		"AOF2_NATS_URL=" + e.nats.URL,
+		"AOF2_NATS_URL=" + e.natsURL(),
 		"AOF2_TIER2_ENDPOINT=" + e.s3.Endpoint,
 		"AOF2_TIER2_BUCKET=" + e.s3.Bucket,
 		"AOF2_TIER2_ACCESS_KEY=" + e.s3.AccessKey,
