@@ -42,6 +42,7 @@ type runOptions struct {
 type gateway struct {
 	cfg      *config.Config
 	log      *slog.Logger
+	baseLog  *slog.Logger // log without the node attribute
 	level    *slog.LevelVar
 	prov     *tracing.Providers
 	inst     *tracing.Instruments
@@ -394,6 +395,7 @@ func (g *gateway) provision(ctx context.Context) error {
 		return withCode(exitIO, err)
 	}
 	g.node = options.NodeID(cfg)
+	g.baseLog = g.log
 	g.log = g.log.With("node", g.node)
 	if recovered, done := tiers.TakeRecoveredMarker(nil, cfg.DataRoot); recovered {
 		// A takeover reads the ingest stream from its first message
@@ -488,7 +490,8 @@ func (g *gateway) partitionOf(stream string) int { return cluster.PartitionOf(st
 // managerOptions are the lease manager's options.
 func (g *gateway) managerOptions() cluster.ManagerOptions {
 	o := options.ClusterManager(g.cfg)
-	o.Node, o.Partitions, o.Logger = g.node, g.partitions, g.log
+	// The manager names the node in its events itself.
+	o.Node, o.Partitions, o.Logger = g.node, g.partitions, g.baseLog
 	return o
 }
 
