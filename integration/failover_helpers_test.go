@@ -84,7 +84,7 @@ type publisher struct {
 	fails   int
 }
 
-func startPublisher(t *testing.T, nc *nats.Conn, streams []string) *publisher {
+func startPublisher(t testing.TB, nc *nats.Conn, streams []string) *publisher {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func binary(t testing.TB, name string) string {
 
 // env is one test's servers and data root.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	nats  *harness.NATS
 	s3    *harness.S3
 	root  string
@@ -69,7 +69,7 @@ type env struct {
 	cluster *harness.Cluster
 }
 
-func newEnv(t *testing.T, extra ...string) *env {
+func newEnv(t testing.TB, extra ...string) *env {
 	return &env{t: t, nats: harness.StartNATS(t), s3: harness.StartS3(t), root: t.TempDir(), extra: extra}
 }
 
@@ -100,7 +100,7 @@ func (e *env) environ(metricsAddr string) []string {
 
 // gateway is one running aof-gateway process.
 type gateway struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	metrics string
 	log     *os.File
@@ -312,14 +312,14 @@ type storedMessage struct {
 }
 
 // readStream reads every record of stream.
-func readStream(t *testing.T, s *tiers.Store, stream string) []storedMessage {
+func readStream(t testing.TB, s *tiers.Store, stream string) []storedMessage {
 	t.Helper()
 	return readSegment(t, s, stream, 0, 0)
 }
 
 // readSegment reads the records of stream from offset from up to to (0:
 // to the end of what is stored).
-func readSegment(t *testing.T, s *tiers.Store, stream string, from, to uint64) []storedMessage {
+func readSegment(t testing.TB, s *tiers.Store, stream string, from, to uint64) []storedMessage {
 	t.Helper()
 	r, err := s.Reader(stream)
 	if err != nil {

@@ -137,7 +137,7 @@ the configuration.`,
 	f.String("metrics-listen", "", "HTTP listen address for /healthz, /readyz and /metrics (\"\" disables)")
 	f.String("log-level", "", "log level: debug, info, warn, error")
 	f.String("log-format", "", "log format: text or json")
-	f.BoolVar(&sealOnShutdown, "seal-on-shutdown", false, "seal every active segment before exiting (rolling upgrades)")
+	f.BoolVar(&sealOnShutdown, "seal-on-shutdown", false, "kept for compatibility: a SIGTERM always hands each owned partition over, which seals and archives it")
 	cmd.Version = version
 	return cmd
 }
