@@ -32,6 +32,22 @@ type Options struct {
 	MaxConcurrent  int
 	RequestTimeout time.Duration // DefaultRequestTimeout
 	Logger         *slog.Logger
+	// Router, when set, sends a request for a stream this gateway does
+	// not own to the gateway that does (see Router); without it every
+	// request is answered here.
+	Router Router
+}
+
+// Router tells which gateway owns the partition of a stream: with
+// several gateways only the owner holds the stream's tail, so a request
+// that reaches another one is forwarded, reply subject unchanged, to
+// <prefix>.node.<owner>.<stream>, and the owner answers the reader
+// directly.
+type Router interface {
+	Self() string
+	// Owner is the node id of the owner of stream's partition, "" when
+	// none owns it now.
+	Owner(stream string) string
 }
 
 // Service answers read requests from one store. Each request is served
@@ -43,7 +59,9 @@ type Service struct {
 	opts  Options
 	log   *slog.Logger
 	sub   *nats.Subscription
-	slots chan struct{}
+	// direct receives the requests other gateways forward to this one.
+	direct *nats.Subscription
+	slots  chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -80,6 +98,14 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("readservice: subscribe %s.*: %w", opts.SubjectPrefix, err)
 	}
 	s.sub = sub
+	if opts.Router != nil {
+		direct, err := nc.Subscribe(nodePrefix(opts.SubjectPrefix, opts.Router.Self())+"*", s.accept)
+		if err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("readservice: subscribe the node subject: %w", err)
+		}
+		s.direct = direct
+	}
 	if err := nc.Flush(); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("readservice: flush subscription: %w", err)
@@ -103,6 +129,9 @@ func (s *Service) Stop() {
 // gateway are still taken (and answered) rather than dropped: a plain
 // unsubscribe loses them, and their readers would wait for a timeout.
 func (s *Service) drain() {
+	if s.direct != nil {
+		_ = s.direct.Drain()
+	}
 	if s.sub == nil {
 		return
 	}
@@ -126,6 +155,13 @@ func (s *Service) accept(m *nats.Msg) {
 		return
 	}
 	stream := strings.TrimPrefix(m.Subject, s.opts.SubjectPrefix+".")
+	if r := s.opts.Router; r != nil {
+		if rest, direct := strings.CutPrefix(m.Subject, nodePrefix(s.opts.SubjectPrefix, r.Self())); direct {
+			stream = rest
+		} else if s.forward(m, stream) {
+			return
+		}
+	}
 	select {
 	case s.slots <- struct{}{}:
 	default:
@@ -146,6 +182,29 @@ func (s *Service) accept(m *nats.Msg) {
 		defer func() { <-s.slots }()
 		s.serve(m, stream)
 	}()
+}
+
+// nodePrefix is the prefix of node's own subjects, <prefix>.node.<node>.
+func nodePrefix(prefix, node string) string { return prefix + ".node." + node + "." }
+
+// forward sends m to the owner of stream when that is another gateway,
+// and reports whether m is dealt with (forwarded, or answered that the
+// stream has no owner right now).
+func (s *Service) forward(m *nats.Msg, stream string) bool {
+	owner := s.opts.Router.Owner(stream)
+	switch owner {
+	case s.opts.Router.Self():
+		return false
+	case "":
+		s.sendError(m.Reply, stream, statusf(readapi.StatusUnavailable,
+			"stream %s: its partition has no owner right now (a takeover is under way); retry", stream))
+		return true
+	}
+	fwd := &nats.Msg{Subject: nodePrefix(s.opts.SubjectPrefix, owner) + stream, Reply: m.Reply, Header: m.Header, Data: m.Data}
+	if err := s.nc.PublishMsg(fwd); err != nil {
+		s.sendError(m.Reply, stream, statusf(readapi.StatusUnavailable, "forward to the owner of %s, gateway %s: %v", stream, owner, err))
+	}
+	return true
 }
 
 func (s *Service) serve(m *nats.Msg, stream string) {

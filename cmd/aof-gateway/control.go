@@ -32,11 +32,12 @@ func (g *gateway) startControl(opts runOptions, router control.Router) error {
 // startRead starts the read API (docs/reading.md) next to the admin
 // service, on its own subjects so NATS permissions can grant reading
 // without administration.
-func (g *gateway) startRead() error {
+func (g *gateway) startRead(router readservice.Router) error {
 	svc, err := readservice.New(g.nc, g.store, readservice.Options{
 		SubjectPrefix: g.cfg.Read.SubjectPrefix,
 		MaxConcurrent: g.cfg.Read.MaxConcurrent,
 		Logger:        g.log,
+		Router:        router,
 	})
 	if err != nil {
 		return err

@@ -196,7 +196,7 @@ func (g *gateway) session(ctx context.Context, opts runOptions) (restart bool, e
 	if g.control != nil {
 		defer g.control.Stop()
 	}
-	if err := g.startRead(); err != nil {
+	if err := g.startRead(owners); err != nil {
 		return false, withCode(exitIO, err)
 	}
 	defer g.read.Stop()
