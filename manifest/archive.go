@@ -286,6 +286,22 @@ func (l *Log) archiveLoop(ctx context.Context) {
 	}
 }
 
+// ArchiveNow seals the active chunk at once if it holds an UploadDone,
+// instead of when that record is ArchiveInterval old: a handover waits
+// for Tier 2 to hold everything, and should not wait for the interval.
+func (l *Log) ArchiveNow() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if l.closed || l.cur.doneAt.IsZero() {
+		return nil
+	}
+	l.sealActiveLocked()
+	return l.commitLocked()
+}
+
 // sealForArchive seals the active chunk if its first UploadDone is old
 // enough, and returns how long to wait before the next look (0: until
 // woken).

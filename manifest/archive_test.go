@@ -524,3 +524,26 @@ func TestSetEpochWhoseAnchorFailsArchivesNothingUntilAnAnchorIsInTier2(t *testin
 		return false
 	})
 }
+
+// A handover does not wait for the archive interval: ArchiveNow seals
+// the chunk holding an UploadDone at once, and Archived advances as soon
+// as Tier 2 has it.
+func TestArchiveNowSealsTheChunkHoldingAnUploadDoneWithoutWaiting(t *testing.T) {
+	b := memory.New()
+	opts := archiveOpts(b, 0)
+	opts.ArchiveInterval = time.Hour
+	l := openLog(t, vfs.Default, t.TempDir(), opts)
+	defer l.Close()
+	if err := l.ArchiveNow(); err != nil {
+		t.Fatalf("ArchiveNow with nothing to archive: %v", err)
+	}
+	appendCommit(t, l, sealedSegment("demo", 0, 1, 0, 11, 20, true)...)
+	time.Sleep(50 * time.Millisecond)
+	if a := l.Archived(); a.Through != 0 {
+		t.Fatalf("archived %+v before ArchiveNow with an hour's interval", a)
+	}
+	if err := l.ArchiveNow(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "segment 1 archived", func() bool { return l.Archived().Through == 20 })
+}

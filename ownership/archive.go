@@ -154,6 +154,9 @@ func (r *Runner) waitArchived(ctx context.Context, stream string) error {
 		if a.Through >= last {
 			return nil
 		}
+		if err := r.opts.Store.ArchiveNow(stream); err != nil {
+			r.log.Warn("archive_now_failed", "stream", stream, "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("stream %s: archived through %d of %d: %w", stream, a.Through, last, ctx.Err())

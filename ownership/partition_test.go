@@ -116,6 +116,8 @@ func (f *fakeStore) LastExtID(s string) (uint64, error) {
 	return f.last[s], nil
 }
 
+func (f *fakeStore) ArchiveNow(string) error { return nil }
+
 func (f *fakeStore) NextOffset(s string) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

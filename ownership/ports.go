@@ -65,6 +65,9 @@ type Store interface {
 	SetEpoch(stream string, epoch uint64) error
 	// Archived returns what Tier 2 holds of stream.
 	Archived(stream string) (Archived, error)
+	// ArchiveNow hurries the manifest record of stream's latest upload
+	// to Tier 2, for a handover.
+	ArchiveNow(stream string) error
 	// LastExtID is the highest JetStream sequence stream holds.
 	LastExtID(stream string) (uint64, error)
 	// NextOffset is the offset stream's next record gets.

@@ -138,6 +138,16 @@ func (s *Store) Archived(stream string) (manifest.Archived, error) {
 	return l.man.Archived(), nil
 }
 
+// ArchiveNow sends the record of stream's latest upload to Tier 2 now
+// rather than within manifest.archive_interval (manifest.Log.ArchiveNow).
+func (s *Store) ArchiveNow(stream string) error {
+	l, err := s.existing(stream)
+	if err != nil {
+		return err
+	}
+	return l.man.ArchiveNow()
+}
+
 // Adopt makes stream's local copy the archived state Tier 2 holds: the
 // manifest chain of chainEpoch up to upTo (AdoptFromTier2), with every
 // segment left in Tier 2 to be hydrated on demand, and opens it at epoch.

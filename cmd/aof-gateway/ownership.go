@@ -87,6 +87,8 @@ func (o ownedStore) Archived(stream string) (ownership.Archived, error) {
 		Manifest: ownership.ManifestPosition{Epoch: a.Epoch, Chunk: a.Position.Chunk, Offset: a.Position.Offset}}, err
 }
 
+func (o ownedStore) ArchiveNow(stream string) error { return o.s.ArchiveNow(stream) }
+
 func (o ownedStore) NextOffset(stream string) (uint64, error) {
 	for _, s := range o.s.Streams() {
 		if s == stream {
