@@ -25,7 +25,7 @@ func (r *Runner) archiveLoop(ctx context.Context, p *partition, handover <-chan 
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, ErrFenced) {
+			if errors.Is(err, ErrFenced) || errors.Is(err, errCrashed) {
 				return err
 			}
 			r.log.Warn("archive_record_failed", "partition", p.lease.Partition(), "err", err)
@@ -73,12 +73,18 @@ func (r *Runner) archiveStream(ctx context.Context, p *partition, stream string)
 		if !p.lease.Valid() {
 			return errLeaseExpired
 		}
+		if err := r.step("archive.before_record"); err != nil {
+			return err
+		}
 		rev, err := r.opts.Records.Update(ctx, stream, sr.rev, rec)
 		if err != nil {
 			return fmt.Errorf("write archived record: %w", err)
 		}
 		sr.rec, sr.rev = rec, rev
 		sr.waitingSince = time.Time{}
+		if err := r.step("archive.before_purge"); err != nil {
+			return err
+		}
 	}
 	r.purge(ctx, p, stream, sr)
 	r.measureWaiting(stream, sr)

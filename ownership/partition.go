@@ -34,6 +34,25 @@ type Runner struct {
 	mu     sync.Mutex
 	owned  map[int]*partition
 	epochs map[int]uint64
+
+	// crash, set by tests, is asked at each named step of the protocol;
+	// an error stops the partition there, as a SIGKILL would, with
+	// nothing after it done.
+	crash func(step string) error
+}
+
+// errCrashed is what a crash injected by a test returns.
+var errCrashed = errors.New("ownership: crashed (test)")
+
+// step is a named point of the protocol where a test may crash the run.
+func (r *Runner) step(name string) error {
+	if r.crash == nil {
+		return nil
+	}
+	if err := r.crash(name); err != nil {
+		return fmt.Errorf("%w at %s: %w", errCrashed, name, err)
+	}
+	return nil
 }
 
 // NewRunner returns a Runner over opts.
@@ -236,11 +255,20 @@ func (r *Runner) takeover(ctx context.Context, p *partition) error {
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", s, err)
 		}
+		if err := r.step("takeover.after_fence"); err != nil {
+			return err
+		}
 		if err := r.adopt(ctx, p, s, sr.rec); err != nil {
 			return fmt.Errorf("stream %s: %w", s, err)
 		}
+		if err := r.step("takeover.after_adopt"); err != nil {
+			return err
+		}
 		p.records[s] = sr
 		r.purge(ctx, p, s, sr)
+		if err := r.step("takeover.after_purge"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
