@@ -69,6 +69,7 @@ bench: tools
 	$(GO) test -run '^$$' -bench PipelineCPUPerMessage -benchtime 2x ./ingest/
 	$(GO) test -run '^$$' -bench 'ColdScanVsJetStreamOrderedConsumer|FirstRecordOfAColdStream' -benchtime 1x -timeout 60m ./aofclient/
 	$(GO) test -run '^$$' -bench Failover -benchtime 1x -timeout 30m ./integration/
+	$(GO) test -run '^$$' -bench IngestWithOwnership -benchtime 1x -timeout 30m ./cmd/aof-gateway/
 
 # Regenerates docs/cli-reference.md and the configuration key table.
 docs:
