@@ -173,7 +173,9 @@ func (l *Log) noteSnapshotUploads(s *Snapshot) {
 
 // Archived returns what Tier 2 holds of the stream (see Archived). It
 // only grows, except that a reopened Log starts again from what its own
-// uploads confirm.
+// uploads confirm, and that a sealed segment storing again records a
+// disaster recovery found lost holds Through below them until it is
+// archived (capStoredAgain).
 func (l *Log) Archived() Archived {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -198,11 +200,17 @@ func (l *Log) signalArchived() {
 }
 
 func (l *Log) archivedLocked() Archived {
+	segs := l.idx.Segments()
 	if l.epoch > 0 && !l.anchorUp {
-		return l.frozen
+		var later []SegmentState
+		for _, s := range segs {
+			if at, done := l.doneAt[s.Segment]; !s.Deleted && (!done || !at.Less(l.frozen.Position)) {
+				later = append(later, s)
+			}
+		}
+		return capStoredAgain(l.frozen, later)
 	}
 	a := Archived{Epoch: l.epoch, Position: l.uploadedEndLocked()}
-	segs := l.idx.Segments()
 	i := 0
 	for ; i < len(segs); i++ {
 		s := segs[i]
@@ -222,18 +230,26 @@ func (l *Log) archivedLocked() Archived {
 			a.NextOffset = max(a.NextOffset, s.LastLogicalOffset)
 		}
 	}
-	// Records stored again after a disaster recovery may carry ext_ids
-	// below those of earlier segments: a later segment not yet archived
-	// caps Through below its first ext_id where its bounds say so.
-	for _, s := range segs[i:] {
-		if s.BoundsKnown && s.FirstExtID > 0 && s.FirstExtID <= a.Through {
-			a.Through = s.FirstExtID - 1
-		}
-	}
 	// What was archived before the epoch changed stays archived: the
 	// anchor covers it.
 	a.Through = max(a.Through, l.frozen.Through)
 	a.NextOffset = max(a.NextOffset, l.frozen.NextOffset)
+	return capStoredAgain(a, segs[i:])
+}
+
+// capStoredAgain caps a.Through below the first ext_id of any segment of
+// later (segments not yet archived) that holds ext_ids at or below it.
+// Records stored again after a disaster recovery carry ext_ids below
+// those of earlier segments: the recovery found the segment that held
+// them lost, though the manifest, and so what was archived before an
+// epoch change, still counts it. Until the segment storing them again is
+// archived, Tier 2 does not hold them.
+func capStoredAgain(a Archived, later []SegmentState) Archived {
+	for _, s := range later {
+		if s.BoundsKnown && s.FirstExtID > 0 && s.FirstExtID <= a.Through {
+			a.Through = s.FirstExtID - 1
+		}
+	}
 	return a
 }
 

@@ -259,6 +259,45 @@ func TestSetEpochHoldsArchivedUntilTheNewEpochsAnchorIsInTier2(t *testing.T) {
 	}
 }
 
+// After a disaster recovery the manifest still counts a segment lost from
+// the bucket as uploaded, and the gateway stores its records again in a
+// later segment, with ext_ids below those of the segments in between.
+// Until that segment is archived, Archived stops below its first ext_id,
+// though what was archived before an epoch change counted the lost one:
+// an owner handing over must wait for the records stored again.
+func TestRecordsStoredAgainHoldArchivedBackThoughAnEpochChangeCountedThem(t *testing.T) {
+	b := memory.New()
+	l := openLog(t, vfs.Default, t.TempDir(), archiveOpts(b, 1))
+	defer l.Close()
+	recs := sealedSegment("demo", 1, 1, 0, 1, 5, true)
+	recs = append(recs, sealedSegment("demo", 1, 2, 5, 6, 9, true)...) // lost later
+	recs = append(recs, sealedSegment("demo", 1, 3, 9, 10, 14, true)...)
+	appendCommit(t, l, recs...)
+	eventually(t, "segments 1 to 3 archived", func() bool { return l.Archived().Through == 14 })
+
+	b.FailPutsWhere(func(key string) error {
+		if strings.HasPrefix(key, "snapshots/demo/2/") {
+			return memory.ErrInjected
+		}
+		return nil
+	})
+	if err := l.SetEpoch(2); err != nil {
+		t.Fatal(err)
+	}
+	// Segment 4 stores segment 2's ext_ids again; sealed, not uploaded.
+	appendCommit(t, l, sealedSegment("demo", 2, 4, 14, 6, 9, false)...)
+	if a := l.Archived(); a.Through != 5 || a.Epoch != 1 {
+		t.Fatalf("archived %+v before epoch 2's anchor is in Tier 2, want epoch 1's through 5", a)
+	}
+	b.FailPutsWhere(nil)
+	eventually(t, "epoch 2's anchor in Tier 2", func() bool { return l.Archived().Epoch == 2 })
+	if a := l.Archived(); a.Through != 5 {
+		t.Fatalf("archived %+v while segment 4 is not uploaded, want through 5", a)
+	}
+	appendCommit(t, l, uploadDone("demo", 2, 4, 18))
+	eventually(t, "segment 4 archived", func() bool { return l.Archived().Through == 14 })
+}
+
 // Fencing at the key level: two writers of epochs 1 and 2 that upload the
 // same segment id and the same manifest chunk index write distinct
 // objects, and each object keeps its own writer's bytes.
