@@ -30,6 +30,9 @@ const (
 	EndpointSnapshotCreate  = "snapshot.create"
 	EndpointSnapshotList    = "snapshot.list"
 	EndpointConfigReload    = "config.reload"
+	// EndpointHandover is answered by the node it names: that gateway
+	// hands every partition it owns over and takes no more.
+	EndpointHandover = "cluster.handover"
 )
 
 // Endpoints lists every endpoint the service registers, in a stable order.
@@ -37,7 +40,7 @@ var Endpoints = []string{
 	EndpointStatus, EndpointDump, EndpointSeal, EndpointFlush, EndpointHydrate,
 	EndpointSegmentsList, EndpointSegmentsDelete, EndpointManifestCheck,
 	EndpointManifestInspect, EndpointRead, EndpointSnapshotCreate,
-	EndpointSnapshotList, EndpointConfigReload,
+	EndpointSnapshotList, EndpointConfigReload, EndpointHandover,
 }
 
 // Error codes carried in the Nats-Service-Error-Code header of an error

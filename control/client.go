@@ -158,6 +158,13 @@ func (c *Client) SnapshotList(ctx context.Context, req StreamRequest) (SnapshotL
 }
 
 // ConfigReload calls config.reload.
+// Handover calls cluster.handover, which the node it names answers.
+func (c *Client) Handover(ctx context.Context, req HandoverRequest) (HandoverResponse, error) {
+	var res HandoverResponse
+	return res, c.call(ctx, EndpointHandover, req, &res)
+}
+
+// ConfigReload calls config.reload.
 func (c *Client) ConfigReload(ctx context.Context) (ReloadResponse, error) {
 	var res ReloadResponse
 	return res, c.call(ctx, EndpointConfigReload, nil, &res)

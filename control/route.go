@@ -40,12 +40,30 @@ func streamOf(data []byte) string {
 	return r.Stream
 }
 
+// nodeOf returns the node a request names (cluster.handover), "" for
+// none.
+func nodeOf(data []byte) string {
+	var r struct {
+		Node string `json:"node"`
+	}
+	if len(data) == 0 || json.Unmarshal(data, &r) != nil {
+		return ""
+	}
+	return r.Node
+}
+
 // route returns the node to forward req to, "" to answer it here, or an
 // error when the stream's partition has no owner.
 func (s *Service) route(req micro.Request) (string, error) {
 	r := s.opts.Router
 	if r == nil {
 		return "", nil
+	}
+	if node := nodeOf(req.Data()); node != "" {
+		if node == r.Self() {
+			return "", nil
+		}
+		return node, nil
 	}
 	stream := streamOf(req.Data())
 	if stream == "" {

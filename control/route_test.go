@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"sync"
 	"testing"
 
@@ -33,7 +34,11 @@ func TestRequestsNamingAStreamAreAnsweredByItsOwner(t *testing.T) {
 		s := openTestStore(t, t.TempDir(), nil)
 		t.Cleanup(func() { s.Close() })
 		appendN(t, s, stream, 0, 3)
-		svc, err := New(n.Connect(t), s, Options{Router: &staticRouter{self: node, owners: owners}})
+		self := node
+		svc, err := New(n.Connect(t), s, Options{Router: &staticRouter{self: node, owners: owners},
+			Handover: func(context.Context) (HandoverResponse, error) {
+				return HandoverResponse{Node: self, Released: []int{1, 2}}, nil
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,6 +63,15 @@ func TestRequestsNamingAStreamAreAnsweredByItsOwner(t *testing.T) {
 	for range 10 {
 		_, err := c.Hydrate(ctx, HydrateRequest{Stream: "orders", Segment: 99})
 		wantCode(t, err, CodeNotFound)
+	}
+	// A handover is answered by the node it names.
+	for range 10 {
+		for _, node := range []string{"gw-a", "gw-b"} {
+			res, err := c.Handover(ctx, HandoverRequest{Node: node})
+			if err != nil || res.Node != node {
+				t.Fatalf("handover of %s answered by %q (%v)", node, res.Node, err)
+			}
+		}
 	}
 	_, err := c.SegmentsList(ctx, SegmentsListRequest{Stream: "unowned"})
 	wantCode(t, err, CodeUnavailable)

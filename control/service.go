@@ -43,6 +43,9 @@ type Options struct {
 	// answers 501.
 	Reload      func(ctx context.Context) (any, error)
 	Instruments *tracing.Instruments
+	// Handover, when set, serves cluster.handover: the gateway hands its
+	// partitions over and returns what it released.
+	Handover func(ctx context.Context) (HandoverResponse, error)
 	// Router, when set, sends a request that names a stream to the
 	// gateway that owns it (see Router); without it every request is
 	// answered here.
@@ -108,6 +111,7 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 		EndpointSnapshotCreate:  s.snapshotCreate,
 		EndpointSnapshotList:    s.snapshotList,
 		EndpointConfigReload:    s.configReload,
+		EndpointHandover:        s.handover,
 	}
 	for _, name := range Endpoints {
 		h := handlers[name]
@@ -488,6 +492,20 @@ func (s *Service) snapshotList(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	return ListSnapshots(nil, s.store.Root(), req.Stream)
+}
+
+func (s *Service) handover(ctx context.Context, data []byte) (any, error) {
+	var req HandoverRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.Node == "" {
+		return nil, Errorf(CodeBadRequest, "cluster.handover needs the node to hand over")
+	}
+	if s.opts.Handover == nil {
+		return nil, Errorf(CodeNotImplemented, "this gateway does not own partitions")
+	}
+	return s.opts.Handover(ctx)
 }
 
 func (s *Service) configReload(ctx context.Context, data []byte) (any, error) {

@@ -441,3 +441,19 @@ type SnapshotListResponse struct {
 type ReloadResponse struct {
 	Result json.RawMessage `json:"result"`
 }
+
+// HandoverRequest asks gateway Node to hand every partition it owns over
+// (a rolling upgrade): it archives and releases them, then takes none
+// until it restarts.
+type HandoverRequest struct {
+	Node string `json:"node"`
+}
+
+// HandoverResponse answers cluster.handover.
+type HandoverResponse struct {
+	Node string `json:"node"`
+	// Released are the partitions it handed over.
+	Released []int `json:"released"`
+	// TookMS is how long the handover took, in milliseconds.
+	TookMS int64 `json:"took_ms"`
+}

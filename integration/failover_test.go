@@ -167,3 +167,44 @@ func streamLeader(t *testing.T, c *harness.Cluster, stream string) int {
 	}
 	return int(info.Cluster.Leader[1] - '0')
 }
+
+// A rolling upgrade asked by an operator: `aof2-admin cluster handover`
+// has the owner hand every partition over while producers publish; the
+// other gateway owns them all at once, the handed-over gateway takes none
+// back, and after it stops nothing is lost or stored twice.
+func TestOperatorHandoverMovesEveryPartitionWithNothingToReRead(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.newNode("gw-a"), e.newNode("gw-b")
+	a.start()
+	b.start()
+	nc := e.nats.Connect(t)
+	pub := startPublisher(t, nc, []string{"orders", "audit"})
+	time.Sleep(time.Second)
+	if st, err := a.gw.status(); err != nil || len(st.OwnedPartitions) != 16 {
+		t.Fatalf("gw-a owns %v (%v), want every partition before the handover", st.OwnedPartitions, err)
+	}
+	out := e.mustAdmin("cluster", "handover", "--node", "gw-a")
+	if !strings.Contains(out, "gateway gw-a handed over partitions 0-15") {
+		t.Fatalf("handover said: %s", out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := b.gw.status()
+		if err == nil && len(st.OwnedPartitions) == 16 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gw-b owns %v five seconds after the handover", st.OwnedPartitions)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if st, _ := a.gw.status(); len(st.OwnedPartitions) != 0 {
+		t.Fatalf("gw-a took partitions %v back after its handover", st.OwnedPartitions)
+	}
+	acked, _ := pub.finish()
+	a.gw.stop()
+	b.gw.stop()
+	e.waitIngestEmpty(e.nats.JetStream(t), 10*time.Second)
+	e.checkArchiveExactlyOnce(acked)
+}

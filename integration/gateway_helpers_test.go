@@ -167,8 +167,9 @@ func (e *env) fullGatewayLog() string {
 }
 
 type readyz struct {
-	Ready  bool          `json:"ready"`
-	Ingest ingest.Status `json:"ingest"`
+	Ready           bool          `json:"ready"`
+	Ingest          ingest.Status `json:"ingest"`
+	OwnedPartitions []int         `json:"owned_partitions"`
 }
 
 func (g *gateway) status() (readyz, error) {

@@ -21,6 +21,7 @@ func (g *gateway) startControl(opts runOptions, router control.Router) error {
 		},
 		Instruments: g.inst,
 		Router:      router,
+		Handover:    g.handover,
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 
 	"github.com/bop-aof/aof/cluster"
 	"github.com/bop-aof/aof/config"
+	"github.com/bop-aof/aof/control"
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/internal/options"
 	"github.com/bop-aof/aof/ownership"
@@ -61,6 +63,9 @@ type gateway struct {
 	partitions int
 	ingest     *partitionIngest
 	manager    *cluster.Manager
+	// draining is set by an operator's handover: the gateway takes no
+	// partition until it restarts.
+	draining atomic.Bool
 
 	mu      sync.Mutex
 	ready   bool
@@ -459,6 +464,33 @@ func (g *gateway) settled(ctx context.Context, m *cluster.Manager) bool {
 	return true
 }
 
+// handover serves an operator's cluster.handover: every owned partition
+// is handed over (archived, recorded, purged, released) and no other is
+// taken until the gateway restarts, so it can be stopped with nothing
+// for the next owner to re-read.
+func (g *gateway) handover(ctx context.Context) (control.HandoverResponse, error) {
+	res := control.HandoverResponse{Node: g.node}
+	g.draining.Store(true)
+	g.mu.Lock()
+	m := g.manager
+	g.mu.Unlock()
+	if m == nil {
+		return res, control.Errorf(control.CodeUnavailable, "gateway %s is not running its partitions (starting or reopening its store)", g.node)
+	}
+	started := time.Now()
+	for _, l := range m.Owned() {
+		res.Released = append(res.Released, l.Partition)
+	}
+	sort.Ints(res.Released)
+	g.log.Info("handover_requested", "partitions", len(res.Released))
+	err := m.ReleaseAll(ctx)
+	res.TookMS = time.Since(started).Milliseconds()
+	if err != nil {
+		return res, fmt.Errorf("handover of %s: %w", g.node, err)
+	}
+	return res, nil
+}
+
 // registerOwnershipGauges exports owned_partitions, unarchived_messages
 // and archive_lag_seconds for one store session.
 func (g *gateway) registerOwnershipGauges(m *cluster.Manager, runner *ownership.Runner) (func(), error) {
@@ -492,6 +524,7 @@ func (g *gateway) managerOptions() cluster.ManagerOptions {
 	o := options.ClusterManager(g.cfg)
 	// The manager names the node in its events itself.
 	o.Node, o.Partitions, o.Logger = g.node, g.partitions, g.baseLog
+	o.Want = func(int) bool { return !g.draining.Load() }
 	return o
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bop-aof/aof/cluster"
 	"github.com/bop-aof/aof/config"
+	"github.com/bop-aof/aof/control"
 )
 
 // clusterView is what `aof2-admin cluster` shows; its JSON form is the
@@ -60,6 +61,48 @@ type clusterStream struct {
 }
 
 func (a *app) clusterCommand() *cobra.Command {
+	c := a.clusterShowCommand()
+	c.AddCommand(a.handoverCommand())
+	return c
+}
+
+func (a *app) handoverCommand() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "handover",
+		Short: "Have one gateway hand every partition it owns over, before stopping it",
+		Long: `handover asks the gateway --node (its node.id, as aof2-admin cluster shows it)
+to hand every partition it owns over, as a SIGTERM does: each pipeline stops,
+every stream is sealed, the gateway waits until Tier 2 holds everything,
+writes the archived-through records, purges AOF_INGEST and releases the
+lease; the other gateways take the partitions at once, with nothing to
+re-read. The gateway then takes no partition until it is restarted: stop it,
+upgrade it, start it.`,
+		Example: `  aof2-admin cluster handover --node gw-a
+  aof2-admin cluster handover --node gw-a --json`,
+		Args: cobra.NoArgs,
+		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
+			if node == "" {
+				return usageError{fmt.Errorf("--node is required: the node id of the gateway to hand over (aof2-admin cluster lists them)")}
+			}
+			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.HandoverResponse, error) {
+				return c.Handover(ctx, control.HandoverRequest{Node: node})
+			})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			fmt.Fprintf(a.stdout, "gateway %s handed over partitions %s in %d ms; it takes none until it restarts\n", res.Node, ranges(res.Released), res.TookMS)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&node, "node", "", "node id of the gateway to hand over")
+	return cmd
+}
+
+func (a *app) clusterShowCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "cluster",
 		Short: "Show gateways, partition leases and each stream's archived-through position",
