@@ -14,9 +14,9 @@ PROMETHEUS_VERSION := v0.316.0
 PROMTOOL  := $(BIN)/promtool
 
 # Packages whose types are used from several goroutines run under -race.
-RACE_PKGS := ./internal/... ./tiers/... ./manifest/... ./ingest/... ./control/... ./fsck/... ./readservice/... ./aofclient/...
+RACE_PKGS := ./internal/... ./tiers/... ./manifest/... ./ingest/... ./control/... ./fsck/... ./readservice/... ./aofclient/... ./cluster/... ./ownership/...
 # Everything else (configuration, tracing setup, binaries, end-to-end tests).
-PLAIN_PKGS = $(shell $(GO) list ./... | grep -v -E '/(internal|tiers|manifest|ingest|control|fsck|readservice|aofclient)(/|$$)')
+PLAIN_PKGS = $(shell $(GO) list ./... | grep -v -E '/(internal|tiers|manifest|ingest|control|fsck|readservice|aofclient|cluster|ownership)(/|$$)')
 
 TEST_TIMEOUT ?= 15m
 
