@@ -68,7 +68,7 @@ func (r *Runner) archiveStream(ctx context.Context, p *partition, stream string)
 	if err != nil {
 		return fmt.Errorf("archived state: %w", err)
 	}
-	if a.Through > sr.rec.Through {
+	if a.Through > sr.rec.Through || movesToNewerChain(a, sr.rec) {
 		rec := Record{Epoch: p.lease.Epoch(), Through: a.Through, NextOffset: a.NextOffset, Manifest: a.Manifest}
 		if !p.lease.Valid() {
 			return errLeaseExpired
@@ -89,6 +89,17 @@ func (r *Runner) archiveStream(ctx context.Context, p *partition, stream string)
 	r.purge(ctx, p, stream, sr)
 	r.measureWaiting(stream, sr)
 	return nil
+}
+
+// movesToNewerChain reports whether the record should move to the
+// store's chain although nothing more is archived: the store's chain is
+// newer (this owner's anchor is in Tier 2) and covers as much. A record
+// left pointing at an older epoch's chain depends on objects that a
+// writer still at that epoch (a zombie, a restarted standby) may prune
+// behind its own snapshots; once the record names this owner's chain,
+// only this owner writes what it needs.
+func movesToNewerChain(a Archived, rec Record) bool {
+	return a.Manifest.Epoch > rec.Manifest.Epoch && a.Through >= rec.Through && a.NextOffset >= rec.NextOffset && a.Through > 0
 }
 
 // measureWaiting updates how many of stream's records wait for Tier 2,

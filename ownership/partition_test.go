@@ -62,6 +62,8 @@ type fakeStore struct {
 	sealed   []string
 	// archiveOnSeal makes a seal archive everything stored.
 	archiveOnSeal bool
+	// chain is the epoch of the chain Archived reports.
+	chain uint64
 }
 
 func newFakeStore() *fakeStore {
@@ -107,7 +109,7 @@ func (f *fakeStore) SetEpoch(s string, e uint64) error {
 func (f *fakeStore) Archived(s string) (Archived, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return Archived{Through: f.archived[s], NextOffset: f.archived[s]}, nil
+	return Archived{Through: f.archived[s], NextOffset: f.archived[s], Manifest: ManifestPosition{Epoch: f.chain}}, nil
 }
 
 func (f *fakeStore) LastExtID(s string) (uint64, error) {
@@ -273,6 +275,30 @@ func TestStatsCountWhatWaitsForTier2AndForHowLong(t *testing.T) {
 	}
 	g.store.archive("orders", 40)
 	waitFor(t, "nothing waiting", func() bool { st := g.runner.Stats(); return st.Unarchived == 0 && st.ArchiveLag == 0 })
+}
+
+// Once this owner's own chain holds as much as the record's, the record
+// moves to it, although nothing more was archived: the older chain may be
+// pruned by a writer still at its epoch.
+func TestTheRecordMovesToTheOwnersChainOnceItsAnchorIsInTier2(t *testing.T) {
+	recs := newMemRecords()
+	if _, err := recs.Update(context.Background(), "orders", 0, Record{Epoch: 1, Through: 30, NextOffset: 30, Manifest: ManifestPosition{Epoch: 1, Chunk: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(recs)
+	g.store.chain = 1
+	g.start(t, newLease(0, 2))
+	time.Sleep(30 * time.Millisecond)
+	if rec, _, _ := recs.Get(context.Background(), "orders"); rec.Manifest.Epoch != 1 {
+		t.Fatalf("record moved to chain %d before the owner's anchor was in Tier 2", rec.Manifest.Epoch)
+	}
+	g.store.mu.Lock()
+	g.store.chain = 2 // the new owner's anchor is uploaded
+	g.store.mu.Unlock()
+	waitFor(t, "the record in the owner's chain", func() bool {
+		rec, _, _ := recs.Get(context.Background(), "orders")
+		return rec.Manifest.Epoch == 2 && rec.Through == 30 && rec.Epoch == 2
+	})
 }
 
 func TestNothingStoredButNotArchivedIsPurged(t *testing.T) {
