@@ -71,6 +71,10 @@ type Options struct {
 	// Instruments records ingest_messages, ingest_bytes, backpressure,
 	// deadletters and ingest_lost_messages; nil records nothing.
 	Instruments *tracing.Instruments
+	// MayAck, when set, is asked before each ack of stored messages; when
+	// it says no (the partition's lease may have expired) the messages are
+	// left unacked for the partition's next owner. nil always acks.
+	MayAck func() bool
 
 	// Partitions is the ingest stream's partition count
 	// (StreamSettings.Partitions); 0 consumes the unpartitioned stream
@@ -597,8 +601,17 @@ func (p *Pipeline) finishSynced(fl *inflight, refused map[string]error, failed e
 	p.doneSyncing(fl)
 }
 
-// ackDurable acks messages whose records are durable.
+// ackDurable acks messages whose records are durable, unless
+// Options.MayAck says this gateway may no longer ack them.
 func (p *Pipeline) ackDurable(msgs []jetstream.Msg) {
+	if p.opts.MayAck != nil && !p.opts.MayAck() {
+		// Another gateway may own the partition by now: an ack on the
+		// consumer it pulls would take a message it has pending off its
+		// redeliveries. The records are durable here; the new owner
+		// stores them again from the ingest stream.
+		p.log.Warn("ingest_ack_withheld", "messages", len(msgs), "reason", "the partition's lease may have expired")
+		return
+	}
 	for _, m := range msgs {
 		if err := p.ack(m); err != nil {
 			// The record is durable; a lost ack only means a

@@ -340,3 +340,43 @@ func TestFailedWriteLosesNoMessageWhileItsStreamIsHeld(t *testing.T) {
 	}
 	r.expectStored("a", 41)
 }
+
+// A gateway whose partition lease may have expired stores what it has in
+// hand but acks none of it: the acks would land on the consumer the next
+// owner pulls and take its pending messages off their redeliveries.
+func TestNoAckOnceTheLeaseMayHaveExpired(t *testing.T) {
+	r := newRig(t, time.Minute)
+	r.publish("orders", 5)
+	opts := r.opts
+	opts.MayAck = func() bool { return false }
+	p, err := NewPipeline(r.js, r.store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Status().Stored < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stored %d of 5", p.Status().Stored)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.js.Consumer(context.Background(), "AOF_INGEST", "gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream != 0 || info.NumAckPending != 5 {
+		t.Fatalf("ack floor %d, %d pending: want nothing acked", info.AckFloor.Stream, info.NumAckPending)
+	}
+	r.expectStored("orders", 5)
+}

@@ -210,7 +210,7 @@ func (r *Runner) Acquired(ctx context.Context, lease Lease, handover <-chan stru
 func (r *Runner) runIngest(ctx context.Context, p *partition, log *slog.Logger) {
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		err := r.opts.Ingest.Run(ctx, p.lease.Partition())
+		err := r.opts.Ingest.Run(ctx, p.lease.Partition(), p.lease.Valid)
 		if err == nil || ctx.Err() != nil {
 			return
 		}

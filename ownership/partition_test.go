@@ -161,7 +161,7 @@ type fakeIngest struct {
 
 func newFakeIngest() *fakeIngest { return &fakeIngest{purged: map[string]uint64{}} }
 
-func (f *fakeIngest) Run(ctx context.Context, _ int) error {
+func (f *fakeIngest) Run(ctx context.Context, _ int, _ func() bool) error {
 	f.running.Add(1)
 	defer f.running.Add(-1)
 	<-ctx.Done()

@@ -79,8 +79,10 @@ type Store interface {
 // Ingest feeds partitions from AOF_INGEST.
 type Ingest interface {
 	// Run stores the partition's messages until ctx ends, starting at
-	// the first message AOF_INGEST still holds for it.
-	Run(ctx context.Context, partition int) error
+	// the first message AOF_INGEST still holds for it. It acks only while
+	// mayAck says the lease is still held: acks go to the consumer the
+	// next owner pulls.
+	Run(ctx context.Context, partition int, mayAck func() bool) error
 	// Purge drops stream's messages up to through from AOF_INGEST.
 	Purge(ctx context.Context, stream string, through uint64) error
 }

@@ -149,10 +149,11 @@ type partitionIngest struct {
 // Run runs partition p's pipeline from the first message AOF_INGEST still
 // holds of it: the takeover adopted what is archived, and sequence dedupe
 // skips what the store holds.
-func (pi partitionIngest) Run(ctx context.Context, p int) error {
+func (pi partitionIngest) Run(ctx context.Context, p int, mayAck func() bool) error {
 	opts := pi.opts
 	opts.Partition = p
 	opts.Consumer.StartSequence = 1
+	opts.MayAck = mayAck
 	ps := partitionStore{Store: pi.store, partition: p, partitionOf: opts.PartitionOf, log: pi.log}
 	pl, err := ingest.NewPipeline(pi.js, ps, opts)
 	if err != nil {
