@@ -24,8 +24,10 @@ import (
 // floor over removed messages by itself, but not the delivered
 // sequence); at a start at a given sequence, that sequence (everything
 // before it is archived); while running, the sequence after the last
-// message delivered to the pipeline. A replay from the start checks nothing:
-// what the stream no longer holds there was archived and purged.
+// message delivered to the pipeline. A replay from the start, and a start
+// at sequence 1 (a takeover, which re-reads whatever the stream holds),
+// check nothing at the start: what the stream no longer holds there was
+// archived and purged, by this owner or an earlier one.
 //
 // On a partitioned stream without a max age nothing is counted: nothing
 // but a purge removes a message there, and the other partitions' owners

@@ -349,9 +349,11 @@ func (p *Pipeline) restartAtAckFloor(ctx context.Context) (jetstream.Consumer, e
 	p.lastConsumerSeq = 0 // the reset consumer numbers its deliveries from 1
 	p.streams = nil       // counted again from the store
 	p.position = pos.start
-	if !replayed {
-		// A replay from the start takes whatever the stream holds: what
-		// it no longer holds was archived and purged.
+	if !replayed && settings.StartSequence != 1 {
+		// A replay from the start, or a start at sequence 1 (a takeover
+		// re-reads whatever the stream still holds), takes whatever the
+		// stream holds: what it no longer holds was archived and purged,
+		// by any owner. The running check counts what leaves from here.
 		p.checkLost(ctx, lostFromAtStart(pos, settings.StartSequence > 0))
 	}
 	return pos.cons, nil
