@@ -69,9 +69,11 @@ func NewRunner(opts Options) *Runner {
 	return &Runner{opts: opts, log: opts.Logger, owned: map[int]*partition{}, epochs: map[int]uint64{}}
 }
 
-// EpochOf is the epoch stream's Tier 2 writes carry: that of its
-// partition's lease, or 0 while the partition is not owned (nothing is
-// written then).
+// EpochOf is the epoch a stream's log opens at: that of its partition's
+// lease, or 0 while the partition is not owned (the log then continues
+// under the epoch its local copy records; what it writes there is never
+// referenced by a record once the owner's chain holds the stream, see
+// movesToNewerChain).
 func (r *Runner) EpochOf(stream string) uint64 {
 	p := r.opts.PartitionOf(stream)
 	r.mu.Lock()
