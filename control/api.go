@@ -33,6 +33,10 @@ const (
 	// EndpointHandover is answered by the node it names: that gateway
 	// hands every partition it owns over and takes no more.
 	EndpointHandover = "cluster.handover"
+	// EndpointClusterView answers the view of aof2-admin cluster, so
+	// that an operator's NATS account needs only the admin service, not
+	// the cluster bucket's JetStream API.
+	EndpointClusterView = "cluster.view"
 )
 
 // Endpoints lists every endpoint the service registers, in a stable order.
@@ -40,7 +44,7 @@ var Endpoints = []string{
 	EndpointStatus, EndpointDump, EndpointSeal, EndpointFlush, EndpointHydrate,
 	EndpointSegmentsList, EndpointSegmentsDelete, EndpointManifestCheck,
 	EndpointManifestInspect, EndpointRead, EndpointSnapshotCreate,
-	EndpointSnapshotList, EndpointConfigReload, EndpointHandover,
+	EndpointSnapshotList, EndpointConfigReload, EndpointHandover, EndpointClusterView,
 }
 
 // Error codes carried in the Nats-Service-Error-Code header of an error

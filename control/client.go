@@ -158,6 +158,12 @@ func (c *Client) SnapshotList(ctx context.Context, req StreamRequest) (SnapshotL
 }
 
 // ConfigReload calls config.reload.
+// ClusterView calls cluster.view and decodes the answer into v (a
+// cluster.View).
+func (c *Client) ClusterView(ctx context.Context, v any) error {
+	return c.call(ctx, EndpointClusterView, nil, v)
+}
+
 // Handover calls cluster.handover, which the node it names answers.
 func (c *Client) Handover(ctx context.Context, req HandoverRequest) (HandoverResponse, error) {
 	var res HandoverResponse

@@ -76,3 +76,21 @@ func TestRequestsNamingAStreamAreAnsweredByItsOwner(t *testing.T) {
 	_, err := c.SegmentsList(ctx, SegmentsListRequest{Stream: "unowned"})
 	wantCode(t, err, CodeUnavailable)
 }
+
+// cluster.view is answered by the gateway's view function, so an operator
+// needs the admin service only.
+func TestClusterViewIsServedByTheGateway(t *testing.T) {
+	s := openTestStore(t, t.TempDir(), nil)
+	defer s.Close()
+	c, _ := startService(t, s, Options{ClusterView: func(context.Context) (any, error) {
+		return map[string]int{"partitions": 16}, nil
+	}})
+	var v struct {
+		Partitions int `json:"partitions"`
+	}
+	if err := c.ClusterView(testCtx(t), &v); err != nil || v.Partitions != 16 {
+		t.Fatalf("cluster.view = %+v, %v", v, err)
+	}
+	c2, _ := startService(t, s, Options{})
+	wantCode(t, c2.ClusterView(testCtx(t), &v), CodeNotImplemented)
+}

@@ -43,6 +43,8 @@ type Options struct {
 	// answers 501.
 	Reload      func(ctx context.Context) (any, error)
 	Instruments *tracing.Instruments
+	// ClusterView, when set, serves cluster.view (cluster.ReadView).
+	ClusterView func(ctx context.Context) (any, error)
 	// Handover, when set, serves cluster.handover: the gateway hands its
 	// partitions over and returns what it released.
 	Handover func(ctx context.Context) (HandoverResponse, error)
@@ -112,6 +114,7 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 		EndpointSnapshotList:    s.snapshotList,
 		EndpointConfigReload:    s.configReload,
 		EndpointHandover:        s.handover,
+		EndpointClusterView:     s.clusterView,
 	}
 	for _, name := range Endpoints {
 		h := handlers[name]
@@ -492,6 +495,13 @@ func (s *Service) snapshotList(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	return ListSnapshots(nil, s.store.Root(), req.Stream)
+}
+
+func (s *Service) clusterView(ctx context.Context, _ []byte) (any, error) {
+	if s.opts.ClusterView == nil {
+		return nil, Errorf(CodeNotImplemented, "this gateway does not own partitions")
+	}
+	return s.opts.ClusterView(ctx)
 }
 
 func (s *Service) handover(ctx context.Context, data []byte) (any, error) {

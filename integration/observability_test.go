@@ -442,6 +442,25 @@ func TestOwnershipMetricsOfARunningGateway(t *testing.T) {
 		}
 	}
 	e.waitIngestEmpty(js, time.Minute)
+	// The running gateway answers aof2-admin cluster (cluster.view).
+	out := e.mustAdmin("cluster", "--json")
+	var view struct {
+		Nodes []struct {
+			Owned []int `json:"owned_partitions"`
+		} `json:"nodes"`
+		Streams []struct {
+			Stream   string `json:"stream"`
+			Through  uint64 `json:"archived_through"`
+			InIngest uint64 `json:"messages_in_ingest"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal([]byte(out), &view); err != nil {
+		t.Fatalf("cluster --json: %v\n%s", err, out)
+	}
+	if len(view.Nodes) != 1 || len(view.Nodes[0].Owned) != 16 || len(view.Streams) != 1 ||
+		view.Streams[0].Through != 50 || view.Streams[0].InIngest != 0 {
+		t.Fatalf("cluster view after everything was archived: %s", out)
+	}
 	plausible := map[string]func(float64) bool{
 		"owned_partitions":                           func(v float64) bool { return v == 16 },
 		`ownership_changes_total{change="acquired"}`: func(v float64) bool { return v == 16 },

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/bop-aof/aof/cluster"
 	"github.com/bop-aof/aof/control"
 	"github.com/bop-aof/aof/readservice"
 )
@@ -22,6 +23,11 @@ func (g *gateway) startControl(opts runOptions, router control.Router) error {
 		Instruments: g.inst,
 		Router:      router,
 		Handover:    g.handover,
+		ClusterView: func(ctx context.Context) (any, error) {
+			cfg := g.cfg
+			return cluster.ReadView(ctx, g.js, cluster.ViewOptions{Bucket: cfg.Cluster.Bucket, IngestStream: cfg.Ingest.StreamName,
+				SubjectPrefix: cfg.Ingest.SubjectPrefix, Partitions: g.partitions, LeaseTTL: cfg.Cluster.LeaseTTL.D()})
+		},
 	})
 	if err != nil {
 		return err

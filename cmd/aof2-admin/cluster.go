@@ -7,58 +7,13 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/bop-aof/aof/cluster"
-	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/control"
 )
-
-// clusterView is what `aof2-admin cluster` shows; its JSON form is the
-// --json output.
-type clusterView struct {
-	Partitions int              `json:"partitions"`
-	LeaseTTL   string           `json:"lease_ttl"`
-	Nodes      []clusterNode    `json:"nodes"`
-	Leases     []clusterLease   `json:"leases"`
-	Streams    []clusterStream  `json:"streams"`
-	Unowned    []int            `json:"unowned_partitions"`
-	now        time.Time        `json:"-"`
-	byNode     map[string][]int `json:"-"`
-}
-
-type clusterNode struct {
-	Node            string  `json:"node"`
-	HeartbeatAgeSec float64 `json:"heartbeat_age_seconds"`
-	StartedAt       string  `json:"started_at"`
-	Owned           []int   `json:"owned_partitions"`
-}
-
-type clusterLease struct {
-	Partition   int     `json:"partition"`
-	Owner       string  `json:"owner"`
-	Epoch       uint64  `json:"epoch"`
-	LeaseAgeSec float64 `json:"lease_age_seconds"`
-	HeldForSec  float64 `json:"held_for_seconds"`
-}
-
-type clusterStream struct {
-	Stream    string `json:"stream"`
-	Partition int    `json:"partition"`
-	Owner     string `json:"owner,omitempty"`
-	Epoch     uint64 `json:"epoch"`
-	// ArchivedThrough is the last JetStream sequence archived in Tier 2.
-	ArchivedThrough uint64 `json:"archived_through"`
-	// InIngest is how many of the stream's messages AOF_INGEST holds:
-	// the un-archived window, plus up to ingest.keep archived ones.
-	InIngest uint64 `json:"messages_in_ingest"`
-	// ArchiveLagSec is the age of the archived record while messages
-	// wait in AOF_INGEST, 0 when none does.
-	ArchiveLagSec float64 `json:"archive_lag_seconds"`
-}
 
 func (a *app) clusterCommand() *cobra.Command {
 	c := a.clusterShowCommand()
@@ -137,9 +92,19 @@ It needs no gateway address: everything is read from NATS.`,
 			}
 			ctx, cancel := a.requestCtx(cmd)
 			defer cancel()
-			v, err := readCluster(ctx, js, cfg)
+			// A running gateway answers it (an operator's account needs
+			// only the admin service); with none running, it is read from
+			// the bucket and the ingest stream directly.
+			var v cluster.View
+			c, err := a.client(cmd)
+			if err == nil {
+				err = c.ClusterView(ctx, &v)
+			}
 			if err != nil {
-				return err
+				if v, err = cluster.ReadView(ctx, js, cluster.ViewOptions{Bucket: cfg.Cluster.Bucket, IngestStream: cfg.Ingest.StreamName,
+					SubjectPrefix: cfg.Ingest.SubjectPrefix, Partitions: cfg.Cluster.Partitions, LeaseTTL: cfg.Cluster.LeaseTTL.D()}); err != nil {
+					return err
+				}
 			}
 			if a.jsonOut {
 				return a.printJSON(v)
@@ -150,101 +115,7 @@ It needs no gateway address: everything is read from NATS.`,
 	}
 }
 
-// readCluster gathers the view from the cluster bucket and AOF_INGEST.
-func readCluster(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (clusterView, error) {
-	v := clusterView{Partitions: cfg.Cluster.Partitions, LeaseTTL: cfg.Cluster.LeaseTTL.D().String(), now: time.Now(), byNode: map[string][]int{}}
-	b, err := cluster.OpenBucket(ctx, js, cfg.Cluster.Bucket)
-	if err != nil {
-		return v, fmt.Errorf("open cluster bucket %s (is a gateway running?): %w", cfg.Cluster.Bucket, err)
-	}
-	leases, err := b.ListLeases(ctx)
-	if err != nil {
-		return v, err
-	}
-	owner := map[int]clusterLease{}
-	for _, l := range leases {
-		cl := clusterLease{Partition: l.Partition, Owner: l.Node, Epoch: l.Epoch,
-			LeaseAgeSec: age(v.now, l.Written), HeldForSec: age(v.now, l.AcquiredAt)}
-		v.Leases = append(v.Leases, cl)
-		owner[l.Partition] = cl
-		v.byNode[l.Node] = append(v.byNode[l.Node], l.Partition)
-	}
-	nodes, err := b.ListNodes(ctx)
-	if err != nil {
-		return v, err
-	}
-	for _, n := range nodes {
-		v.Nodes = append(v.Nodes, clusterNode{Node: n.Node, HeartbeatAgeSec: age(v.now, n.Written),
-			StartedAt: n.StartedAt.UTC().Format(time.RFC3339), Owned: v.byNode[n.Node]})
-	}
-	inIngest, err := ingestCounts(ctx, js, cfg, &v)
-	if err != nil {
-		return v, err
-	}
-	archived, err := b.ListArchived(ctx)
-	if err != nil {
-		return v, err
-	}
-	names := map[string]bool{}
-	for s := range archived {
-		names[s] = true
-	}
-	for s := range inIngest {
-		names[s] = true
-	}
-	for s := range names {
-		p := cluster.PartitionOf(s, v.Partitions)
-		rec := archived[s]
-		cs := clusterStream{Stream: s, Partition: p, Owner: owner[p].Owner, Epoch: rec.Epoch,
-			ArchivedThrough: rec.Through, InIngest: inIngest[s]}
-		if cs.InIngest > 0 && !rec.UpdatedAt.IsZero() {
-			cs.ArchiveLagSec = age(v.now, rec.UpdatedAt)
-		}
-		v.Streams = append(v.Streams, cs)
-	}
-	sort.Slice(v.Streams, func(i, j int) bool { return v.Streams[i].Stream < v.Streams[j].Stream })
-	for p := range v.Partitions {
-		if _, ok := owner[p]; !ok {
-			v.Unowned = append(v.Unowned, p)
-		}
-	}
-	return v, nil
-}
-
-// ingestCounts returns how many messages AOF_INGEST holds per stream,
-// whether stored under the partitioned subject or the plain one, and sets
-// v's partition count from the stream's subject transform, which fixed it
-// when the stream was provisioned.
-func ingestCounts(ctx context.Context, js jetstream.JetStream, cfg *config.Config, v *clusterView) (map[string]uint64, error) {
-	st, err := js.Stream(ctx, cfg.Ingest.StreamName)
-	if err != nil {
-		return nil, fmt.Errorf("ingest stream %s: %w", cfg.Ingest.StreamName, err)
-	}
-	if n, ok := cluster.PartitionsOf(st.CachedInfo().Config.SubjectTransform, cfg.Ingest.SubjectPrefix); ok {
-		v.Partitions = n
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(cfg.Ingest.SubjectPrefix+".>"))
-	if err != nil {
-		return nil, fmt.Errorf("ingest stream %s subjects: %w", cfg.Ingest.StreamName, err)
-	}
-	out := map[string]uint64{}
-	prefix := cfg.Ingest.SubjectPrefix + "."
-	for subject, n := range info.State.Subjects {
-		rest := strings.TrimPrefix(subject, prefix)
-		toks := strings.Split(rest, ".")
-		out[toks[len(toks)-1]] += n
-	}
-	return out, nil
-}
-
-func age(now, t time.Time) float64 {
-	if t.IsZero() {
-		return 0
-	}
-	return now.Sub(t).Round(100 * time.Millisecond).Seconds()
-}
-
-func printCluster(w io.Writer, v clusterView) {
+func printCluster(w io.Writer, v cluster.View) {
 	fmt.Fprintf(w, "partitions %d, lease TTL %s, nodes %d, unowned partitions %d\n\n", v.Partitions, v.LeaseTTL, len(v.Nodes), len(v.Unowned))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tHEARTBEAT AGE\tSTARTED\tPARTITIONS")
