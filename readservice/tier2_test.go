@@ -71,9 +71,19 @@ func TestRequestsOverMaxConcurrentAreRefusedRetryably(t *testing.T) {
 	if eob := collect(t, held, 0).eob(t); eob.Reason != readapi.ReasonExpired {
 		t.Fatalf("the follow request: %+v", eob)
 	}
-	// The slot is free again.
-	if a := request(t, f.nc, "orders", readapi.Request{}, 0); len(a.records) != 1 {
-		t.Fatalf("after the slot freed: %d records (%s)", len(a.records), a.final.Data)
+	// The slot is free again once the follow request's goroutine ends,
+	// just after its last message: a request in between is refused
+	// retryably, as a reader retries it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a := request(t, f.nc, "orders", readapi.Request{}, 0)
+		if len(a.records) == 1 {
+			break
+		}
+		if a.status() != readapi.StatusUnavailable || time.Now().After(deadline) {
+			t.Fatalf("after the slot freed: %d records (%s)", len(a.records), a.final.Data)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
