@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -194,7 +196,9 @@ func (g *liveGateway) durable(ctx context.Context, from uint64, count int, sent 
 // possible for the sustained ingest rate (publish and ingest on the same
 // machine), then publishes at half that rate for followBenchSeconds while
 // one follower reads from the tail, and reports the sustained rate, the
-// rate used and the latencies' p50 and p99.
+// rate used and the latencies' p50 and p99, and beside them the latency
+// from publish until the store has the record durable (what ingest alone
+// costs). AOF_BENCH_FOLLOW_RATE sets the follow phase's rate instead.
 //
 //	go test -run '^$' -bench FollowLatency -benchtime 1x -timeout 30m ./aofclient/
 func BenchmarkFollowLatency(b *testing.B) {
@@ -206,6 +210,11 @@ func BenchmarkFollowLatency(b *testing.B) {
 	settleRead(b)
 
 	rate := maxRate / 2
+	if v, err := strconv.ParseFloat(os.Getenv("AOF_BENCH_FOLLOW_RATE"), 64); err == nil && v > 0 {
+		// A fixed rate instead, to tell the read path's share from a
+		// saturated machine's.
+		rate = v
+	}
 	count := int(rate * followBenchSeconds)
 	sent := make([]atomic.Int64, count)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
