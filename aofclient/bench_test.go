@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bop-aof/aof/aofclient"
+	"github.com/bop-aof/aof/config"
 	"github.com/bop-aof/aof/ingest"
 	"github.com/bop-aof/aof/integration/harness"
 	"github.com/bop-aof/aof/readservice"
@@ -63,7 +64,12 @@ func startColdArchive(b *testing.B) *coldArchive {
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := tiers.Open(ctx, tiers.Options{Root: b.TempDir(), Tier2: t2})
+	// Read-ahead as the gateway runs it by default: tiers.Options leaves
+	// it off, which made this benchmark hydrate every segment into Tier 1
+	// instead of measuring the read path aof-gateway has.
+	read := config.Default().Read
+	store, err := tiers.Open(ctx, tiers.Options{Root: b.TempDir(), Tier2: t2,
+		PrefetchSegments: read.PrefetchSegments, PrefetchBytes: int64(read.PrefetchBytes)})
 	if err != nil {
 		b.Fatal(err)
 	}

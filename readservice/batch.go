@@ -41,20 +41,39 @@ type batch struct {
 // publishes the end of batch (end) or the error once the heartbeats have
 // stopped.
 func (b *batch) run(ctx context.Context) (string, error) {
-	r, err := b.s.store.Reader(b.stream)
+	r, err := b.reader()
 	if err != nil {
 		return "", err
 	}
-	defer r.Close()
 	b.r = r
 	if b.next, err = b.start(ctx); err != nil {
+		r.Close()
 		return "", err
 	}
 	r.Seek(b.next)
 	r.SetRangedReads(b.req.MaxMsgs <= rangedReadMaxMsgs)
 	r.SetReadAhead(b.req.MaxMsgs > rangedReadMaxMsgs)
 	b.w = newRecordWriter(b.reply, b.stream)
-	return b.send(ctx)
+	reason, err := b.send(ctx)
+	if err != nil {
+		r.Close()
+		return "", err
+	}
+	// Where the next batch of this read starts (idleReaders).
+	b.s.idle.park(b.stream, b.next, r)
+	return reason, nil
+}
+
+// reader is the reader parked at the request's start offset by the batch
+// before it, or a new one. A start by sequence or time searches with the
+// reader it opens.
+func (b *batch) reader() (*tiers.Reader, error) {
+	if b.req.StartSeq == 0 && b.req.StartTime == "" {
+		if r := b.s.idle.take(b.stream, b.req.StartOffset); r != nil {
+			return r, nil
+		}
+	}
+	return b.s.store.Reader(b.stream)
 }
 
 // bounds are the earliest retained offset and the durable end (the offset

@@ -62,6 +62,8 @@ type Service struct {
 	// direct receives the requests other gateways forward to this one.
 	direct *nats.Subscription
 	slots  chan struct{}
+	// idle keeps the readers of finished batches for the batches after.
+	idle *idleReaders
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -90,7 +92,8 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{nc: nc, store: store, opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent)}
+	s := &Service{nc: nc, store: store, opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent),
+		idle: newIdleReaders(opts.MaxConcurrent)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	sub, err := nc.QueueSubscribe(opts.SubjectPrefix+".*", readapi.QueueGroup, s.accept)
 	if err != nil {
@@ -123,6 +126,7 @@ func (s *Service) Stop() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	s.idle.stop()
 }
 
 // drain unsubscribes so that the requests NATS already routed to this

@@ -334,13 +334,27 @@ func (r *Reader) openPrefetched(ctx context.Context, si *segInfo) (ok bool, err 
 }
 
 // prefetchAfter starts the prefetch of the cold segments among the
-// read.prefetch_segments segments after si.
+// read.prefetch_segments segments after si, and then, when the reader
+// opened si itself with ranged GETs (no buffer), of si.
+//
+// si's own download does not speed up this reader, which goes on with
+// ranged GETs (they bring its first record soonest), but the readers after
+// it: the read service opens a Reader per batch, a batch is a few frames
+// of a 64 MiB segment, and without it every batch in the first segment of
+// a scan reopened the object and read its record index and each frame
+// with ranged GETs, one after the other. It comes last, so that it takes
+// only budget the next segments leave (start stops at the first object
+// that does not fit).
 func (r *Reader) prefetchAfter(si *segInfo) {
 	p := r.s.prefetch
 	if p == nil || !r.readAhead {
 		return
 	}
-	p.start(r.l.coldSegmentsAfter(si.id, r.s.opts.PrefetchSegments))
+	segs := r.l.coldSegmentsAfter(si.id, r.s.opts.PrefetchSegments)
+	if r.buf == nil && si.st.Tier2Key != "" {
+		segs = append(segs, coldSegment{key: si.st.Tier2Key, size: int64(si.st.CompressedBytes)})
+	}
+	p.start(segs)
 }
 
 type coldSegment struct {

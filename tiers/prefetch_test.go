@@ -178,6 +178,52 @@ func TestSequentialColdReadPrefetchesTheNextSegments(t *testing.T) {
 	}
 }
 
+// The read service opens a Reader per batch: a reader that opens a cold
+// segment with ranged GETs starts its download, so that the readers of
+// the batches after it read that segment from memory too, not only the
+// segments after it.
+func TestReaderThatOpensAColdSegmentPrefetchesItForTheNextReaders(t *testing.T) {
+	b := newCountingBucket()
+	s := prefetchStore(t, b, 2, 0)
+	defer s.Close()
+	const n = 400
+	keys := coldStream(t, s, "batches", n, false)
+	first, err := s.Reader("batches")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.SetReadAhead(true)
+	if _, err := first.Next(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	waitFor(t, "the first segment in memory", func() bool {
+		s.prefetch.mu.Lock()
+		defer s.prefetch.mu.Unlock()
+		buf, ok := s.prefetch.bufs[keys[0]]
+		return ok && buf.elem != nil // downloaded and idle
+	})
+	ranged := b.rangesOf(keys[0])
+
+	next, err := s.Reader("batches")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	next.SetReadAhead(true)
+	next.Seek(1)
+	seg0 := s.Segments("batches")[0]
+	for off := uint64(1); off < seg0.NextOffset; off++ {
+		e, err := next.Next(testCtx(t))
+		if err != nil || e.Offset != off || !bytes.Equal(e.Payload, payload("batches", int(off))) {
+			t.Fatalf("offset %d: got %d, %v", off, e.Offset, err)
+		}
+	}
+	if got := b.rangesOf(keys[0]); got != ranged {
+		t.Fatalf("the next reader of the first segment made %d ranged GETs of it, want none: it is in memory", got-ranged)
+	}
+}
+
 func TestConcurrentReadersShareOnePrefetch(t *testing.T) {
 	b := newCountingBucket()
 	s := prefetchStore(t, b, 2, 0)

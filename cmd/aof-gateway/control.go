@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/bop-aof/aof/cluster"
 	"github.com/bop-aof/aof/control"
@@ -39,17 +43,46 @@ func (g *gateway) startControl(opts runOptions, router control.Router) error {
 // startRead starts the read API (docs/reading.md) next to the admin
 // service, on its own subjects so NATS permissions can grant reading
 // without administration.
+//
+// It runs on a NATS connection of its own: a scan sends one message per
+// record, and on the ingest connection those would queue in the same
+// write buffer (and flusher) as the pipelines' acks and the lease
+// renewals, ahead of them.
 func (g *gateway) startRead(router readservice.Router) error {
-	svc, err := readservice.New(g.nc, g.store, readservice.Options{
+	opts := append(append([]nats.Option(nil), g.natsOpts...), nats.Name(readConnName))
+	nc, err := nats.Connect(g.natsURL, opts...)
+	if err != nil {
+		// The client's error may quote the URL with its user info.
+		return fmt.Errorf("connect the read service to NATS at %s: %s", redactURL(g.natsURL), redactURL(err.Error()))
+	}
+	svc, err := readservice.New(nc, g.store, readservice.Options{
 		SubjectPrefix: g.cfg.Read.SubjectPrefix,
 		MaxConcurrent: g.cfg.Read.MaxConcurrent,
 		Logger:        g.log,
 		Router:        router,
 	})
 	if err != nil {
+		nc.Close()
 		return err
 	}
-	g.read = svc
+	g.read, g.readNC = svc, nc
 	g.log.Info("read_api_started", "subject", g.cfg.Read.SubjectPrefix+".*")
 	return nil
+}
+
+// readConnName is the NATS connection name of the read service.
+const readConnName = "aof-gateway-read"
+
+// stopRead stops the read service and then closes its connection, once
+// the answers it published are flushed.
+func (g *gateway) stopRead() {
+	g.read.Stop()
+	if err := g.readNC.Drain(); err != nil {
+		g.readNC.Close()
+		return
+	}
+	for i := 0; i < 50 && !g.readNC.IsClosed(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.readNC.Close()
 }

@@ -50,10 +50,15 @@ type gateway struct {
 	inst     *tracing.Instruments
 	embedded *server.Server
 	nc       *nats.Conn
+	// natsURL and natsOpts dial the connections of their own (the read
+	// service's) to the server nc is on.
+	natsURL  string
+	natsOpts []nats.Option
 	js       jetstream.JetStream
 	store    *tiers.Store
 	control  interface{ Stop() error }
 	read     *readservice.Service
+	readNC   *nats.Conn // the read service's own connection
 
 	// Ownership: the cluster bucket, this gateway's node id, the
 	// partition count the ingest stream was provisioned with, and the
@@ -204,7 +209,7 @@ func (g *gateway) session(ctx context.Context, opts runOptions) (restart bool, e
 	if err := g.startRead(owners); err != nil {
 		return false, withCode(exitIO, err)
 	}
-	defer g.read.Stop()
+	defer g.stopRead()
 
 	done := make(chan error, 1)
 	go func() { done <- m.Run(mctx) }()
@@ -292,6 +297,7 @@ func (g *gateway) connectNATS(ctx context.Context) error {
 		return withCode(exitUsage, err)
 	}
 	opts = append(opts, login...)
+	g.natsURL, g.natsOpts = url, opts
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		code := exitIO
