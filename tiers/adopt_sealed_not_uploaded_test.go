@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/backpressure"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tiers/tier2/memory"
 )
