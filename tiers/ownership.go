@@ -193,6 +193,11 @@ func (s *Store) adoptLocked(ctx context.Context, stream string, rec manifest.Arc
 	}
 	o := RecoverOptions{Root: s.opts.Root, Tier2: t2, FS: s.fs, Logger: s.log}
 	if _, err := AdoptFromTier2(ctx, o, stream, rec); err != nil {
+		// The copy is gone: so are the lost ranges recorded for it.
+		if herr := setStreamHoles(s.fs, s.opts.Root, stream, streamHoles{}); herr != nil {
+			s.log.Error("stream_adopt_cleanup_failed", "stream", stream, "file", HolesFile, "err", herr)
+		}
+		delete(s.holes, stream)
 		return err
 	}
 	holes, err := loadHoles(s.fs, s.opts.Root)
