@@ -197,7 +197,14 @@
 // zombie's chunks, snapshots and segments written after the takeover) are
 // ignored. A takeover itself adopts the chain of the archived-through
 // record's epoch up to the record's position and nothing after it
-// (ChooseTier2ChainUpTo; tiers.AdoptFromTier2). Until the new owner's anchor is in Tier 2 a reader still takes
+// (ChooseTier2ChainUpTo; tiers.AdoptFromTier2). A writer still at that
+// epoch (a zombie, a restarted node whose kept copy anchors at its local
+// epoch, or the owner itself between a record and its crash) may have
+// snapshotted past the position and pruned what led to it: when no chain
+// of the epoch reaches the position (Tier2Chain.Reaches), the takeover
+// adopts the epoch's newest usable chain (ChooseTier2ChainOf), whose
+// records after the position are that epoch's own at the same offsets,
+// and refuses one that archives less than the record. Until the new owner's anchor is in Tier 2 a reader still takes
 // the older chain, which is why Archived does not advance in the new epoch
 // before it. Tier 2 pruning (tier2prune.go) works within the Log's own
 // epoch; older epochs' manifest objects stay until an operator removes

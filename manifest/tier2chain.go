@@ -93,6 +93,55 @@ func ChooseTier2ChainUpTo(o Tier2Objects, epoch uint64, upTo Position, load func
 	return chain, skipped, err
 }
 
+// ChooseTier2ChainOf picks the newest usable chain of epoch alone, by
+// ChooseTier2Chain's rule. A takeover falls back to it when no chain of
+// epoch reaches the record's position any more: a writer still at that
+// epoch (a zombie, or a restarted node whose kept copy opened at its
+// local epoch) snapshotted past the position and pruned what led to it.
+// The records it archived after the position are that epoch's own, in
+// the same order and at the same offsets, so its newer chain covers the
+// record.
+func ChooseTier2ChainOf(o Tier2Objects, epoch uint64, load func(epoch, id uint64) ([]byte, error)) (Tier2Chain, []SkippedSnapshot, error) {
+	var only Tier2Objects
+	for _, c := range o.Chunks[epoch] {
+		only.AddChunk(epoch, c)
+	}
+	for _, id := range o.Snapshots[epoch] {
+		only.AddSnapshot(epoch, id)
+	}
+	chain, skipped, err := chooseChain(only, load, nil)
+	chain.Epoch = epoch
+	return chain, skipped, err
+}
+
+// Reaches reports whether replaying the chain covers every manifest
+// record before p: its snapshot lies at or after p, or the chunks run
+// without a gap from the snapshot's position (no snapshot: chunk 0) to
+// p. ChooseTier2ChainUpTo returns what is left of a pruned chain without
+// an error; a takeover must not adopt that as the record's state.
+func (c Tier2Chain) Reaches(p Position) bool {
+	from := Position{Offset: ChunkHeaderSize}
+	if c.Snapshot != nil {
+		from = c.Snapshot.Position
+	}
+	if !from.Less(p) {
+		return true
+	}
+	last := p.Chunk
+	if p.Offset <= ChunkHeaderSize {
+		if last == 0 {
+			return true
+		}
+		last-- // p starts chunk p.Chunk: nothing of it is needed
+	}
+	for i := from.Chunk; i <= last; i++ {
+		if !slices.Contains(c.Chunks, i) {
+			return false
+		}
+	}
+	return true
+}
+
 func chooseChain(o Tier2Objects, load func(epoch, id uint64) ([]byte, error), upTo *Position) (Tier2Chain, []SkippedSnapshot, error) {
 	var skipped []SkippedSnapshot
 	for _, e := range descendingKeys(o.Snapshots) {

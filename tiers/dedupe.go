@@ -94,6 +94,30 @@ func writeHoles(fs vfs.FS, root string, holes map[string]streamHoles) error {
 	return vfs.WriteFileAtomic(fs, filepath.Join(root, HolesFile), data, 0o644)
 }
 
+// setStreamHoles replaces stream's entry of HolesFile with h (none when
+// h holds no range), keeping the other streams' entries.
+func setStreamHoles(fs vfs.FS, root, stream string, h streamHoles) error {
+	all, err := loadHoles(fs, root)
+	if err != nil {
+		return err
+	}
+	if _, had := all[stream]; !had && len(h.Holes) == 0 {
+		return nil
+	}
+	if all == nil {
+		all = map[string]streamHoles{}
+	}
+	if len(h.Holes) == 0 {
+		delete(all, stream)
+	} else {
+		all[stream] = h
+	}
+	if err := fs.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	return writeHoles(fs, root, all)
+}
+
 // DedupeView returns the stream's Dedupe: the highest ext_id appended to a
 // segment that still has a copy, and the ranges of lost segments not yet
 // stored again.

@@ -555,16 +555,33 @@ func ListTier2Manifest(ctx context.Context, b tier2.Bucket, stream string) (mani
 	return objs, nil
 }
 
+// ErrAdoptIncomplete is returned by AdoptFromTier2 (and Store.Adopt) when
+// what Tier 2 holds of the record's chain does not reach the record: an
+// adopted copy short of it would store the next sequences at offsets the
+// archived history already uses, and count that history as never stored.
+var ErrAdoptIncomplete = errors.New("tiers: Tier 2 does not hold the archived state the record names")
+
 // AdoptFromTier2 rebuilds the manifest of stream under o.Root from Tier 2
-// as a takeover adopts it: the chain of epoch up to upTo, the position of
-// the stream's archived-through record (manifest.Archived.Position), and
-// nothing after it, so whatever a zombie of that epoch wrote later is left
-// out. Segments stay in Tier 2 and are hydrated on demand; none is
-// restored, since the new owner reads every record after the record's
-// ext_id again from the ingest stream. The stream's manifest directory
-// must be empty or absent (a stale node clears it first); o.Force is not
-// consulted. It returns the adopted index.
-func AdoptFromTier2(ctx context.Context, o RecoverOptions, stream string, epoch uint64, upTo manifest.Position) (*manifest.Index, error) {
+// as a takeover adopts it: the chain of rec.Epoch up to rec.Position, the
+// stream's archived-through record (manifest.Archived), and nothing after
+// it, so whatever a zombie of that epoch wrote later is left out. When no
+// chain of that epoch reaches the position any more (a writer still at
+// the epoch snapshotted past it and pruned behind: manifest pruneBehind),
+// the epoch's newest usable chain is adopted instead: what it holds after
+// the position was archived by that epoch's writer, at the offsets a
+// re-read would give, and the ingest stream still holds it. Either way
+// the adopted manifest must archive at least through rec.Through and
+// rec.NextOffset, or nothing is adopted (ErrAdoptIncomplete).
+//
+// Segments stay in Tier 2 and are hydrated on demand; none is restored,
+// since the new owner reads every record after them again from the
+// ingest stream. Sealed segments the adopted manifest does not show in
+// Tier 2 (the position covers their seal, not their upload) are recorded
+// as lost in HolesFile, as a disaster recovery does: the Log stores their
+// sequences again and retires them once Tier 2 holds the refill. The
+// stream's manifest directory must be empty or absent (a stale node clears
+// it first); o.Force is not consulted. It returns the adopted index.
+func AdoptFromTier2(ctx context.Context, o RecoverOptions, stream string, rec manifest.Archived) (*manifest.Index, error) {
 	if o.Tier2 = bucketOrNil(o.Tier2); o.Tier2 == nil {
 		return nil, errors.New("tiers: adopt: no Tier 2 client")
 	}
@@ -578,23 +595,119 @@ func AdoptFromTier2(ctx context.Context, o RecoverOptions, stream string, epoch 
 	if entries, err := o.FS.ReadDir(dir); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("tiers: adopt %s: %s is not empty", stream, dir)
 	}
-	objs, err := ListTier2Manifest(ctx, o.Tier2, stream)
-	if err != nil {
-		return nil, fmt.Errorf("tiers: adopt: %w", err)
-	}
-	chain, skipped, err := manifest.ChooseTier2ChainUpTo(objs, epoch, upTo, snapshotLoader(ctx, o, stream))
-	for _, sk := range skipped {
-		o.Logger.Info("stream_adopt_snapshot_skipped", "stream", stream, "epoch", sk.Epoch, "snapshot", sk.ID,
-			"reason", sk.Reason, "position", sk.Position.String(), "err", sk.Err)
-	}
+	chain, exact, err := adoptChain(ctx, o, stream, rec)
 	if err != nil {
 		return nil, fmt.Errorf("tiers: adopt %s: %w", stream, err)
 	}
 	idx, err := downloadManifest(ctx, o, stream, chain)
+	if err == nil {
+		err = checkAdopted(o, stream, idx, rec, exact)
+	}
+	if err == nil {
+		err = recordAdoptedLoss(o, stream, idx)
+	}
 	if err != nil {
+		// A partial copy must not be opened as the stream.
+		if rerr := removeTree(o.FS, dir); rerr != nil {
+			o.Logger.Error("stream_adopt_cleanup_failed", "stream", stream, "dir", dir, "err", rerr)
+		}
 		return nil, fmt.Errorf("tiers: adopt %s: %w", stream, err)
 	}
-	o.Logger.Info("stream_adopted_from_tier2", "stream", stream, "epoch", epoch, "up_to", upTo.String(),
-		"snapshot", snapshotID(chain.Snapshot), "chunks", len(chain.Chunks), "segments", idx.Len())
+	o.Logger.Info("stream_adopted_from_tier2", "stream", stream, "epoch", rec.Epoch, "up_to", rec.Position.String(),
+		"up_to_record", exact, "snapshot", snapshotID(chain.Snapshot), "chunks", len(chain.Chunks), "segments", idx.Len())
 	return idx, nil
+}
+
+// adoptChain picks the chain AdoptFromTier2 adopts, and whether it ends at
+// the record's position (false: the epoch's newest chain, past it).
+func adoptChain(ctx context.Context, o RecoverOptions, stream string, rec manifest.Archived) (manifest.Tier2Chain, bool, error) {
+	objs, err := ListTier2Manifest(ctx, o.Tier2, stream)
+	if err != nil {
+		return manifest.Tier2Chain{}, false, err
+	}
+	load := snapshotLoader(ctx, o, stream)
+	logSkipped := func(skipped []manifest.SkippedSnapshot) {
+		for _, sk := range skipped {
+			o.Logger.Info("stream_adopt_snapshot_skipped", "stream", stream, "epoch", sk.Epoch, "snapshot", sk.ID,
+				"reason", sk.Reason, "position", sk.Position.String(), "err", sk.Err)
+		}
+	}
+	chain, skipped, err := manifest.ChooseTier2ChainUpTo(objs, rec.Epoch, rec.Position, load)
+	logSkipped(skipped)
+	if err != nil || chain.Reaches(rec.Position) {
+		return chain, true, err
+	}
+	o.Logger.Warn("stream_adopt_chain_pruned", "stream", stream, "epoch", rec.Epoch, "up_to", rec.Position.String(),
+		"note", "no chain of the record's epoch reaches its position any more (a writer still at that epoch snapshotted past it and pruned behind); adopting that epoch's newest chain")
+	chain, skipped, err = manifest.ChooseTier2ChainOf(objs, rec.Epoch, load)
+	logSkipped(skipped)
+	return chain, false, err
+}
+
+// checkAdopted refuses an adopted index that archives less than the
+// record: fewer sequences, or an offset below the record's next one.
+func checkAdopted(o RecoverOptions, stream string, idx *manifest.Index, rec manifest.Archived, exact bool) error {
+	through, next := indexArchived(idx.Segments())
+	if through < rec.Through || next < rec.NextOffset {
+		return fmt.Errorf("%w: the manifest adopted from epoch %d's chain archives through sequence %d, next offset %d; the record says through %d, next offset %d at %v",
+			ErrAdoptIncomplete, rec.Epoch, through, next, rec.Through, rec.NextOffset, rec.Position)
+	}
+	if exact && next != rec.NextOffset {
+		o.Logger.Warn("stream_adopt_offset_differs", "stream", stream, "next_offset", next, "record_next_offset", rec.NextOffset,
+			"note", "the manifest up to the record's position archives further than the record says")
+	}
+	return nil
+}
+
+// indexArchived is what an adopted index shows archived, by the rule of
+// manifest.Log.Archived: the leading segments that are sealed and in
+// Tier 2 (or gone), abandoned unsealed ones passed over.
+func indexArchived(segs []manifest.SegmentState) (through, next uint64) {
+	for i, s := range segs {
+		if !s.Sealed && i < len(segs)-1 {
+			continue
+		}
+		if !s.Deleted && !s.InTier2 {
+			break
+		}
+		through = max(through, s.LastExtID)
+		if s.Sealed {
+			next = max(next, s.LastLogicalOffset)
+		}
+	}
+	return through, next
+}
+
+// recordAdoptedLoss records in HolesFile the sequences of the sealed
+// segments the adopted index does not show in Tier 2: the record's
+// position covers their seal but not their upload, and no copy of them
+// reaches the new owner. Without this the Log would mark them needing
+// recovery and the archived state would stop at them for good; with it,
+// their sequences are stored again from the ingest stream (never purged:
+// they were never archived) and the lost segments are retired once Tier 2
+// holds the refill. The stream's entry is replaced, whatever an earlier
+// copy left in it.
+func recordAdoptedLoss(o RecoverOptions, stream string, idx *manifest.Index) error {
+	segs := idx.Segments()
+	inTier2 := map[uint64]bool{}
+	for _, st := range segs {
+		inTier2[st.Segment] = st.InTier2
+	}
+	holes, unbounded, after := lostRanges(segs, inTier2, nil)
+	for _, id := range unbounded {
+		o.Logger.Error("stream_adopt_segment_range_unknown", "stream", stream, "segment", id,
+			"note", "the segment held records stored again by an earlier recovery; they are not stored again")
+	}
+	for _, h := range holes {
+		o.Logger.Warn("stream_adopt_segments_lost", "stream", stream, "after_sequence", h.From, "to_sequence", h.To,
+			"segments", h.Segments, "note", "sealed but not uploaded by the owner before; stored again from the ingest stream")
+	}
+	var entry streamHoles
+	if len(holes) > 0 {
+		entry = streamHoles{AfterSegment: after, Holes: holes}
+	}
+	if err := setStreamHoles(o.FS, o.Root, stream, entry); err != nil {
+		return fmt.Errorf("write %s: %w", HolesFile, err)
+	}
+	return nil
 }

@@ -179,7 +179,7 @@ func TestAdoptFromTier2TakesTheArchivedPrefixOnly(t *testing.T) {
 	}
 
 	root := t.TempDir()
-	idx, err := AdoptFromTier2(testCtx(t), RecoverOptions{Root: root, Tier2: c}, stream, rec.Epoch, rec.Position)
+	idx, err := AdoptFromTier2(testCtx(t), RecoverOptions{Root: root, Tier2: c}, stream, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestAdoptFromTier2TakesTheArchivedPrefixOnly(t *testing.T) {
 			t.Fatalf("segment %d, archived after the recorded position %v, was adopted", st.Segment, rec.Position)
 		}
 	}
-	if _, err := AdoptFromTier2(testCtx(t), RecoverOptions{Root: root, Tier2: c}, stream, rec.Epoch, rec.Position); err == nil {
+	if _, err := AdoptFromTier2(testCtx(t), RecoverOptions{Root: root, Tier2: c}, stream, rec); err == nil {
 		t.Fatal("adopting into a manifest directory that is not empty succeeded")
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/tier2"
 )
 
 // ErrStreamOpen is returned by Adopt for a stream this store has open: its
@@ -148,13 +149,19 @@ func (s *Store) ArchiveNow(stream string) error {
 	return l.man.ArchiveNow()
 }
 
-// Adopt makes stream's local copy the archived state Tier 2 holds: the
-// manifest chain of chainEpoch up to upTo (AdoptFromTier2), with every
-// segment left in Tier 2 to be hydrated on demand, and opens it at epoch.
-// Records after the archived ones are not restored: the new owner reads
-// them again from the ingest stream. The stream must not be open here
-// (ErrStreamOpen); any files of it on disk are removed first.
-func (s *Store) Adopt(ctx context.Context, stream string, chainEpoch uint64, upTo manifest.Position, epoch uint64) error {
+// Adopt makes stream's local copy the archived state Tier 2 holds for
+// rec, the stream's archived-through record: the manifest chain of
+// rec.Epoch up to rec.Position, or that epoch's newer chain when pruning
+// took the position's away (AdoptFromTier2), with every segment left in
+// Tier 2 to be hydrated on demand, and opens it at epoch. The adopted copy
+// must archive at least through rec.Through and rec.NextOffset, else
+// nothing is adopted and the error wraps ErrAdoptIncomplete. Records after
+// the archived ones are not restored: the new owner reads them again from
+// the ingest stream, and those of sealed segments the position covers but
+// Tier 2 does not hold are stored again as a disaster recovery's (see
+// HolesFile). The stream must not be open here (ErrStreamOpen); any files
+// of it on disk are removed first.
+func (s *Store) Adopt(ctx context.Context, stream string, rec manifest.Archived, epoch uint64) error {
 	if _, err := s.existing(stream); err == nil {
 		return fmt.Errorf("adopt %s: %w", stream, ErrStreamOpen)
 	}
@@ -162,13 +169,7 @@ func (s *Store) Adopt(ctx context.Context, stream string, chainEpoch uint64, upT
 	if t2 == nil {
 		return fmt.Errorf("adopt %s: no Tier 2 bucket to adopt from", stream)
 	}
-	s.openMu.Lock()
-	err := removeStream(s.opts, stream)
-	if err == nil {
-		_, err = AdoptFromTier2(ctx, RecoverOptions{Root: s.opts.Root, Tier2: t2, FS: s.fs, Logger: s.log}, stream, chainEpoch, upTo)
-	}
-	s.openMu.Unlock()
-	if err != nil {
+	if err := s.adoptLocked(ctx, stream, rec, t2); err != nil {
 		return err
 	}
 	l, err := s.Log(ctx, stream)
@@ -177,6 +178,39 @@ func (s *Store) Adopt(ctx context.Context, stream string, chainEpoch uint64, upT
 	}
 	if l.man.Epoch() < epoch {
 		return l.man.SetEpoch(epoch)
+	}
+	return nil
+}
+
+// adoptLocked rebuilds stream's copy under openMu, and loads the lost
+// ranges the adoption recorded for its Log to open with: the store read
+// HolesFile at Open, before they existed.
+func (s *Store) adoptLocked(ctx context.Context, stream string, rec manifest.Archived, t2 tier2.Bucket) error {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	if err := removeStream(s.opts, stream); err != nil {
+		return err
+	}
+	o := RecoverOptions{Root: s.opts.Root, Tier2: t2, FS: s.fs, Logger: s.log}
+	if _, err := AdoptFromTier2(ctx, o, stream, rec); err != nil {
+		// The copy is gone: so are the lost ranges recorded for it.
+		if herr := setStreamHoles(s.fs, s.opts.Root, stream, streamHoles{}); herr != nil {
+			s.log.Error("stream_adopt_cleanup_failed", "stream", stream, "file", HolesFile, "err", herr)
+		}
+		delete(s.holes, stream)
+		return err
+	}
+	holes, err := loadHoles(s.fs, s.opts.Root)
+	if err != nil {
+		return err
+	}
+	if s.holes == nil {
+		s.holes = map[string]streamHoles{}
+	}
+	if h, ok := holes[stream]; ok {
+		s.holes[stream] = h
+	} else {
+		delete(s.holes, stream)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func TestTakeoverAdoptsTheArchivedStateAndContinuesItsOffsets(t *testing.T) {
 
 	owner := epochStore(t, t.TempDir(), c, 0, &blog)
 	defer owner.Close()
-	if err := owner.Adopt(testCtx(t), stream, rec.Epoch, rec.Position, 2); err != nil {
+	if err := owner.Adopt(testCtx(t), stream, rec, 2); err != nil {
 		t.Fatalf("adopt: %v", err)
 	}
 	if e, ok := owner.LocalEpoch(stream); !ok || e != 2 {
@@ -47,7 +47,7 @@ func TestTakeoverAdoptsTheArchivedStateAndContinuesItsOffsets(t *testing.T) {
 	appendN(t, owner, stream, int(rec.Through), 180-int(rec.Through))
 	readAll(t, owner, stream, 180)
 
-	if err := owner.Adopt(testCtx(t), stream, rec.Epoch, rec.Position, 3); !errors.Is(err, ErrStreamOpen) {
+	if err := owner.Adopt(testCtx(t), stream, rec, 3); !errors.Is(err, ErrStreamOpen) {
 		t.Fatalf("adopting an open stream: %v, want ErrStreamOpen", err)
 	}
 }
