@@ -78,7 +78,10 @@ func (o ownedStore) Seal(ctx context.Context, stream string, force bool) (uint64
 }
 
 func (o ownedStore) Adopt(ctx context.Context, stream string, r ownership.Record, epoch uint64) error {
-	return o.s.Adopt(ctx, stream, r.Manifest.Epoch, manifest.Position{Chunk: r.Manifest.Chunk, Offset: r.Manifest.Offset}, epoch)
+	// The epoch of the chain the record's position is in, not the
+	// record's writer's.
+	return o.s.Adopt(ctx, stream, manifest.Archived{Epoch: r.Manifest.Epoch, Through: r.Through, NextOffset: r.NextOffset,
+		Position: manifest.Position{Chunk: r.Manifest.Chunk, Offset: r.Manifest.Offset}}, epoch)
 }
 
 func (o ownedStore) Archived(stream string) (ownership.Archived, error) {
