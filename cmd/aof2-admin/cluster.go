@@ -73,7 +73,9 @@ stream and shows:
               ingest.keep archived ones) and the archive lag: how long the
               record has not moved while messages wait
 
-It needs no gateway address: everything is read from NATS.`,
+It needs no gateway address: a running gateway answers it (admin endpoint
+cluster.view, so an operator's account needs only the admin service); with
+no gateway running, it reads the bucket and the ingest stream itself.`,
 		Example: `  aof2-admin cluster
   aof2-admin cluster --json | jq '.streams[] | select(.messages_in_ingest > 0)'`,
 		Args: cobra.NoArgs,
