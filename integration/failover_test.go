@@ -46,7 +46,7 @@ func TestGatewaysSurviveKillsOfTheOwnerWithNothingLostOrStoredTwice(t *testing.T
 	}
 	js := e.nats.JetStream(t)
 	e.waitIngestEmpty(js, 10*time.Second)
-	e.checkArchiveExactlyOnce(acked)
+	e.checkArchiveExactlyOnce(acked, pub.maybe())
 	log := e.fullGatewayLog()
 	takeovers, adopted := strings.Count(log, "msg=partition_owned"), strings.Count(log, "msg=stream_adopted_from_tier2")
 	t.Logf("%d messages acked by JetStream, %d partition takeovers, %d streams adopted from Tier 2", pub.count(), takeovers, adopted)
@@ -76,7 +76,7 @@ func TestZombieOwnerResumedAfterItsLeaseChangesNothing(t *testing.T) {
 	b.gw.stop()
 	js := e.nats.JetStream(t)
 	e.waitIngestEmpty(js, 10*time.Second)
-	e.checkArchiveExactlyOnce(acked)
+	e.checkArchiveExactlyOnce(acked, pub.maybe())
 	var lost, tookOver int
 	for _, line := range strings.Split(e.fullGatewayLog(), "\n") {
 		switch {
@@ -130,7 +130,7 @@ func TestGatewaysRideThroughTheLossOfANATSServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitIngestEmpty(js, 30*time.Second)
-	e.checkArchiveExactlyOnce(acked)
+	e.checkArchiveExactlyOnce(acked, pub.maybe())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, name := range []string{"AOF_INGEST", "AOF_MANIFEST", "KV_AOF_CLUSTER"} {
@@ -206,5 +206,5 @@ func TestOperatorHandoverMovesEveryPartitionWithNothingToReRead(t *testing.T) {
 	a.gw.stop()
 	b.gw.stop()
 	e.waitIngestEmpty(e.nats.JetStream(t), 10*time.Second)
-	e.checkArchiveExactlyOnce(acked)
+	e.checkArchiveExactlyOnce(acked, pub.maybe())
 }
