@@ -106,7 +106,7 @@ const pruneRotation = 200 * time.Millisecond
 func pruneStore(t *testing.T, root string, c tier2.Bucket, log *syncBuffer) *Store {
 	return openStore(t, Options{Root: root, SegmentTargetBytes: 4 << 10, Tier2: c,
 		ManifestRotationPeriod: pruneRotation, ManifestArchiveInterval: -1,
-		Logger:                 slog.New(slog.NewTextHandler(log, nil))})
+		Logger: slog.New(slog.NewTextHandler(log, nil))})
 }
 
 // After many snapshots Tier 2 holds a bounded set of manifest objects: the
