@@ -28,28 +28,18 @@ func NodeSubject(prefix, node, endpoint string) string {
 	return prefix + ".node." + node + "." + endpoint
 }
 
-// streamOf returns the stream a request names, "" for none. Every
-// request type spells the field "stream" (JSON matches it in any case).
-func streamOf(data []byte) string {
+// named returns the stream and the node a request names, "" for none.
+// Every request type spells them "stream" and "node" (JSON matches them
+// in any case).
+func named(data []byte) (stream, node string) {
 	var r struct {
 		Stream string `json:"stream"`
+		Node   string `json:"node"`
 	}
 	if len(data) == 0 || json.Unmarshal(data, &r) != nil {
-		return ""
+		return "", ""
 	}
-	return r.Stream
-}
-
-// nodeOf returns the node a request names (cluster.handover), "" for
-// none.
-func nodeOf(data []byte) string {
-	var r struct {
-		Node string `json:"node"`
-	}
-	if len(data) == 0 || json.Unmarshal(data, &r) != nil {
-		return ""
-	}
-	return r.Node
+	return r.Stream, r.Node
 }
 
 // route returns the node to forward req to, "" to answer it here, or an
@@ -59,13 +49,13 @@ func (s *Service) route(req micro.Request) (string, error) {
 	if r == nil {
 		return "", nil
 	}
-	if node := nodeOf(req.Data()); node != "" {
+	stream, node := named(req.Data())
+	if node != "" {
 		if node == r.Self() {
 			return "", nil
 		}
 		return node, nil
 	}
-	stream := streamOf(req.Data())
 	if stream == "" {
 		return "", nil
 	}
