@@ -152,7 +152,7 @@ func BenchmarkHydrate64MiBSegment(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		if err := s.EvictLocal(ctx, stream, id); err != nil {
+		if err := evictIdle(ctx, s, stream, id); err != nil {
 			b.Fatal(err)
 		}
 		g, a := baseline()

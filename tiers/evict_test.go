@@ -99,7 +99,7 @@ func TestHydrationIntoAFullTier1ServesTheRead(t *testing.T) {
 	waitUploaded(t, s, "h")
 	for _, st := range s.Segments("h") {
 		if st.State == "sealed" {
-			if err := s.EvictLocal(ctx, "h", st.Segment); err != nil {
+			if err := evictIdle(ctx, s, "h", st.Segment); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -178,7 +178,7 @@ func TestHydrationOfAnUncountedArtifactIsRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EvictLocal(ctx, "hu", id); err != nil {
+	if err := evictIdle(ctx, s, "hu", id); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.bg.cache.PutBytes(key, art); err != nil {

@@ -91,7 +91,7 @@ func TestReuploadRepairsAMissingObject(t *testing.T) {
 		t.Fatalf("object after reupload: %v", err)
 	}
 	// And it serves reads once the local copies are gone.
-	if err := s.EvictLocal(testCtx(t), "re", 1); err != nil {
+	if err := evictIdle(testCtx(t), s, "re", 1); err != nil {
 		t.Fatal(err)
 	}
 	readAll(t, s, "re", 60)
@@ -181,7 +181,7 @@ func TestRangedReadsServeAColdSegmentWithoutHydrating(t *testing.T) {
 	waitUploaded(t, s, "cold")
 	for _, st := range s.Segments("cold") {
 		if st.State == "sealed" {
-			if err := s.EvictLocal(testCtx(t), "cold", st.Segment); err != nil {
+			if err := evictIdle(testCtx(t), s, "cold", st.Segment); err != nil {
 				t.Fatal(err)
 			}
 		}

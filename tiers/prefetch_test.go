@@ -83,7 +83,7 @@ func coldStream(t *testing.T, s *Store, stream string, n int, keepLast bool) []s
 			})
 			continue
 		}
-		if err := s.EvictLocal(ctx, stream, st.Segment); err != nil {
+		if err := evictIdle(ctx, s, stream, st.Segment); err != nil {
 			t.Fatal(err)
 		}
 		keys = append(keys, tier2.SegmentKey(stream, st.Segment))

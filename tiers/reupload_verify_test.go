@@ -42,7 +42,7 @@ func TestReuploadNeverConfirmsADamagedArtifact(t *testing.T) {
 		waitFor(t, "uploads of the new artifact to finish", func() bool {
 			return s.Queues().Upload == 0 && s.Tier1Stats().Pinned == 0 && segmentStatus(t, s, stream, id).InTier2
 		})
-		if err := s.EvictLocal(ctx, stream, id); err != nil {
+		if err := evictIdle(ctx, s, stream, id); err != nil {
 			t.Fatalf("evict local: %v", err)
 		}
 		if err := s.Hydrate(ctx, stream, id); err != nil {

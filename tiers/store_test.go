@@ -174,7 +174,7 @@ func TestFullSegmentLifeThroughTier2(t *testing.T) {
 	// Drop every local copy: reads must come back from Tier 2.
 	for _, st := range s.Segments("life") {
 		if st.State == "sealed" {
-			if err := s.EvictLocal(ctx, "life", st.Segment); err != nil {
+			if err := evictIdle(ctx, s, "life", st.Segment); err != nil {
 				t.Fatalf("evict %d: %v", st.Segment, err)
 			}
 		}
@@ -221,7 +221,7 @@ func TestHydrationOfMissingObjectMarksNeedsRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "upload", func() bool { st := s.Segments("gone"); return st[0].InTier2 })
-	if err := s.EvictLocal(ctx, "gone", id); err != nil {
+	if err := evictIdle(ctx, s, "gone", id); err != nil {
 		t.Fatal(err)
 	}
 	if err := t2.Delete(ctx, tier2.SegmentKey("gone", id)); err != nil {
@@ -300,5 +300,19 @@ func TestSealOnPressureFreesABudgetFullOfActiveSegments(t *testing.T) {
 	}
 	if sealed == 0 {
 		t.Fatal("no segment was sealed under pressure")
+	}
+}
+
+// evictIdle is EvictLocal once the segment is idle: an upload that a
+// queue handed to a worker a moment ago still holds the segment, and
+// EvictLocal says so (errRetireLater) instead of waiting.
+func evictIdle(ctx context.Context, s *Store, stream string, id uint64) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := s.EvictLocal(ctx, stream, id)
+		if !errors.Is(err, errRetireLater) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

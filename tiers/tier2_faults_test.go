@@ -96,7 +96,7 @@ func manifestRecords(t *testing.T, s *Store, stream string) []manifest.Record {
 func evictAllSealed(t *testing.T, s *Store, stream string) {
 	t.Helper()
 	for _, id := range sealedIDs(s, stream) {
-		if err := s.EvictLocal(testCtx(t), stream, id); err != nil {
+		if err := evictIdle(testCtx(t), s, stream, id); err != nil {
 			t.Fatalf("evict segment %d: %v", id, err)
 		}
 	}
@@ -206,7 +206,7 @@ func TestCorruptTier2ObjectIsDetectedOnHydration(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUploaded(t, s, stream)
-	if err := s.EvictLocal(ctx, stream, id); err != nil {
+	if err := evictIdle(ctx, s, stream, id); err != nil {
 		t.Fatal(err)
 	}
 
@@ -466,7 +466,7 @@ func TestConcurrentReadersOfAColdSegmentShareOneDownload(t *testing.T) {
 		t.Fatalf("want one sealed segment, got %v", segs)
 	}
 	waitUploaded(t, s, stream)
-	if err := s.EvictLocal(testCtx(t), stream, id); err != nil {
+	if err := evictIdle(testCtx(t), s, stream, id); err != nil {
 		t.Fatal(err)
 	}
 

@@ -48,7 +48,7 @@ func TestHydrationOfACorruptObjectMarksNeedsRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUploaded(t, s, "rot")
-	if err := s.EvictLocal(ctx, "rot", id); err != nil {
+	if err := evictIdle(ctx, s, "rot", id); err != nil {
 		t.Fatal(err)
 	}
 	if !b.Corrupt(tier2.SegmentKey("rot", id), 100) {
