@@ -25,6 +25,10 @@ type NodeInfo struct {
 	Node      string
 	StartedAt time.Time
 	Owned     []int
+	Share     int   // partitions it aims at, by its own view of the members
+	Draining  bool  // giving every partition away, taking none
+	Follower  bool  // owns nothing, serves reads
+	Moving    []int // partitions it is handing over now
 	// Written is the server's time of the heartbeat; now minus Written is
 	// the heartbeat age.
 	Written time.Time
@@ -36,6 +40,13 @@ type nodeDoc struct {
 	Node      string    `json:"node"`
 	StartedAt time.Time `json:"started_at"`
 	Owned     []int     `json:"owned"`
+	// Added within version 1 (older readers ignore them, older writers
+	// leave them zero: an active node of unknown share).
+	Share    int   `json:"share"`              // partitions the node aims at
+	Draining bool  `json:"draining,omitempty"` // giving all away, taking none
+	Follower bool  `json:"follower,omitempty"` // serves reads only
+	Moving   []int `json:"moving,omitempty"`   // partitions it is handing over now
+	Resting  []int `json:"resting,omitempty"`  // partitions it gave up and will not take for a TTL
 }
 
 // ListLeases returns the live leases by partition.
@@ -68,7 +79,8 @@ func (b *Bucket) ListNodes(ctx context.Context) ([]NodeInfo, error) {
 		if err := decode(e.Key(), e.Value(), &doc, &doc.V); err != nil {
 			return err
 		}
-		out = append(out, NodeInfo{Node: doc.Node, StartedAt: doc.StartedAt, Owned: doc.Owned, Written: e.Created()})
+		out = append(out, NodeInfo{Node: doc.Node, StartedAt: doc.StartedAt, Owned: doc.Owned, Share: doc.Share,
+			Draining: doc.Draining, Follower: doc.Follower, Moving: doc.Moving, Written: e.Created()})
 		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })

@@ -57,6 +57,14 @@ type ManagerOptions struct {
 	// every partition. It is asked before each acquisition, never about a
 	// partition already held.
 	Want func(p int) bool
+	// MovePause is the least time between two partitions this node hands
+	// over to even out the spread (config cluster.rebalance_pause); see
+	// balance.go.
+	MovePause time.Duration
+	// Follower makes a node that takes no partition: it only heartbeats,
+	// so `aof2-admin cluster` lists it and the others leave it out of the
+	// shares.
+	Follower bool
 }
 
 // ErrNotOwned is returned by Release for a partition this node does not hold.
@@ -78,13 +86,21 @@ type Manager struct {
 	margin     time.Duration // validity ends this long before the server's expiry
 	started    time.Time
 
-	running atomic.Bool
-	paused  atomic.Bool // test hook: a stopped process neither renews nor acquires
-	wg      sync.WaitGroup
+	running  atomic.Bool
+	paused   atomic.Bool // test hook: a stopped process neither renews nor acquires
+	draining atomic.Bool // Drain(on): hold nothing, take nothing
+	moving   atomic.Bool // a rebalancing handover is under way
+	target   atomic.Int64
+	wg       sync.WaitGroup
 
-	mu    sync.Mutex
-	terms map[int]*term
-	quiet map[int]time.Time // partitions not to take again before the time
+	bal  *balance      // the loop goroutine's alone
+	kick chan struct{} // asks the loop for a scan (the next move is due)
+	beat chan struct{} // asks the loop for a heartbeat (holdings changed)
+
+	mu       sync.Mutex
+	terms    map[int]*term
+	quiet    map[int]time.Time // partitions not to take again before the time
+	lastMove time.Time         // end of the last rebalancing handover
 
 	acquired, lost, released atomic.Uint64
 }
@@ -112,7 +128,8 @@ func NewManager(b *Bucket, o ManagerOptions, h Handler) (*Manager, error) {
 	return &Manager{
 		b: b, o: o, h: h, log: o.Logger.With("node", o.Node),
 		ttl: ttl, renewEvery: ttl / 3, margin: max(ttl/10, 100*time.Millisecond),
-		terms: map[int]*term{}, quiet: map[int]time.Time{},
+		terms: map[int]*term{}, quiet: map[int]time.Time{}, bal: newBalance(),
+		kick: make(chan struct{}, 1), beat: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -120,6 +137,8 @@ func NewManager(b *Bucket, o ManagerOptions, h Handler) (*Manager, error) {
 // ownership_changes is Acquired + Lost + Released.
 type Stats struct {
 	Owned    int    // partitions held now
+	Share    int    // partitions this node aims at (balance.go)
+	Draining bool   // Drain(on) is in force
 	Acquired uint64 // terms started
 	Lost     uint64 // terms ended because the lease was lost
 	Released uint64 // terms ended otherwise (handover, handler return, Run end)
@@ -130,7 +149,7 @@ func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	owned := len(m.terms)
 	m.mu.Unlock()
-	return Stats{Owned: owned, Acquired: m.acquired.Load(), Lost: m.lost.Load(), Released: m.released.Load()}
+	return Stats{Owned: owned, Share: int(m.target.Load()), Draining: m.draining.Load(), Acquired: m.acquired.Load(), Lost: m.lost.Load(), Released: m.released.Load()}
 }
 
 // Owned returns the leases held now, by partition.
@@ -155,6 +174,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		return errors.New("cluster: Manager.Run called twice")
 	}
 	m.started = time.Now()
+	m.mu.Lock()
+	m.lastMove = m.started // the first rebalancing handover waits a pause too
+	m.mu.Unlock()
 	m.log.Info("cluster_manager_started", "partitions", m.o.Partitions, "lease_ttl", m.ttl)
 	m.loop(ctx)
 	m.wg.Wait()
@@ -189,6 +211,10 @@ func (m *Manager) loop(ctx context.Context) {
 				continue
 			}
 			m.observe(ctx, e, seen)
+		case <-m.kick:
+			m.scan(ctx, seen)
+		case <-m.beat:
+			m.heartbeat(ctx)
 		case <-tick.C:
 			if w == nil {
 				w = m.rewatch(ctx)
@@ -206,15 +232,33 @@ func (m *Manager) observe(ctx context.Context, e jetstream.KeyValueEntry, seen m
 		m.scan(ctx, seen)
 		return
 	}
+	if strings.HasPrefix(e.Key(), "node.") {
+		before := m.share()
+		m.observeNode(e)
+		if m.share() != before {
+			// A join or a leave: take free partitions or give extras now
+			// rather than at the next tick.
+			m.scan(ctx, seen)
+		}
+		return
+	}
 	p, err := strconv.Atoi(strings.TrimPrefix(e.Key(), "lease."))
 	if err != nil {
 		return
 	}
 	if e.Operation() == jetstream.KeyValuePut {
 		seen[p] = time.Now()
+		m.markHeld(p)
 		return
 	}
 	delete(seen, p)
+	m.markFree(p)
+	if !m.wantMore(p) {
+		// Left to a node under its share; if none takes it, this one
+		// will once the grace is over (wantMore).
+		time.AfterFunc(m.freeGrace(), m.kickLoop)
+		return
+	}
 	m.tryAcquire(ctx, p)
 }
 
@@ -222,7 +266,7 @@ func (m *Manager) observe(ctx context.Context, e jetstream.KeyValueEntry, seen m
 // nil if that fails, to be tried again on the next tick. Meanwhile scans on the
 // last view still take partitions whose lease was seen go stale.
 func (m *Manager) rewatch(ctx context.Context) jetstream.KeyWatcher {
-	w, err := m.b.kv.Watch(ctx, "lease.*")
+	w, err := m.b.kv.WatchFiltered(ctx, []string{"lease.*", "node.*"})
 	if err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn("cluster_watch_failed", "err", err)
@@ -235,18 +279,33 @@ func (m *Manager) rewatch(ctx context.Context) jetstream.KeyWatcher {
 
 // scan tries every wanted partition that has no lease in view, or whose
 // lease has not been written for longer than a TTL (its expiry marker is
-// late or was missed).
+// late or was missed), then hands one over if this node holds more than
+// its share.
 func (m *Manager) scan(ctx context.Context, seen map[int]time.Time) {
+	m.pruneMembers()
+	m.share()
+	graceDue := false // a free partition left to others for now
 	for p := range m.o.Partitions {
 		if at, ok := seen[p]; ok && time.Since(at) <= m.ttl {
 			continue
 		}
+		if _, ok := seen[p]; !ok {
+			m.markFree(p)
+		}
+		if !m.wantMore(p) {
+			graceDue = true
+			continue
+		}
 		m.tryAcquire(ctx, p)
 	}
+	if graceDue {
+		time.AfterFunc(m.freeGrace(), m.kickLoop)
+	}
+	m.rebalance(ctx)
 }
 
 func (m *Manager) tryAcquire(ctx context.Context, p int) {
-	if m.paused.Load() || ctx.Err() != nil || !m.o.Want(p) {
+	if m.paused.Load() || ctx.Err() != nil || !m.wantMore(p) {
 		return
 	}
 	m.mu.Lock()
@@ -288,7 +347,8 @@ func (m *Manager) heartbeat(ctx context.Context) {
 	for _, l := range m.Owned() {
 		owned = append(owned, l.Partition)
 	}
-	doc := nodeDoc{V: docVersion, Node: m.o.Node, StartedAt: m.started.UTC(), Owned: owned}
+	doc := nodeDoc{V: docVersion, Node: m.o.Node, StartedAt: m.started.UTC(), Owned: owned,
+		Share: int(m.target.Load()), Draining: m.draining.Load(), Follower: m.o.Follower, Moving: m.handingOver(), Resting: m.resting()}
 	hctx, cancel := context.WithTimeout(ctx, m.renewEvery)
 	defer cancel()
 	if _, err := m.b.putTTL(hctx, nodeKey(m.o.Node), encode(doc), m.ttl); err != nil && ctx.Err() == nil {
@@ -319,7 +379,10 @@ func (m *Manager) Release(ctx context.Context, p int) error {
 	if t == nil {
 		return fmt.Errorf("cluster: release partition %d: %w", p, ErrNotOwned)
 	}
-	t.handoverOnce.Do(func() { close(t.handover) })
+	t.handoverOnce.Do(func() {
+		t.handingOver.Store(true)
+		close(t.handover)
+	})
 	select {
 	case <-t.done:
 		if t.err != nil && !errors.Is(t.err, errHandlerReturned) {
@@ -330,6 +393,35 @@ func (m *Manager) Release(ctx context.Context, p int) error {
 		t.cancel(fmt.Errorf("handover of partition %d cut short: %w", p, context.Cause(ctx)))
 		return ctx.Err()
 	}
+}
+
+// resting lists the partitions this node gave up and does not take back
+// before their quiet time ends.
+func (m *Manager) resting() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int
+	for p, until := range m.quiet {
+		if time.Now().Before(until) {
+			out = append(out, p)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// handingOver lists the partitions being handed over now.
+func (m *Manager) handingOver() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int
+	for p, t := range m.terms {
+		if t.handingOver.Load() {
+			out = append(out, p)
+		}
+	}
+	sort.Ints(out)
+	return out
 }
 
 // ReleaseAll releases every partition held, in parallel (see Release).

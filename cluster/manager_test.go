@@ -82,8 +82,15 @@ type runningManager struct {
 
 func startManager(t *testing.T, n *harness.NATS, node string, partitions int, ttl time.Duration, h Handler) *runningManager {
 	t.Helper()
+	return startManagerWith(t, n, ManagerOptions{Node: node, Partitions: partitions, LeaseTTL: ttl}, h)
+}
+
+// startManagerWith starts a Manager with o (its Logger set here).
+func startManagerWith(t *testing.T, n *harness.NATS, o ManagerOptions, h Handler) *runningManager {
+	t.Helper()
 	b := ensureOn(t, n.JetStream(t))
-	m, err := NewManager(b, ManagerOptions{Node: node, Partitions: partitions, LeaseTTL: ttl, Logger: testLogger()}, h)
+	o.Logger = testLogger()
+	m, err := NewManager(b, o, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +169,9 @@ func TestStandbyTakesOverFromAnOwnerThatStopsRenewing(t *testing.T) {
 	const partitions, ttl = 4, 3 * time.Second
 	n := harness.StartNATS(t)
 	own := newOwnership(t)
-	a := startManager(t, n, "gw-a", partitions, ttl, own.handler("gw-a"))
+	// gw-a never hands a partition over to even the spread (an hour's
+	// pause), so gw-b is a standby.
+	a := startManagerWith(t, n, ManagerOptions{Node: "gw-a", Partitions: partitions, LeaseTTL: ttl, MovePause: time.Hour}, own.handler("gw-a"))
 	eventually(t, 5*time.Second, "gw-a owns every partition", ownsAll(a.Manager, partitions))
 	b := startManager(t, n, "gw-b", partitions, ttl, own.handler("gw-b"))
 	time.Sleep(ttl) // b is a standby: nothing is free
@@ -202,13 +211,14 @@ func TestStandbyTakesOverFromAnOwnerThatStopsRenewing(t *testing.T) {
 
 // Release hands a partition over at once, far within the TTL: the handler
 // sees the handover, returns, the lease is deleted and the standby takes it.
+// Drain gives the rest away the same way and takes nothing back.
 func TestReleaseHandsOverAtOnce(t *testing.T) {
 	const partitions, ttl = 4, 10 * time.Second
 	n := harness.StartNATS(t)
 	own := newOwnership(t)
 	var handedOver sync.Map
 	own.onHandover = func(l Lease) { handedOver.Store(l.Partition, true) }
-	a := startManager(t, n, "gw-a", partitions, ttl, own.handler("gw-a"))
+	a := startManagerWith(t, n, ManagerOptions{Node: "gw-a", Partitions: partitions, LeaseTTL: ttl, MovePause: time.Hour}, own.handler("gw-a"))
 	eventually(t, 5*time.Second, "gw-a owns every partition", ownsAll(a.Manager, partitions))
 	b := startManager(t, n, "gw-b", partitions, ttl, own.handler("gw-b"))
 	time.Sleep(200 * time.Millisecond) // let b's watcher start
@@ -225,13 +235,14 @@ func TestReleaseHandsOverAtOnce(t *testing.T) {
 		t.Fatalf("second release: %v, want ErrNotOwned", err)
 	}
 	start = time.Now()
-	if err := a.ReleaseAll(testCtx(t)); err != nil {
+	if err := a.Drain(testCtx(t), true); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, time.Second, "gw-b owns every partition", ownsAll(b.Manager, partitions))
 	t.Logf("handover of the rest in %s", time.Since(start))
+	time.Sleep(2 * ttl) // past the quiet time of the released partitions
 	if got := a.Owned(); len(got) != 0 {
-		t.Fatalf("gw-a retook %+v right after releasing", got)
+		t.Fatalf("draining gw-a took %+v back", got)
 	}
 }
 

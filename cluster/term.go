@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +15,7 @@ type term struct {
 	acquiredAt   time.Time
 	handover     chan struct{}
 	handoverOnce sync.Once
+	handingOver  atomic.Bool             // Release closed handover; for heartbeats
 	cancel       context.CancelCauseFunc // cancels the handler's ctx
 	done         chan struct{}           // closed when the term is over
 	err          error                   // why it ended; written before done closes
@@ -66,6 +68,7 @@ func (m *Manager) start(ctx context.Context, l Lease, acquiredAt, validUntil tim
 	m.mu.Unlock()
 	m.acquired.Add(1)
 	m.log.Info("cluster_partition_acquired", "partition", l.Partition, "epoch", l.Epoch)
+	m.beatSoon()
 	m.wg.Add(1)
 	go m.hold(hctx, t)
 }
@@ -103,6 +106,7 @@ func (m *Manager) hold(ctx context.Context, t *term) {
 	}
 	t.err = err
 	close(t.done)
+	m.beatSoon()
 }
 
 // deleteLease deletes the lease of a term whose handler has returned. A

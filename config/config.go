@@ -286,6 +286,10 @@ type Cluster struct {
 	Bucket     string   `koanf:"bucket"`    // JetStream KV bucket of leases, heartbeats and archived-through records
 	Replicas   int      `koanf:"replicas"`  // replicas of that bucket (3 on a NATS cluster)
 	LeaseTTL   Duration `koanf:"lease_ttl"` // a dead owner's partitions are free after this
+	// RebalancePause is the least time between two partitions a gateway
+	// hands over to even out the spread, so that a gateway joining (or a
+	// rolling restart) moves partitions one at a time.
+	RebalancePause Duration `koanf:"rebalance_pause"`
 }
 
 // Node names this gateway among the others.
@@ -347,7 +351,7 @@ func Default() *Config {
 		Control: Control{SubjectPrefix: "aof.admin", ServiceName: "aof-admin"},
 		Read:    Read{SubjectPrefix: "aof.read", MaxConcurrent: 64, PrefetchSegments: 2, PrefetchBytes: 256 * MiB},
 		Log:     Log{Level: "info", Format: "text"},
-		Cluster: Cluster{Partitions: 16, Bucket: "AOF_CLUSTER", Replicas: 1, LeaseTTL: Duration(10e9)},
+		Cluster: Cluster{Partitions: 16, Bucket: "AOF_CLUSTER", Replicas: 1, LeaseTTL: Duration(10e9), RebalancePause: Duration(2e9)},
 	}
 }
 

@@ -307,7 +307,7 @@ func TestValidationMessages(t *testing.T) {
 // AOF2_NODE_ID as the issue asks.
 func TestClusterDefaultsAndNodeIDFromEnvironment(t *testing.T) {
 	c := mustLoad(t, opts(t, writeFile(t, baseTOML)))
-	want := Cluster{Partitions: 16, Bucket: "AOF_CLUSTER", Replicas: 1, LeaseTTL: Duration(10 * time.Second)}
+	want := Cluster{Partitions: 16, Bucket: "AOF_CLUSTER", Replicas: 1, LeaseTTL: Duration(10 * time.Second), RebalancePause: Duration(2 * time.Second)}
 	if c.Cluster != want || c.Node.ID != "" {
 		t.Fatalf("defaults: cluster %+v node %+v, want %+v and an empty id", c.Cluster, c.Node, want)
 	}

@@ -231,6 +231,9 @@ func (c *Config) checkCluster(v *checker) {
 	if cl.LeaseTTL.D() < MinLeaseTTL {
 		v.add("cluster.lease_ttl", "cluster.lease_ttl must be at least %s, got %s", Duration(MinLeaseTTL), cl.LeaseTTL)
 	}
+	if cl.RebalancePause.D() < 0 {
+		v.add("cluster.rebalance_pause", "cluster.rebalance_pause must not be negative, got %s", cl.RebalancePause)
+	}
 	if c.Node.ID != "" {
 		// The id is one token of the KV keys node.<id> and of lease values.
 		v.name("node.id", c.Node.ID, "node id")

@@ -26,6 +26,7 @@ var keyHelp = map[string]string{
 	"cluster.bucket":                        "JetStream KV bucket of partition leases, node heartbeats and per-stream archived-through records",
 	"cluster.lease_ttl":                     "a partition's lease lasts this long without renewal (renewed every third of it); a standby takes a dead owner's partition within this plus one renewal period; at least `1s`",
 	"cluster.partitions":                    "streams are hashed into this many partitions, each owned by one gateway; fixed when the ingest stream is provisioned, the same on every gateway (1-1024)",
+	"cluster.rebalance_pause":               "least time between two partitions one gateway hands over to even out the spread (a join or a rolling restart moves partitions one at a time); `0s` moves them back to back",
 	"cluster.replicas":                      "JetStream replicas of `cluster.bucket` (3 on a NATS cluster)",
 	"control.service_name":                  "NATS micro service name of the admin endpoints",
 	"control.subject_prefix":                "admin endpoints are `<prefix>.<endpoint>`; aof2-admin `--prefix` must match",

@@ -188,5 +188,6 @@ func NodeID(cfg *config.Config) string {
 // ClusterManager returns the options of the partition lease manager; the
 // logger is the caller's.
 func ClusterManager(cfg *config.Config) cluster.ManagerOptions {
-	return cluster.ManagerOptions{Node: NodeID(cfg), Partitions: cfg.Cluster.Partitions, LeaseTTL: cfg.Cluster.LeaseTTL.D()}
+	return cluster.ManagerOptions{Node: NodeID(cfg), Partitions: cfg.Cluster.Partitions, LeaseTTL: cfg.Cluster.LeaseTTL.D(),
+		MovePause: cfg.Cluster.RebalancePause.D()}
 }

@@ -84,6 +84,7 @@ var optionCases = []optionCase{
 		return []int{ClusterManager(c).Partitions, IngestStream(c).Partitions}
 	}, []int{64, 64}},
 	{"cluster.lease_ttl", func(c *config.Config) { c.Cluster.LeaseTTL = config.Duration(30 * time.Second) }, func(c *config.Config) any { return ClusterManager(c).LeaseTTL }, 30 * time.Second},
+	{"cluster.rebalance_pause", func(c *config.Config) { c.Cluster.RebalancePause = config.Duration(5 * time.Second) }, func(c *config.Config) any { return ClusterManager(c).MovePause }, 5 * time.Second},
 	{"cluster.bucket", func(c *config.Config) { c.Cluster.Bucket = "LEASES" }, func(c *config.Config) any { return ClusterBucket(c).Name }, "LEASES"},
 	{"cluster.replicas", func(c *config.Config) { c.Cluster.Replicas = 3 }, func(c *config.Config) any { return ClusterBucket(c).Replicas }, 3},
 	{"node.id", func(c *config.Config) { c.Node.ID = "gw-7" }, func(c *config.Config) any { return ClusterManager(c).Node }, "gw-7"},
