@@ -139,11 +139,25 @@ func TestFirstDeliveriesTakenByAnotherPullRequestAreNotSkipped(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := p.Run(ctx); !errors.Is(err, ErrDeliveryLost) {
+	err = p.Run(ctx)
+	switch {
+	case errors.Is(err, ErrDeliveryLost):
+		if v, _ := r.store.DedupeView("y"); v.Last != 0 {
+			t.Fatalf("stream y stored through %d although its first messages went elsewhere", v.Last)
+		}
+	case err == nil && ctx.Err() != nil:
+		// On a starved machine the stray's request may miss some starts,
+		// and the pipeline then gets its first delivery itself. Whatever
+		// it stored must then begin at y's first message, without a gap.
+		ids := extIDs(t, r.store, "y")
+		for i, id := range ids {
+			if id != uint64(6+i) {
+				t.Fatalf("stream y holds sequences %v: skipped what the stray took", ids)
+			}
+		}
+		t.Logf("the pipeline won the race with the stray puller; y holds %v", ids)
+	default:
 		t.Fatalf("Run with a stray puller: %v, want ErrDeliveryLost", err)
-	}
-	if v, _ := r.store.DedupeView("y"); v.Last != 0 {
-		t.Fatalf("stream y stored through %d although its first messages went elsewhere", v.Last)
 	}
 	stray.Stop()
 	nc2.Close()
