@@ -606,6 +606,9 @@ func AdoptFromTier2(ctx context.Context, o RecoverOptions, stream string, rec ma
 	if err == nil {
 		err = recordAdoptedLoss(o, stream, idx)
 	}
+	if err == nil {
+		err = restoreEmptyTail(o, stream, idx)
+	}
 	if err != nil {
 		// A partial copy must not be opened as the stream.
 		if rerr := removeTree(o.FS, dir); rerr != nil {
@@ -676,6 +679,38 @@ func indexArchived(segs []manifest.SegmentState) (through, next uint64) {
 		}
 	}
 	return through, next
+}
+
+// restoreEmptyTail creates the adopted index's open segment, when its last
+// segment is one, as an empty Tier 0 file with the header the manifest
+// gives it. Its records, if the owner appended any, come after the
+// archived position and are read again from the ingest stream into it,
+// at the offsets they had. Without the file the store would find a
+// segment the manifest holds in Tier 0 and no copy of it, and mark it
+// missing: an error on every handover, for a segment that lost nothing.
+func restoreEmptyTail(o RecoverOptions, stream string, idx *manifest.Index) error {
+	segs := idx.Segments()
+	if len(segs) == 0 {
+		return nil
+	}
+	tail := segs[len(segs)-1]
+	if tail.Sealed || tail.Deleted || !tail.InTier0 {
+		return nil
+	}
+	dir0 := filepath.Join(o.Root, "tier0", stream)
+	if err := o.FS.MkdirAll(dir0, 0o755); err != nil {
+		return err
+	}
+	w, err := segment.Create(o.FS, dir0, segment.Header{
+		StreamID:   manifest.CRC64([]byte(stream)),
+		SegmentID:  tail.Segment,
+		BaseOffset: tail.BaseOffset,
+		CreatedMS:  tail.OpenedMS,
+	}, segment.WithStream(stream), segment.WithLogger(o.Logger))
+	if err != nil {
+		return fmt.Errorf("restore the open segment %d empty: %w", tail.Segment, err)
+	}
+	return w.Close()
 }
 
 // recordAdoptedLoss records in HolesFile the sequences of the sealed
