@@ -33,8 +33,9 @@ import (
 //     archive, record, purge, delete the lease) when another node's
 //     heartbeat shows it under its share and not resting on that
 //     partition, then waits ManagerOptions.MovePause before the next. It
-//     does not take that partition back for a TTL, so the under-share
-//     node gets it.
+//     does not take that partition back for a TTL while it holds its
+//     share, so the under-share node gets it; if its share grows meanwhile
+//     (a node left), it takes it back at once.
 //   - A partition free for longer than freeGrace (TTL/6) is taken by any
 //     node that is not draining, whatever its share: a partition whose
 //     handler failed, or two nodes that disagree about the members, must
@@ -228,6 +229,12 @@ func (m *Manager) rebalance(ctx context.Context) {
 		err := m.Release(ctx, p)
 		m.mu.Lock()
 		m.lastMove = time.Now()
+		if err == nil {
+			// Not taken back while this node holds its share; taken back
+			// at once if its share grows (another node left meanwhile).
+			delete(m.quiet, p)
+			m.gave[p] = m.lastMove.Add(m.ttl)
+		}
 		m.mu.Unlock()
 		time.AfterFunc(m.o.MovePause, m.kickLoop)
 		if err != nil && !errors.Is(err, ErrNotOwned) && ctx.Err() == nil {

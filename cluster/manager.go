@@ -100,6 +100,7 @@ type Manager struct {
 	mu       sync.Mutex
 	terms    map[int]*term
 	quiet    map[int]time.Time // partitions not to take again before the time
+	gave     map[int]time.Time // handed over to even the spread: not taken back before the time unless under share
 	lastMove time.Time         // end of the last rebalancing handover
 
 	acquired, lost, released atomic.Uint64
@@ -128,7 +129,7 @@ func NewManager(b *Bucket, o ManagerOptions, h Handler) (*Manager, error) {
 	return &Manager{
 		b: b, o: o, h: h, log: o.Logger.With("node", o.Node),
 		ttl: ttl, renewEvery: ttl / 3, margin: max(ttl/10, 100*time.Millisecond),
-		terms: map[int]*term{}, quiet: map[int]time.Time{}, bal: newBalance(),
+		terms: map[int]*term{}, quiet: map[int]time.Time{}, gave: map[int]time.Time{}, bal: newBalance(),
 		kick: make(chan struct{}, 1), beat: make(chan struct{}, 1),
 	}, nil
 }
@@ -310,9 +311,10 @@ func (m *Manager) tryAcquire(ctx context.Context, p int) {
 	}
 	m.mu.Lock()
 	_, held := m.terms[p]
-	quietUntil := m.quiet[p]
+	quietUntil, gaveUntil := m.quiet[p], m.gave[p]
+	owned := len(m.terms)
 	m.mu.Unlock()
-	if held || time.Now().Before(quietUntil) {
+	if held || time.Now().Before(quietUntil) || (time.Now().Before(gaveUntil) && owned >= m.share()) {
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, m.ttl)

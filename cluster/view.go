@@ -29,6 +29,15 @@ type NodeView struct {
 	HeartbeatAgeSec float64 `json:"heartbeat_age_seconds"`
 	StartedAt       string  `json:"started_at"`
 	Owned           []int   `json:"owned_partitions"`
+	// State is "active", "draining" (giving every partition away, taking
+	// none) or "follower" (owns nothing, serves reads).
+	State string `json:"state"`
+	// Share is how many partitions the node aims at by its own view of
+	// the members (P/n, see package cluster); Owned differs from it while
+	// partitions move.
+	Share int `json:"share"`
+	// Moving are the partitions it is handing over now.
+	Moving []int `json:"moving_partitions,omitempty"`
 }
 
 type LeaseView struct {
@@ -90,7 +99,8 @@ func ReadView(ctx context.Context, js jetstream.JetStream, o ViewOptions) (View,
 	}
 	for _, n := range nodes {
 		v.Nodes = append(v.Nodes, NodeView{Node: n.Node, HeartbeatAgeSec: age(v.now, n.Written),
-			StartedAt: n.StartedAt.UTC().Format(time.RFC3339), Owned: v.byNode[n.Node]})
+			StartedAt: n.StartedAt.UTC().Format(time.RFC3339), Owned: v.byNode[n.Node],
+			State: n.state(), Share: n.Share, Moving: n.Moving})
 	}
 	inIngest, err := ingestCounts(ctx, js, o, &v)
 	if err != nil {
@@ -150,6 +160,16 @@ func ingestCounts(ctx context.Context, js jetstream.JetStream, o ViewOptions, v 
 		out[toks[len(toks)-1]] += n
 	}
 	return out, nil
+}
+
+func (n NodeInfo) state() string {
+	switch {
+	case n.Follower:
+		return "follower"
+	case n.Draining:
+		return "draining"
+	}
+	return "active"
 }
 
 func age(now, t time.Time) float64 {

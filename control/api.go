@@ -33,6 +33,9 @@ const (
 	// EndpointHandover is answered by the node it names: that gateway
 	// hands every partition it owns over and takes no more.
 	EndpointHandover = "cluster.handover"
+	// EndpointDrain is answered by the node it names: that gateway gives
+	// every partition away and takes none (off: takes its share again).
+	EndpointDrain = "cluster.drain"
 	// EndpointClusterView answers the view of aof2-admin cluster, so
 	// that an operator's NATS account needs only the admin service, not
 	// the cluster bucket's JetStream API.
@@ -45,6 +48,7 @@ var Endpoints = []string{
 	EndpointSegmentsList, EndpointSegmentsDelete, EndpointManifestCheck,
 	EndpointManifestInspect, EndpointRead, EndpointSnapshotCreate,
 	EndpointSnapshotList, EndpointConfigReload, EndpointHandover, EndpointClusterView,
+	EndpointDrain,
 }
 
 // Error codes carried in the Nats-Service-Error-Code header of an error

@@ -157,7 +157,6 @@ func (c *Client) SnapshotList(ctx context.Context, req StreamRequest) (SnapshotL
 	return res, c.call(ctx, EndpointSnapshotList, req, &res)
 }
 
-// ConfigReload calls config.reload.
 // ClusterView calls cluster.view and decodes the answer into v (a
 // cluster.View).
 func (c *Client) ClusterView(ctx context.Context, v any) error {
@@ -168,6 +167,12 @@ func (c *Client) ClusterView(ctx context.Context, v any) error {
 func (c *Client) Handover(ctx context.Context, req HandoverRequest) (HandoverResponse, error) {
 	var res HandoverResponse
 	return res, c.call(ctx, EndpointHandover, req, &res)
+}
+
+// Drain calls cluster.drain, which the node it names answers.
+func (c *Client) Drain(ctx context.Context, req DrainRequest) (DrainResponse, error) {
+	var res DrainResponse
+	return res, c.call(ctx, EndpointDrain, req, &res)
 }
 
 // ConfigReload calls config.reload.

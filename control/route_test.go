@@ -36,8 +36,8 @@ func TestRequestsNamingAStreamAreAnsweredByItsOwner(t *testing.T) {
 		appendN(t, s, stream, 0, 3)
 		self := node
 		svc, err := New(n.Connect(t), s, Options{Router: &staticRouter{self: node, owners: owners},
-			Handover: func(context.Context) (HandoverResponse, error) {
-				return HandoverResponse{Node: self, Released: []int{1, 2}}, nil
+			Drain: func(_ context.Context, off bool) (DrainResponse, error) {
+				return DrainResponse{Node: self, Draining: !off, Released: []int{1, 2}}, nil
 			}})
 		if err != nil {
 			t.Fatal(err)
@@ -70,6 +70,10 @@ func TestRequestsNamingAStreamAreAnsweredByItsOwner(t *testing.T) {
 			res, err := c.Handover(ctx, HandoverRequest{Node: node})
 			if err != nil || res.Node != node {
 				t.Fatalf("handover of %s answered by %q (%v)", node, res.Node, err)
+			}
+			d, err := c.Drain(ctx, DrainRequest{Node: node, Off: true})
+			if err != nil || d.Node != node || d.Draining {
+				t.Fatalf("drain off of %s answered %+v (%v)", node, d, err)
 			}
 		}
 	}

@@ -45,9 +45,10 @@ type Options struct {
 	Instruments *tracing.Instruments
 	// ClusterView, when set, serves cluster.view (cluster.ReadView).
 	ClusterView func(ctx context.Context) (any, error)
-	// Handover, when set, serves cluster.handover: the gateway hands its
-	// partitions over and returns what it released.
-	Handover func(ctx context.Context) (HandoverResponse, error)
+	// Drain, when set, serves cluster.drain and cluster.handover (a drain
+	// by its older name): the gateway hands its partitions over and takes
+	// none (off: takes its share again), and returns what it released.
+	Drain func(ctx context.Context, off bool) (DrainResponse, error)
 	// Router, when set, sends a request that names a stream to the
 	// gateway that owns it (see Router); without it every request is
 	// answered here.
@@ -114,6 +115,7 @@ func New(nc *nats.Conn, store *tiers.Store, opts Options) (*Service, error) {
 		EndpointSnapshotList:    s.snapshotList,
 		EndpointConfigReload:    s.configReload,
 		EndpointHandover:        s.handover,
+		EndpointDrain:           s.drain,
 		EndpointClusterView:     s.clusterView,
 	}
 	for _, name := range Endpoints {
@@ -512,10 +514,25 @@ func (s *Service) handover(ctx context.Context, data []byte) (any, error) {
 	if req.Node == "" {
 		return nil, Errorf(CodeBadRequest, "cluster.handover needs the node to hand over")
 	}
-	if s.opts.Handover == nil {
+	if s.opts.Drain == nil {
 		return nil, Errorf(CodeNotImplemented, "this gateway does not own partitions")
 	}
-	return s.opts.Handover(ctx)
+	res, err := s.opts.Drain(ctx, false)
+	return HandoverResponse{Node: res.Node, Released: res.Released, TookMS: res.TookMS}, err
+}
+
+func (s *Service) drain(ctx context.Context, data []byte) (any, error) {
+	var req DrainRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.Node == "" {
+		return nil, Errorf(CodeBadRequest, "cluster.drain needs the node to drain")
+	}
+	if s.opts.Drain == nil {
+		return nil, Errorf(CodeNotImplemented, "this gateway does not own partitions")
+	}
+	return s.opts.Drain(ctx, req.Off)
 }
 
 func (s *Service) configReload(ctx context.Context, data []byte) (any, error) {

@@ -449,6 +449,24 @@ type HandoverRequest struct {
 	Node string `json:"node"`
 }
 
+// DrainRequest asks gateway Node to give every partition it owns away
+// and take none (a gateway leaving, or one to be restarted), or with Off
+// to take its share again.
+type DrainRequest struct {
+	Node string `json:"node"`
+	Off  bool   `json:"off,omitempty"`
+}
+
+// DrainResponse answers cluster.drain.
+type DrainResponse struct {
+	Node     string `json:"node"`
+	Draining bool   `json:"draining"`
+	// Released are the partitions it handed over.
+	Released []int `json:"released"`
+	// TookMS is how long the drain took, in milliseconds.
+	TookMS int64 `json:"took_ms"`
+}
+
 // HandoverResponse answers cluster.handover.
 type HandoverResponse struct {
 	Node string `json:"node"`

@@ -23,6 +23,10 @@ import (
 // takeover after a SIGKILL takes seconds.
 const clusterLeaseTTL = 2 * time.Second
 
+// clusterMovePause is cluster.rebalance_pause in these tests: short, so a
+// join rebalances in seconds, yet moves are still one at a time.
+const clusterMovePause = 200 * time.Millisecond
+
 // node is one gateway of a failover test: its own node id, data root,
 // log and metrics port, on the env's NATS and bucket.
 type node struct {
@@ -53,7 +57,8 @@ func (n *node) start() {
 			ttl = clusterLeaseTTL
 		}
 		return append(out, "AOF2_DATA_ROOT="+n.root, "AOF2_NODE_ID="+n.id,
-			"AOF2_CLUSTER_LEASE_TTL="+ttl.String(), "AOF2_SEGMENT_TARGET_BYTES=64KiB")
+			"AOF2_CLUSTER_LEASE_TTL="+ttl.String(), "AOF2_CLUSTER_REBALANCE_PAUSE="+clusterMovePause.String(),
+			"AOF2_SEGMENT_TARGET_BYTES=64KiB")
 	})
 }
 
@@ -169,7 +174,18 @@ func (e *env) waitIngestEmpty(js jetstream.JetStream, timeout time.Duration) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	e.t.Fatalf("AOF_INGEST still holds %d messages after %v\n%s", msgs, timeout, e.gatewayLog())
+	subjects := map[string]uint64{}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if st, err := js.Stream(ctx, "AOF_INGEST"); err == nil {
+		if info, err := st.Info(ctx, jetstream.WithSubjectFilter(">")); err == nil {
+			subjects = info.State.Subjects
+		}
+	}
+	if p := os.Getenv("AOF_TEST_KEEP_LOG"); p != "" {
+		os.WriteFile(p, []byte(e.fullGatewayLog()), 0o644)
+	}
+	e.t.Fatalf("AOF_INGEST still holds %d messages after %v, by subject %v\n%s", msgs, timeout, subjects, e.gatewayLog())
 }
 
 // checkArchiveExactlyOnce rebuilds a data root from Tier 2 alone and

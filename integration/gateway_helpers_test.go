@@ -194,6 +194,12 @@ func (g *gateway) metricsText() string {
 	return b.String()
 }
 
+// tail returns the last n bytes of the file at path.
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	return string(b[max(0, len(b)-n):])
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (g *gateway) stop() {
 	g.t.Helper()
@@ -204,7 +210,7 @@ func (g *gateway) stop() {
 	select {
 	case err := <-g.done:
 		if err != nil {
-			g.t.Fatalf("gateway exit after SIGTERM: %v", err)
+			g.t.Fatalf("gateway exit after SIGTERM: %v\n%s", err, tail(g.log.Name(), 8000))
 		}
 	case <-time.After(30 * time.Second):
 		g.t.Fatal("gateway did not stop within 30s of SIGTERM")

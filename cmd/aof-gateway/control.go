@@ -26,7 +26,7 @@ func (g *gateway) startControl(opts runOptions, router control.Router) error {
 		},
 		Instruments: g.inst,
 		Router:      router,
-		Handover:    g.handover,
+		Drain:       g.drain,
 		ClusterView: func(ctx context.Context) (any, error) {
 			cfg := g.cfg
 			return cluster.ReadView(ctx, g.js, cluster.ViewOptions{Bucket: cfg.Cluster.Bucket, IngestStream: cfg.Ingest.StreamName,

@@ -68,8 +68,8 @@ type gateway struct {
 	partitions int
 	ingest     *partitionIngest
 	manager    *cluster.Manager
-	// draining is set by an operator's handover: the gateway takes no
-	// partition until it restarts.
+	// draining is set by an operator's drain (or handover): the gateway
+	// takes no partition until the drain is lifted or it restarts.
 	draining atomic.Bool
 
 	mu      sync.Mutex
@@ -190,6 +190,12 @@ func (g *gateway) session(ctx context.Context, opts runOptions) (restart bool, e
 	if err != nil {
 		return false, withCode(exitUsage, err)
 	}
+	if g.draining.Load() {
+		// Drained before this session reopened the store: stay drained.
+		if err := m.Drain(ctx, true); err != nil {
+			g.log.Warn("drain_failed", "err", err)
+		}
+	}
 	unregister, err := g.registerOwnershipGauges(m, runner)
 	if err != nil {
 		return false, withCode(exitIO, err)
@@ -231,7 +237,9 @@ func (g *gateway) session(ctx context.Context, opts runOptions) (restart bool, e
 	g.setReady(false, nil)
 	g.log.Info("gateway_stopping", "handover", true)
 	hctx, cancel := context.WithTimeout(context.Background(), 2*g.cfg.Cluster.LeaseTTL.D()+30*time.Second)
-	if err := m.ReleaseAll(hctx); err != nil {
+	// Draining first tells the other gateways to count this one out, so
+	// they take its partitions at once rather than after a grace.
+	if err := m.Drain(hctx, true); err != nil {
 		g.log.Warn("partition_release_incomplete", "err", err)
 	}
 	cancel()
@@ -470,13 +478,14 @@ func (g *gateway) settled(ctx context.Context, m *cluster.Manager) bool {
 	return true
 }
 
-// handover serves an operator's cluster.handover: every owned partition
-// is handed over (archived, recorded, purged, released) and no other is
-// taken until the gateway restarts, so it can be stopped with nothing
-// for the next owner to re-read.
-func (g *gateway) handover(ctx context.Context) (control.HandoverResponse, error) {
-	res := control.HandoverResponse{Node: g.node}
-	g.draining.Store(true)
+// drain serves an operator's cluster.drain (and cluster.handover): every
+// owned partition is handed over (archived, recorded, purged, released)
+// and no other is taken until the drain is lifted (off) or the gateway
+// restarts, so it can be stopped with nothing for the next owner to
+// re-read.
+func (g *gateway) drain(ctx context.Context, off bool) (control.DrainResponse, error) {
+	res := control.DrainResponse{Node: g.node, Draining: !off}
+	g.draining.Store(!off)
 	g.mu.Lock()
 	m := g.manager
 	g.mu.Unlock()
@@ -484,15 +493,17 @@ func (g *gateway) handover(ctx context.Context) (control.HandoverResponse, error
 		return res, control.Errorf(control.CodeUnavailable, "gateway %s is not running its partitions (starting or reopening its store)", g.node)
 	}
 	started := time.Now()
-	for _, l := range m.Owned() {
-		res.Released = append(res.Released, l.Partition)
+	if !off {
+		for _, l := range m.Owned() {
+			res.Released = append(res.Released, l.Partition)
+		}
+		sort.Ints(res.Released)
 	}
-	sort.Ints(res.Released)
-	g.log.Info("handover_requested", "partitions", len(res.Released))
-	err := m.ReleaseAll(ctx)
+	g.log.Info("drain_requested", "on", !off, "partitions", len(res.Released))
+	err := m.Drain(ctx, !off)
 	res.TookMS = time.Since(started).Milliseconds()
 	if err != nil {
-		return res, fmt.Errorf("handover of %s: %w", g.node, err)
+		return res, fmt.Errorf("drain of %s: %w", g.node, err)
 	}
 	return res, nil
 }
@@ -530,7 +541,6 @@ func (g *gateway) managerOptions() cluster.ManagerOptions {
 	o := options.ClusterManager(g.cfg)
 	// The manager names the node in its events itself.
 	o.Node, o.Partitions, o.Logger = g.node, g.partitions, g.baseLog
-	o.Want = func(int) bool { return !g.draining.Load() }
 	return o
 }
 

@@ -17,31 +17,39 @@ import (
 
 func (a *app) clusterCommand() *cobra.Command {
 	c := a.clusterShowCommand()
-	c.AddCommand(a.handoverCommand())
+	c.AddCommand(a.drainCommand())
 	return c
 }
 
-func (a *app) handoverCommand() *cobra.Command {
+func (a *app) drainCommand() *cobra.Command {
 	var node string
+	var off bool
 	cmd := &cobra.Command{
-		Use:   "handover",
-		Short: "Have one gateway hand every partition it owns over, before stopping it",
-		Long: `handover asks the gateway --node (its node.id, as aof2-admin cluster shows it)
-to hand every partition it owns over, as a SIGTERM does: each pipeline stops,
-every stream is sealed, the gateway waits until Tier 2 holds everything,
-writes the archived-through records, purges AOF_INGEST and releases the
-lease; the other gateways take the partitions at once, with nothing to
-re-read. The gateway then takes no partition until it is restarted: stop it,
-upgrade it, start it.`,
-		Example: `  aof2-admin cluster handover --node gw-a
-  aof2-admin cluster handover --node gw-a --json`,
+		Use:     "drain",
+		Aliases: []string{"handover"},
+		Short:   "Have one gateway hand every partition it owns over and take none",
+		Long: `drain asks the gateway --node (its node.id, as aof2-admin cluster shows it) to
+give every partition it owns away, as a SIGTERM does before the gateway
+exits: each pipeline stops, every stream is sealed, the gateway waits until
+Tier 2 holds everything, writes the archived-through records, purges
+AOF_INGEST and releases the lease. The other gateways count the drained one
+out of their shares and take the partitions at once, with nothing to
+re-read. The gateway keeps serving reads and takes no partition until
+'drain --off' or a restart; then the others hand its share back to it, one
+partition per cluster.rebalance_pause.
+
+Use it before stopping a gateway for an upgrade, or to move load off a
+machine. 'handover' is the command's older name.`,
+		Example: `  aof2-admin cluster drain --node gw-a
+  aof2-admin cluster drain --node gw-a --off
+  aof2-admin cluster drain --node gw-a --json`,
 		Args: cobra.NoArgs,
 		RunE: wrapRun(func(cmd *cobra.Command, _ []string) error {
 			if node == "" {
-				return usageError{fmt.Errorf("--node is required: the node id of the gateway to hand over (aof2-admin cluster lists them)")}
+				return usageError{fmt.Errorf("--node is required: the node id of the gateway to drain (aof2-admin cluster lists them)")}
 			}
-			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.HandoverResponse, error) {
-				return c.Handover(ctx, control.HandoverRequest{Node: node})
+			res, err := answer(a, cmd, "", nil, func(ctx context.Context, c *control.Client) (control.DrainResponse, error) {
+				return c.Drain(ctx, control.DrainRequest{Node: node, Off: off})
 			})
 			if err != nil {
 				return err
@@ -49,11 +57,17 @@ upgrade it, start it.`,
 			if a.jsonOut {
 				return a.printJSON(res)
 			}
-			fmt.Fprintf(a.stdout, "gateway %s handed over partitions %s in %d ms; it takes none until it restarts\n", res.Node, ranges(res.Released), res.TookMS)
+			if off {
+				fmt.Fprintf(a.stdout, "gateway %s takes its share of the partitions again\n", res.Node)
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "gateway %s handed over partitions %s in %d ms; it takes none until 'drain --off' or a restart\n",
+				res.Node, ranges(res.Released), res.TookMS)
 			return nil
 		}),
 	}
-	cmd.Flags().StringVar(&node, "node", "", "node id of the gateway to hand over")
+	cmd.Flags().StringVar(&node, "node", "", "node id of the gateway to drain")
+	cmd.Flags().BoolVar(&off, "off", false, "lift the drain: the gateway takes its share again")
 	return cmd
 }
 
@@ -63,7 +77,11 @@ func (a *app) clusterShowCommand() *cobra.Command {
 		Short: "Show gateways, partition leases and each stream's archived-through position",
 		Long: `cluster reads the cluster bucket (cluster.bucket, AOF_CLUSTER) and the ingest
 stream and shows:
-  nodes       each gateway's node id, heartbeat age and owned partitions
+  nodes       each gateway's node id; its state (active, draining: giving
+              every partition away, follower: serves reads only); how many
+              partitions it owns against its share (partitions / active
+              gateways, see cluster.rebalance_pause); heartbeat age; the
+              partitions it owns and those it is handing over now
   partitions  owner, epoch and lease age of every partition (lease age above
               cluster.lease_ttl/3 means renewals are late); partitions without
               a lease are listed as unowned
@@ -120,9 +138,10 @@ no gateway running, it reads the bucket and the ingest stream itself.`,
 func printCluster(w io.Writer, v cluster.View) {
 	fmt.Fprintf(w, "partitions %d, lease TTL %s, nodes %d, unowned partitions %d\n\n", v.Partitions, v.LeaseTTL, len(v.Nodes), len(v.Unowned))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tHEARTBEAT AGE\tSTARTED\tPARTITIONS")
+	fmt.Fprintln(tw, "NODE\tSTATE\tOWNED/SHARE\tHEARTBEAT AGE\tSTARTED\tPARTITIONS\tHANDING OVER")
 	for _, n := range v.Nodes {
-		fmt.Fprintf(tw, "%s\t%.1fs\t%s\t%s\n", n.Node, n.HeartbeatAgeSec, n.StartedAt, ranges(n.Owned))
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.1fs\t%s\t%s\t%s\n", n.Node, orDash(n.State), len(n.Owned), n.Share,
+			n.HeartbeatAgeSec, n.StartedAt, ranges(n.Owned), ranges(n.Moving))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

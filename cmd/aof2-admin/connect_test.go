@@ -35,7 +35,7 @@ var onlineInvocations = map[string][]string{
 	"snapshot list":     {"snapshot", "list"},
 	"config reload":     {"config", "reload"},
 	"cluster":           {"cluster"},
-	"cluster handover":  {"cluster", "handover", "--node", "gw-a"},
+	"cluster drain":     {"cluster", "drain", "--node", "gw-a"},
 	"recover (offline)": nil,
 	"gen-docs (no I/O)": nil,
 }
