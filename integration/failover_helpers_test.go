@@ -36,6 +36,10 @@ type node struct {
 	gw   *gateway
 	// leaseTTL is cluster.lease_ttl (clusterLeaseTTL when 0).
 	leaseTTL time.Duration
+	// movePause is cluster.rebalance_pause (clusterMovePause when 0).
+	movePause time.Duration
+	// env is appended last: it overrides the settings above.
+	env []string
 }
 
 func (e *env) newNode(id string) *node {
@@ -56,9 +60,14 @@ func (n *node) start() {
 		if ttl == 0 {
 			ttl = clusterLeaseTTL
 		}
-		return append(out, "AOF2_DATA_ROOT="+n.root, "AOF2_NODE_ID="+n.id,
-			"AOF2_CLUSTER_LEASE_TTL="+ttl.String(), "AOF2_CLUSTER_REBALANCE_PAUSE="+clusterMovePause.String(),
+		pause := n.movePause
+		if pause == 0 {
+			pause = clusterMovePause
+		}
+		out = append(out, "AOF2_DATA_ROOT="+n.root, "AOF2_NODE_ID="+n.id,
+			"AOF2_CLUSTER_LEASE_TTL="+ttl.String(), "AOF2_CLUSTER_REBALANCE_PAUSE="+pause.String(),
 			"AOF2_SEGMENT_TARGET_BYTES=64KiB")
+		return append(out, n.env...)
 	})
 }
 

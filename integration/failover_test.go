@@ -41,9 +41,7 @@ func TestGatewaysSurviveKillsOfTheOwnerWithNothingLostOrStoredTwice(t *testing.T
 	if pub.count() < 200 {
 		t.Fatalf("only %d messages acked by JetStream (%d failed): the test proves little", pub.count(), fails)
 	}
-	for _, n := range nodes {
-		n.gw.stop()
-	}
+	stopInTurn(t, e, nodes...)
 	js := e.nats.JetStream(t)
 	e.waitIngestEmpty(js, 10*time.Second)
 	e.checkArchiveExactlyOnce(acked, pub.maybe())
@@ -72,8 +70,7 @@ func TestZombieOwnerResumedAfterItsLeaseChangesNothing(t *testing.T) {
 	a.signal(syscall.SIGCONT)
 	time.Sleep(2 * time.Second)
 	acked, _ := pub.finish()
-	a.gw.stop()
-	b.gw.stop()
+	stopInTurn(t, e, a, b)
 	js := e.nats.JetStream(t)
 	e.waitIngestEmpty(js, 10*time.Second)
 	e.checkArchiveExactlyOnce(acked, pub.maybe())
@@ -123,8 +120,7 @@ func TestGatewaysRideThroughTheLossOfANATSServer(t *testing.T) {
 	if pub.count() < 200 {
 		t.Fatalf("only %d messages acked (%d failed)", pub.count(), fails)
 	}
-	a.gw.stop()
-	b.gw.stop()
+	stopInTurn(t, e, a, b)
 	js, err := jetstream.New(c.Connect(t))
 	if err != nil {
 		t.Fatal(err)

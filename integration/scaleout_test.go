@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // owned returns how many partitions each node's gateway reports owning
@@ -55,7 +58,16 @@ func stopInTurn(t *testing.T, e *env, nodes ...*node) {
 			waitSpread(t, 30*time.Second, nodes[i:]...)
 		}
 		if i == len(nodes)-1 {
-			e.waitDrained(e.nats.JetStream(t), 30*time.Second)
+			nc, err := nats.Connect(e.natsURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.waitDrained(js, 30*time.Second)
+			nc.Close()
 		}
 		n.gw.stop()
 	}

@@ -141,7 +141,9 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 
 	for {
 		restart, err := g.session(ctx, opts)
-		if err != nil || !restart {
+		if err != nil || !restart || ctx.Err() != nil {
+			// A restart asked while the gateway is stopping is moot: the
+			// session handed every partition over already.
 			return err
 		}
 		g.log.Warn("gateway_store_reopening", "detail",
