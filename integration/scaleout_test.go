@@ -75,7 +75,8 @@ func stopInTurn(t *testing.T, e *env, nodes ...*node) {
 
 // Three gateways start one after another while producers publish: each
 // join moves partitions, one handover at a time, until they are spread
-// evenly, and every acked message is in Tier 2 exactly once.
+// evenly. The last then leaves, and its partitions go back to the two
+// that owned them before. Every acked message is in Tier 2 exactly once.
 func TestGatewaysJoiningUnderLoadEndEvenlySpread(t *testing.T) {
 	e := newEnv(t)
 	a, b, c := e.newNode("gw-a"), e.newNode("gw-b"), e.newNode("gw-c")
@@ -92,11 +93,17 @@ func TestGatewaysJoiningUnderLoadEndEvenlySpread(t *testing.T) {
 	took3 := waitSpread(t, 30*time.Second, a, b, c)
 	t.Logf("1->2 gateways spread in %s, 2->3 in %s: %v", took2.Round(time.Millisecond), took3.Round(time.Millisecond), owned(a, b, c))
 	time.Sleep(time.Second)
+	// The last to join leaves: its partitions go back to gateways that
+	// owned them before, whose copies of those streams are now stale.
+	c.gw.stop()
+	took := waitSpread(t, 60*time.Second, a, b)
+	t.Logf("gw-c left; gw-a and gw-b spread again in %s: %v", took.Round(time.Millisecond), owned(a, b))
+	time.Sleep(time.Second)
 	acked, fails := pub.finish()
 	if pub.count() < 200 {
 		t.Fatalf("only %d messages acked (%d failed): the test proves little", pub.count(), fails)
 	}
-	stopInTurn(t, e, a, b, c)
+	stopInTurn(t, e, a, b)
 	e.waitIngestEmpty(e.nats.JetStream(t), 10*time.Second)
 	e.checkArchiveExactlyOnce(acked, pub.maybe())
 	log := e.fullGatewayLog()
@@ -106,6 +113,8 @@ func TestGatewaysJoiningUnderLoadEndEvenlySpread(t *testing.T) {
 	if lost := strings.Count(log, "msg=cluster_partition_lost"); lost != 0 {
 		t.Fatalf("%d partitions lost their lease during graceful moves", lost)
 	}
+	t.Logf("%d rebalancing handovers, %d store reopens for stale copies", strings.Count(log, "msg=cluster_rebalance_handover"),
+		strings.Count(log, "msg=gateway_store_reopening"))
 }
 
 // `aof2-admin cluster drain` empties one gateway while producers publish:
