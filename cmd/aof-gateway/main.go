@@ -85,9 +85,14 @@ Configuration: defaults < TOML file (--config, $AOF2_CONFIG or
 ~/.config/bop-aof/config.toml) < AOF2_* environment variables < flags.
 
 HTTP (metrics.listen, default 127.0.0.1:9464): /healthz, /readyz, /metrics.
-Signals: SIGINT/SIGTERM stop fetching, finish and ack the batch in hand,
-commit the manifest and exit (a second one exits at once); SIGHUP reloads
-the configuration.`,
+Several gateways on one NATS and one bucket share the partitions of the
+streams (cluster.partitions) by leases in the KV bucket AOF_CLUSTER, each
+owning its share; see aof2-admin cluster.
+
+Signals: SIGINT/SIGTERM drain the gateway: every partition it owns is
+sealed, archived to Tier 2 and handed over (the other gateways take them
+at once, with nothing to re-read), then it exits (a second signal exits at
+once); SIGHUP reloads the configuration.`,
 		Example: `  # Local development: embedded NATS, data under ./data
   aof-gateway --dev --config examples/aof2-demo/config/local.toml
 
