@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -123,6 +124,33 @@ func TestTier2RefusalsExitWithTheirCodeAndNameTheKey(t *testing.T) {
 			if !strings.Contains(err.Error(), k) {
 				t.Errorf("%v: message %q does not name %s", tc.err, err, k)
 			}
+		}
+	}
+}
+
+// The demo's configuration file enables the embedded server. A second
+// gateway started with that file and --nats-url must join the broker the
+// flag names, not start a broker of its own; --dev still wins.
+func TestNATSURLFlagTurnsOffAnEmbeddedServerTheFileEnables(t *testing.T) {
+	file := filepath.Join("..", "..", "examples", "aof2-demo", "config", "local.toml")
+	for _, c := range []struct {
+		args     []string
+		embedded bool
+	}{
+		{[]string{"--config", file}, true},
+		{[]string{"--config", file, "--nats-url", "nats://10.0.0.1:4222"}, false},
+		{[]string{"--config", file, "--nats-url", "nats://10.0.0.1:4222", "--dev"}, true},
+	} {
+		cmd := newRootCommand()
+		if err := cmd.ParseFlags(c.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(cmd.Flags())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.NATS.Embedded.Enabled != c.embedded {
+			t.Errorf("%v: embedded server %v, want %v", c.args, cfg.NATS.Embedded.Enabled, c.embedded)
 		}
 	}
 }

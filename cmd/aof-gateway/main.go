@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/bop-aof/aof/config"
 )
@@ -103,7 +104,7 @@ once); SIGHUP reloads the configuration.`,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(config.LoadOptions{Flags: cmd.Flags(), FlagKeys: flagKeys})
+			cfg, err := loadConfig(cmd.Flags())
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
@@ -118,9 +119,7 @@ once); SIGHUP reloads the configuration.`,
 			}()
 			return run(ctx, cfg, runOptions{
 				SealOnShutdown: sealOnShutdown,
-				ConfigLoader: func() (*config.Config, error) {
-					return config.Load(config.LoadOptions{Flags: cmd.Flags(), FlagKeys: flagKeys})
-				},
+				ConfigLoader:   func() (*config.Config, error) { return loadConfig(cmd.Flags()) },
 			})
 		},
 	}
@@ -129,7 +128,7 @@ once); SIGHUP reloads the configuration.`,
 	f.Bool("dev", false, "run an embedded JetStream nats-server on loopback (store under <data_root>/nats)")
 	f.String("dev-host", "127.0.0.1", "embedded nats-server listen host (with --dev)")
 	f.Int("dev-port", 4222, "embedded nats-server port (with --dev)")
-	f.String("nats-url", "", "NATS server URL(s), comma separated (ignored with --dev)")
+	f.String("nats-url", "", "NATS server URL(s), comma separated; turns off an embedded server the configuration file enables (ignored with --dev)")
 	f.String("nats-creds", "", "NATS credentials (.creds) file")
 	f.String("nats-nkey", "", "NATS nkey seed file")
 	f.String("nats-user", "", "NATS user")
@@ -145,6 +144,22 @@ once); SIGHUP reloads the configuration.`,
 	f.BoolVar(&sealOnShutdown, "seal-on-shutdown", false, "kept for compatibility: a SIGTERM always hands each owned partition over, which seals and archives it")
 	cmd.Version = version
 	return cmd
+}
+
+// loadConfig loads the configuration with the command line's flags on top.
+// A --nats-url given on the command line without --dev names the broker to
+// use: it turns off an embedded server the configuration file enables (the
+// demo's does), which would otherwise win silently and leave this gateway
+// alone on a broker of its own.
+func loadConfig(flags *pflag.FlagSet) (*config.Config, error) {
+	cfg, err := config.Load(config.LoadOptions{Flags: flags, FlagKeys: flagKeys})
+	if err != nil {
+		return nil, err
+	}
+	if flags.Changed("nats-url") && !flags.Changed("dev") {
+		cfg.NATS.Embedded.Enabled = false
+	}
+	return cfg, nil
 }
 
 func main() {
