@@ -231,6 +231,7 @@ func (m *Manager) loop(ctx context.Context) {
 func (m *Manager) observe(ctx context.Context, e jetstream.KeyValueEntry, seen map[int]time.Time) {
 	if e == nil {
 		m.scan(ctx, seen)
+		m.beatSoon() // with the share this view gives, not the first beat's zero
 		return
 	}
 	if strings.HasPrefix(e.Key(), "node.") {
