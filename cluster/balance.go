@@ -216,10 +216,15 @@ func (m *Manager) rebalance(ctx context.Context) {
 	if time.Since(last) < m.o.MovePause {
 		return
 	}
-	// The highest partition goes first: nodes with the same view then
-	// agree on which partitions stay.
-	p := owned[len(owned)-1].Partition
-	if !m.takerFor(p) {
+	// The highest partition a taker would take goes first: nodes with the
+	// same view then agree on which partitions stay.
+	p := -1
+	for i := len(owned) - 1; i >= 0 && p < 0; i-- {
+		if m.takerFor(owned[i].Partition) {
+			p = owned[i].Partition
+		}
+	}
+	if p < 0 {
 		return
 	}
 	m.moving.Store(true)
@@ -254,6 +259,12 @@ func (m *Manager) Drain(ctx context.Context, on bool) error {
 	m.draining.Store(on)
 	if on {
 		m.target.Store(0)
+	} else {
+		// The partitions the drain gave away are this node's to take
+		// again now, not after their quiet time.
+		m.mu.Lock()
+		clear(m.quiet)
+		m.mu.Unlock()
 	}
 	m.log.Info("cluster_drain", "on", on)
 	m.heartbeat(ctx)

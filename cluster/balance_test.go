@@ -98,7 +98,8 @@ func TestPartitionsSpreadAsNodesJoinDrainAndDie(t *testing.T) {
 	if err := c.Drain(testCtx(t), false); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "an even spread after gw-c's drain is lifted", spread(partitions, a, b, c))
+	// Well within a TTL: the drain's quiet time is lifted with it.
+	eventually(t, ttl, "an even spread after gw-c's drain is lifted", spread(partitions, a, b, c))
 
 	// gw-b dies (stops renewing and heartbeating): a and c share its part.
 	b.paused.Store(true)
@@ -134,4 +135,28 @@ func TestAFollowerTakesNothing(t *testing.T) {
 	if err := f.Drain(testCtx(t), true); err == nil {
 		t.Fatal("a follower accepted a drain")
 	}
+}
+
+// Lifting a drain gives the node its share back at once: the partitions
+// the drain gave away are not left resting for a TTL.
+func TestLiftingADrainTakesTheShareBackWithinTheTTL(t *testing.T) {
+	const partitions, ttl = 8, 10 * time.Second
+	n := harness.StartNATS(t)
+	own := newOwnership(t)
+	start := func(node string) *runningManager {
+		return startManagerWith(t, n, ManagerOptions{Node: node, Partitions: partitions, LeaseTTL: ttl,
+			MovePause: 50 * time.Millisecond}, own.handler(node))
+	}
+	a, b := start("gw-a"), start("gw-b")
+	eventually(t, 20*time.Second, "4/4", spread(partitions, a, b))
+	if err := b.Drain(testCtx(t), true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "gw-a holds everything", ownsAll(a.Manager, partitions))
+	lifted := time.Now()
+	if err := b.Drain(testCtx(t), false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ttl/2, "4/4 again after the drain is lifted", spread(partitions, a, b))
+	t.Logf("spread again %s after the drain was lifted", time.Since(lifted).Round(time.Millisecond))
 }
