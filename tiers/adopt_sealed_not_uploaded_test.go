@@ -19,7 +19,8 @@ import (
 // segment's sequences again when the ingest stream redelivers them,
 // retires the lost segment once Tier 2 holds them, and its archived state
 // moves past it; every record is readable. The old owner's last segment,
-// opened but unsealed in the adopted manifest, stays abandoned.
+// opened but unsealed in the adopted manifest, is restored empty and takes
+// the records after the lost ones.
 func TestAdoptStoresAgainTheSegmentsSealedButNotUploadedBeforeTheRecord(t *testing.T) {
 	c := memory.New()
 	const stream = "orders"

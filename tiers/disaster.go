@@ -737,6 +737,14 @@ func recordAdoptedLoss(o RecoverOptions, stream string, idx *manifest.Index) err
 		o.Logger.Warn("stream_adopt_segments_lost", "stream", stream, "after_sequence", h.From, "to_sequence", h.To,
 			"segments", h.Segments, "note", "sealed but not uploaded by the owner before; stored again from the ingest stream")
 	}
+	if n := len(segs); n > 0 {
+		// The open tail is restored empty (restoreEmptyTail): everything
+		// it will hold is written after the adoption, refills included,
+		// so it counts among the segments after the holes.
+		if t := segs[n-1]; !t.Sealed && !t.Deleted && t.InTier0 && t.Segment > 0 && t.Segment <= after {
+			after = t.Segment - 1
+		}
+	}
 	var entry streamHoles
 	if len(holes) > 0 {
 		entry = streamHoles{AfterSegment: after, Holes: holes}

@@ -1,0 +1,124 @@
+package tiers
+
+import (
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers/tier2"
+	"github.com/bop-aof/aof/tiers/tier2/memory"
+)
+
+// An adoption after a crash: the record covers the seal, not the upload,
+// of a lost segment, and an open segment follows it. restoreEmptyTail
+// recreates that tail empty and the refill of the lost sequences goes into
+// it; HolesFile's AfterSegment must be below the tail, since DedupeView
+// counts as refilled only segments above it. Otherwise the refilled range
+// stays missing, a redelivery of it is stored a second time, and the lost
+// segments never retire.
+func TestARefillIntoTheRestoredOpenTailCountsAsStored(t *testing.T) {
+	c := memory.New()
+	const stream = "orders"
+	var alog, blog syncBuffer
+	old := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: c, Epoch: 1,
+		ManifestArchiveInterval: 20 * time.Millisecond, ManifestChunkCapacity: 1,
+		Logger: slog.New(slog.NewTextHandler(&alog, nil))})
+	appendN(t, old, stream, 0, 150)
+	waitArchived(t, old, stream)
+	segs := old.Segments(stream)
+	lost := segs[len(segs)-1].Segment + 1
+	blocked := tier2.SegmentKeyAt(stream, 1, lost)
+	c.FailPutsWhere(func(key string) error {
+		if key == blocked {
+			return errors.New("injected")
+		}
+		return nil
+	})
+	appendN(t, old, stream, 150, 20)
+	if _, err := old.Seal(testCtx(t), stream, true); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, old, stream, 170, 20)
+	if _, err := old.Seal(testCtx(t), stream, true); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, old, stream, 190, 10) // active, unsealed
+	rec := waitRecordCoversSealAndTail(t, c, old, stream, lost)
+	old.Close()
+
+	owner := epochStore(t, t.TempDir(), c, 0, &blog)
+	defer owner.Close()
+	if err := owner.Adopt(testCtx(t), stream, rec, 2); err != nil {
+		t.Fatalf("adopt: %v", err)
+	}
+	for _, st := range owner.Segments(stream) {
+		t.Logf("after adopt: segment %d state=%s base=%d next=%d", st.Segment, st.State, st.BaseOffset, st.NextOffset)
+	}
+	// The pipeline takes a fresh DedupeView per batch: one record per batch.
+	const upTo = 190 // the lost range ends here; the tail does not roll over before
+	for ext := rec.Through + 1; ext <= upTo; ext++ {
+		d, _ := owner.DedupeView(stream)
+		if d.Stored(ext) {
+			continue
+		}
+		if err := owner.AppendDurable(testCtx(t), stream, []Record{{Payload: payload(stream, int(ext-1)), ExtID: ext}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range owner.Segments(stream) {
+		t.Logf("after refill: segment %d state=%s base=%d next=%d ext %d..%d", st.Segment, st.State, st.BaseOffset, st.NextOffset, st.FirstExtID, st.LastExtID)
+	}
+	// A handover now seals and uploads the tail: do the lost segments
+	// retire (the refill is in Tier 2)?
+	if _, err := owner.Seal(testCtx(t), stream, true); err != nil {
+		t.Fatal(err)
+	}
+	retired := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !retired; time.Sleep(20 * time.Millisecond) {
+		owner.DedupeView(stream)
+		retired = true
+		for _, st := range owner.Segments(stream) {
+			retired = retired && st.State != PhaseNeedsRecovery
+		}
+	}
+	a, _ := owner.Archived(stream)
+	t.Logf("after sealing the tail: lost segments retired %v, archived through %d", retired, a.Through)
+	d, _ := owner.DedupeView(stream)
+	var again []uint64
+	for ext := rec.Through + 1; ext <= upTo; ext++ {
+		if !d.Stored(ext) {
+			again = append(again, ext)
+		}
+	}
+	if len(again) > 0 {
+		t.Fatalf("after storing every sequence through %d once, a redelivery of %d of them (%d..%d) would be stored again; dedupe %+v",
+			upTo, len(again), again[0], again[len(again)-1], d)
+	}
+}
+
+// waitRecordCoversSealAndTail waits until the archived position covers the
+// seal of segment id (not its upload) and the opening of an unsealed last
+// segment after it: a crash failover's usual adopted state.
+func waitRecordCoversSealAndTail(t *testing.T, c tier2.Bucket, old *Store, stream string, id uint64) manifest.Archived {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		rec, err := old.Archived(stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := AdoptFromTier2(testCtx(t), RecoverOptions{Root: t.TempDir(), Tier2: c}, stream, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs := idx.Segments()
+		if st, ok := idx.Get(id); ok && st.Sealed && !st.InTier2 && len(segs) > 0 && !segs[len(segs)-1].Sealed {
+			t.Logf("adopted index ends with open segment %d", segs[len(segs)-1].Segment)
+			return rec
+		}
+		_ = old.ArchiveNow(stream)
+	}
+	t.Fatalf("the archived position never covered the seal of segment %d and an open tail", id)
+	return manifest.Archived{}
+}
