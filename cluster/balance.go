@@ -157,11 +157,23 @@ func (m *Manager) wantMore(p int) bool {
 	if m.o.Follower || m.draining.Load() || !m.o.Want(p) {
 		return false
 	}
-	if len(m.Owned()) < m.share() {
+	if m.ownedCount() < m.share() {
 		return true
 	}
+	return m.freePast(p, m.freeGrace())
+}
+
+// freePast reports whether p has been seen free for at least d.
+func (m *Manager) freePast(p int, d time.Duration) bool {
 	since, ok := m.bal.freeSince[p]
-	return ok && time.Since(since) >= m.freeGrace()
+	return ok && time.Since(since) >= d
+}
+
+// ownedCount is how many partitions this node holds.
+func (m *Manager) ownedCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.terms)
 }
 
 // freeGrace is how long a free partition is left to the nodes under their
@@ -169,6 +181,24 @@ func (m *Manager) wantMore(p int) bool {
 // under-share node sees the release within milliseconds), and short
 // against the TTL, since the partition's messages wait meanwhile.
 func (m *Manager) freeGrace() time.Duration { return m.renewEvery / 2 }
+
+// maxFailedRest bounds the rest after failures in a row, in TTLs.
+const maxFailedRest = 16
+
+// failedRest records a failed term of p and returns how long this node
+// leaves p alone: a TTL after the first failure, doubling with each
+// failure in a row up to maxFailedRest TTLs. Failures more than
+// maxFailedRest TTLs apart are not in a row. Called under m.mu.
+func (m *Manager) failedRest(p int) time.Duration {
+	f := m.failures[p]
+	if time.Since(f.last) > maxFailedRest*m.ttl {
+		f.n = 0
+	}
+	f.n++
+	f.last = time.Now()
+	m.failures[p] = f
+	return m.ttl * time.Duration(min(1<<(f.n-1), maxFailedRest))
+}
 
 // beatSoon asks the loop for a heartbeat: the others decide their moves
 // on what this node holds and rests on, so the change should reach them
@@ -256,23 +286,50 @@ func (m *Manager) Drain(ctx context.Context, on bool) error {
 	if m.o.Follower {
 		return errors.New("cluster: a follower holds no partitions to drain")
 	}
+	if m.ended.Load() {
+		return errors.New("cluster: the partition manager has stopped")
+	}
 	m.draining.Store(on)
 	if on {
 		m.target.Store(0)
 	} else {
 		// The partitions the drain gave away are this node's to take
-		// again now, not after their quiet time.
+		// again now, not after their quiet time (rests after handler
+		// failures stay).
 		m.mu.Lock()
-		clear(m.quiet)
+		for _, p := range m.drained {
+			delete(m.quiet, p)
+		}
+		m.drained = nil
 		m.mu.Unlock()
 	}
 	m.log.Info("cluster_drain", "on", on)
+	// Written here so that the others count this node out before its
+	// leases go; the loop writes one after it too, so that a heartbeat the
+	// loop built before the change cannot be the last word.
 	m.heartbeat(ctx)
+	m.beatSoon()
 	if !on {
 		return nil
 	}
-	if err := m.ReleaseAll(ctx); err != nil {
-		return fmt.Errorf("cluster: drain: %w", err)
+	// An acquisition under way when the drain began may start its term
+	// after ReleaseAll took its list: release until nothing is held.
+	for range 5 {
+		owned := m.Owned()
+		if len(owned) == 0 {
+			return nil
+		}
+		m.mu.Lock()
+		for _, l := range owned {
+			m.drained = append(m.drained, l.Partition)
+		}
+		m.mu.Unlock()
+		if err := m.ReleaseAll(ctx); err != nil {
+			return fmt.Errorf("cluster: drain: %w", err)
+		}
+	}
+	if n := len(m.Owned()); n > 0 {
+		return fmt.Errorf("cluster: drain: %d partitions still held", n)
 	}
 	return nil
 }

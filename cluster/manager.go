@@ -89,6 +89,7 @@ type Manager struct {
 	running  atomic.Bool
 	paused   atomic.Bool // test hook: a stopped process neither renews nor acquires
 	draining atomic.Bool // Drain(on): hold nothing, take nothing
+	ended    atomic.Bool // Run's loop returned: no more heartbeats
 	moving   atomic.Bool // a rebalancing handover is under way
 	target   atomic.Int64
 	wg       sync.WaitGroup
@@ -101,6 +102,8 @@ type Manager struct {
 	terms    map[int]*term
 	quiet    map[int]time.Time // partitions not to take again before the time
 	gave     map[int]time.Time // handed over to even the spread: not taken back before the time unless under share
+	failures map[int]failures  // handler failures in a row, for failedRest
+	drained  []int             // partitions Drain(on) gave away, rested on until Drain(off)
 	lastMove time.Time         // end of the last rebalancing handover
 
 	acquired, lost, released atomic.Uint64
@@ -128,10 +131,16 @@ func NewManager(b *Bucket, o ManagerOptions, h Handler) (*Manager, error) {
 	}
 	return &Manager{
 		b: b, o: o, h: h, log: o.Logger.With("node", o.Node),
-		ttl: ttl, renewEvery: ttl / 3, margin: max(ttl/10, 100*time.Millisecond),
-		terms: map[int]*term{}, quiet: map[int]time.Time{}, gave: map[int]time.Time{}, bal: newBalance(),
+		ttl: ttl, renewEvery: ttl / 3, margin: max(ttl/10, 100*time.Millisecond), started: time.Now(),
+		terms: map[int]*term{}, quiet: map[int]time.Time{}, gave: map[int]time.Time{}, failures: map[int]failures{}, bal: newBalance(),
 		kick: make(chan struct{}, 1), beat: make(chan struct{}, 1),
 	}, nil
+}
+
+// failures counts a partition's handler failures in a row.
+type failures struct {
+	n    int
+	last time.Time
 }
 
 // Stats are the Manager's counters for metrics: owned_partitions is Owned,
@@ -174,12 +183,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	if !m.running.CompareAndSwap(false, true) {
 		return errors.New("cluster: Manager.Run called twice")
 	}
-	m.started = time.Now()
 	m.mu.Lock()
-	m.lastMove = m.started // the first rebalancing handover waits a pause too
+	m.lastMove = time.Now() // the first rebalancing handover waits a pause too
 	m.mu.Unlock()
 	m.log.Info("cluster_manager_started", "partitions", m.o.Partitions, "lease_ttl", m.ttl)
 	m.loop(ctx)
+	m.ended.Store(true)
 	m.wg.Wait()
 	m.goodbye()
 	return nil
@@ -291,9 +300,9 @@ func (m *Manager) scan(ctx context.Context, seen map[int]time.Time) {
 		if at, ok := seen[p]; ok && time.Since(at) <= m.ttl {
 			continue
 		}
-		if _, ok := seen[p]; !ok {
-			m.markFree(p)
-		}
+		// No lease in view, or one not rewritten for a TTL (its expiry
+		// marker is late or was missed): free either way.
+		m.markFree(p)
 		if !m.wantMore(p) {
 			graceDue = true
 			continue
@@ -315,7 +324,10 @@ func (m *Manager) tryAcquire(ctx context.Context, p int) {
 	quietUntil, gaveUntil := m.quiet[p], m.gave[p]
 	owned := len(m.terms)
 	m.mu.Unlock()
-	if held || time.Now().Before(quietUntil) || (time.Now().Before(gaveUntil) && owned >= m.share()) {
+	// A partition given away to even the spread is not taken back while
+	// this node holds its share, unless nobody took it within the grace.
+	gaveBlocks := time.Now().Before(gaveUntil) && owned >= m.share() && !m.freePast(p, m.freeGrace())
+	if held || time.Now().Before(quietUntil) || gaveBlocks {
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, m.ttl)

@@ -94,7 +94,14 @@ func (m *Manager) hold(ctx context.Context, t *term) {
 	m.mu.Lock()
 	delete(m.terms, l.Partition)
 	if !lost {
-		m.quiet[l.Partition] = time.Now().Add(m.ttl)
+		rest := m.ttl
+		if !t.handingOver.Load() {
+			// The handler failed on its own: rest longer after each
+			// failure in a row, so the other nodes stop handing this one
+			// a partition it cannot run (it shows its rests).
+			rest = m.failedRest(l.Partition)
+		}
+		m.quiet[l.Partition] = time.Now().Add(rest)
 	}
 	m.mu.Unlock()
 	if lost {

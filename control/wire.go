@@ -465,6 +465,9 @@ type DrainResponse struct {
 	Released []int `json:"released"`
 	// TookMS is how long the drain took, in milliseconds.
 	TookMS int64 `json:"took_ms"`
+	// Warning says what the operator should know, such as no other
+	// gateway being there to take the partitions.
+	Warning string `json:"warning,omitempty"`
 }
 
 // HandoverResponse answers cluster.handover.

@@ -487,19 +487,23 @@ func (g *gateway) settled(ctx context.Context, m *cluster.Manager) bool {
 // re-read.
 func (g *gateway) drain(ctx context.Context, off bool) (control.DrainResponse, error) {
 	res := control.DrainResponse{Node: g.node, Draining: !off}
-	g.draining.Store(!off)
 	g.mu.Lock()
 	m := g.manager
 	g.mu.Unlock()
 	if m == nil {
 		return res, control.Errorf(control.CodeUnavailable, "gateway %s is not running its partitions (starting or reopening its store)", g.node)
 	}
+	g.draining.Store(!off)
 	started := time.Now()
 	if !off {
 		for _, l := range m.Owned() {
 			res.Released = append(res.Released, l.Partition)
 		}
 		sort.Ints(res.Released)
+		if !g.othersActive(ctx) {
+			res.Warning = "no other active gateway: every partition stays unowned, and ingest stops, until a gateway joins or the drain is lifted"
+			g.log.Warn("drain_leaves_partitions_unowned", "detail", res.Warning)
+		}
 	}
 	g.log.Info("drain_requested", "on", !off, "partitions", len(res.Released))
 	err := m.Drain(ctx, !off)
@@ -508,6 +512,21 @@ func (g *gateway) drain(ctx context.Context, off bool) (control.DrainResponse, e
 		return res, fmt.Errorf("drain of %s: %w", g.node, err)
 	}
 	return res, nil
+}
+
+// othersActive reports whether another gateway heartbeats as active (not
+// draining, not a follower); true when the bucket cannot be read.
+func (g *gateway) othersActive(ctx context.Context) bool {
+	nodes, err := g.bucket.ListNodes(ctx)
+	if err != nil {
+		return true
+	}
+	for _, n := range nodes {
+		if n.Node != g.node && !n.Draining && !n.Follower {
+			return true
+		}
+	}
+	return false
 }
 
 // registerOwnershipGauges exports owned_partitions, unarchived_messages

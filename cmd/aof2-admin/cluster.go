@@ -63,6 +63,9 @@ machine. 'handover' is the command's older name.`,
 			}
 			fmt.Fprintf(a.stdout, "gateway %s handed over partitions %s in %d ms; it takes none until 'drain --off' or a restart\n",
 				res.Node, ranges(res.Released), res.TookMS)
+			if res.Warning != "" {
+				fmt.Fprintf(a.stderr, "warning: %s\n", res.Warning)
+			}
 			return nil
 		}),
 	}
