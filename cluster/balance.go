@@ -96,7 +96,7 @@ func (m *Manager) pruneMembers() {
 // share computes this node's share of the partitions from the members in
 // view (see above) and stores it for heartbeats and Stats.
 func (m *Manager) share() int {
-	if m.draining.Load() || m.o.Follower {
+	if m.draining.Load() || m.o.Follower || m.failing() {
 		m.target.Store(0)
 		return 0
 	}
@@ -109,11 +109,11 @@ func (m *Manager) share() int {
 // it is draining or a follower, sorted.
 func (m *Manager) active() []string {
 	var ids []string
-	if !m.draining.Load() && !m.o.Follower {
+	if !m.draining.Load() && !m.o.Follower && !m.failing() {
 		ids = append(ids, m.o.Node)
 	}
 	for id, mb := range m.bal.members {
-		if !mb.doc.Draining && !mb.doc.Follower {
+		if !mb.doc.Draining && !mb.doc.Follower && !mb.doc.Failing {
 			ids = append(ids, id)
 		}
 	}
@@ -184,6 +184,35 @@ func (m *Manager) freeGrace() time.Duration { return m.renewEvery / 2 }
 
 // maxFailedRest bounds the rest after failures in a row, in TTLs.
 const maxFailedRest = 16
+
+// failingAfter is how many failed terms in a row, on any partitions, make
+// a node count itself out of the shares (failing) until a term runs a TTL
+// or maxFailedRest TTLs pass without a failure: a node that cannot run
+// partitions (a broken disk, credentials refused) is then handed none,
+// and takes only what nobody else takes.
+const failingAfter = 3
+
+// failing reports whether this node counts itself out for failures.
+func (m *Manager) failing() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.streak.n >= failingAfter && time.Since(m.streak.last) < maxFailedRest*m.ttl
+}
+
+// termEnded records how a term ended for failing: failed (the handler
+// returned on its own) or ran (it lasted a TTL). Called under m.mu.
+func (m *Manager) termEnded(failed bool, lasted time.Duration) {
+	switch {
+	case failed:
+		if time.Since(m.streak.last) > maxFailedRest*m.ttl {
+			m.streak.n = 0
+		}
+		m.streak.n++
+		m.streak.last = time.Now()
+	case lasted >= m.ttl:
+		m.streak = failures{}
+	}
+}
 
 // failedRest records a failed term of p and returns how long this node
 // leaves p alone: a TTL after the first failure, doubling with each

@@ -29,6 +29,7 @@ type NodeInfo struct {
 	Draining  bool  // giving every partition away, taking none
 	Follower  bool  // owns nothing, serves reads
 	Moving    []int // partitions it is handing over now
+	Failing   bool  // out of the shares after failed terms in a row
 	// Written is the server's time of the heartbeat; now minus Written is
 	// the heartbeat age.
 	Written time.Time
@@ -47,6 +48,7 @@ type nodeDoc struct {
 	Follower bool  `json:"follower,omitempty"` // serves reads only
 	Moving   []int `json:"moving,omitempty"`   // partitions it is handing over now
 	Resting  []int `json:"resting,omitempty"`  // partitions it gave up and will not take for a TTL
+	Failing  bool  `json:"failing,omitempty"`  // out of the shares after failed terms in a row
 }
 
 // ListLeases returns the live leases by partition.
@@ -80,7 +82,7 @@ func (b *Bucket) ListNodes(ctx context.Context) ([]NodeInfo, error) {
 			return err
 		}
 		out = append(out, NodeInfo{Node: doc.Node, StartedAt: doc.StartedAt, Owned: doc.Owned, Share: doc.Share,
-			Draining: doc.Draining, Follower: doc.Follower, Moving: doc.Moving, Written: e.Created()})
+			Draining: doc.Draining, Follower: doc.Follower, Moving: doc.Moving, Failing: doc.Failing, Written: e.Created()})
 		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })

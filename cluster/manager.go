@@ -103,6 +103,7 @@ type Manager struct {
 	quiet    map[int]time.Time // partitions not to take again before the time
 	gave     map[int]time.Time // handed over to even the spread: not taken back before the time unless under share
 	failures map[int]failures  // handler failures in a row, for failedRest
+	streak   failures          // failed terms in a row on any partition, for failing
 	drained  []int             // partitions Drain(on) gave away, rested on until Drain(off)
 	lastMove time.Time         // end of the last rebalancing handover
 
@@ -363,7 +364,7 @@ func (m *Manager) heartbeat(ctx context.Context) {
 		owned = append(owned, l.Partition)
 	}
 	doc := nodeDoc{V: docVersion, Node: m.o.Node, StartedAt: m.started.UTC(), Owned: owned,
-		Share: int(m.target.Load()), Draining: m.draining.Load(), Follower: m.o.Follower, Moving: m.handingOver(), Resting: m.resting()}
+		Share: int(m.target.Load()), Draining: m.draining.Load(), Follower: m.o.Follower, Moving: m.handingOver(), Resting: m.resting(), Failing: m.failing()}
 	hctx, cancel := context.WithTimeout(ctx, m.renewEvery)
 	defer cancel()
 	if _, err := m.b.putTTL(hctx, nodeKey(m.o.Node), encode(doc), m.ttl); err != nil && ctx.Err() == nil {

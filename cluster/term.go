@@ -95,6 +95,7 @@ func (m *Manager) hold(ctx context.Context, t *term) {
 	delete(m.terms, l.Partition)
 	if !lost {
 		rest := m.ttl
+		m.termEnded(!t.handingOver.Load(), time.Since(t.acquiredAt))
 		if !t.handingOver.Load() {
 			// The handler failed on its own: rest longer after each
 			// failure in a row, so the other nodes stop handing this one

@@ -30,7 +30,8 @@ type NodeView struct {
 	StartedAt       string  `json:"started_at"`
 	Owned           []int   `json:"owned_partitions"`
 	// State is "active", "draining" (giving every partition away, taking
-	// none) or "follower" (owns nothing, serves reads).
+	// none), "failing" (out of the shares after its partitions failed
+	// several times in a row) or "follower" (owns nothing, serves reads).
 	State string `json:"state"`
 	// Share is how many partitions the node aims at by its own view of
 	// the members (P/n, see package cluster); Owned differs from it while
@@ -168,6 +169,8 @@ func (n NodeInfo) state() string {
 		return "follower"
 	case n.Draining:
 		return "draining"
+	case n.Failing:
+		return "failing"
 	}
 	return "active"
 }
