@@ -60,6 +60,7 @@ func (g *gateway) startRead(router readservice.Router) error {
 		MaxConcurrent: g.cfg.Read.MaxConcurrent,
 		Logger:        g.log,
 		Router:        router,
+		Replica:       g.replica,
 	})
 	if err != nil {
 		nc.Close()

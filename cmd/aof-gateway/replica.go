@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/bop-aof/aof/cluster"
+	"github.com/bop-aof/aof/internal/options"
+	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/tiers"
+	"github.com/bop-aof/aof/tracing"
+)
+
+// replicaDir is the replica's directory under the data root: copies of
+// streams this gateway does not own, emptied at every start.
+const replicaDir = "replica"
+
+// replicaShare is the part of the Tier 1 budget the replica's copies get
+// on a gateway that also owns partitions; a follower gives them all of it.
+const replicaShare = 4
+
+// replicaStreams is how many streams have a copy open at once.
+const replicaStreams = 4
+
+// openReplica opens the read-only replica the read service answers the
+// archived history of other gateways' streams from (readservice
+// Options.Replica). Without Tier 2 there is nothing to replicate: every
+// read of another gateway's stream goes to its owner.
+func (g *gateway) openReplica() error {
+	if g.store == nil || g.store.Tier2() == nil {
+		return nil
+	}
+	so := options.Store(g.cfg)
+	so.Tier2 = g.store.Tier2()
+	so.Logger, so.Tracer = g.log, g.prov.Tracer(tracing.InstrumentationName)
+	// Each copy has its own store, so the budgets below are per copy,
+	// with at most replicaStreams copies open: a quarter of Tier 1 each
+	// on a follower (a sixteenth on an owner), half of the read-ahead
+	// memory (a cold scan still fetches whole segments ahead).
+	so.Tier1MaxBytes /= replicaStreams
+	if !g.follower {
+		so.Tier1MaxBytes /= replicaShare
+	}
+	so.PrefetchBytes /= 2
+	so.Tier0MaxBytes = 64 << 20 // a copy appends nothing
+	r, err := tiers.OpenReplica(tiers.ReplicaOptions{
+		Root:       filepath.Join(g.cfg.DataRoot, replicaDir),
+		Store:      so,
+		Record:     archivedRecord{g.bucket}.get,
+		MaxStreams: replicaStreams,
+	})
+	if err != nil {
+		return err
+	}
+	g.replica = r
+	return nil
+}
+
+// closeReplica closes the copies once the read service has stopped.
+func (g *gateway) closeReplica() {
+	if g.replica != nil {
+		g.replica.Close()
+		g.replica = nil
+	}
+}
+
+// archivedRecord reads a stream's archived-through record from the
+// cluster bucket as the manifest position a copy adopts.
+type archivedRecord struct{ b *cluster.Bucket }
+
+func (r archivedRecord) get(ctx context.Context, stream string) (manifest.Archived, error) {
+	a, _, err := r.b.GetArchived(ctx, stream)
+	if err != nil {
+		return manifest.Archived{}, err
+	}
+	// The epoch of the chain the position is in, as a takeover adopts it.
+	return manifest.Archived{Epoch: a.Manifest.Epoch, Through: a.Through, NextOffset: a.Offset,
+		Position: manifest.Position{Chunk: a.Manifest.Chunk, Offset: int64(a.Manifest.Offset)}}, nil
+}
