@@ -160,6 +160,8 @@ func TestAReaderFollowsAStreamThroughAHandoverAndAFailover(t *testing.T) {
 	f.start()
 	nc := e.nats.Connect(t)
 	pub := startPublisher(t, nc, []string{"orders"})
+	// A stream no gateway has stored yet is unknown (404) to a reader.
+	waitArchivedOffset(t, e.nats.JetStream(t), "orders", 1, 30*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := &followed{}
@@ -205,7 +207,11 @@ func TestAReaderFollowsAStreamThroughAHandoverAndAFailover(t *testing.T) {
 			t.Fatalf("message %d read but neither acked nor unsure", num)
 		}
 	}
-	t.Logf("%d records followed through a handover and a failover (%d acked)", len(got.nums), want)
+	if !strings.Contains(e.fullGatewayLog(), "msg=replica_adopted node=gw-f") {
+		t.Fatalf("the follower never answered from a copy of the stream")
+	}
+	t.Logf("%d records followed through a handover and a failover (%d acked), %d copies adopted by the follower",
+		len(got.nums), want, strings.Count(e.fullGatewayLog(), "msg=replica_adopted node=gw-f"))
 }
 
 func contains(s []int, v int) bool {
