@@ -130,6 +130,12 @@ func (b *batch) start(ctx context.Context) (uint64, error) {
 	switch {
 	case off < earliest:
 		return 0, statusf(readapi.StatusGone, "offset %d of %s was deleted by retention; the earliest retained offset is %d", off, b.stream, earliest)
+	case off > end && b.req.Follow && !b.replica:
+		// A follow waits for its start, as for the record at the end: a
+		// new owner still re-reading the un-archived tail after a
+		// failover may be behind the offset its reader reached at the
+		// old owner, and offsets only grow.
+		return off, nil
 	case off > end:
 		return 0, statusf(readapi.StatusBeyondEnd, "offset %d is beyond the end of %s: the next offset to be written is %d", off, b.stream, end)
 	}

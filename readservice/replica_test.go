@@ -220,3 +220,24 @@ func TestAFormerOwnerDoesNotServeItsStaleCopy(t *testing.T) {
 		svc.Stop()
 	}
 }
+
+// A follow request that starts past the end of the stream waits for its
+// start instead of failing 416: after a failover the new owner may still
+// be re-reading the tail its reader already got from the old owner. A
+// request that does not follow is still refused.
+func TestAFollowRequestPastTheEndWaitsForItsStart(t *testing.T) {
+	f := newFixture(t)
+	appendN(t, f.store, "orders", 0, 20, seqPlusOne)
+	if a := request(t, f.nc, "orders", readapi.Request{StartOffset: 25}, 0); a.status() != readapi.StatusBeyondEnd {
+		t.Fatalf("a read past the end: status %q, want 416", a.status())
+	}
+	sub := send(t, f.nc, "orders", readapi.Request{StartOffset: 25, Follow: true, ExpiresMS: 10000})
+	defer sub.Unsubscribe()
+	time.Sleep(200 * time.Millisecond)
+	appendN(t, f.store, "orders", 20, 10, seqPlusOne)
+	a := collect(t, sub, 0)
+	if e := a.eob(t); len(a.records) != 5 || e.NextOffset != 30 {
+		t.Fatalf("follow from 25: %d records, %+v; want 25..29", len(a.records), e)
+	}
+	checkRecords(t, "orders", a.records, 25, seqPlusOne)
+}
