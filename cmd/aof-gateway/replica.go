@@ -7,6 +7,7 @@ import (
 	"github.com/bop-aof/aof/cluster"
 	"github.com/bop-aof/aof/internal/options"
 	"github.com/bop-aof/aof/manifest"
+	"github.com/bop-aof/aof/readservice"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tracing"
 )
@@ -76,4 +77,34 @@ func (r archivedRecord) get(ctx context.Context, stream string) (manifest.Archiv
 	// The epoch of the chain the position is in, as a takeover adopts it.
 	return manifest.Archived{Epoch: a.Manifest.Epoch, Through: a.Through, NextOffset: a.Offset,
 		Position: manifest.Position{Chunk: a.Manifest.Chunk, Offset: int64(a.Manifest.Offset)}}, nil
+}
+
+// takeoverRouter is the read service's view of the owners: a partition
+// this gateway holds counts as its own only once its takeover is done
+// (the pipeline has positioned its consumer). Before that the store may
+// still hold a stale copy of a stream, opened before the lease was taken
+// and not yet dropped or adopted again, which would answer a reader with
+// an end short of the archived one; meanwhile reads go to the replica
+// (archived history) or are answered unavailable, as while no one owns
+// the partition.
+type takeoverRouter struct {
+	readservice.Router
+	partitionOf func(stream string) int
+	done        func(p int) bool
+}
+
+func (r takeoverRouter) Owner(stream string) string {
+	owner := r.Router.Owner(stream)
+	if owner == r.Self() && !r.done(r.partitionOf(stream)) {
+		return ""
+	}
+	return owner
+}
+
+// readRouter is router as the read service should see it.
+func (g *gateway) readRouter(router readservice.Router) readservice.Router {
+	if router == nil || g.ingest == nil {
+		return router
+	}
+	return takeoverRouter{Router: router, partitionOf: g.partitionOf, done: g.ingest.pipelines.positioned}
 }
