@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -294,7 +293,7 @@ func (s *Service) serve(m *nats.Msg, stream string, src source) {
 func (s *Service) useReplica(ctx context.Context, b *batch) (release func(), ok bool) {
 	need := b.req.StartOffset
 	if b.req.StartSeq > 0 || b.req.StartTime != "" {
-		need = math.MaxUint64 // the newest copy, within the refresh period
+		need = tiers.NewestCopy // the search needs the newest copy
 	}
 	v, err := s.opts.Replica.Acquire(ctx, b.stream, need)
 	if err != nil {

@@ -141,12 +141,19 @@ func OpenReplica(opts ReplicaOptions) (*Replica, error) {
 	return &Replica{opts: opts, streams: map[string]*replicaStream{}, now: now}, nil
 }
 
+// NewestCopy, as Acquire's need, asks for the newest copy (within the
+// refresh period): for a start by sequence or time, whose offset is not
+// known before the search.
+const NewestCopy = ^uint64(0)
+
 // Acquire returns a view of stream's copy for a read that needs offset
 // need: the copy is adopted first when there is none, or refreshed from
 // the record when need is at or past its end and the record was not read
-// within ReplicaOptions.Refresh. The view's End may still be at or below
-// need: the rest is not archived yet (the owner serves it).
-// ErrNotArchived: the stream has no archived record.
+// within ReplicaOptions.Refresh; a new copy is adopted only when it would
+// hold need. The view's End may still be at or below need: the rest is
+// not archived yet (the owner serves it). ErrNotArchived: there is no
+// copy to serve from (the stream has no archived record, or need is past
+// it).
 func (r *Replica) Acquire(ctx context.Context, stream string, need uint64) (*ReplicaView, error) {
 	if err := config.ValidStreamName(stream); err != nil {
 		return nil, err
@@ -218,6 +225,12 @@ func (r *Replica) refresh(ctx context.Context, stream string, st *replicaStream,
 	if cur != nil && rec.NextOffset == cur.rec.NextOffset {
 		// Same archived end: a new epoch fencing the record changes
 		// nothing the copy serves.
+		return nil
+	}
+	if need != NewestCopy && need >= rec.NextOffset && rec.NextOffset >= cur.end() {
+		// A reader at the tail: a new copy would serve it nothing, the
+		// owner answers. Adopting for it every Refresh would download
+		// the manifest chain over and over for nothing.
 		return nil
 	}
 	var c *replicaCopy
@@ -319,6 +332,14 @@ func (r *Replica) sweepLocked(keep *replicaCopy) {
 		// Closing waits for the store's background work: not under mu.
 		go c.close()
 	}
+}
+
+// end is the copy's archived end, 0 for no copy.
+func (c *replicaCopy) end() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.rec.NextOffset
 }
 
 // close closes the copy's store and removes its directory.

@@ -121,6 +121,13 @@ func TestReplicaFollowsTheArchivedRecordAndServesOnlyBelowIt(t *testing.T) {
 	if src.reads() != n {
 		t.Fatalf("a read below the copy's end read the record")
 	}
+	// A reader at the new record's end (the tail) gets no new copy: it
+	// would serve nothing.
+	v, _ = rep.Acquire(testCtx(t), stream, rec2.NextOffset)
+	if v.End != v1.End {
+		t.Fatalf("a read at the record's end adopted a copy to %d", v.End)
+	}
+	v.Release()
 	v2, err := rep.Acquire(testCtx(t), stream, v1.End)
 	if err != nil {
 		t.Fatal(err)
