@@ -241,3 +241,27 @@ func TestAFollowRequestPastTheEndWaitsForItsStart(t *testing.T) {
 	}
 	checkRecords(t, "orders", a.records, 25, seqPlusOne)
 }
+
+// A copy that finds a Tier 2 object missing (the owner's retention
+// deleted it after the copy was adopted, or it was lost) hands the
+// request to the owner, which still answers it, and is dropped so that
+// the next request adopts again.
+func TestAReplicaMissingAnObjectHandsTheReadToTheOwner(t *testing.T) {
+	c := memory.New()
+	owner := ownerStore(t, c)
+	appendSmall(t, owner, "orders", 0, 400)
+	rec := archivedPast(t, owner, "orders", 100)
+	nc := replicaGateways(t, c, owner, &lagRecord{rec: rec})
+	first := owner.Segments("orders")[0]
+	if first.Tier2Key == "" {
+		t.Fatalf("first segment not in Tier 2: %+v", first)
+	}
+	if err := c.Delete(testCtx(t), first.Tier2Key); err != nil {
+		t.Fatal(err)
+	}
+	a := request(t, nc, "orders", readapi.Request{MaxMsgs: 10000}, 0)
+	if e := a.eob(t); e.Reason != readapi.ReasonTail || len(a.records) != 400 {
+		t.Fatalf("read with an object missing from the copy's Tier 2: %d records, %s", len(a.records), a.final.Data)
+	}
+	checkRecords(t, "orders", a.records, 0, seqPlusOne)
+}

@@ -260,20 +260,29 @@ func (s *Service) serve(m *nats.Msg, stream string, src source) {
 		// for a heartbeat.
 		b.pub.startHeartbeats(time.Duration(req.HeartbeatMS) * time.Millisecond)
 	}
+	var view *tiers.ReplicaView
 	if src != ownStore {
-		release, ok := s.useReplica(ctx, b)
-		if !ok {
+		if view = s.useReplica(ctx, b); view == nil {
 			b.pub.stop()
 			s.handOff(m, stream, src)
 			return
 		}
-		defer release()
+		defer view.Release()
 	}
 	reason, err := b.run(ctx)
 	b.pub.stop()
 	if errors.Is(err, errPastReplica) {
 		s.handOff(m, stream, src)
 		return
+	}
+	if view != nil && err != nil && s.replicaFailed(ctx, b, view, err) {
+		if b.sent == 0 {
+			s.handOff(m, stream, src)
+			return
+		}
+		// What was sent stands; the reader asks again from there, and
+		// the request is routed afresh.
+		reason, err = readapi.ReasonArchived, nil
 	}
 	if err == nil {
 		err = b.end(reason)
@@ -288,9 +297,9 @@ func (s *Service) serve(m *nats.Msg, stream string, src source) {
 	}
 }
 
-// useReplica points b at the replica's copy of its stream, and says
-// whether there is one to read.
-func (s *Service) useReplica(ctx context.Context, b *batch) (release func(), ok bool) {
+// useReplica points b at the replica's copy of its stream, and returns
+// the view to release, nil when there is no copy to read.
+func (s *Service) useReplica(ctx context.Context, b *batch) *tiers.ReplicaView {
 	need := b.req.StartOffset
 	if b.req.StartSeq > 0 || b.req.StartTime != "" {
 		need = tiers.NewestCopy // the search needs the newest copy
@@ -300,10 +309,32 @@ func (s *Service) useReplica(ctx context.Context, b *batch) (release func(), ok 
 		if !errors.Is(err, tiers.ErrNotArchived) {
 			s.log.Warn("replica_unavailable", "stream", b.stream, "err", err)
 		}
-		return nil, false
+		return nil
 	}
 	b.store, b.replica, b.limit = v.Store, true, v.End
-	return v.Release, true
+	return v
+}
+
+// replicaFailed says whether a batch's failure on the replica's copy is
+// one the owner may not have (a Tier 2 object missing or unreadable, Tier
+// 2 unavailable), rather than the request's own or the gateway stopping:
+// then the rest goes to the owner. A copy that found an object missing
+// is dropped: the owner's retention may have deleted it since the copy
+// was adopted, and the next adoption knows.
+func (s *Service) replicaFailed(ctx context.Context, b *batch, v *tiers.ReplicaView, err error) bool {
+	if ctx.Err() != nil || s.ctx.Err() != nil {
+		return false
+	}
+	var re *readapi.Error
+	if errors.As(err, &re) {
+		return false // the request's own (400, 410, 413): the owner would say the same
+	}
+	code := codeOf(err)
+	if code == readapi.StatusInternal {
+		s.opts.Replica.Invalidate(b.stream, v)
+	}
+	s.log.Warn("replica_read_failed", "stream", b.stream, "offset", b.next, "code", code, "err", err)
+	return code == readapi.StatusInternal || code == readapi.StatusUnavailable
 }
 
 // handOff deals with a request the replica cannot answer: the owner

@@ -102,6 +102,7 @@ type ReplicaView struct {
 	Record manifest.Archived
 	once   sync.Once
 	rel    func()
+	c      *replicaCopy
 }
 
 // Release lets the copy go; it may be removed once no view holds it.
@@ -175,7 +176,7 @@ func (r *Replica) Acquire(ctx context.Context, stream string, need uint64) (*Rep
 	}
 	c.refs++
 	c.used = r.now()
-	v := &ReplicaView{Store: c.store, End: c.rec.NextOffset, Record: c.rec}
+	v := &ReplicaView{Store: c.store, End: c.rec.NextOffset, Record: c.rec, c: c}
 	v.rel = func() { r.release(c) }
 	r.sweepLocked(c)
 	return v, nil
@@ -276,6 +277,23 @@ func (r *Replica) adopt(ctx context.Context, stream string, rec manifest.Archive
 	s.log.Info("replica_adopted", "stream", stream, "epoch", rec.Epoch, "next_offset", rec.NextOffset,
 		"position", rec.Position.String(), "took_ms", time.Since(start).Milliseconds())
 	return &replicaCopy{store: s, dir: dir, rec: rec, used: r.now()}, nil
+}
+
+// Invalidate drops the copy v reads from, when it is still stream's
+// current one, so that the next Acquire adopts again: a read of it failed
+// in a way a newer state of Tier 2 may explain (an object the owner's
+// retention deleted after the copy was adopted). v stays usable until
+// released.
+func (r *Replica) Invalidate(stream string, v *ReplicaView) {
+	r.mu.Lock()
+	st := r.streams[stream]
+	if st == nil || st.cur != v.c {
+		r.mu.Unlock()
+		return
+	}
+	st.cur, st.checked = nil, time.Time{}
+	r.mu.Unlock()
+	r.retire(v.c)
 }
 
 // release drops a view's hold on c.

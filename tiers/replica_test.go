@@ -213,3 +213,35 @@ func TestReplicaBucketRefusesWrites(t *testing.T) {
 		t.Fatalf("delete: %v, want ErrReadOnly", err)
 	}
 }
+
+// Invalidate drops the current copy: the next Acquire adopts again, and
+// the dropped copy's reader finishes first.
+func TestReplicaInvalidateAdoptsAgain(t *testing.T) {
+	c := memory.New()
+	const stream = "orders"
+	var log syncBuffer
+	owner := epochStore(t, t.TempDir(), c, 1, &log)
+	defer owner.Close()
+	appendN(t, owner, stream, 0, 150)
+	waitArchived(t, owner, stream)
+	rec, _ := owner.Archived(stream)
+	src := &recordSource{rec: rec}
+	rep := openTestReplica(t, c, src, time.Hour)
+	v1, err := rep.Acquire(testCtx(t), stream, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.Invalidate(stream, v1)
+	rep.Invalidate(stream, v1) // twice is once
+	readView(t, v1, stream, 0, v1.End)
+	v2, err := rep.Acquire(testCtx(t), stream, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Release()
+	if v2.Store == v1.Store || src.reads() != 2 {
+		t.Fatalf("after Invalidate: same copy %v, record read %d times; want a new adoption", v2.Store == v1.Store, src.reads())
+	}
+	v1.Release()
+	readView(t, v2, stream, 0, v2.End)
+}
