@@ -128,7 +128,7 @@ type followed struct {
 }
 
 func (f *followed) run(ctx context.Context, t testing.TB, nc *nats.Conn, stream string) {
-	c, err := aofclient.New(nc, aofclient.WithBatch(200, 0), aofclient.WithTimeout(5*time.Second),
+	c, err := aofclient.New(nc, aofclient.WithBatch(100, 0), aofclient.WithTimeout(5*time.Second),
 		aofclient.WithHeartbeat(500*time.Millisecond))
 	if err != nil {
 		t.Error(err)
@@ -160,8 +160,10 @@ func TestAReaderFollowsAStreamThroughAHandoverAndAFailover(t *testing.T) {
 	f.start()
 	nc := e.nats.Connect(t)
 	pub := startPublisher(t, nc, []string{"orders"})
-	// A stream no gateway has stored yet is unknown (404) to a reader.
-	waitArchivedOffset(t, e.nats.JetStream(t), "orders", 1, 30*time.Second)
+	// The reader starts behind the archived end, in small batches, so
+	// that some of its requests reach the follower there (the queue group
+	// picks one gateway of three for each).
+	waitArchivedOffset(t, e.nats.JetStream(t), "orders", 1500, 60*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := &followed{}
