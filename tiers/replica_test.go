@@ -245,3 +245,102 @@ func TestReplicaInvalidateAdoptsAgain(t *testing.T) {
 	v1.Release()
 	readView(t, v2, stream, 0, v2.End)
 }
+
+// Reads acquire and release copies concurrently while the record moves:
+// each read finishes on the copy it holds, whatever refresh replaces it,
+// and replaced copies are removed once their reads end.
+func TestReplicaReadsRaceRefreshes(t *testing.T) {
+	c := memory.New()
+	const stream = "orders"
+	var log syncBuffer
+	owner := epochStore(t, t.TempDir(), c, 1, &log)
+	defer owner.Close()
+	var recs []manifest.Archived
+	for round := range 3 {
+		appendN(t, owner, stream, round*100, 100)
+		waitArchived(t, owner, stream)
+		a, _ := owner.Archived(stream)
+		recs = append(recs, a)
+	}
+	src := &recordSource{rec: recs[0]}
+	rep := openTestReplica(t, c, src, time.Nanosecond)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v, err := rep.Acquire(testCtx(t), stream, uint64((g*37+i*11)%300))
+				if errors.Is(err, ErrNotArchived) {
+					continue // a start past the record: the owner's
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				readView(t, v, stream, v.End-min(v.End, 20), v.End)
+				v.Release()
+			}
+		}()
+	}
+	for _, r := range recs[1:] {
+		time.Sleep(100 * time.Millisecond)
+		src.set(r)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	v, err := rep.Acquire(testCtx(t), stream, 0)
+	if err != nil || v.End != recs[2].NextOffset {
+		t.Fatalf("after the refreshes: %+v (%v), want the last record's copy", v, err)
+	}
+	v.Release()
+	waitFor(t, "replaced copies removed", func() bool {
+		entries, _ := os.ReadDir(rep.opts.Root + "/" + stream)
+		return len(entries) == 1
+	})
+}
+
+// Past MaxStreams copies the least recently used idle one is closed and
+// removed.
+func TestReplicaClosesTheLeastRecentlyUsedCopyPastItsBound(t *testing.T) {
+	c := memory.New()
+	var log syncBuffer
+	owner := epochStore(t, t.TempDir(), c, 1, &log)
+	defer owner.Close()
+	recs := map[string]manifest.Archived{}
+	for _, s := range []string{"a", "b"} {
+		appendN(t, owner, s, 0, 100)
+		waitArchived(t, owner, s)
+		recs[s], _ = owner.Archived(s)
+	}
+	r, err := OpenReplica(ReplicaOptions{Root: t.TempDir() + "/replica", Store: Options{Tier2: c}, MaxStreams: 1,
+		Record: func(_ context.Context, s string) (manifest.Archived, error) { return recs[s], nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	va, err := r.Acquire(testCtx(t), "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	va.Release()
+	vb, err := r.Acquire(testCtx(t), "b", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vb.Release()
+	if _, ok := r.Streams()["a"]; ok {
+		t.Fatalf("copies open %v, want only b's", r.Streams())
+	}
+	waitFor(t, "a's copy removed", func() bool {
+		entries, _ := os.ReadDir(r.opts.Root + "/a")
+		return len(entries) == 0
+	})
+}
