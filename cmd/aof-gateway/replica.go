@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"sync"
 
 	"github.com/bop-aof/aof/cluster"
 	"github.com/bop-aof/aof/internal/options"
@@ -81,12 +82,13 @@ func (r archivedRecord) get(ctx context.Context, stream string) (manifest.Archiv
 
 // takeoverRouter is the read service's view of the owners: a partition
 // this gateway holds counts as its own only once its takeover is done
-// (the pipeline has positioned its consumer). Before that the store may
-// still hold a stale copy of a stream, opened before the lease was taken
-// and not yet dropped or adopted again, which would answer a reader with
-// an end short of the archived one; meanwhile reads go to the replica
-// (archived history) or are answered unavailable, as while no one owns
-// the partition.
+// (the pipeline has positioned its consumer in this term). Before that
+// the store may still hold a stale copy of a stream, opened before the
+// lease was taken and not yet dropped or adopted again, which would
+// answer a reader with an end short of the archived one; meanwhile reads
+// go to the replica (archived history) or are answered unavailable, as
+// while no one owns the partition. A term stays done while its pipeline
+// stops for a handover: the store is then the newest copy there is.
 type takeoverRouter struct {
 	readservice.Router
 	partitionOf func(stream string) int
@@ -101,10 +103,53 @@ func (r takeoverRouter) Owner(stream string) string {
 	return owner
 }
 
+// termsDone remembers, per partition, the term (lease epoch) whose
+// pipeline has positioned its consumer.
+type termsDone struct {
+	term       func(p int) (uint64, bool) // the epoch of the lease held, if any
+	positioned func(p int) bool
+	mu         sync.Mutex
+	done       map[int]uint64
+}
+
+func (d *termsDone) isDone(p int) bool {
+	epoch, held := d.term(p)
+	if !held {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done[p] == epoch {
+		return true
+	}
+	if !d.positioned(p) {
+		return false
+	}
+	d.done[p] = epoch
+	return true
+}
+
 // readRouter is router as the read service should see it.
 func (g *gateway) readRouter(router readservice.Router) readservice.Router {
 	if router == nil || g.ingest == nil {
 		return router
 	}
-	return takeoverRouter{Router: router, partitionOf: g.partitionOf, done: g.ingest.pipelines.positioned}
+	d := &termsDone{term: g.heldTerm, positioned: g.ingest.pipelines.positioned, done: map[int]uint64{}}
+	return takeoverRouter{Router: router, partitionOf: g.partitionOf, done: d.isDone}
+}
+
+// heldTerm is the epoch of this gateway's lease of partition p.
+func (g *gateway) heldTerm(p int) (uint64, bool) {
+	g.mu.Lock()
+	m := g.manager
+	g.mu.Unlock()
+	if m == nil {
+		return 0, false
+	}
+	for _, l := range m.Owned() {
+		if l.Partition == p {
+			return l.Epoch, true
+		}
+	}
+	return 0, false
 }

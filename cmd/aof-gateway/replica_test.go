@@ -20,3 +20,29 @@ func TestReadsCountAPartitionOwnedOnceItsTakeoverIsDone(t *testing.T) {
 		}
 	}
 }
+
+// A term is done once its pipeline has positioned its consumer, and stays
+// done while the pipeline stops for a handover; a new term starts over.
+func TestATermIsDoneOncePositionedUntilTheLeaseChanges(t *testing.T) {
+	epoch, held, positioned := uint64(3), true, false
+	d := &termsDone{term: func(int) (uint64, bool) { return epoch, held }, positioned: func(int) bool { return positioned },
+		done: map[int]uint64{}}
+	steps := []struct {
+		name                 string
+		epoch                uint64
+		held, positioned, ok bool
+	}{
+		{"taken, not positioned", 3, true, false, false},
+		{"positioned", 3, true, true, true},
+		{"handing over: pipeline stopped", 3, true, false, true},
+		{"released", 3, false, false, false},
+		{"taken again, stale copy open", 5, true, false, false},
+		{"positioned again", 5, true, true, true},
+	}
+	for _, s := range steps {
+		epoch, held, positioned = s.epoch, s.held, s.positioned
+		if got := d.isDone(1); got != s.ok {
+			t.Fatalf("%s: done %v, want %v", s.name, got, s.ok)
+		}
+	}
+}
