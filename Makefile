@@ -68,6 +68,7 @@ bench: tools
 	AOF_BENCH_BROKER=embedded $(GO) test -run '^$$' -bench IngestVsPlainConsumer -benchtime 1x -timeout 30m ./ingest/
 	$(GO) test -run '^$$' -bench PipelineCPUPerMessage -benchtime 2x ./ingest/
 	$(GO) test -run '^$$' -bench 'ColdScanVsJetStreamOrderedConsumer|FirstRecordOfAColdStream|FollowLatency' -benchtime 1x -timeout 60m ./aofclient/
+	$(GO) test -run '^$$' -bench ReplicaReadVsOwner -benchtime 1x -timeout 30m ./readservice/
 	$(GO) test -run '^$$' -bench ReplayVsJetStreamPublishAsync -benchtime 1x -timeout 30m ./cmd/aof2-admin/
 	$(GO) test -run '^$$' -bench Failover -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench ScaleOut -benchtime 1x -timeout 30m ./integration/

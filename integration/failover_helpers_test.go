@@ -39,7 +39,8 @@ type node struct {
 	// movePause is cluster.rebalance_pause (clusterMovePause when 0).
 	movePause time.Duration
 	// env is appended last: it overrides the settings above.
-	env []string
+	env  []string
+	args []string // of aof-gateway
 }
 
 func (e *env) newNode(id string) *node {
@@ -68,7 +69,7 @@ func (n *node) start() {
 			"AOF2_CLUSTER_LEASE_TTL="+ttl.String(), "AOF2_CLUSTER_REBALANCE_PAUSE="+pause.String(),
 			"AOF2_SEGMENT_TARGET_BYTES=64KiB")
 		return append(out, n.env...)
-	})
+	}, n.args...)
 }
 
 // wipe deletes the node's data root: a lost disk.

@@ -108,6 +108,11 @@ const (
 	ReasonEnd      = "end"       // end_offset reached
 	ReasonTail     = "tail"      // the durable end of the stream
 	ReasonExpired  = "expired"   // follow: nothing came within expires_ms
+	// ReasonArchived: the end of the archived history a gateway that
+	// does not own the stream serves from Tier 2; the stream goes on, and
+	// the request from next_offset is answered by the owner or by a
+	// newer copy. Not the tail: a Read continues.
+	ReasonArchived = "archived"
 )
 
 // EndOfBatch is the body of the StatusEndOfBatch message.

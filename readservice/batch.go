@@ -21,6 +21,10 @@ const rangedReadMaxMsgs = 16
 // errTail: the reader is at the durable end of the stream.
 var errTail = errors.New("at the tail")
 
+// errPastReplica: the request starts at or past the archived end of the
+// replica copy; the owner answers it.
+var errPastReplica = errors.New("past the replica's archived end")
+
 // batch is one request being answered: it reads from start until a bound
 // and publishes each record to the reply subject as it goes.
 type batch struct {
@@ -29,6 +33,12 @@ type batch struct {
 	reply  string
 	req    readapi.Request
 	r      *tiers.Reader
+	// store is the gateway's own store, or a replica copy of a stream
+	// another gateway owns; then replica is set and the batch ends at
+	// limit, the copy's archived end, never at its tail.
+	store   *tiers.Store
+	replica bool
+	limit   uint64
 
 	next  uint64 // the offset of the next record to send
 	sent  int
@@ -50,6 +60,10 @@ func (b *batch) run(ctx context.Context) (string, error) {
 		r.Close()
 		return "", err
 	}
+	if b.replica && b.next >= b.limit {
+		r.Close()
+		return "", errPastReplica
+	}
 	r.Seek(b.next)
 	r.SetRangedReads(b.req.MaxMsgs <= rangedReadMaxMsgs)
 	r.SetReadAhead(b.req.MaxMsgs > rangedReadMaxMsgs)
@@ -58,6 +72,12 @@ func (b *batch) run(ctx context.Context) (string, error) {
 	if err != nil {
 		r.Close()
 		return "", err
+	}
+	if b.replica {
+		// A copy may be replaced before the next batch: its readers
+		// are not parked.
+		r.Close()
+		return reason, nil
 	}
 	// Where the next batch of this read starts (idleReaders).
 	b.s.idle.park(b.stream, b.next, r)
@@ -68,22 +88,26 @@ func (b *batch) run(ctx context.Context) (string, error) {
 // before it, or a new one. A start by sequence or time searches with the
 // reader it opens.
 func (b *batch) reader() (*tiers.Reader, error) {
-	if b.req.StartSeq == 0 && b.req.StartTime == "" {
+	if b.req.StartSeq == 0 && b.req.StartTime == "" && !b.replica {
 		if r := b.s.idle.take(b.stream, b.req.StartOffset); r != nil {
 			return r, nil
 		}
 	}
-	return b.s.store.Reader(b.stream)
+	return b.store.Reader(b.stream)
 }
 
 // bounds are the earliest retained offset and the durable end (the offset
 // the next record appended gets) of the stream.
 func (b *batch) bounds() (earliest, end uint64) {
-	segs := b.s.store.Segments(b.stream)
+	segs := b.store.Segments(b.stream)
 	if len(segs) == 0 {
 		return 0, 0
 	}
-	return segs[0].BaseOffset, segs[len(segs)-1].NextOffset
+	earliest, end = segs[0].BaseOffset, segs[len(segs)-1].NextOffset
+	if b.replica {
+		end = min(end, b.limit)
+	}
+	return earliest, end
 }
 
 // start resolves the request's start to an offset within the stream.
@@ -100,9 +124,18 @@ func (b *batch) start(ctx context.Context) (uint64, error) {
 		return b.offsetOfTime(ctx, tMS, earliest, end)
 	}
 	off := b.req.StartOffset
+	if b.replica && off >= b.limit {
+		return off, nil // past the copy: the owner answers (errPastReplica)
+	}
 	switch {
 	case off < earliest:
 		return 0, statusf(readapi.StatusGone, "offset %d of %s was deleted by retention; the earliest retained offset is %d", off, b.stream, earliest)
+	case off > end && b.req.Follow && !b.replica:
+		// A follow waits for its start, as for the record at the end: a
+		// new owner still re-reading the un-archived tail after a
+		// failover may be behind the offset its reader reached at the
+		// old owner, and offsets only grow.
+		return off, nil
 	case off > end:
 		return 0, statusf(readapi.StatusBeyondEnd, "offset %d is beyond the end of %s: the next offset to be written is %d", off, b.stream, end)
 	}
@@ -119,7 +152,14 @@ func (b *batch) send(ctx context.Context) (string, error) {
 		if b.req.EndOffset > 0 && b.next >= b.req.EndOffset {
 			return readapi.ReasonEnd, nil
 		}
+		if b.replica && b.next >= b.limit {
+			return readapi.ReasonArchived, nil
+		}
 		e, err := b.read(ctx)
+		if errors.Is(err, errTail) && b.replica {
+			// A copy's tail is never the stream's.
+			return readapi.ReasonArchived, nil
+		}
 		if errors.Is(err, errTail) {
 			if b.sent > 0 || !b.req.Follow {
 				return readapi.ReasonTail, nil
@@ -192,7 +232,7 @@ func (b *batch) end(reason string) error {
 	}
 	eob := readapi.EndOfBatch{
 		Stream: b.stream, NextOffset: b.next, Records: b.sent, Bytes: b.bytes,
-		AtTail: b.next >= end, Reason: reason,
+		AtTail: b.next >= end && !b.replica, Reason: reason,
 	}
 	if limit > b.next {
 		eob.Pending = limit - b.next

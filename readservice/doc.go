@@ -16,6 +16,12 @@
 // manifest's per-segment bounds pick the segment and a binary search
 // inside it finds the record (seek.go).
 //
+// With several gateways (Options.Router), the owner of a stream answers
+// from its own store; any other gateway answers the archived history from
+// its replica (Options.Replica, tiers.Replica), up to the archived record
+// and with the end-of-batch reason readapi.ReasonArchived, and forwards
+// the rest to the owner (docs/reading.md, "Reads from any gateway").
+//
 // Not in this slice: replay or export to another subject, and read-ahead
 // of the next batch.
 package readservice

@@ -51,14 +51,14 @@ type seekHit[K cmp.Ordered] struct {
 // Both rely on keys rising with offsets; see offsetOfSeq and offsetOfTime
 // for when they do not.
 func seek[K cmp.Ordered](ctx context.Context, b *batch, k seekKey[K], target K) (seekHit[K], error) {
-	idx, err := b.s.store.ManifestIndex(b.stream)
+	idx, err := b.store.ManifestIndex(b.stream)
 	if err != nil {
 		return seekHit[K]{}, err
 	}
 	res := k.pick(idx.Segments(), target)
 	b.r.SetRangedReads(true)
 	reads := 0
-	for _, sg := range b.s.store.Segments(b.stream) {
+	for _, sg := range b.store.Segments(b.stream) {
 		if !fromSeekResult(sg.Segment, res, idx) || sg.NextOffset <= sg.BaseOffset {
 			continue
 		}
@@ -158,7 +158,7 @@ func (b *batch) offsetOfTime(ctx context.Context, tMS int64, earliest, end uint6
 // the manifest has them; without them (retired before the manifest kept
 // bounds) any time before the first retained record counts as gone.
 func (b *batch) retiredAtOrAfter(tMS, firstMS int64) bool {
-	idx, err := b.s.store.ManifestIndex(b.stream)
+	idx, err := b.store.ManifestIndex(b.stream)
 	if err != nil {
 		return firstMS > tMS
 	}

@@ -36,7 +36,26 @@ type Options struct {
 	// not own to the gateway that does (see Router); without it every
 	// request is answered here.
 	Router Router
+	// Replica, with a Router, answers the archived history of a stream
+	// this gateway does not own from Tier 2 (a read-only copy,
+	// tiers.Replica); a request past the copy's archived end goes to the
+	// owner. Without it every such request goes to the owner.
+	Replica *tiers.Replica
 }
+
+// source says which store answers a request.
+type source int
+
+const (
+	ownStore source = iota // this gateway owns the stream (or no Router)
+	// replicaFirst: another gateway owns it; the replica answers what it
+	// has archived, the owner the rest.
+	replicaFirst
+	// formerOwner: a request forwarded here by a gateway that believes
+	// this one owns the stream, which it does not (any more): its own
+	// copy may be behind the new owner's, so only the replica answers.
+	formerOwner
+)
 
 // Router tells which gateway owns the partition of a stream: with
 // several gateways only the owner holds the stream's tail, so a request
@@ -159,11 +178,18 @@ func (s *Service) accept(m *nats.Msg) {
 		return
 	}
 	stream := strings.TrimPrefix(m.Subject, s.opts.SubjectPrefix+".")
+	src := ownStore
 	if r := s.opts.Router; r != nil {
 		if rest, direct := strings.CutPrefix(m.Subject, nodePrefix(s.opts.SubjectPrefix, r.Self())); direct {
 			stream = rest
-		} else if s.forward(m, stream) {
-			return
+			if r.Owner(stream) != r.Self() {
+				src = formerOwner
+			}
+		} else if r.Owner(stream) != r.Self() {
+			if s.opts.Replica == nil && s.forward(m, stream) {
+				return
+			}
+			src = replicaFirst
 		}
 	}
 	select {
@@ -184,7 +210,7 @@ func (s *Service) accept(m *nats.Msg) {
 	go func() {
 		defer s.wg.Done()
 		defer func() { <-s.slots }()
-		s.serve(m, stream)
+		s.serve(m, stream, src)
 	}()
 }
 
@@ -211,7 +237,11 @@ func (s *Service) forward(m *nats.Msg, stream string) bool {
 	return true
 }
 
-func (s *Service) serve(m *nats.Msg, stream string) {
+func (s *Service) serve(m *nats.Msg, stream string, src source) {
+	if src != ownStore && s.opts.Replica == nil {
+		s.handOff(m, stream, src)
+		return
+	}
 	req, rerr := parseRequest(m)
 	if rerr != nil {
 		s.sendError(m.Reply, stream, rerr)
@@ -223,15 +253,37 @@ func (s *Service) serve(m *nats.Msg, stream string) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
-	b := &batch{s: s, stream: stream, reply: m.Reply, req: req, pub: newPublisher(s.nc, m.Reply)}
+	b := &batch{s: s, stream: stream, reply: m.Reply, req: req, pub: newPublisher(s.nc, m.Reply), store: s.store}
 	if req.Follow {
 		// From the start, not only at the tail: a cold segment or a seek
 		// may keep the request busy for longer than the client waits
 		// for a heartbeat.
 		b.pub.startHeartbeats(time.Duration(req.HeartbeatMS) * time.Millisecond)
 	}
+	var view *tiers.ReplicaView
+	if src != ownStore {
+		if view = s.useReplica(ctx, b); view == nil {
+			b.pub.stop()
+			s.handOff(m, stream, src)
+			return
+		}
+		defer view.Release()
+	}
 	reason, err := b.run(ctx)
 	b.pub.stop()
+	if errors.Is(err, errPastReplica) {
+		s.handOff(m, stream, src)
+		return
+	}
+	if view != nil && err != nil && s.replicaFailed(ctx, b, view, err) {
+		if b.sent == 0 {
+			s.handOff(m, stream, src)
+			return
+		}
+		// What was sent stands; the reader asks again from there, and
+		// the request is routed afresh.
+		reason, err = readapi.ReasonArchived, nil
+	}
 	if err == nil {
 		err = b.end(reason)
 	}
@@ -242,5 +294,61 @@ func (s *Service) serve(m *nats.Msg, stream string) {
 		}
 		s.log.Debug("read_request_failed", "stream", stream, "code", e.Code, "err", err)
 		s.sendError(m.Reply, stream, e)
+	}
+}
+
+// useReplica points b at the replica's copy of its stream, and returns
+// the view to release, nil when there is no copy to read.
+func (s *Service) useReplica(ctx context.Context, b *batch) *tiers.ReplicaView {
+	need := b.req.StartOffset
+	if b.req.StartSeq > 0 || b.req.StartTime != "" {
+		need = tiers.NewestCopy // the search needs the newest copy
+	}
+	v, err := s.opts.Replica.Acquire(ctx, b.stream, need)
+	if err != nil {
+		if !errors.Is(err, tiers.ErrNotArchived) {
+			s.log.Warn("replica_unavailable", "stream", b.stream, "err", err)
+		}
+		return nil
+	}
+	b.store, b.replica, b.limit = v.Store, true, v.End
+	return v
+}
+
+// replicaFailed says whether a batch's failure on the replica's copy is
+// one the owner may not have (a Tier 2 object missing or unreadable, Tier
+// 2 unavailable), rather than the request's own or the gateway stopping:
+// then the rest goes to the owner. A copy that found an object missing
+// is dropped: the owner's retention may have deleted it since the copy
+// was adopted, and the next adoption knows.
+func (s *Service) replicaFailed(ctx context.Context, b *batch, v *tiers.ReplicaView, err error) bool {
+	if ctx.Err() != nil || s.ctx.Err() != nil {
+		return false
+	}
+	var re *readapi.Error
+	if errors.As(err, &re) {
+		return false // the request's own (400, 410, 413): the owner would say the same
+	}
+	code := codeOf(err)
+	if code == readapi.StatusInternal {
+		s.opts.Replica.Invalidate(b.stream, v)
+	}
+	s.log.Warn("replica_read_failed", "stream", b.stream, "offset", b.next, "code", code, "err", err)
+	return code == readapi.StatusInternal || code == readapi.StatusUnavailable
+}
+
+// handOff deals with a request the replica cannot answer: the owner
+// does, or, when this gateway is the owner after all, its own store. A
+// request forwarded here as to the owner is not forwarded again (two
+// gateways whose views of the owners differ would pass it back and
+// forth): it is answered unavailable, and the reader retries.
+func (s *Service) handOff(m *nats.Msg, stream string, src source) {
+	if src == formerOwner {
+		s.sendError(m.Reply, stream, statusf(readapi.StatusUnavailable,
+			"gateway %s does not own stream %s (any more) and has not archived that far; retry", s.opts.Router.Self(), stream))
+		return
+	}
+	if !s.forward(m, stream) {
+		s.serve(m, stream, ownStore)
 	}
 }

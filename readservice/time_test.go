@@ -189,7 +189,7 @@ func TestSeekReadsOnlyTheTargetSegmentByBinarySearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	b := &batch{s: f.svc, stream: "orders", r: r}
+	b := &batch{s: f.svc, stream: "orders", r: r, store: f.store}
 	const maxReads = 4 // ceil(log2(10)) records of one ten-record segment
 	for _, i := range []int{0, 7, 10, 18, 20, 24} {
 		th, err := seek(testCtx(t), b, byTime, timeOf(i).UnixMilli())

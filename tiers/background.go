@@ -666,7 +666,7 @@ func (u manifestUploader) DeleteObject(ctx context.Context, key string) error {
 }
 
 func (s *Store) manifestUploader() manifest.Uploader {
-	if s.opts.Tier2 == nil {
+	if s.opts.Tier2 == nil || s.opts.readOnly {
 		return nil
 	}
 	return manifestUploader{s.opts.Tier2}

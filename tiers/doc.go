@@ -16,6 +16,11 @@
 // reconciles it with the files present: a transition interrupted by a crash
 // is either redone or undone, never half-visible.
 //
+// A Replica (replica.go) keeps read-only copies of streams another
+// gateway owns, each adopted from Tier 2 through the stream's archived
+// record into a store of its own under <data_root>/replica, which never
+// writes to Tier 2.
+//
 // The store is a library: it never imports NATS. Backpressure is returned as
 // *backpressure.Error values.
 package tiers

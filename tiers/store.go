@@ -113,6 +113,10 @@ type Options struct {
 	Instruments *tracing.Instruments
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+
+	// readOnly is set for a Replica's copies: nothing of the manifest is
+	// uploaded, since Tier 2 is another gateway's to write (replica.go).
+	readOnly bool
 }
 
 func (o *Options) setDefaults() {

@@ -59,7 +59,8 @@ func (g *gateway) startRead(router readservice.Router) error {
 		SubjectPrefix: g.cfg.Read.SubjectPrefix,
 		MaxConcurrent: g.cfg.Read.MaxConcurrent,
 		Logger:        g.log,
-		Router:        router,
+		Router:        g.readRouter(router),
+		Replica:       g.replica,
 	})
 	if err != nil {
 		nc.Close()

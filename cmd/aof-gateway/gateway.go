@@ -38,6 +38,7 @@ type runOptions struct {
 	SealOnShutdown bool
 	// ConfigLoader re-reads the configuration on SIGHUP.
 	ConfigLoader func() (*config.Config, error)
+	Follower     bool // --follower: own no partition, serve reads (replica.go)
 }
 
 // gateway is one running aof-gateway process.
@@ -59,6 +60,8 @@ type gateway struct {
 	control  interface{ Stop() error }
 	read     *readservice.Service
 	readNC   *nats.Conn // the read service's own connection
+	replica  *tiers.Replica
+	follower bool
 
 	// Ownership: the cluster bucket, this gateway's node id, the
 	// partition count the ingest stream was provisioned with, and the
@@ -81,7 +84,7 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 	// Background work started here (the Tier 2 bucket recheck) ends with run.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	g := &gateway{cfg: cfg}
+	g := &gateway{cfg: cfg, follower: opts.Follower}
 	g.log, g.level = tracing.NewLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
 	g.log.Info("gateway_starting", "version", version, "config", cfg.File, "data_root", cfg.DataRoot)
 	for _, w := range cfg.Warnings() {
@@ -214,6 +217,10 @@ func (g *gateway) session(ctx context.Context, opts runOptions) (restart bool, e
 	if g.control != nil {
 		defer g.control.Stop()
 	}
+	if err := g.openReplica(); err != nil {
+		return false, withCode(exitIO, err)
+	}
+	defer g.closeReplica()
 	if err := g.startRead(owners); err != nil {
 		return false, withCode(exitIO, err)
 	}
@@ -562,6 +569,7 @@ func (g *gateway) managerOptions() cluster.ManagerOptions {
 	o := options.ClusterManager(g.cfg)
 	// The manager names the node in its events itself.
 	o.Node, o.Partitions, o.Logger = g.node, g.partitions, g.baseLog
+	o.Follower = g.follower
 	return o
 }
 

@@ -72,7 +72,7 @@ var flagKeys = map[string]string{
 }
 
 func newRootCommand() *cobra.Command {
-	var sealOnShutdown bool
+	var sealOnShutdown, follower bool
 	cmd := &cobra.Command{
 		Use:   "aof-gateway",
 		Short: "NATS JetStream ingestion gateway over the tiered append-only store",
@@ -119,6 +119,7 @@ once); SIGHUP reloads the configuration.`,
 			}()
 			return run(ctx, cfg, runOptions{
 				SealOnShutdown: sealOnShutdown,
+				Follower:       follower,
 				ConfigLoader:   func() (*config.Config, error) { return loadConfig(cmd.Flags()) },
 			})
 		},
@@ -142,6 +143,7 @@ once); SIGHUP reloads the configuration.`,
 	f.String("log-level", "", "log level: debug, info, warn, error")
 	f.String("log-format", "", "log format: text or json")
 	f.BoolVar(&sealOnShutdown, "seal-on-shutdown", false, "kept for compatibility: a SIGTERM always hands each owned partition over, which seals and archives it")
+	f.BoolVar(&follower, "follower", false, "own no partition: serve reads of archived history from Tier 2 and forward the rest to the owners")
 	cmd.Version = version
 	return cmd
 }
