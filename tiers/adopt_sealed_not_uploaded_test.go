@@ -25,32 +25,7 @@ func TestAdoptStoresAgainTheSegmentsSealedButNotUploadedBeforeTheRecord(t *testi
 	c := memory.New()
 	const stream = "orders"
 	var alog, blog syncBuffer
-	old := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: c, Epoch: 1,
-		ManifestArchiveInterval: 20 * time.Millisecond,
-		// One manifest record per chunk: the archived position soon
-		// covers every seal, whatever the uploads do.
-		ManifestChunkCapacity: 1,
-		Logger:                slog.New(slog.NewTextHandler(&alog, nil))})
-	appendN(t, old, stream, 0, 150)
-	waitArchived(t, old, stream)
-	segs := old.Segments(stream)
-	lost := segs[len(segs)-1].Segment + 1
-	blocked := tier2.SegmentKeyAt(stream, 1, lost)
-	c.FailPutsWhere(func(key string) error {
-		if key == blocked {
-			return errors.New("injected")
-		}
-		return nil
-	})
-	appendN(t, old, stream, 150, 20)
-	if _, err := old.Seal(testCtx(t), stream, true); err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, old, stream, 170, 20)
-	if _, err := old.Seal(testCtx(t), stream, true); err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, old, stream, 190, 10) // active, unsealed
+	old, lost := storeWithALostSegment(t, c, stream, &alog)
 	rec := waitRecordCoversSeal(t, c, old, stream, lost)
 	old.Close()
 
@@ -101,6 +76,41 @@ func TestAdoptStoresAgainTheSegmentsSealedButNotUploadedBeforeTheRecord(t *testi
 			t.Fatalf("sequence %d is not readable", ext)
 		}
 	}
+}
+
+// storeWithALostSegment returns an owner at epoch 1 that archived 150
+// records, then sealed two segments while the upload of the first of them
+// (lost) fails for good, and holds 10 records in an open segment after
+// them: sequences 1..200 in all.
+func storeWithALostSegment(t *testing.T, c *memory.Bucket, stream string, log *syncBuffer) (*Store, uint64) {
+	t.Helper()
+	old := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: c, Epoch: 1,
+		ManifestArchiveInterval: 20 * time.Millisecond,
+		// One manifest record per chunk: the archived position soon
+		// covers every seal, whatever the uploads do.
+		ManifestChunkCapacity: 1,
+		Logger:                slog.New(slog.NewTextHandler(log, nil))})
+	appendN(t, old, stream, 0, 150)
+	waitArchived(t, old, stream)
+	segs := old.Segments(stream)
+	lost := segs[len(segs)-1].Segment + 1
+	blocked := tier2.SegmentKeyAt(stream, 1, lost)
+	c.FailPutsWhere(func(key string) error {
+		if key == blocked {
+			return errors.New("injected")
+		}
+		return nil
+	})
+	appendN(t, old, stream, 150, 20)
+	if _, err := old.Seal(testCtx(t), stream, true); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, old, stream, 170, 20)
+	if _, err := old.Seal(testCtx(t), stream, true); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, old, stream, 190, 10) // active, unsealed
+	return old, lost
 }
 
 // waitRecordCoversSeal waits until the old owner's archived position

@@ -1,8 +1,6 @@
 package tiers
 
 import (
-	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -22,29 +20,7 @@ func TestARefillIntoTheRestoredOpenTailCountsAsStored(t *testing.T) {
 	c := memory.New()
 	const stream = "orders"
 	var alog, blog syncBuffer
-	old := openStore(t, Options{Root: t.TempDir(), SegmentTargetBytes: 4 << 10, Tier2: c, Epoch: 1,
-		ManifestArchiveInterval: 20 * time.Millisecond, ManifestChunkCapacity: 1,
-		Logger: slog.New(slog.NewTextHandler(&alog, nil))})
-	appendN(t, old, stream, 0, 150)
-	waitArchived(t, old, stream)
-	segs := old.Segments(stream)
-	lost := segs[len(segs)-1].Segment + 1
-	blocked := tier2.SegmentKeyAt(stream, 1, lost)
-	c.FailPutsWhere(func(key string) error {
-		if key == blocked {
-			return errors.New("injected")
-		}
-		return nil
-	})
-	appendN(t, old, stream, 150, 20)
-	if _, err := old.Seal(testCtx(t), stream, true); err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, old, stream, 170, 20)
-	if _, err := old.Seal(testCtx(t), stream, true); err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, old, stream, 190, 10) // active, unsealed
+	old, lost := storeWithALostSegment(t, c, stream, &alog)
 	rec := waitRecordCoversSealAndTail(t, c, old, stream, lost)
 	old.Close()
 
