@@ -214,8 +214,8 @@ type e2eBroker struct {
 	// profPort serves the broker's profiles when
 	// AOF_BENCH_E2E_BROKER_PROFILE is set (0 otherwise).
 	profPort int
-	nc     *nats.Conn
-	js     jetstream.JetStream
+	nc       *nats.Conn
+	js       jetstream.JetStream
 }
 
 // startBroker starts a fresh nats-server process with JetStream (pinned
@@ -326,6 +326,9 @@ func publishE2E(b *testing.B, js jetstream.JetStream, n, streams int) {
 	for i := range n {
 		if _, err := js.PublishAsync(fmt.Sprintf("aof.ingest.bench-%d", i%streams), bodyOf(buf, i)); err != nil {
 			b.Fatal(err)
+		}
+		if i%2048 == 2047 {
+			<-js.PublishAsyncComplete()
 		}
 	}
 	select {
