@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,7 +89,7 @@ func BenchmarkGatewayVsPlainConsumer(b *testing.B) {
 			runGw()
 			runBase()
 		}
-		b.Logf("round %d: plain consumer %.0f msgs/s, gateway %.0f msgs/s, ratio %.3f", r, base[r], gw[r], gw[r]/base[r])
+		fmt.Printf("round %d: plain consumer %.0f msgs/s, gateway %.0f msgs/s, ratio %.3f\n", r, base[r], gw[r], gw[r]/base[r])
 	}
 	b.StopTimer()
 	e2eReport(b, layout, n, streams, base, gw, stages, profiles, gwBin)
@@ -243,6 +244,7 @@ func startBroker(b *testing.B, layout cpuLayout, n, streams int) *e2eBroker {
 		cmd = exec.Command("taskset", append([]string{"-c", strconv.Itoa(layout.broker), natsBin}, args...)...)
 	}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the benchmark
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -420,7 +422,7 @@ func e2eBaselineRound(b *testing.B, layout cpuLayout, n, streams int) float64 {
 		go br.profile(b, "plain", done)
 	})
 	<-done
-	b.Logf("plain consumer: broker %.2f µs/msg", float64((sumCPU(br.cmd.Process.Pid)-k0).Nanoseconds())/1000/float64(n))
+	fmt.Printf("plain consumer: broker %.2f µs/msg\n", float64((sumCPU(br.cmd.Process.Pid)-k0).Nanoseconds())/1000/float64(n))
 	return float64(n) / last.Sub(first).Seconds()
 }
 
@@ -467,7 +469,8 @@ func e2eGatewayRound(b *testing.B, layout cpuLayout, gwBin string, n, streams in
 		go br.profile(b, "gateway", brokerDone)
 	})
 	<-brokerDone
-	b.Logf("gateway: first delivery %v after its start; drained in %v", first.Sub(started).Round(time.Millisecond), last.Sub(first).Round(time.Millisecond))
+	fmt.Printf("gateway: first delivery %v after its start; drained in %v", first.Sub(started).Round(time.Millisecond), last.Sub(first).Round(time.Millisecond))
+	fmt.Println()
 	u1, s1 := procCPU(gw.Process.Pid)
 	v1, k1 := sumCPU(s3Pid(s3)), sumCPU(br.cmd.Process.Pid)
 	<-profDone
@@ -503,6 +506,7 @@ func startE2EGateway(b *testing.B, bin, natsURL string, s3 *harness.S3, waitRead
 		b.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -755,9 +759,10 @@ func e2eLatencyRound(b *testing.B, layout cpuLayout, gwBin string, streams int, 
 	var lat []time.Duration
 	deadline := time.Now().Add(2 * time.Minute)
 	for i := 0; i < count; {
-		ack, err := (<-futs[i].Ok()), error(nil)
-		if ack == nil {
-			err = <-futs[i].Err()
+		var ack *jetstream.PubAck
+		select {
+		case ack = <-futs[i].Ok():
+		case err := <-futs[i].Err():
 			b.Fatalf("publish %d: %v", i, err)
 		}
 		mu.Lock()
