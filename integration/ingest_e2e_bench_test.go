@@ -501,6 +501,9 @@ func startE2EGateway(b *testing.B, bin, natsURL string, s3 *harness.S3, waitRead
 		"AOF2_LOG_LEVEL=warn",
 		"AOF_GATEWAY_PPROF=" + pprofAddr,
 	}
+	// AOF_BENCH_E2E_GATEWAY_ENV adds settings (AOF2_K=V, space separated)
+	// for experiments; the reported figures run without it.
+	cmd.Env = append(cmd.Env, strings.Fields(os.Getenv("AOF_BENCH_E2E_GATEWAY_ENV"))...)
 	logf, err := os.Create(filepath.Join(root, "gateway.log"))
 	if err != nil {
 		b.Fatal(err)
