@@ -41,7 +41,8 @@ const e2eBodyBytes = 1024
 
 // BenchmarkGatewayVsPlainConsumer drains the same stream contents
 // (AOF_BENCH_E2E_MESSAGES messages of 1 KiB, default 1,000,000, over
-// AOF_BENCH_E2E_STREAMS streams, default 8) once with a plain durable pull
+// AOF_BENCH_E2E_STREAMS streams, default 1 as `nats bench js pub`
+// publishes to one subject) once with a plain durable pull
 // consumer that acks every message explicitly (what `nats bench js consume
 // --acks explicit` does: Consume with batches of 500), and once with the
 // aof-gateway binary as it runs by default: its partitions and leases,
@@ -65,7 +66,7 @@ const e2eBodyBytes = 1024
 func BenchmarkGatewayVsPlainConsumer(b *testing.B) {
 	n := e2eInt("AOF_BENCH_E2E_MESSAGES", 1_000_000)
 	rounds := e2eInt("AOF_BENCH_E2E_ROUNDS", 3)
-	streams := e2eInt("AOF_BENCH_E2E_STREAMS", 8)
+	streams := e2eInt("AOF_BENCH_E2E_STREAMS", 1)
 	gwBin := binary(b, "aof-gateway")
 	layout := pinLayout(b)
 	b.ResetTimer()
