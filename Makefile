@@ -73,6 +73,7 @@ bench: tools
 	$(GO) test -run '^$$' -bench Failover -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench ScaleOut -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench IngestWithOwnership -benchtime 1x -timeout 30m ./cmd/aof-gateway/
+	$(GO) test -run '^$$' -bench GatewayVsPlainConsumer -benchtime 1x -timeout 60m ./integration/
 
 # Regenerates docs/cli-reference.md and the configuration key table.
 docs:
