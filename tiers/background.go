@@ -244,20 +244,8 @@ func (b *background) enqueueUpload(l *Log, id uint64) {
 	b.upload.push(job{kind: jobUpload, log: l, segment: id})
 }
 
-// BackgroundNice is the nice value of the threads that compress sealed
-// segments into Tier 1 and upload them to Tier 2 (on Linux): lower than
-// the ingest path's, so that a burst of sealed segments does not take
-// the CPU from the consumer and from the fsyncs that acks wait for.
-// Compressing and uploading are deferred, never skipped: they run on
-// whatever CPU the ingest path leaves, and Tier 0's budget holds ingest
-// back (backpressure) if they fall too far behind.
-const BackgroundNice = 10
-
 func (b *background) worker(q *jobQueue) {
 	defer b.wg.Done()
-	// The thread ends with the goroutine (it stays locked): see
-	// lowerWorkerPriority.
-	lowerWorkerPriority()
 	for {
 		j, ok := q.pop()
 		if !ok {
