@@ -333,7 +333,7 @@ func Default() *Config {
 			// zstd level 1 (klauspost SpeedFastest): about twice the speed of level
 			// 3 at the same ratio on record data (docs/performance.md), and
 			// compression was two thirds of the default gateway's CPU.
-			CompressionLevel:   1,
+			CompressionLevel: 1,
 		},
 		Tier2: Tier2{
 			Enabled:     true,
