@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/bop-aof/aof/tiers/segment"
@@ -79,5 +80,22 @@ func TestWarningLimitsMatchTheSegmentFormat(t *testing.T) {
 	if recordHeaderBytes != segment.RecordHeaderSize || segmentMaxPayload != segment.MaxPayloadBytes {
 		t.Fatalf("config assumes a %d-byte record header and %d-byte payloads; the segment format has %d and %d",
 			recordHeaderBytes, int64(segmentMaxPayload), segment.RecordHeaderSize, segment.MaxPayloadBytes)
+	}
+}
+
+// A window wider than the pull buffer overflows it under load (measured by
+// the end-to-end benchmark): Warnings says so and names the key to raise.
+func TestMaxAckPendingBeyondThePullBufferWarns(t *testing.T) {
+	if ws := mustLoad(t, opts(t, writeFile(t, baseTOML))).Warnings(); len(ws) != 0 {
+		t.Fatalf("defaults warn: %v", ws)
+	}
+	c := mustLoad(t, opts(t, writeFile(t, baseTOML), "AOF2_INGEST_MAX_ACK_PENDING=16384"))
+	ws := c.Warnings()
+	if len(ws) != 1 || ws[0].Key != "ingest.max_ack_pending" || !strings.Contains(ws[0].Error(), "raise ingest.batch_size") {
+		t.Fatalf("warnings %v, want one on ingest.max_ack_pending", ws)
+	}
+	c = mustLoad(t, opts(t, writeFile(t, baseTOML), "AOF2_INGEST_MAX_ACK_PENDING=16384", "AOF2_INGEST_BATCH_SIZE=8192"))
+	if ws := c.Warnings(); len(ws) != 0 {
+		t.Fatalf("a window within the pull buffer warns: %v", ws)
 	}
 }

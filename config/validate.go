@@ -269,6 +269,15 @@ func (c *Config) Warnings() []*Error {
 		v.add("ingest.max_record_bytes", "ingest.max_record_bytes (%s) is more than a segment record can hold (%s): larger messages are dead-lettered",
 			rec, Bytes(segmentMaxPayload))
 	}
+	in := c.Ingest
+	if in.BatchSize > 0 && in.MaxAckPending > 2*in.BatchSize {
+		// Measured by the end-to-end benchmark (docs/performance.md): the
+		// client's pull buffer holds 2 x batch_size messages; a larger
+		// window overflows it and every drop restarts the pipeline.
+		v.add("ingest.max_ack_pending", "ingest.max_ack_pending (%d) is more than twice ingest.batch_size (%d): the pull buffer "+
+			"overflows under load (nats: slow consumer, messages dropped) and the pipeline restarts from its ack floor each time; "+
+			"raise ingest.batch_size with it", in.MaxAckPending, in.BatchSize)
+	}
 	return v.errs
 }
 
