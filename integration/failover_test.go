@@ -105,7 +105,11 @@ func TestGatewaysRideThroughTheLossOfANATSServer(t *testing.T) {
 	b.start()
 	nc := c.Connect(t)
 	pub := startPublisher(t, nc, []string{"orders", "audit", "clicks"})
-	time.Sleep(2 * time.Second)
+	// Ownership settles first: a partition moving while the bucket elects
+	// a leader could not write its lease, which is not what this test is
+	// about.
+	waitSpread(t, time.Minute, a, b)
+	time.Sleep(time.Second)
 	// The server that leads the cluster bucket is killed: a SIGKILLed
 	// stream leader costs its streams about six seconds of election,
 	// within the default lease TTL, so no lease is lost.
