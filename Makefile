@@ -16,7 +16,11 @@ PROMTOOL  := $(BIN)/promtool
 # Packages whose types are used from several goroutines run under -race.
 RACE_PKGS := ./internal/... ./tiers/... ./manifest/... ./ingest/... ./control/... ./fsck/... ./readservice/... ./aofclient/... ./cluster/... ./ownership/...
 # Everything else (configuration, tracing setup, binaries, end-to-end tests).
-PLAIN_PKGS = $(shell $(GO) list ./... | grep -v -E '/(internal|tiers|manifest|ingest|control|fsck|readservice|aofclient|cluster|ownership)(/|$$)')
+PLAIN_PKGS = $(shell $(GO) list ./... | grep -v -E '/(internal|tiers|manifest|ingest|control|fsck|readservice|aofclient|cluster|ownership|integration)(/|$$)')
+# The integration packages start NATS clusters, S3 servers and gateway
+# processes: run one package at a time, so that on a 2-core CI machine one
+# package's elections and lease renewals do not starve the other's.
+INTEGRATION_PKGS := ./integration/harness/ ./integration/
 
 TEST_TIMEOUT ?= 15m
 
@@ -57,6 +61,7 @@ test-race:
 
 test-plain:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PLAIN_PKGS)
+	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) $(INTEGRATION_PKGS)
 
 # Every benchmark prints its figure next to a baseline measured in the same run.
 bench: tools
