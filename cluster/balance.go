@@ -96,30 +96,35 @@ func (m *Manager) pruneMembers() {
 // share computes this node's share of the partitions from the members in
 // view (see above) and stores it for heartbeats and Stats.
 func (m *Manager) share() int {
-	if m.draining.Load() || m.o.Follower || m.failing() {
-		m.target.Store(0)
-		return 0
-	}
 	s := shareOf(m.o.Node, m.active(), m.o.Partitions)
 	m.target.Store(int64(s))
 	return s
 }
 
-// active lists the nodes that hold partitions, this one included unless
-// it is draining or a follower, sorted.
+// active lists the nodes that hold partitions (neither draining, failing
+// nor followers), this one included, sorted.
 func (m *Manager) active() []string {
 	var ids []string
-	if !m.draining.Load() && !m.o.Follower && !m.failing() {
+	if m.ownDoc().active() {
 		ids = append(ids, m.o.Node)
 	}
 	for id, mb := range m.bal.members {
-		if !mb.doc.Draining && !mb.doc.Follower && !mb.doc.Failing {
+		if mb.doc.active() {
 			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)
 	return ids
 }
+
+// ownDoc is this node's state as its heartbeat states it, without the
+// lists.
+func (m *Manager) ownDoc() nodeDoc {
+	return nodeDoc{Draining: m.draining.Load(), Follower: m.o.Follower, Failing: m.failing()}
+}
+
+// active reports whether the node takes a share of the partitions.
+func (d nodeDoc) active() bool { return !d.Draining && !d.Follower && !d.Failing }
 
 // shareOf is node's share of partitions among active (sorted): see above.
 func shareOf(node string, active []string, partitions int) int {
@@ -199,34 +204,56 @@ func (m *Manager) failing() bool {
 	return m.streak.n >= failingAfter && time.Since(m.streak.last) < maxFailedRest*m.ttl
 }
 
-// termEnded records how a term ended for failing: failed (the handler
-// returned on its own) or ran (it lasted a TTL). Called under m.mu.
-func (m *Manager) termEnded(failed bool, lasted time.Duration) {
-	switch {
-	case failed:
-		if time.Since(m.streak.last) > maxFailedRest*m.ttl {
-			m.streak.n = 0
-		}
-		m.streak.n++
-		m.streak.last = time.Now()
-	case lasted >= m.ttl:
-		m.streak = failures{}
-	}
-}
+// rest is how a term's end keeps this node off its partition for a while.
+type rest int32
 
-// failedRest records a failed term of p and returns how long this node
-// leaves p alone: a TTL after the first failure, doubling with each
-// failure in a row up to maxFailedRest TTLs. Failures more than
-// maxFailedRest TTLs apart are not in a row. Called under m.mu.
-func (m *Manager) failedRest(p int) time.Duration {
-	f := m.failures[p]
-	if time.Since(f.last) > maxFailedRest*m.ttl {
+const (
+	// restFailed: the handler returned on its own (a failure). The node
+	// rests a TTL after the first failure in a row, twice as long after
+	// each next one up to maxFailedRest TTLs, so the others stop handing
+	// it a partition it cannot run (it shows its rests); the failures also
+	// count toward failing.
+	restFailed rest = iota
+	// restQuiet: given up by Release; a TTL, so that another node takes it.
+	restQuiet
+	// restGave: handed over to even the spread; not taken back for a TTL
+	// while this node holds its share, at once if its share grows.
+	restGave
+	// restNone: given away by a drain, which takes nothing while it lasts;
+	// lifting the drain makes the partition this node's to take at once.
+	restNone
+)
+
+// inARow counts one more failure, restarting the count when the last one
+// is more than window ago.
+func (f *failures) inARow(window time.Duration) {
+	if time.Since(f.last) > window {
 		f.n = 0
 	}
 	f.n++
 	f.last = time.Now()
-	m.failures[p] = f
-	return m.ttl * time.Duration(min(1<<(f.n-1), maxFailedRest))
+}
+
+// rest applies the end of a term of p that was not lost and lasted
+// lasted. Called under m.mu.
+func (m *Manager) rest(p int, r rest, lasted time.Duration) {
+	now := time.Now()
+	switch r {
+	case restFailed:
+		m.streak.inARow(maxFailedRest * m.ttl)
+		f := m.failures[p]
+		f.inARow(maxFailedRest * m.ttl)
+		m.failures[p] = f
+		m.quiet[p] = now.Add(m.ttl * time.Duration(min(1<<(f.n-1), maxFailedRest)))
+		return
+	case restQuiet:
+		m.quiet[p] = now.Add(m.ttl)
+	case restGave:
+		m.gave[p] = now.Add(m.ttl)
+	}
+	if lasted >= m.ttl {
+		m.streak = failures{} // a term that ran ends a streak of failures
+	}
 }
 
 // beatSoon asks the loop for a heartbeat: the others decide their moves
@@ -290,15 +317,9 @@ func (m *Manager) rebalance(ctx context.Context) {
 	m.wg.Go(func() {
 		defer m.moving.Store(false)
 		m.log.Info("cluster_rebalance_handover", "partition", p, "owned", len(owned), "share", share)
-		err := m.Release(ctx, p)
+		err := m.release(ctx, p, restGave)
 		m.mu.Lock()
 		m.lastMove = time.Now()
-		if err == nil {
-			// Not taken back while this node holds its share; taken back
-			// at once if its share grows (another node left meanwhile).
-			delete(m.quiet, p)
-			m.gave[p] = m.lastMove.Add(m.ttl)
-		}
 		m.mu.Unlock()
 		time.AfterFunc(m.o.MovePause, m.kickLoop)
 		if err != nil && !errors.Is(err, ErrNotOwned) && ctx.Err() == nil {
@@ -321,16 +342,6 @@ func (m *Manager) Drain(ctx context.Context, on bool) error {
 	m.draining.Store(on)
 	if on {
 		m.target.Store(0)
-	} else {
-		// The partitions the drain gave away are this node's to take
-		// again now, not after their quiet time (rests after handler
-		// failures stay).
-		m.mu.Lock()
-		for _, p := range m.drained {
-			delete(m.quiet, p)
-		}
-		m.drained = nil
-		m.mu.Unlock()
 	}
 	m.log.Info("cluster_drain", "on", on)
 	// Written here so that the others count this node out before its
@@ -344,16 +355,10 @@ func (m *Manager) Drain(ctx context.Context, on bool) error {
 	// An acquisition under way when the drain began may start its term
 	// after ReleaseAll took its list: release until nothing is held.
 	for range 5 {
-		owned := m.Owned()
-		if len(owned) == 0 {
+		if len(m.Owned()) == 0 {
 			return nil
 		}
-		m.mu.Lock()
-		for _, l := range owned {
-			m.drained = append(m.drained, l.Partition)
-		}
-		m.mu.Unlock()
-		if err := m.ReleaseAll(ctx); err != nil {
+		if err := m.releaseAll(ctx, restNone); err != nil {
 			return fmt.Errorf("cluster: drain: %w", err)
 		}
 	}

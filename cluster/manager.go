@@ -104,7 +104,6 @@ type Manager struct {
 	gave     map[int]time.Time // handed over to even the spread: not taken back before the time unless under share
 	failures map[int]failures  // handler failures in a row, for failedRest
 	streak   failures          // failed terms in a row on any partition, for failing
-	drained  []int             // partitions Drain(on) gave away, rested on until Drain(off)
 	lastMove time.Time         // end of the last rebalancing handover
 
 	acquired, lost, released atomic.Uint64
@@ -363,8 +362,9 @@ func (m *Manager) heartbeat(ctx context.Context) {
 	for _, l := range m.Owned() {
 		owned = append(owned, l.Partition)
 	}
-	doc := nodeDoc{V: docVersion, Node: m.o.Node, StartedAt: m.started.UTC(), Owned: owned,
-		Share: int(m.target.Load()), Draining: m.draining.Load(), Follower: m.o.Follower, Moving: m.handingOver(), Resting: m.resting(), Failing: m.failing()}
+	doc := m.ownDoc()
+	doc.V, doc.Node, doc.StartedAt, doc.Owned = docVersion, m.o.Node, m.started.UTC(), owned
+	doc.Share, doc.Moving, doc.Resting = int(m.target.Load()), m.handingOver(), m.resting()
 	hctx, cancel := context.WithTimeout(ctx, m.renewEvery)
 	defer cancel()
 	if _, err := m.b.putTTL(hctx, nodeKey(m.o.Node), encode(doc), m.ttl); err != nil && ctx.Err() == nil {
@@ -389,6 +389,12 @@ func (m *Manager) goodbye() {
 // handler's ctx is cancelled and Release returns ctx's error; the lease is
 // still deleted once the handler returns.
 func (m *Manager) Release(ctx context.Context, p int) error {
+	return m.release(ctx, p, restQuiet)
+}
+
+// release is Release with the rest this node takes from p afterwards (see
+// Manager.rest); the first release of a term decides it.
+func (m *Manager) release(ctx context.Context, p int, r rest) error {
 	m.mu.Lock()
 	t := m.terms[p]
 	m.mu.Unlock()
@@ -396,7 +402,7 @@ func (m *Manager) Release(ctx context.Context, p int) error {
 		return fmt.Errorf("cluster: release partition %d: %w", p, ErrNotOwned)
 	}
 	t.handoverOnce.Do(func() {
-		t.handingOver.Store(true)
+		t.releasedAs.Store(int32(r))
 		close(t.handover)
 	})
 	select {
@@ -432,7 +438,7 @@ func (m *Manager) handingOver() []int {
 	defer m.mu.Unlock()
 	var out []int
 	for p, t := range m.terms {
-		if t.handingOver.Load() {
+		if t.releasedAs.Load() != 0 {
 			out = append(out, p)
 		}
 	}
@@ -442,11 +448,15 @@ func (m *Manager) handingOver() []int {
 
 // ReleaseAll releases every partition held, in parallel (see Release).
 func (m *Manager) ReleaseAll(ctx context.Context) error {
+	return m.releaseAll(ctx, restQuiet)
+}
+
+func (m *Manager) releaseAll(ctx context.Context, r rest) error {
 	owned := m.Owned()
 	errs := make([]error, len(owned))
 	var wg sync.WaitGroup
 	for i, l := range owned {
-		wg.Go(func() { errs[i] = m.Release(ctx, l.Partition) })
+		wg.Go(func() { errs[i] = m.release(ctx, l.Partition, r) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)

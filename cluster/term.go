@@ -15,7 +15,7 @@ type term struct {
 	acquiredAt   time.Time
 	handover     chan struct{}
 	handoverOnce sync.Once
-	handingOver  atomic.Bool             // Release closed handover; for heartbeats
+	releasedAs   atomic.Int32            // a rest once Release closed handover (restQuiet...); 0 before
 	cancel       context.CancelCauseFunc // cancels the handler's ctx
 	done         chan struct{}           // closed when the term is over
 	err          error                   // why it ended; written before done closes
@@ -94,15 +94,7 @@ func (m *Manager) hold(ctx context.Context, t *term) {
 	m.mu.Lock()
 	delete(m.terms, l.Partition)
 	if !lost {
-		rest := m.ttl
-		m.termEnded(!t.handingOver.Load(), time.Since(t.acquiredAt))
-		if !t.handingOver.Load() {
-			// The handler failed on its own: rest longer after each
-			// failure in a row, so the other nodes stop handing this one
-			// a partition it cannot run (it shows its rests).
-			rest = m.failedRest(l.Partition)
-		}
-		m.quiet[l.Partition] = time.Now().Add(rest)
+		m.rest(l.Partition, rest(t.releasedAs.Load()), time.Since(t.acquiredAt))
 	}
 	m.mu.Unlock()
 	if lost {
