@@ -78,10 +78,15 @@ func (o ownedStore) Seal(ctx context.Context, stream string, force bool) (uint64
 }
 
 func (o ownedStore) Adopt(ctx context.Context, stream string, r ownership.Record, epoch uint64) error {
-	// The epoch of the chain the record's position is in, not the
-	// record's writer's.
-	return o.s.Adopt(ctx, stream, manifest.Archived{Epoch: r.Manifest.Epoch, Through: r.Through, NextOffset: r.NextOffset,
-		Position: manifest.Position{Chunk: r.Manifest.Chunk, Offset: r.Manifest.Offset}}, epoch)
+	return o.s.Adopt(ctx, stream, adoptable(r), epoch)
+}
+
+// adoptable is a stream's archived record as the archived state a store
+// adopts (a takeover, or a replica's copy): with the epoch of the chain
+// the record's position is in, not the record's writer's.
+func adoptable(r ownership.Record) manifest.Archived {
+	return manifest.Archived{Epoch: r.Manifest.Epoch, Through: r.Through, NextOffset: r.NextOffset,
+		Position: manifest.Position{Chunk: r.Manifest.Chunk, Offset: r.Manifest.Offset}}
 }
 
 func (o ownedStore) Archived(stream string) (ownership.Archived, error) {

@@ -75,9 +75,7 @@ func (r archivedRecord) get(ctx context.Context, stream string) (manifest.Archiv
 	if err != nil {
 		return manifest.Archived{}, err
 	}
-	// The epoch of the chain the position is in, as a takeover adopts it.
-	return manifest.Archived{Epoch: a.Manifest.Epoch, Through: a.Through, NextOffset: a.Offset,
-		Position: manifest.Position{Chunk: a.Manifest.Chunk, Offset: int64(a.Manifest.Offset)}}, nil
+	return adoptable(recordOf(a)), nil
 }
 
 // takeoverRouter is the read service's view of the owners: a partition
