@@ -46,7 +46,7 @@ func BenchmarkFailover(b *testing.B) {
 	measure := func(sig syscall.Signal) time.Duration {
 		// Steady state: the restarted gateway has its share back, so the
 		// signal does not land on a partition already being handed over.
-		waitSpreadB(b, 3*time.Minute, nodes["gw-a"], nodes["gw-b"])
+		waitSpread(b, 3*time.Minute, nodes["gw-a"], nodes["gw-b"])
 		time.Sleep(time.Second)
 		owner := nodes[ownerOf(b, bucket, p)]
 		last := lastSeq(b, js)

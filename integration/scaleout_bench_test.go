@@ -45,46 +45,14 @@ func benchRebalance(b *testing.B) {
 	nodes[0].start()
 	pub := startPublisher(b, e.nats.Connect(b), []string{"orders", "audit", "clicks", "payments"})
 	defer pub.finish()
-	if err := waitOwned(nodes[0], 16, time.Minute); err != nil {
-		b.Fatal(err)
-	}
+	waitSpread(b, time.Minute, nodes[0]) // all 16 on gw-a
 	t0 := time.Now()
 	nodes[1].start()
 	nodes[2].start()
-	waitSpreadB(b, 3*time.Minute, nodes...)
+	waitSpread(b, 3*time.Minute, nodes...)
 	took := time.Since(t0) // from the start of gw-b, both start-ups included
 	b.ReportMetric(took.Seconds(), "rebalance_1_to_3_s")
 	b.Logf("16 partitions from 1 to 3 gateways in %v (pause 2s): %v", took.Round(time.Millisecond), owned(nodes...))
-}
-
-func waitOwned(n *node, want int, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if owned(n)[0] == want {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s owns %d partitions after %v, want %d", n.id, owned(n)[0], within, want)
-}
-
-// waitSpreadB is waitSpread for a benchmark.
-func waitSpreadB(b *testing.B, within time.Duration, nodes ...*node) time.Duration {
-	start := time.Now()
-	for {
-		c := owned(nodes...)
-		lo, hi, sum := 16, 0, 0
-		for _, n := range c {
-			lo, hi, sum = min(lo, n), max(hi, n), sum+n
-		}
-		if sum == 16 && lo >= 0 && hi-lo <= 1 {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			b.Fatalf("partitions %v after %v", c, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func benchCPUPerMessage(b *testing.B, gateways int) {
@@ -101,7 +69,7 @@ func benchCPUPerMessage(b *testing.B, gateways int) {
 		n.start()
 	}
 	if gateways > 1 {
-		waitSpreadB(b, 3*time.Minute, nodes...)
+		waitSpread(b, 3*time.Minute, nodes...)
 	}
 	// The burst waits in AOF_INGEST while every partition consumer is
 	// paused (JetStream consumer pause), so each gateway drains its share

@@ -27,7 +27,7 @@ func owned(nodes ...*node) []int {
 
 // waitSpread waits until nodes own all 16 partitions between them with
 // max - min <= 1, and returns how long that took.
-func waitSpread(t *testing.T, within time.Duration, nodes ...*node) time.Duration {
+func waitSpread(t testing.TB, within time.Duration, nodes ...*node) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
