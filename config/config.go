@@ -164,6 +164,10 @@ type Tier1 struct {
 	CompressionWorkers int      `koanf:"compression_workers" reload:"true"`
 	HydrationWorkers   int      `koanf:"hydration_workers" reload:"true"`
 	CompressionLevel   int      `koanf:"compression_level"` // zstd level 1-22
+	// CompressionDefer is how long a sealed segment's compression may wait
+	// while ingest has a backlog, so that a burst is drained at the rate
+	// ingest alone allows; 0 compresses at once.
+	CompressionDefer Duration `koanf:"compression_defer"`
 }
 
 // Tier2 is the S3-compatible object store holding the durable copy.
@@ -334,6 +338,9 @@ func Default() *Config {
 			// 3 at the same ratio on record data (docs/performance.md), and
 			// compression was two thirds of the default gateway's CPU.
 			CompressionLevel: 1,
+			// A burst of a minute is drained before its compression;
+			// docs/performance.md (issue 18).
+			CompressionDefer: Duration(60e9),
 		},
 		Tier2: Tier2{
 			Enabled:     true,

@@ -154,6 +154,7 @@ func (c *Config) problems() []*Error {
 	v.count("tier1.compression_workers", t1.CompressionWorkers)
 	v.count("tier1.hydration_workers", t1.HydrationWorkers)
 	v.between("tier1.compression_level", t1.CompressionLevel, 1, 22)
+	v.nonNegative("tier1.compression_defer", int64(t1.CompressionDefer), t1.CompressionDefer.String())
 
 	c.checkTier2(v)
 

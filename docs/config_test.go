@@ -78,6 +78,7 @@ var keyHelp = map[string]string{
 	"tier0.seal_on_pressure":                "seal the largest active segment when Tier 0 cannot admit a write, so its bytes can move to Tier 1 instead of waiting for segment.max_age",
 	"tier0.cluster_max_bytes":               "Tier 0 byte budget (hot segments); Admission backpressure beyond it",
 	"tier1.compression_level":               "zstd level 1-22 of Tier 1 artifacts",
+	"tier1.compression_defer":               "how long a sealed segment's compression may wait while ingest has a backlog, so a burst drains at the rate ingest alone allows (never past three quarters of Tier 0, nor while a handover waits for the archive); `0` compresses at once",
 	"tier1.compression_workers":             "parallel compression jobs",
 	"tier1.frame_bytes":                     "uncompressed bytes per seekable frame",
 	"tier1.hydration_workers":               "parallel hydrations from Tier 2",

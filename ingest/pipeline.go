@@ -75,6 +75,11 @@ type Options struct {
 	// it says no (the partition's lease may have expired) the messages are
 	// left unacked for the partition's next owner. nil always acks.
 	MayAck func() bool
+	// OnBacklog, when set, is called after a batch is appended if more
+	// messages wait in the ingest stream behind it (the last message's
+	// pending count): the store's compression yields to ingest then
+	// (tiers.Store.IngestBacklog).
+	OnBacklog func()
 
 	// Partitions is the ingest stream's partition count
 	// (StreamSettings.Partitions); 0 consumes the unpartitioned stream
@@ -535,12 +540,22 @@ func appendReady[T any](buf []T, c <-chan T, limit int) []T {
 // append failed: what the store took gets its fsync and its acks.
 func (p *Pipeline) storeBatch(ctx context.Context, batch []jetstream.Msg, syncs *syncStage) error {
 	fl, err := p.appendBatch(ctx, batch)
+	if p.opts.OnBacklog != nil && backlogBehind(batch[len(batch)-1]) {
+		p.opts.OnBacklog()
+	}
 	clear(batch) // drop the messages for the collector
 	if fl != nil {
 		p.startSyncing(fl)
 		syncs.batches <- fl
 	}
 	return err
+}
+
+// backlogBehind says whether the ingest stream held messages for the
+// consumer, not yet delivered, when m was delivered.
+func backlogBehind(m jetstream.Msg) bool {
+	md, err := m.Metadata()
+	return err == nil && md.NumPending > 0
 }
 
 // inflight is a batch appended but not yet durable: per stream the offset

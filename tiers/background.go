@@ -42,6 +42,9 @@ type job struct {
 	// link is the span of the work that caused the job (the seal), so the
 	// compress and upload spans join the segment's trace.
 	link trace.SpanContext
+	// queued is when the job was first queued: compression waits for
+	// ingest at most Options.CompressDefer after it (pacing.go).
+	queued time.Time
 	// attempt counts failed tries, for backoff.
 	attempt int
 	// repair marks the upload of a Reupload: its success also clears the
@@ -230,11 +233,12 @@ func (b *background) tier1Has(stream string, id uint64) bool {
 }
 
 func (b *background) enqueueCompress(l *Log, id uint64) {
-	b.compress.push(job{kind: jobCompress, log: l, segment: id})
+	b.compress.push(job{kind: jobCompress, log: l, segment: id, queued: b.s.opts.Now()})
 }
 
 func (b *background) enqueueCompressCtx(ctx context.Context, l *Log, id uint64) {
-	b.compress.push(job{kind: jobCompress, log: l, segment: id, link: trace.SpanContextFromContext(ctx)})
+	b.compress.push(job{kind: jobCompress, log: l, segment: id, queued: b.s.opts.Now(),
+		link: trace.SpanContextFromContext(ctx)})
 }
 
 func (b *background) enqueueUpload(l *Log, id uint64) {
@@ -347,6 +351,7 @@ func (b *background) runCompress(j job) error {
 	}
 	path := filepath.Join(l.dir0, segment.FileName(j.segment))
 	bounds, size, err := recordBoundaries(b.s, path)
+	deferred := false // the pacer made it wait for ingest
 	if err == nil {
 		var art tier1.Artifact
 		_, err = b.cache.Put(key, func(w io.Writer) error {
@@ -356,13 +361,19 @@ func (b *background) runCompress(j job) error {
 			}
 			defer f.Close()
 			art, err = tier1.Compress(w, f, size, bounds, tier1.CompressOptions{
-				FrameBytes: b.s.opts.FrameBytes, Level: b.s.opts.CompressionLevel})
+				FrameBytes: b.s.opts.FrameBytes, Level: b.s.opts.CompressionLevel,
+				BeforeFrame: func() {
+					if b.s.pacer.wait(b.s.ctx, j.queued) {
+						deferred = true
+					}
+				}})
 			return err
 		})
 		if err == nil {
 			span.SetAttributes(tracing.AttrBytes.Int64(art.CompressedBytes))
 			b.s.log.Info("tier1_compression_success", "stream", l.name, "segment", j.segment,
-				"bytes", size, "compressed_bytes", art.CompressedBytes, "frames", art.Frames)
+				"bytes", size, "compressed_bytes", art.CompressedBytes, "frames", art.Frames,
+				"deferred_for_ingest", deferred, "since_queued", b.s.opts.Now().Sub(j.queued).Round(time.Millisecond))
 			return b.afterCompress(ctx, j, art.CompressedBytes)
 		}
 	}

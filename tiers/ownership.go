@@ -141,7 +141,10 @@ func (s *Store) Archived(stream string) (manifest.Archived, error) {
 
 // ArchiveNow sends the record of stream's latest upload to Tier 2 now
 // rather than within manifest.archive_interval (manifest.Log.ArchiveNow).
+// Someone waits for the archive (a handover, a drain): compression stops
+// yielding to ingest for a while (pacing.go).
 func (s *Store) ArchiveNow(stream string) error {
+	s.pacer.hurry()
 	l, err := s.existing(stream)
 	if err != nil {
 		return err

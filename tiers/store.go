@@ -47,6 +47,10 @@ type Options struct {
 	CompressionLevel   int   // 3
 	CompressionWorkers int   // 2
 	HydrationWorkers   int   // 2
+	// CompressDefer is how long a sealed segment's compression may wait
+	// while ingest has a backlog (tier1.compression_defer; pacing.go); 0,
+	// the default here, never waits.
+	CompressDefer time.Duration
 	// JobRetryBackoff is the first delay before a failed compression or
 	// upload is retried (tier1.retry_backoff, 200 ms); it doubles up to
 	// 30 s. JobMaxRetries (tier1.max_retries, 3) is the attempt from which
@@ -191,6 +195,8 @@ type Store struct {
 	relieving atomic.Bool
 
 	bg *background
+	// pacer makes compression yield to ingest during a burst (pacing.go).
+	pacer pacer
 	// prefetch holds read-ahead buffers; nil when read-ahead is off.
 	prefetch *prefetcher
 	ctx      context.Context
@@ -256,6 +262,7 @@ func openLocked(ctx context.Context, opts Options, lock *RootLock) (*Store, erro
 		return nil, fmt.Errorf("tiers: %w", err)
 	}
 	s.budget = budget
+	s.pacer = pacer{maxDefer: opts.CompressDefer, now: opts.Now, tier0Full: s.tier0Full}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if opts.PrefetchSegments > 0 && opts.Tier2 != nil {
 		s.prefetch = newPrefetcher(s.ctx, opts.Tier2, opts.PrefetchBytes, opts.Logger)

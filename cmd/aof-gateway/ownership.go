@@ -162,6 +162,7 @@ func (pi partitionIngest) Run(ctx context.Context, p int, mayAck func() bool) er
 	opts.Partition = p
 	opts.Consumer.StartSequence = 1
 	opts.MayAck = mayAck
+	opts.OnBacklog = pi.store.IngestBacklog
 	ps := partitionStore{Store: pi.store, partition: p, partitionOf: opts.PartitionOf, log: pi.log}
 	pl, err := ingest.NewPipeline(pi.js, ps, opts)
 	if err != nil {

@@ -37,6 +37,7 @@ func Store(cfg *config.Config) tiers.Options {
 		FrameBytes:                   int(cfg.Tier1.FrameBytes),
 		CompressionLevel:             cfg.Tier1.CompressionLevel,
 		CompressionWorkers:           cfg.Tier1.CompressionWorkers,
+		CompressDefer:                cfg.Tier1.CompressionDefer.D(),
 		HydrationWorkers:             cfg.Tier1.HydrationWorkers,
 		JobRetryBackoff:              cfg.Tier1.RetryBackoff.D(),
 		JobMaxRetries:                cfg.Tier1.MaxRetries,

@@ -29,6 +29,7 @@ var optionCases = []optionCase{
 	{"tier1.max_bytes", func(c *config.Config) { c.Tier1.MaxBytes = 20 * config.GiB }, func(c *config.Config) any { return Store(c).Tier1MaxBytes }, int64(20 << 30)},
 	{"tier1.frame_bytes", func(c *config.Config) { c.Tier1.FrameBytes = 256 * config.KiB }, func(c *config.Config) any { return Store(c).FrameBytes }, 256 << 10},
 	{"tier1.compression_level", func(c *config.Config) { c.Tier1.CompressionLevel = 9 }, func(c *config.Config) any { return Store(c).CompressionLevel }, 9},
+	{"tier1.compression_defer", func(c *config.Config) { c.Tier1.CompressionDefer = config.Duration(7 * time.Second) }, func(c *config.Config) any { return Store(c).CompressDefer }, 7 * time.Second},
 	{"tier1.compression_workers", func(c *config.Config) { c.Tier1.CompressionWorkers = 6 }, func(c *config.Config) any { return Store(c).CompressionWorkers }, 6},
 	{"tier1.hydration_workers", func(c *config.Config) { c.Tier1.HydrationWorkers = 5 }, func(c *config.Config) any { return Store(c).HydrationWorkers }, 5},
 	{"tier1.retry_backoff", func(c *config.Config) { c.Tier1.RetryBackoff = config.Duration(time.Second) }, func(c *config.Config) any { return Store(c).JobRetryBackoff }, time.Second},

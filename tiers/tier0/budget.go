@@ -689,6 +689,21 @@ func (b *Budget) MaxBytes() int64 {
 	return b.max
 }
 
+// Held reports the bytes no eviction can free now (reserved, and charged
+// to segments that are not evictable: active, not yet in Tier 1, pinned
+// or being evicted), the budget, and how many writers wait for admission.
+func (b *Budget) Held() (held, max int64, waiting int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	held = b.reserved
+	for _, s := range b.segs {
+		if !s.evictable() {
+			held += s.bytes
+		}
+	}
+	return held, b.max, b.queue.Len()
+}
+
 // Stats returns a consistent snapshot of the budget.
 func (b *Budget) Stats() Stats {
 	b.mu.Lock()

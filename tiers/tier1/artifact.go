@@ -93,6 +93,9 @@ type CompressOptions struct {
 	// Level is the zstd compression level (1-22, as for the zstd CLI);
 	// levels map onto klauspost/compress's four encoder speeds.
 	Level int
+	// BeforeFrame, when set, is called before each frame is compressed:
+	// the store's pacing waits there while ingest has a backlog.
+	BeforeFrame func()
 }
 
 // Artifact describes a compressed artifact written by Compress.
@@ -176,6 +179,9 @@ func Compress(dst io.Writer, src io.ReaderAt, size int64, records []RecordBounda
 			buf = make([]byte, 0, n)
 		}
 		buf = buf[:n]
+		if opts.BeforeFrame != nil {
+			opts.BeforeFrame()
+		}
 		if _, err := src.ReadAt(buf, start); err != nil && !(errors.Is(err, io.EOF) && int64(len(buf)) == n) {
 			return Artifact{}, fmt.Errorf("read segment at %d: %w", start, err)
 		}
