@@ -629,6 +629,11 @@ func (p *Pipeline) ackDurable(msgs []jetstream.Msg) {
 		p.log.Warn("ingest_ack_withheld", "messages", len(msgs), "reason", "the partition's lease may have expired")
 		return
 	}
+	if len(msgs) > 0 && p.opts.Instruments != nil {
+		if md, err := msgs[0].Metadata(); err == nil {
+			defer func() { p.opts.Instruments.ObserveIngestAck(context.Background(), time.Since(md.Timestamp)) }()
+		}
+	}
 	for _, m := range msgs {
 		if err := p.ack(m); err != nil {
 			// The record is durable; a lost ack only means a
@@ -660,8 +665,10 @@ func (p *Pipeline) syncGroup(group []*inflight) (map[string]error, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			began := time.Now()
 			err := p.store.SyncTo(ctxs[stream], stream, next)
 			if err == nil {
+				p.opts.Instruments.ObserveIngestFsync(ctxs[stream], time.Since(began))
 				return
 			}
 			mu.Lock()

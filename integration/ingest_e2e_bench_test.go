@@ -122,14 +122,38 @@ func BenchmarkGatewayVsPlainConsumer(b *testing.B) {
 		half, bseen, bp50.Round(10*time.Microsecond), bp99.Round(10*time.Microsecond))
 	p50, p99, seen := e2eLatencyRound(b, layout, func(br *e2eBroker) func() {
 		s3 := harness.StartS3(b)
-		gw, _ := startE2EGateway(b, gwBin, br.url, s3, true)
-		return func() { killE2E(gw); s3.Stop(); os.RemoveAll(s3.Dir) }
+		gw, _, metrics := startE2EGateway(b, gwBin, br.url, s3, true)
+		return func() {
+			printIngestHistograms(metrics)
+			killE2E(gw)
+			s3.Stop()
+			os.RemoveAll(s3.Dir)
+		}
 	}, streams, half, d)
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50_ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99_ms")
 	b.ReportMetric(float64(bp99.Microseconds())/1000, "plain_p99_ms")
 	fmt.Printf("publish-to-durable at %.0f msgs/s (half of what the gateway sustains), %d messages: p50 %v p99 %v\n",
 		half, seen, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+}
+
+// printIngestHistograms prints the gateway's own view of a latency round:
+// its fsync and ack latency histograms (cumulative counts per bound), so
+// that a tail the producer sees can be told apart from one inside the
+// gateway.
+func printIngestHistograms(metricsAddr string) {
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		fmt.Printf("gateway metrics: %v\n", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "ingest_fsync_seconds_") || strings.HasPrefix(line, "ingest_ack_latency_seconds_") {
+			fmt.Printf("gateway: %s\n", line)
+		}
+	}
 }
 
 func perMsgUS(d time.Duration, n int) float64 { return float64(d.Nanoseconds()) / 1000 / float64(n) }
@@ -511,7 +535,7 @@ func e2eGatewayRound(b *testing.B, layout cpuLayout, gwBin string, n, streams in
 	// ready: it consumes as soon as it holds a partition. Taking the
 	// partitions is in the time.
 	started := time.Now()
-	gw, pprofAddr := startE2EGateway(b, gwBin, br.url, s3, false, env...)
+	gw, pprofAddr, _ := startE2EGateway(b, gwBin, br.url, s3, false, env...)
 	defer killE2E(gw)
 	profile := filepath.Join(b.TempDir(), "gateway.pprof")
 	profDone, brokerDone := make(chan struct{}), make(chan struct{})
@@ -543,12 +567,12 @@ func e2eGatewayRound(b *testing.B, layout cpuLayout, gwBin string, n, streams in
 // startE2EGateway starts aof-gateway with the default configuration but
 // for where NATS, Tier 2 and the data root are, and waits until it is
 // ready if waitReady.
-func startE2EGateway(b *testing.B, bin, natsURL string, s3 *harness.S3, waitReady bool, env ...string) (*exec.Cmd, string) {
+func startE2EGateway(b *testing.B, bin, natsURL string, s3 *harness.S3, waitReady bool, env ...string) (cmd *exec.Cmd, pprofAddr, metricsAddr string) {
 	root, remove := tempE2E(b)
 	b.Cleanup(remove)
 	metrics := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(b))
-	pprofAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(b))
-	cmd := exec.Command(bin)
+	pprofAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(b))
+	cmd = exec.Command(bin)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root,
 		"AOF2_DATA_ROOT=" + filepath.Join(root, "data"),
 		"AOF2_NATS_URL=" + natsURL,
@@ -586,7 +610,7 @@ func startE2EGateway(b *testing.B, bin, natsURL string, s3 *harness.S3, waitRead
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return cmd, pprofAddr
+				return cmd, pprofAddr, metrics
 			}
 		}
 		if time.Now().After(deadline) {
@@ -596,7 +620,7 @@ func startE2EGateway(b *testing.B, bin, natsURL string, s3 *harness.S3, waitRead
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return cmd, pprofAddr
+	return cmd, pprofAddr, metrics
 }
 
 func fetchProfile(b *testing.B, addr string, secs int, path string) {

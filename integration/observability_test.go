@@ -700,6 +700,14 @@ func TestGatewayMetricsDuringAndAfterIngest(t *testing.T) {
 	if got := after.value(t, "ingest_messages_total"); got != n {
 		t.Errorf("ingest_messages_total = %v, want the %d published", got, n)
 	}
+	// Every acked batch is one ack latency, every stream sync one fsync:
+	// at least one of each, none longer than the test.
+	for _, h := range []string{"ingest_ack_latency_seconds", "ingest_fsync_seconds"} {
+		count, sum := after.value(t, h+"_count"), after.value(t, h+"_sum")
+		if count < 1 || sum <= 0 || sum/count > 60 {
+			t.Errorf("%s: count %v, sum %v s: want at least one observation, each within the test", h, count, sum)
+		}
+	}
 	// ingest_bytes counts stored envelopes (subject, headers, body): at
 	// least the bodies, at most bodies plus a 1 KiB envelope each.
 	if got := after.value(t, "ingest_bytes_total"); got < n*bodyBytes || got > n*(bodyBytes+1024) {

@@ -155,6 +155,9 @@ type background struct {
 	hydrator *hydrationQueue
 	compress *jobQueue
 	upload   *jobQueue
+	// niceWarned is set once a compression worker could not lower its
+	// thread's priority (logged once).
+	niceWarned atomic.Bool
 	// marks keeps uploads and retirement of a segment apart.
 	marks *uploadMarks
 
@@ -214,8 +217,32 @@ func (b *background) setWorkers(q *jobQueue, n int) {
 	}
 	q.setWorkers(n, func() {
 		b.wg.Add(1)
-		go b.worker(q)
+		go func() {
+			if q == b.compress {
+				b.lowerPriority()
+			}
+			b.worker(q)
+		}()
 	})
+}
+
+// backgroundNice is the nice value of the compression workers' threads.
+// On a busy CPU the kernel then runs ingest's threads first and
+// compression in what is left, so that compressing a sealed segment does
+// not add its frames' time to the latency of the messages arriving
+// meanwhile. Not lower: a worker briefly holds a stream's manifest when
+// it records the compression.
+const backgroundNice = 10
+
+// lowerPriority moves the calling compression worker to a thread of its
+// own at nice backgroundNice (priority_linux.go). OS priority only counts
+// between threads that hold a Go processor, which is why the gateway
+// keeps GOMAXPROCS above the compression workers (cmd/aof-gateway,
+// ensureProcs).
+func (b *background) lowerPriority() {
+	if err := lowerThreadPriority(); err != nil && b.niceWarned.CompareAndSwap(false, true) {
+		b.s.log.Debug("compression_priority_unchanged", "err", err)
+	}
 }
 
 func (b *background) stop() {

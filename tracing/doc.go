@@ -50,6 +50,8 @@
 //	                                       needs_recovery
 //	hydration_latency_milliseconds_bucket  histogram (+ _sum, _count)
 //	manifest_replay_seconds_bucket         histogram (+ _sum, _count)
+//	ingest_ack_latency_seconds_bucket      histogram (+ _sum, _count)
+//	ingest_fsync_seconds_bucket            histogram (+ _sum, _count)
 //	upload_retry_attempts_total            counter
 //	upload_failures_total                  counter
 //	delete_retry_attempts_total            counter

@@ -34,6 +34,8 @@ const (
 	MetricBackpressure          = "backpressure"
 	MetricDeadletters           = "deadletters"
 	MetricIngestLostMessages    = "ingest_lost_messages"
+	MetricIngestAckLatency      = "ingest_ack_latency_seconds"
+	MetricIngestFsync           = "ingest_fsync_seconds"
 	MetricOwnedPartitions       = "owned_partitions"
 	MetricOwnershipChanges      = "ownership_changes"
 	MetricUnarchivedMessages    = "unarchived_messages"
@@ -73,6 +75,11 @@ var HydrationLatencyBucketsMs = []float64{1, 2.5, 5, 10, 25, 50, 100, 250, 500, 
 
 // ManifestReplayBucketsSeconds are the histogram bounds of
 // manifest_replay_seconds: a snapshot-only start to a five-minute full replay.
+// IngestLatencyBucketsSeconds are the histogram bounds of
+// ingest_ack_latency_seconds and ingest_fsync_seconds: a fast disk's fsync
+// to a stalled one.
+var IngestLatencyBucketsSeconds = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+
 var ManifestReplayBucketsSeconds = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
 // gaugeNames are the observable gauges; their values come from functions the
@@ -121,6 +128,8 @@ type Instruments struct {
 	Backpressure          metric.Int64Counter // attribute kind
 	Deadletters           metric.Int64Counter
 	IngestLostMessages    metric.Int64Counter
+	IngestAckLatency      metric.Float64Histogram // seconds, per acked batch and stream
+	IngestFsync           metric.Float64Histogram // seconds, per stream sync
 	OwnershipChanges      metric.Int64Counter
 
 	ManifestRecords             metric.Int64Counter
@@ -182,6 +191,8 @@ func NewInstruments(m metric.Meter) (*Instruments, error) {
 	in.Backpressure = counter(MetricBackpressure, "{answer}", "Backpressure answers given, by kind.")
 	in.Deadletters = counter(MetricDeadletters, "{message}", "Messages rejected to the dead-letter subject.")
 	in.OwnershipChanges = counter(MetricOwnershipChanges, "{change}", "Partition leases acquired, lost and released by this gateway.")
+	in.IngestAckLatency = hist(MetricIngestAckLatency, "s", "From JetStream storing the oldest message of an acked batch of a stream to the gateway's ack of it after the fsync (the two clocks are the broker's and the gateway's).", IngestLatencyBucketsSeconds)
+	in.IngestFsync = hist(MetricIngestFsync, "s", "Time to make a stream's appended records durable (one fsync for every batch waiting).", IngestLatencyBucketsSeconds)
 	in.IngestLostMessages = counter(MetricIngestLostMessages, "{message}", "Messages that left the ingest stream (max age, deleted) before the gateway stored them.")
 	in.ManifestRecords = counter(MetricManifestRecords, "{record}", "Manifest records committed.")
 	in.ManifestCommitFailures = counter(MetricManifestCommitFailures, "{failure}", "Manifest commits that failed; the records stay pending and are retried.")
@@ -387,6 +398,23 @@ func (in *Instruments) ObserveManifestReplay(ctx context.Context, d time.Duratio
 		return
 	}
 	in.ManifestReplaySeconds.Record(ctx, d.Seconds())
+}
+
+// ObserveIngestAck records the time from JetStream storing the oldest
+// message of an acked batch to its ack.
+func (in *Instruments) ObserveIngestAck(ctx context.Context, d time.Duration) {
+	if in == nil {
+		return
+	}
+	in.IngestAckLatency.Record(ctx, d.Seconds())
+}
+
+// ObserveIngestFsync records one stream sync of the ingest pipeline.
+func (in *Instruments) ObserveIngestFsync(ctx context.Context, d time.Duration) {
+	if in == nil {
+		return
+	}
+	in.IngestFsync.Record(ctx, d.Seconds())
 }
 
 // AddIngest counts messages appended durably and their payload bytes.

@@ -63,6 +63,8 @@ func exercisedProviders(t *testing.T) (*Providers, *Instruments) {
 	ctx := context.Background()
 	in.ObserveHydration(ctx, 3*time.Millisecond)
 	in.ObserveManifestReplay(ctx, 1500*time.Millisecond)
+	in.ObserveIngestAck(ctx, 4*time.Millisecond)
+	in.ObserveIngestFsync(ctx, 700*time.Microsecond)
 	for _, name := range gaugeNames {
 		if name == MetricSegmentResidency {
 			continue
@@ -92,6 +94,12 @@ var exportedNames = []string{
 	"manifest_replay_seconds_bucket",
 	"manifest_replay_seconds_sum",
 	"manifest_replay_seconds_count",
+	"ingest_ack_latency_seconds_bucket",
+	"ingest_ack_latency_seconds_sum",
+	"ingest_ack_latency_seconds_count",
+	"ingest_fsync_seconds_bucket",
+	"ingest_fsync_seconds_sum",
+	"ingest_fsync_seconds_count",
 	"upload_retry_attempts_total",
 	"upload_failures_total",
 	"delete_retry_attempts_total",

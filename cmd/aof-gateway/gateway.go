@@ -90,6 +90,7 @@ func run(ctx context.Context, cfg *config.Config, opts runOptions) (err error) {
 	for _, w := range cfg.Warnings() {
 		g.log.Warn("config_warning", "key", w.Key, "detail", w.Msg)
 	}
+	ensureProcs(cfg.Tier1.CompressionWorkers, g.log)
 	defer func() {
 		if err != nil {
 			g.log.Error("gateway_failed", "err", err)
