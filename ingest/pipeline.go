@@ -630,8 +630,12 @@ func (p *Pipeline) ackDurable(msgs []jetstream.Msg) {
 		return
 	}
 	if len(msgs) > 0 && p.opts.Instruments != nil {
-		if md, err := msgs[0].Metadata(); err == nil {
-			defer func() { p.opts.Instruments.ObserveIngestAck(context.Background(), time.Since(md.Timestamp)) }()
+		// A redelivery (after a restart, a takeover, a held stream) would
+		// count the time since its first store: first deliveries only.
+		if md, err := msgs[0].Metadata(); err == nil && md.NumDelivered == 1 {
+			defer func() {
+				p.opts.Instruments.ObserveIngestAck(context.Background(), max(time.Since(md.Timestamp), 0))
+			}()
 		}
 	}
 	for _, m := range msgs {

@@ -217,12 +217,11 @@ func (b *background) setWorkers(q *jobQueue, n int) {
 	}
 	q.setWorkers(n, func() {
 		b.wg.Add(1)
-		go func() {
-			if q == b.compress {
-				b.lowerPriority()
-			}
-			b.worker(q)
-		}()
+		if q == b.compress {
+			go runLowered(func() { b.worker(q) }, b.priorityUnchanged)
+			return
+		}
+		go b.worker(q)
 	})
 }
 
@@ -234,13 +233,14 @@ func (b *background) setWorkers(q *jobQueue, n int) {
 // it records the compression.
 const backgroundNice = 10
 
-// lowerPriority moves the calling compression worker to a thread of its
-// own at nice backgroundNice (priority_linux.go). OS priority only counts
-// between threads that hold a Go processor, which is why the gateway
-// keeps GOMAXPROCS above the compression workers (cmd/aof-gateway,
+// priorityUnchanged logs, once, that a compression worker runs at the
+// process's priority. Compression workers run on threads of their own at
+// nice backgroundNice (runLowered, priority_linux.go). OS priority only
+// counts between threads that hold a Go processor, which is why the
+// gateway keeps GOMAXPROCS above the compression workers (cmd/aof-gateway,
 // ensureProcs).
-func (b *background) lowerPriority() {
-	if err := lowerThreadPriority(); err != nil && b.niceWarned.CompareAndSwap(false, true) {
+func (b *background) priorityUnchanged(err error) {
+	if b.niceWarned.CompareAndSwap(false, true) {
 		b.s.log.Debug("compression_priority_unchanged", "err", err)
 	}
 }

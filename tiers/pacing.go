@@ -26,7 +26,8 @@ import (
 //     admission: the budget is what holds uncompressed bytes, and
 //     compression is what lets them go;
 //   - someone waits for the archive (Store.ArchiveNow: a handover, a drain
-//     or a shutdown), within hurryFor of the last such call;
+//     or a shutdown) or sealed a segment on demand (Store.Seal: an
+//     operator, a handover), within hurryFor of the last such call;
 //   - the segment has waited CompressDefer already, so that the archive
 //     never falls more than that behind ingest.
 //
@@ -116,5 +117,5 @@ func (s *Store) IngestBacklog() { s.pacer.backlog() }
 // tier0Full is the pacer's test of the Tier 0 budget.
 func (s *Store) tier0Full() bool {
 	held, max, waiting := s.budget.Held()
-	return waiting > 0 || held >= max/4*3
+	return waiting > 0 || held*4 >= max*3
 }

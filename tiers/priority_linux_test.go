@@ -1,12 +1,15 @@
 package tiers
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // nicedThreads counts this process's threads at nice backgroundNice, from
@@ -68,5 +71,37 @@ func TestCompressionWorkersRunOnThreadsOfTheirOwnAtALowerPriority(t *testing.T) 
 	// The test's own thread was never lowered.
 	if nice, err := threadNice(); err != nil || nice == backgroundNice {
 		t.Fatalf("this goroutine's thread is at nice %d (%v)", nice, err)
+	}
+}
+
+// A worker that starts on the process's main thread moves to a thread of
+// its own: the main thread is never lowered, and the work is.
+func TestRunLoweredNeverLowersTheMainThread(t *testing.T) {
+	for range 5 {
+		ran := make(chan int, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			runLowered(func() {
+				nice, err := threadNice()
+				if err != nil {
+					t.Error(err)
+				}
+				if unix.Gettid() == unix.Getpid() {
+					t.Error("work ran on the main thread")
+				}
+				ran <- nice
+			}, func(err error) { t.Errorf("priority not set: %v", err) })
+		}()
+		<-done
+		if nice := <-ran; nice != backgroundNice {
+			t.Fatalf("work ran at nice %d, want %d", nice, backgroundNice)
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", os.Getpid())); err == nil {
+		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+		if f := strings.Fields(rest); f[19-3] != "0" {
+			t.Fatalf("the main thread is at nice %s", f[19-3])
+		}
 	}
 }

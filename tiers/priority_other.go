@@ -4,8 +4,11 @@ package tiers
 
 import "errors"
 
-// lowerThreadPriority is Linux only (priority_linux.go): elsewhere
-// compression runs at the process's priority.
-func lowerThreadPriority() error { return errors.New("thread priorities are set on Linux only") }
+// runLowered runs work at the process's priority: thread priorities are
+// set on Linux only (priority_linux.go).
+func runLowered(work func(), failed func(error)) {
+	failed(errors.New("thread priorities are set on Linux only"))
+	work()
+}
 
 func threadNice() (int, error) { return 0, errors.New("thread priorities are read on Linux only") }

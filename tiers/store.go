@@ -482,6 +482,10 @@ func (s *Store) WaitForAdmission(ctx context.Context, n int64) error {
 // no-op for an empty active segment unless force is set, in which case
 // the segment is sealed with no records.
 func (s *Store) Seal(ctx context.Context, stream string, force bool) (uint64, error) {
+	// Whoever seals on demand (an operator, a handover) wants the segment
+	// on its way to Tier 2: compression stops yielding to ingest for a
+	// while (pacing.go).
+	s.pacer.hurry()
 	l, err := s.existing(stream)
 	if err != nil {
 		return 0, err

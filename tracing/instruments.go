@@ -73,13 +73,13 @@ var BackpressureKinds = []string{"admission", "rollover", "hydration", "flush", 
 // 2000 is a bound so that the operators' p99 > 2000 ms alert is exact.
 var HydrationLatencyBucketsMs = []float64{1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000, 10000}
 
-// ManifestReplayBucketsSeconds are the histogram bounds of
-// manifest_replay_seconds: a snapshot-only start to a five-minute full replay.
 // IngestLatencyBucketsSeconds are the histogram bounds of
 // ingest_ack_latency_seconds and ingest_fsync_seconds: a fast disk's fsync
 // to a stalled one.
 var IngestLatencyBucketsSeconds = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
 
+// ManifestReplayBucketsSeconds are the histogram bounds of
+// manifest_replay_seconds: a snapshot-only start to a five-minute full replay.
 var ManifestReplayBucketsSeconds = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
 // gaugeNames are the observable gauges; their values come from functions the

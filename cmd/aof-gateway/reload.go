@@ -98,6 +98,7 @@ func (g *gateway) apply(key string, next *config.Config) error {
 		g.cfg.Tier2.Retry = next.Tier2.Retry
 	case "tier1.compression_workers":
 		g.store.SetCompressionWorkers(so.CompressionWorkers)
+		ensureProcs(so.CompressionWorkers, g.log)
 		g.cfg.Tier1.CompressionWorkers = next.Tier1.CompressionWorkers
 	case "tier1.hydration_workers":
 		g.store.SetHydrationWorkers(so.HydrationWorkers)
