@@ -121,7 +121,7 @@ func BenchmarkGatewayVsPlainConsumer(b *testing.B) {
 		half = float64(r) // for experiments; the reported figures run without it
 	}
 	d := time.Duration(e2eInt("AOF_BENCH_E2E_LATENCY_SECONDS", 10)) * time.Second
-	bp50, bp99, bseen := e2eLatencyRound(b, layout, func(br *e2eBroker) func() { return startPlainLatencyConsumer(b, br) }, streams, half, d)
+	bp50, bp99, bseen := e2eLatencyRound(b, layout, func(br *e2eBroker) func() { return startPlainConsumer(b, br) }, streams, half, d)
 	fmt.Printf("publish-to-ack at %.0f msgs/s, plain consumer (acks on arrival), %d messages: p50 %v p99 %v\n",
 		half, bseen, bp50.Round(10*time.Microsecond), bp99.Round(10*time.Microsecond))
 	p50, p99, seen := e2eLatencyRound(b, layout, func(br *e2eBroker) func() {
@@ -166,10 +166,11 @@ const e2eSustainedTier0 = "256MiB"
 
 func perMsgUS(d time.Duration, n int) float64 { return float64(d.Nanoseconds()) / 1000 / float64(n) }
 
-// startPlainLatencyConsumer runs a plain durable consumer on the ingest
-// stream that acks each message as it arrives (what the latency round
-// measures for the gateway once its record is fsynced); it returns stop.
-func startPlainLatencyConsumer(b *testing.B, br *e2eBroker) func() {
+// startPlainConsumer runs a plain durable consumer on the ingest stream,
+// on a connection of its own as the bench tool has, that acks each
+// message explicitly as it arrives (as `nats bench js consume --acks
+// explicit` does: Consume with batches of 500); it returns stop.
+func startPlainConsumer(b *testing.B, br *e2eBroker) func() {
 	ctx := context.Background()
 	if _, err := br.js.CreateConsumer(ctx, "AOF_INGEST", jetstream.ConsumerConfig{
 		Durable: "plain", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
@@ -483,29 +484,7 @@ func e2eBaselineRound(b *testing.B, layout cpuLayout, n, streams int) float64 {
 	br := startBroker(b, layout, n, streams)
 	defer br.stop()
 	settleE2E()
-	ctx := context.Background()
-	_, err := br.js.CreateConsumer(ctx, "AOF_INGEST", jetstream.ConsumerConfig{
-		Durable: "plain", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// A connection of its own, as the bench tool has.
-	nc, err := nats.Connect(br.url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	c, err := js.Consumer(ctx, "AOF_INGEST", "plain")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cc, err := c.Consume(func(m jetstream.Msg) { m.Ack() }, jetstream.PullMaxMessages(500))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cc.Stop()
+	defer startPlainConsumer(b, br)()
 	var k0 time.Duration
 	done := make(chan struct{})
 	first, last := drainWatch(b, br.js, n, 10*time.Minute, func() {
