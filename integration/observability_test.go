@@ -1029,6 +1029,15 @@ func TestEveryDocumentedMetricHasAPlausibleValue(t *testing.T) {
 			"manifest_replay_seconds_count": atLeast(streams),
 			"manifest_replay_seconds_sum":   func(v float64) bool { return v >= 0 && v < 30 },
 		},
+		// The pipeline acked batches after their fsyncs.
+		"ingest_ack_latency_seconds": {
+			"ingest_ack_latency_seconds_count": atLeast(1),
+			"ingest_ack_latency_seconds_sum":   func(v float64) bool { return v >= 0 && v < 600 },
+		},
+		"ingest_fsync_seconds": {
+			"ingest_fsync_seconds_count": atLeast(1),
+			"ingest_fsync_seconds_sum":   func(v float64) bool { return v >= 0 && v < 600 },
+		},
 		"upload_retry_attempts_total": {"upload_retry_attempts_total": atLeast(1)},
 		"upload_failures_total":       {"upload_failures_total": atLeast(1)},
 		"delete_retry_attempts_total": {"delete_retry_attempts_total": atLeast(1)},
