@@ -60,6 +60,7 @@ type Client struct {
 	heartbeat time.Duration
 	retries   int
 	backoff   time.Duration
+	pack      bool
 }
 
 // Option sets an optional setting of New.
@@ -91,6 +92,13 @@ func WithHeartbeat(d time.Duration) Option { return func(c *Client) { c.heartbea
 // until its context ends.
 func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
 
+// WithPacks sets whether batches are asked for in packs, many records per
+// NATS message (readapi.HeaderPack), which is the default: a scan then
+// costs the broker and both ends a message per few hundred records
+// instead of one per record. Records are the same either way; a gateway
+// that predates packs answers a message per record.
+func WithPacks(on bool) Option { return func(c *Client) { c.pack = on } }
+
 // New returns a client on nc.
 func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	if nc == nil {
@@ -98,7 +106,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	}
 	c := &Client{nc: nc, prefix: readapi.DefaultSubjectPrefix, timeout: DefaultTimeout,
 		maxMsgs: DefaultBatchMsgs, maxBytes: DefaultBatchBytes,
-		heartbeat: readapi.DefaultHeartbeatMS * time.Millisecond, retries: DefaultRetries, backoff: 100 * time.Millisecond}
+		heartbeat: readapi.DefaultHeartbeatMS * time.Millisecond, retries: DefaultRetries, backoff: 100 * time.Millisecond, pack: true}
 	for _, o := range opts {
 		o(c)
 	}

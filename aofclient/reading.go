@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,6 +30,11 @@ type reading struct {
 	failures int  // retryable failures in a row
 	// last is the end of the last batch answered.
 	last readapi.EndOfBatch
+	// packed is reused to decode each pack.
+	packed []readapi.PackRecord
+	// subject is the last record's subject: records of a stream mostly
+	// share one, and it is then not copied for each.
+	subject string
 }
 
 func (r *reading) run(ctx context.Context) {
@@ -87,7 +93,7 @@ func retryable(err error) bool {
 
 func (r *reading) request() readapi.Request {
 	req := readapi.Request{StartOffset: r.pos.offset, StartSeq: r.pos.seq, StartTime: r.pos.time, EndOffset: r.pos.end,
-		MaxMsgs: r.c.maxMsgs, MaxBytes: r.c.maxBytes}
+		MaxMsgs: r.c.maxMsgs, MaxBytes: r.c.maxBytes, Pack: r.c.pack}
 	if req.StartSeq == 0 && req.StartTime == "" && req.EndOffset > req.StartOffset {
 		// Fewer records than a batch: ask for just those, which lets the
 		// gateway read a cold segment with ranged GETs.
@@ -199,6 +205,9 @@ func (r *reading) handle(msg *nats.Msg) (eob readapi.EndOfBatch, done bool, err 
 		code = ""
 	} else if msg.Header.Get("Status") == "503" && len(msg.Data) == 0 {
 		return eob, true, nats.ErrNoResponders
+	} else if code == "" && msg.Header.Get(readapi.HeaderPack) != "" {
+		err := r.yieldPack(msg)
+		return eob, err != nil, err
 	}
 	switch code {
 	case "":
@@ -223,4 +232,61 @@ func (r *reading) handle(msg *nats.Msg) (eob readapi.EndOfBatch, done bool, err 
 		_ = json.Unmarshal(msg.Data, e) // the headers suffice if the body does not parse
 		return eob, true, e
 	}
+}
+
+// yieldPack yields the records of a pack, in order, until the loop body
+// breaks. A pack that does not decode is an error of the batch, and none
+// of its records is yielded.
+func (r *reading) yieldPack(msg *nats.Msg) error {
+	if v := msg.Header.Get(readapi.HeaderPack); v != strconv.Itoa(readapi.PackVersion) {
+		return fmt.Errorf("aofclient: pack format %q; this client reads %d", v, readapi.PackVersion)
+	}
+	recs, err := readapi.DecodePack(msg.Data, r.packed[:0])
+	if err != nil {
+		return fmt.Errorf("aofclient: %s: %w", r.stream, err)
+	}
+	r.packed = recs
+	for i := range recs {
+		rec, err := r.recordOfPacked(&recs[i])
+		if err != nil {
+			return err
+		}
+		r.pos.offset, r.pos.seq, r.pos.time = rec.Offset+1, 0, ""
+		if !r.yield(rec, nil) {
+			r.stopped = true
+			break
+		}
+	}
+	clear(r.packed) // the records alias msg.Data: let it go
+	return nil
+}
+
+// recordOfPacked is p as a Record, the same as a record message gives:
+// the record's own headers are named as in the answer of one message per
+// record (readapi.RecordHeaderName).
+func (r *reading) recordOfPacked(p *readapi.PackRecord) (Record, error) {
+	rec := Record{Stream: r.stream, Offset: p.Offset, Seq: p.Seq, Time: time.UnixMilli(p.TimeMS).UTC(), Raw: p.Raw, Data: p.Body}
+	if !p.Raw {
+		if string(p.Subject) != r.subject {
+			r.subject = string(p.Subject)
+		}
+		rec.Subject = r.subject
+	}
+	if len(p.Header) == 0 {
+		return rec, nil
+	}
+	h, err := nats.DecodeHeadersMsg(p.Header)
+	if err != nil {
+		return Record{}, fmt.Errorf("aofclient: record %d of %s: malformed header block: %w", p.Offset, r.stream, err)
+	}
+	for k, vs := range h {
+		if readapi.RenamedInAnswer(k) {
+			delete(h, k)
+			h[readapi.OriginalHeaderPrefix+k] = vs
+		}
+	}
+	if len(h) > 0 {
+		rec.Header = h
+	}
+	return rec, nil
 }

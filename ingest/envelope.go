@@ -39,27 +39,47 @@ func AppendEnvelope(dst []byte, e Envelope) []byte {
 
 // DecodeEnvelope decodes a stored payload. The returned Body aliases b.
 func DecodeEnvelope(b []byte) (Envelope, error) {
-	if len(b) < envelopeFixed {
-		return Envelope{}, fmt.Errorf("%w: %d bytes, need at least %d", ErrEnvelope, len(b), envelopeFixed)
+	subject, hdr, body, err := SplitEnvelope(b)
+	if err != nil {
+		return Envelope{}, err
 	}
-	if b[0] != EnvelopeVersion {
-		return Envelope{}, fmt.Errorf("%w: version %d, want %d", ErrEnvelope, b[0], EnvelopeVersion)
-	}
-	sl := int(binary.LittleEndian.Uint16(b[1:]))
-	hl := int(binary.LittleEndian.Uint32(b[3:]))
-	if envelopeFixed+sl+hl > len(b) || hl < 0 {
-		return Envelope{}, fmt.Errorf("%w: subject %d + header %d bytes exceed payload of %d", ErrEnvelope, sl, hl, len(b))
-	}
-	e := Envelope{Subject: string(b[envelopeFixed : envelopeFixed+sl])}
-	if hl > 0 {
-		h, err := decodeHeader(b[envelopeFixed+sl : envelopeFixed+sl+hl])
+	e := Envelope{Subject: string(subject)}
+	if len(hdr) > 0 {
+		h, err := decodeHeader(hdr)
 		if err != nil {
 			return Envelope{}, err
 		}
 		e.Header = h
 	}
-	e.Body = b[envelopeFixed+sl+hl:]
+	e.Body = body
 	return e, nil
+}
+
+// SplitEnvelope returns a stored payload's parts as they are stored,
+// without decoding the header block: the subject, the header block
+// ("NATS/1.0\r\n", a line per value, "\r\n"; empty when the message had
+// no headers) and the body, each aliasing b. The read API's packs carry
+// them so, and allocate nothing per record for it.
+func SplitEnvelope(b []byte) (subject, header, body []byte, err error) {
+	if len(b) < envelopeFixed {
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrEnvelope, len(b), envelopeFixed)
+	}
+	if b[0] != EnvelopeVersion {
+		return nil, nil, nil, fmt.Errorf("%w: version %d, want %d", ErrEnvelope, b[0], EnvelopeVersion)
+	}
+	sl := uint64(binary.LittleEndian.Uint16(b[1:]))
+	hl := uint64(binary.LittleEndian.Uint32(b[3:]))
+	if envelopeFixed+sl+hl > uint64(len(b)) {
+		return nil, nil, nil, fmt.Errorf("%w: subject %d + header %d bytes exceed payload of %d", ErrEnvelope, sl, hl, len(b))
+	}
+	if hl > 0 && !validHeaderFraming(b[envelopeFixed+sl:envelopeFixed+sl+hl]) {
+		return nil, nil, nil, fmt.Errorf("%w: header block lacks NATS/1.0 framing", ErrEnvelope)
+	}
+	return b[envelopeFixed : envelopeFixed+sl], b[envelopeFixed+sl : envelopeFixed+sl+hl], b[envelopeFixed+sl+hl:], nil
+}
+
+func validHeaderFraming(h []byte) bool {
+	return bytes.HasPrefix(h, []byte(headerLine)) && bytes.HasSuffix(h, []byte("\r\n\r\n"))
 }
 
 const headerLine = "NATS/1.0\r\n"

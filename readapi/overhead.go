@@ -40,7 +40,7 @@ const OriginalHeaderPrefix = "Aof-Original-"
 // reservedRecordHeaders are the read API's own header names, and the Status
 // of a NATS no-responders answer.
 var reservedRecordHeaders = []string{"Status", APIVersionHeader, HeaderSubject, HeaderStream, HeaderOffset, HeaderSeq,
-	HeaderTime, HeaderRaw, HeaderStatus, HeaderDescription, HeaderNextOffset, HeaderPending}
+	HeaderTime, HeaderRaw, HeaderStatus, HeaderDescription, HeaderNextOffset, HeaderPending, HeaderPack}
 
 // RenamedInAnswer says whether a record's own header k travels as
 // OriginalHeaderPrefix+k in its answer. A producer may have sent a header

@@ -86,6 +86,9 @@ const (
 // start_time answers it StatusNotImplemented. EndOffset, when
 // above 0, ends the read before that offset (exclusive).
 //
+// With Pack, the records come in packs of many records per message
+// (pack.go); the control messages are unchanged.
+//
 // With Follow, a request that finds no record at its start waits for one
 // up to ExpiresMS, sending a heartbeat every HeartbeatMS; if none comes
 // the batch ends empty with AtTail.
@@ -99,6 +102,9 @@ type Request struct {
 	Follow      bool   `json:"follow,omitempty"`
 	HeartbeatMS int64  `json:"heartbeat_ms,omitempty"`
 	ExpiresMS   int64  `json:"expires_ms,omitempty"`
+	// Pack asks for the records in packs (HeaderPack, pack.go) instead
+	// of a message each. A gateway that predates packs ignores it.
+	Pack bool `json:"pack,omitempty"`
 }
 
 // Why a batch ended, in EndOfBatch.Reason.

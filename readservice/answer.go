@@ -28,6 +28,7 @@ var (
 	keyOffset     = textproto.CanonicalMIMEHeaderKey(readapi.HeaderOffset)
 	keySeq        = textproto.CanonicalMIMEHeaderKey(readapi.HeaderSeq)
 	keyTime       = textproto.CanonicalMIMEHeaderKey(readapi.HeaderTime)
+	keyPack       = textproto.CanonicalMIMEHeaderKey(readapi.HeaderPack)
 )
 
 // recordWriter builds the answer message of each record of one request:
@@ -88,6 +89,66 @@ func (w *recordWriter) msg(e tiers.Entry) *nats.Msg {
 func (w *recordWriter) value(i int, v string) []string {
 	w.vals[i][0] = v
 	return w.vals[i][:]
+}
+
+// packTargetBytes is the size a pack is published at (or below the
+// connection's max_payload): large enough that a record's share of a
+// message's cost is small, small enough that a reader's first records
+// do not wait long behind the rest of the pack.
+const packTargetBytes = 256 << 10
+
+// packer builds the packs of one request, reusing one message and buffer
+// (as recordWriter: PublishMsg copies before it returns).
+type packer struct {
+	w      readapi.PackWriter
+	m      nats.Msg
+	target int
+	first  uint64 // the offset of the pack's first record
+}
+
+func newPacker(reply, stream string, maxPayload int64) *packer {
+	p := &packer{m: nats.Msg{Subject: reply, Header: nats.Header{}}, target: packTargetBytes}
+	if maxPayload > 0 {
+		// The headers below and the subject share max_payload with the body.
+		p.target = int(min(int64(p.target), maxPayload-512))
+	}
+	p.m.Header[keyAPIVersion] = []string{readapi.APIVersion}
+	p.m.Header[keyPack] = []string{strconv.Itoa(readapi.PackVersion)}
+	p.m.Header[keyStream] = []string{stream}
+	p.w.Reset()
+	return p
+}
+
+// full says whether r would take a pack that holds records past its size.
+func (p *packer) full(r readapi.PackRecord) bool {
+	return p.w.Count() > 0 && p.w.Len()+readapi.PackRecordOverhead+len(r.Subject)+len(r.Header)+len(r.Body) > p.target
+}
+
+func (p *packer) add(r readapi.PackRecord) error {
+	if p.w.Count() == 0 {
+		p.first = r.Offset
+	}
+	return p.w.Add(r)
+}
+
+// msg is the pack message; valid until the next add.
+func (p *packer) msg() *nats.Msg {
+	p.m.Data = p.w.Bytes()
+	return &p.m
+}
+
+// packRecordOf is e as a pack carries it: the stored envelope's parts as
+// they are (its header block is the NATS one), or the payload as a raw
+// record.
+func packRecordOf(e tiers.Entry) readapi.PackRecord {
+	r := readapi.PackRecord{Offset: e.Offset, Seq: e.ExtID, TimeMS: e.AppendMS}
+	subject, hdr, body, err := ingest.SplitEnvelope(e.Payload)
+	if err != nil {
+		r.Raw, r.Body = true, e.Payload
+		return r
+	}
+	r.Subject, r.Header, r.Body = subject, hdr, body
+	return r
 }
 
 // controlMsg is a status message with a JSON body (nil for none).

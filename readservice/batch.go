@@ -45,6 +45,10 @@ type batch struct {
 	bytes int64 // of bodies sent
 	w     *recordWriter
 	pub   *publisher
+	// pack gathers the records of a request that asked for packs; nil
+	// otherwise. next, sent and bytes count the records in it, which
+	// flush takes back if the pack cannot be published.
+	pack *packer
 }
 
 // run sends the records and says why the batch ended; the caller
@@ -68,6 +72,9 @@ func (b *batch) run(ctx context.Context) (string, error) {
 	r.SetRangedReads(b.req.MaxMsgs <= rangedReadMaxMsgs)
 	r.SetReadAhead(b.req.MaxMsgs > rangedReadMaxMsgs)
 	b.w = newRecordWriter(b.reply, b.stream)
+	if b.req.Pack {
+		b.pack = newPacker(b.reply, b.stream, b.s.nc.MaxPayload())
+	}
 	reason, err := b.send(ctx)
 	if err != nil {
 		r.Close()
@@ -143,8 +150,17 @@ func (b *batch) start(ctx context.Context) (uint64, error) {
 }
 
 // send publishes records until a bound of the request, the tail, or the
-// follow expiry, and says which ended the batch.
+// follow expiry, and says which ended the batch. A pack still open when
+// it ends goes out before the end of batch or the error.
 func (b *batch) send(ctx context.Context) (string, error) {
+	reason, err := b.sendRecords(ctx)
+	if ferr := b.flush(); ferr != nil && err == nil {
+		return "", ferr
+	}
+	return reason, err
+}
+
+func (b *batch) sendRecords(ctx context.Context) (string, error) {
 	for {
 		if b.sent >= b.req.MaxMsgs {
 			return readapi.ReasonMaxMsgs, nil
@@ -164,12 +180,20 @@ func (b *batch) send(ctx context.Context) (string, error) {
 			if b.sent > 0 || !b.req.Follow {
 				return readapi.ReasonTail, nil
 			}
+			// Nothing is in a pack here (nothing was sent): a follow
+			// waits with every record it read already on its way.
 			if e, err = b.waitAtTail(ctx); errors.Is(err, errTail) {
 				return readapi.ReasonExpired, nil
 			}
 		}
 		if err != nil {
 			return "", err
+		}
+		if b.pack != nil {
+			if reason, err := b.packRecord(e); reason != "" || err != nil {
+				return reason, err
+			}
+			continue
 		}
 		m := b.w.msg(e)
 		// The first record goes out whatever its size, or the read could
@@ -199,6 +223,10 @@ func (b *batch) read(ctx context.Context) (tiers.Entry, error) {
 		case backpressure.Is(err, backpressure.Tail):
 			return e, errTail
 		case !backpressure.Is(err, backpressure.Hydration):
+			return e, err
+		}
+		// The records read so far go out before the wait, not after it.
+		if err := b.flush(); err != nil {
 			return e, err
 		}
 		select {
@@ -238,4 +266,45 @@ func (b *batch) end(reason string) error {
 		eob.Pending = limit - b.next
 	}
 	return b.pub.publish(endOfBatchMsg(b.reply, eob))
+}
+
+// packRecord adds e to the open pack, publishing the pack first if e
+// would take it past its size. It says max_bytes when e would pass the
+// request's bound (e is not sent).
+func (b *batch) packRecord(e tiers.Entry) (string, error) {
+	r := packRecordOf(e)
+	// The first record goes out whatever its size, as above.
+	if b.sent > 0 && b.bytes+int64(len(r.Body)) > int64(b.req.MaxBytes) {
+		return readapi.ReasonMaxBytes, nil
+	}
+	if b.pack.full(r) {
+		if err := b.flush(); err != nil {
+			return "", err
+		}
+	}
+	if err := b.pack.add(r); err != nil {
+		return "", err
+	}
+	b.sent++
+	b.bytes += int64(len(r.Body))
+	b.next = e.Offset + 1
+	return "", nil
+}
+
+// flush publishes the open pack, if any. A pack that cannot be published
+// was not sent: next, sent and bytes go back to before it, so that an
+// error names where the reader continues.
+func (b *batch) flush() error {
+	if b.pack == nil || b.pack.w.Count() == 0 {
+		return nil
+	}
+	n, body, from := b.pack.w.Count(), b.pack.w.BodyBytes(), b.pack.first
+	err := b.pub.publish(b.pack.msg())
+	if err != nil {
+		b.sent -= n
+		b.bytes -= body
+		b.next = from
+	}
+	b.pack.w.Reset()
+	return err
 }
