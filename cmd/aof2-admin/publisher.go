@@ -28,11 +28,16 @@ func newPublisher(nc *nats.Conn, useJetStream bool, window int, timeout time.Dur
 	if !useJetStream {
 		return &corePublisher{nc: nc}, nil
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(window), jetstream.WithPublishAsyncTimeout(timeout))
+	// No WithPublishAsyncTimeout: it arms a timer for every publish.
+	// awaitOldest's one timer bounds the wait for each ack instead, and
+	// a replay that waited in vain stops.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(window))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	return &jsPublisher{js: js, window: window, timeout: timeout}, nil
+	t := time.NewTimer(timeout)
+	t.Stop()
+	return &jsPublisher{js: js, window: window, timeout: timeout, timer: t}, nil
 }
 
 // corePublisher publishes without acks; finish flushes the connection,
@@ -78,6 +83,7 @@ type jsPublisher struct {
 	timeout time.Duration
 	pending []pendingAck // oldest first
 	stats   publishStats
+	timer   *time.Timer // awaitOldest's, reused
 }
 
 type pendingAck struct {
@@ -102,9 +108,10 @@ func (p *jsPublisher) publish(ctx context.Context, m *nats.Msg, offset uint64) e
 
 func (p *jsPublisher) awaitOldest(ctx context.Context) error {
 	a := p.pending[0]
-	// WithPublishAsyncTimeout fails a lost ack; the timer is a backstop.
-	t := time.NewTimer(p.timeout + time.Second)
-	defer t.Stop()
+	// The oldest was published at least as long ago as the wait: an ack
+	// that does not come within the timeout of it is lost.
+	p.timer.Reset(p.timeout)
+	defer p.timer.Stop()
 	select {
 	case ack := <-a.future.Ok():
 		p.pending = p.pending[1:]
@@ -116,7 +123,7 @@ func (p *jsPublisher) awaitOldest(ctx context.Context) error {
 		return nil
 	case err := <-a.future.Err():
 		return ackError(a, err)
-	case <-t.C:
+	case <-p.timer.C:
 		return ackError(a, jetstream.ErrAsyncPublishTimeout)
 	case <-ctx.Done():
 		return ctx.Err()

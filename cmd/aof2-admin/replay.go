@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -112,6 +113,10 @@ type replayer struct {
 	pub          publisher
 	pace         pacer
 	sum          replaySummary
+	// The target subject of the last record, and the subject it was
+	// rendered from: records of a stream mostly share one.
+	lastFrom, lastTo string
+	msgID            []byte
 }
 
 func (a *app) replay(cmd *cobra.Command, rng *recordRange, opts []aofclient.ReadOption, tmpl subjectTemplate, o replayOptions) error {
@@ -211,14 +216,9 @@ func (r *replayer) message(rec aofclient.Record) (*nats.Msg, error) {
 	if rec.Raw && r.tmpl.usesSubject() {
 		return nil, usagef("record %d of %s is a raw payload with no subject: give --subject a template without {{subject}}", rec.Offset, r.stream)
 	}
-	subject, err := r.tmpl.render(r.stream, rec.Subject)
+	subject, err := r.target(rec)
 	if err != nil {
-		return nil, usagef("record %d of %s: %v", rec.Offset, r.stream, err)
-	}
-	if underPrefix(subject, r.ingestPrefix) && !r.allowIngest {
-		return nil, usagef("target subject %s is under the ingest prefix %s (ingest.subject_prefix): the gateway would ingest the replayed records "+
-			"again into stream %s; publish elsewhere with --subject (e.g. 'restore.{{stream}}') or pass --allow-ingest-subject if that is what you want",
-			subject, r.ingestPrefix, r.stream)
+		return nil, err
 	}
 	m := &nats.Msg{Subject: subject, Data: rec.Data}
 	if len(rec.Header) > 0 || r.sum.JetStream {
@@ -231,9 +231,30 @@ func (r *replayer) message(rec aofclient.Record) (*nats.Msg, error) {
 		}
 	}
 	if r.sum.JetStream {
-		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%d", r.stream, rec.Offset))
+		// stream:offset; the key is already in canonical form.
+		r.msgID = strconv.AppendUint(append(append(r.msgID[:0], r.stream...), ':'), rec.Offset, 10)
+		m.Header[jetstream.MsgIDHeader] = []string{string(r.msgID)}
 	}
 	return m, nil
+}
+
+// target is the subject rec is republished on: the template rendered and
+// checked once for each new subject.
+func (r *replayer) target(rec aofclient.Record) (string, error) {
+	if r.lastTo != "" && rec.Subject == r.lastFrom {
+		return r.lastTo, nil
+	}
+	subject, err := r.tmpl.render(r.stream, rec.Subject)
+	if err != nil {
+		return "", usagef("record %d of %s: %v", rec.Offset, r.stream, err)
+	}
+	if underPrefix(subject, r.ingestPrefix) && !r.allowIngest {
+		return "", usagef("target subject %s is under the ingest prefix %s (ingest.subject_prefix): the gateway would ingest the replayed records "+
+			"again into stream %s; publish elsewhere with --subject (e.g. 'restore.{{stream}}') or pass --allow-ingest-subject if that is what you want",
+			subject, r.ingestPrefix, r.stream)
+	}
+	r.lastFrom, r.lastTo = rec.Subject, subject
+	return subject, nil
 }
 
 // failed says how far a failed replay got and where to run it again.
