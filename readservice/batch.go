@@ -49,12 +49,16 @@ type batch struct {
 	// otherwise. next, sent and bytes count the records in it, which
 	// flush takes back if the pack cannot be published.
 	pack *packer
+	// expires is when a follow stops waiting at the tail: the request's
+	// start plus its expires_ms.
+	expires time.Time
 }
 
 // run sends the records and says why the batch ended; the caller
 // publishes the end of batch (end) or the error once the heartbeats have
 // stopped.
 func (b *batch) run(ctx context.Context) (string, error) {
+	b.expires = time.Now().Add(time.Duration(b.req.ExpiresMS) * time.Millisecond)
 	r, err := b.reader()
 	if err != nil {
 		return "", err
@@ -177,12 +181,21 @@ func (b *batch) sendRecords(ctx context.Context) (string, error) {
 			return readapi.ReasonArchived, nil
 		}
 		if errors.Is(err, errTail) {
-			if b.sent > 0 || !b.req.Follow {
+			// A follow in packs stays open at the tail until its bounds
+			// or its expiry, sending each record as it comes: no request
+			// between a record's append and its reader. One message per
+			// record ends at the tail once it sent any, as before packs.
+			if !b.req.Follow || (b.sent > 0 && b.pack == nil) {
 				return readapi.ReasonTail, nil
 			}
-			// Nothing is in a pack here (nothing was sent): a follow
-			// waits with every record it read already on its way.
+			// What was read goes out before the wait.
+			if err := b.flush(); err != nil {
+				return "", err
+			}
 			if e, err = b.waitAtTail(ctx); errors.Is(err, errTail) {
+				if b.sent > 0 {
+					return readapi.ReasonTail, nil
+				}
 				return readapi.ReasonExpired, nil
 			}
 		}
@@ -238,11 +251,12 @@ func (b *batch) read(ctx context.Context) (tiers.Entry, error) {
 	}
 }
 
-// waitAtTail waits for the next record up to the request's expiry
+// waitAtTail waits for the next record up to the request's expiry,
+// counted from its start
 // (errTail when none came). The request's heartbeats (publisher) tell
 // the reader a quiet stream from a lost gateway meanwhile.
 func (b *batch) waitAtTail(ctx context.Context) (tiers.Entry, error) {
-	wctx, cancel := context.WithTimeout(ctx, time.Duration(b.req.ExpiresMS)*time.Millisecond)
+	wctx, cancel := context.WithDeadline(ctx, b.expires)
 	defer cancel()
 	e, err := b.r.Next(wctx)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {

@@ -82,27 +82,35 @@ func TestPackedReadStopsAtTheSameBoundsWithTheSameNextPosition(t *testing.T) {
 	}
 }
 
-// TestPackedFollowSendsEachRecordWithoutWaitingForMore: a follow request
-// for packs that waits at the tail gets a record appended meanwhile in a
-// pack of its own at once, not at the expiry, and its batch then ends at
-// the tail.
-func TestPackedFollowSendsEachRecordWithoutWaitingForMore(t *testing.T) {
+// TestPackedFollowSendsEachRecordAsItComesInOneBatch: a follow request
+// for packs that waits at the tail sends each record appended meanwhile
+// in a pack as it comes, and its batch stays open for the next one until
+// the request's expiry, counted from its start, ends it at the tail.
+func TestPackedFollowSendsEachRecordAsItComesInOneBatch(t *testing.T) {
 	f := newFixture(t)
 	appendN(t, f.store, "orders", 0, 5, seqPlusOne)
-	sub := send(t, f.nc, "orders", readapi.Request{StartOffset: 5, Follow: true, ExpiresMS: 60000, Pack: true})
+	const expires = 5 * time.Second
+	start := time.Now()
+	sub := send(t, f.nc, "orders", readapi.Request{StartOffset: 5, Follow: true, ExpiresMS: expires.Milliseconds(), Pack: true})
 	defer sub.Unsubscribe()
-	time.Sleep(100 * time.Millisecond) // the request waits at the tail
-	appendN(t, f.store, "orders", 5, 1, seqPlusOne)
-	// Well under the expiry: a pack held until more records came would
-	// not arrive before it.
-	m, err := sub.NextMsg(20 * time.Second)
-	if err != nil {
-		t.Fatalf("no pack within 20 s of the append, with the follow expiring in 60 s: %v", err)
+	for i := 5; i < 8; i++ {
+		time.Sleep(100 * time.Millisecond) // the request waits at the tail
+		appendN(t, f.store, "orders", i, 1, seqPlusOne)
+		m, err := sub.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("no pack after record %d was appended: %v", i, err)
+		}
+		if m.Header.Get(readapi.HeaderStatus) != "" {
+			t.Fatalf("after record %d: status %s (%s) where a pack of it was due", i, m.Header.Get(readapi.HeaderStatus), m.Data)
+		}
+		checkPacked(t, "orders", unpack(t, "orders", []*nats.Msg{m}), i, seqPlusOne)
 	}
-	checkPacked(t, "orders", unpack(t, "orders", []*nats.Msg{m}), 5, seqPlusOne)
 	a := collect(t, sub, 0)
-	if eob := a.eob(t); eob.NextOffset != 6 || eob.Reason != readapi.ReasonTail || len(a.records) != 0 {
-		t.Fatalf("after the pack: %d more messages, end of batch %+v", len(a.records), eob)
+	if eob := a.eob(t); eob.NextOffset != 8 || eob.Records != 3 || eob.Reason != readapi.ReasonTail || len(a.records) != 0 {
+		t.Fatalf("after the packs: %d more messages, end of batch %+v", len(a.records), eob)
+	}
+	if d := time.Since(start); d < expires-100*time.Millisecond {
+		t.Fatalf("the batch ended after %v, before its expiry of %v", d, expires)
 	}
 }
 
