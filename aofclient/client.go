@@ -29,7 +29,10 @@ type Record struct {
 	Time    time.Time
 	Subject string      // the subject it was published on; "" when Raw
 	Header  nats.Header // the original headers, without the read API's own
-	Data    []byte
+	// Data is the body. It is the record's own, but read in a pack it
+	// shares the pack's buffer (up to 256 KiB), which stays in memory as
+	// long as any of its records' Data is kept.
+	Data []byte
 	// Raw: the stored payload is not a NATS message envelope; Data is the
 	// payload as stored.
 	Raw bool

@@ -34,6 +34,15 @@
 // starting at EndOfBatch.NextOffset (the pattern of JetStream's direct
 // batch get).
 //
+// # Packs
+//
+// A request with Request.Pack gets its records in packs (pack.go):
+// messages with HeaderPack, each a checksummed block of many records,
+// written by PackWriter and read by DecodePack. The heartbeats and the
+// final message are unchanged. A follow request in packs stays open at
+// the tail, sending each record as it comes, until its bounds or its
+// expiry. A gateway that predates packs ignores the field.
+//
 // # Versioning
 //
 // Changing a JSON field name or type, a header name or the meaning of a
