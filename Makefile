@@ -93,6 +93,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope -fuzztime 30s ./ingest/
 	$(GO) test -run '^$$' -fuzz FuzzParseAckReply -fuzztime 30s ./ingest/
 	$(GO) test -run '^$$' -fuzz FuzzChecksum3 -fuzztime 30s ./tiers/segment/
+	$(GO) test -run '^$$' -fuzz FuzzDecodePack -fuzztime 30s ./readapi/
 
 run: $(VERSITYGW) build
 	./scripts/run-local.sh
