@@ -17,7 +17,7 @@ import (
 // storeMixedRecords stores n records of every shape a stream can hold:
 // with and without headers, headers named like the read API's own, an
 // empty body, a body of 100 KiB, and payloads that are not a NATS message
-// (raw).
+// (raw), and header blocks ingest does not write.
 func storeMixedRecords(t *testing.T, g *gateway, n int) {
 	t.Helper()
 	var recs []tiers.Record
@@ -39,6 +39,13 @@ func storeMixedRecords(t *testing.T, g *gateway, n int) {
 				big[k] = byte(i + k)
 			}
 			payload = ingest.AppendEnvelope(nil, ingest.Envelope{Subject: "orders.big", Body: big})
+		case 6:
+			// A header block ingest never writes: a blank line inside
+			// (a NATS parser stops there), and then a line with no ": ".
+			hdrs := []string{"NATS/1.0\r\nA: 1\r\n\r\nB: 2\r\n\r\n", "NATS/1.0\r\nBad\r\n\r\n"}
+			hdr := hdrs[(i/7)%2]
+			payload = []byte{ingest.EnvelopeVersion, 1, 0, byte(len(hdr)), 0, 0, 0, 'x'}
+			payload = append(append(payload, hdr...), fmt.Appendf(nil, "odd header %d", i)...)
 		default:
 			h := map[string][]string{"Traceparent": {fmt.Sprintf("00-%032x-%016x-01", i, i)}}
 			payload = ingest.AppendEnvelope(nil, ingest.Envelope{Subject: "orders.created", Header: h, Body: fmt.Appendf(nil, "traced %d", i)})
@@ -86,6 +93,9 @@ func TestPacksYieldTheSameRecordsAsAMessagePerRecord(t *testing.T) {
 		if packed[2].Header.Get("Aof-Original-Status") != "503" || packed[0].Raw != true || string(packed[0].Data) != "raw payload 0" ||
 			!reflect.DeepEqual(packed[2].Header.Values("Multi"), []string{"a", "b"}) {
 			t.Fatalf("batch %v: records 0 and 2 are %+v and %+v", batch, packed[0], packed[2])
+		}
+		if packed[6].Header.Get("B") != "2" || packed[6].Subject != "x" || !packed[13].Raw {
+			t.Fatalf("batch %v: records 6 and 13 (odd header blocks) are %+v and %+v", batch, packed[6], packed[13])
 		}
 	}
 }

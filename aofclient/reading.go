@@ -17,6 +17,9 @@ import (
 // serving it is gone (restart, failover, network).
 var errLost = errors.New("aofclient: no answer from the gateway within the timeout")
 
+// followExpires is the expiry of a Follow's requests.
+const followExpires = 10 * time.Second
+
 // reading is one Read or Follow: it asks for batch after batch from the
 // position after the last record yielded.
 type reading struct {
@@ -107,6 +110,10 @@ func (r *reading) request() readapi.Request {
 	}
 	if r.follow {
 		req.Follow, req.HeartbeatMS = true, r.c.heartbeat.Milliseconds()
+		// A follow in packs stays open at the tail until its expiry,
+		// sending as records come: a loop body that breaks leaves the
+		// gateway sending to nobody (and holding a read slot) until then.
+		req.ExpiresMS = followExpires.Milliseconds()
 	}
 	return req
 }

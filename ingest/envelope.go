@@ -78,6 +78,48 @@ func SplitEnvelope(b []byte) (subject, header, body []byte, err error) {
 	return b[envelopeFixed : envelopeFixed+sl], b[envelopeFixed+sl : envelopeFixed+sl+hl], b[envelopeFixed+sl+hl:], nil
 }
 
+// CanonicalHeaderBlock says whether a stored header block reads the same
+// to a NATS client's header parser as to DecodeEnvelope: every line
+// between the framing is a "Name: value" line, with no blank line before
+// the end. Ingest writes only such blocks; a block that is not one (a
+// payload written by other means) must be decoded and written again
+// before a reader parses it as NATS headers. It allocates nothing.
+func CanonicalHeaderBlock(h []byte) bool {
+	if len(h) == 0 {
+		return true
+	}
+	if !validHeaderFraming(h) {
+		return false
+	}
+	rest := h[len(headerLine) : len(h)-2] // each line with its "\r\n"
+	for len(rest) > 0 {
+		i := bytes.Index(rest, []byte("\r\n"))
+		if i <= 0 || !bytes.Contains(rest[:i], []byte(": ")) {
+			return false
+		}
+		rest = rest[i+2:]
+	}
+	return true
+}
+
+// EnvelopeParts is SplitEnvelope for a reader that parses the header
+// block as NATS headers (the read API's packs): the block is the stored
+// one when it is canonical (CanonicalHeaderBlock, as ingest writes it,
+// with no allocation), else the decoded headers written again, so that
+// the reader gets the headers DecodeEnvelope gets. An error is
+// DecodeEnvelope's.
+func EnvelopeParts(b []byte) (subject, header, body []byte, err error) {
+	subject, header, body, err = SplitEnvelope(b)
+	if err != nil || CanonicalHeaderBlock(header) {
+		return subject, header, body, err
+	}
+	env, err := DecodeEnvelope(b)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return subject, encodeHeader(env.Header), body, nil
+}
+
 func validHeaderFraming(h []byte) bool {
 	return bytes.HasPrefix(h, []byte(headerLine)) && bytes.HasSuffix(h, []byte("\r\n\r\n"))
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bop-aof/aof/integration/harness"
@@ -276,15 +278,34 @@ func TestStreamFromSubject(t *testing.T) {
 func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(AppendEnvelope(nil, Envelope{Subject: "aof.ingest.x", Header: map[string][]string{"A": {"b"}}, Body: []byte("c")}))
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0})
+	// Header blocks a NATS parser reads otherwise than DecodeEnvelope: a
+	// blank line inside, a line with no ": ", a line "K:v".
+	for _, hdr := range []string{"NATS/1.0\r\nA: 1\r\n\r\nB: 2\r\n\r\n", "NATS/1.0\r\nBad\r\n\r\n", "NATS/1.0\r\nK:v\r\n\r\n"} {
+		b := []byte{EnvelopeVersion, 1, 0, byte(len(hdr)), 0, 0, 0, 'x'}
+		f.Add(append(append(b, hdr...), "body"...))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)
-		subject, _, body, serr := SplitEnvelope(b)
+		subject, hdr, body, perr := EnvelopeParts(b)
+		if (err == nil) != (perr == nil) {
+			t.Fatalf("EnvelopeParts says %v where DecodeEnvelope says %v", perr, err)
+		}
 		if err != nil {
 			return
 		}
-		// What the read API's packs send undecoded is what decodes.
-		if serr != nil || string(subject) != e.Subject || !bytes.Equal(body, e.Body) {
-			t.Fatalf("SplitEnvelope disagrees with DecodeEnvelope: %q %q %v", subject, body, serr)
+		// What the read API's packs send is what decodes: the subject,
+		// the body, and headers that a NATS client's parser reads as a
+		// message per record gives them (its header map, written by
+		// nats.go as encodeHeader writes it, parsed by nats.go).
+		if string(subject) != e.Subject || !bytes.Equal(body, e.Body) {
+			t.Fatalf("EnvelopeParts disagrees with DecodeEnvelope: %q %q", subject, body)
+		}
+		if len(e.Header) > 0 || len(hdr) > 0 {
+			viaPack, perr := nats.DecodeHeadersMsg(hdr)
+			viaMsg, merr := nats.DecodeHeadersMsg(encodeHeader(e.Header))
+			if (perr == nil) != (merr == nil) || !reflect.DeepEqual(viaPack, viaMsg) {
+				t.Fatalf("headers in a pack %v (%v), in a message per record %v (%v)", viaPack, perr, viaMsg, merr)
+			}
 		}
 		again, err := DecodeEnvelope(AppendEnvelope(nil, e))
 		if err != nil || again.Subject != e.Subject || !bytes.Equal(again.Body, e.Body) {

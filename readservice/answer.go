@@ -137,12 +137,12 @@ func (p *packer) msg() *nats.Msg {
 	return &p.m
 }
 
-// packRecordOf is e as a pack carries it: the stored envelope's parts as
-// they are (its header block is the NATS one), or the payload as a raw
-// record.
+// packRecordOf is e as a pack carries it: the stored envelope's parts
+// (its header block is the NATS one), or the payload as a raw record when
+// a message per record would send it raw.
 func packRecordOf(e tiers.Entry) readapi.PackRecord {
 	r := readapi.PackRecord{Offset: e.Offset, Seq: e.ExtID, TimeMS: e.AppendMS}
-	subject, hdr, body, err := ingest.SplitEnvelope(e.Payload)
+	subject, hdr, body, err := ingest.EnvelopeParts(e.Payload)
 	if err != nil {
 		r.Raw, r.Body = true, e.Payload
 		return r
