@@ -94,13 +94,34 @@ func TestZombieOwnerResumedAfterItsLeaseChangesNothing(t *testing.T) {
 // URLs. One server is SIGKILLed mid-ingest and restarted: the gateways
 // ride through, and every acked message is in Tier 2 once.
 func TestGatewaysRideThroughTheLossOfANATSServer(t *testing.T) {
+	lossOfANATSServer(t, 30*time.Second, true)
+}
+
+// At the default lease TTL an election may outlast the leases renewed
+// through the killed server: they are lost and taken over, and still
+// every acked message is in Tier 2 once.
+func TestTheLossOfANATSServerAtTheDefaultLeaseTTLLosesNoMessage(t *testing.T) {
+	lossOfANATSServer(t, 10*time.Second, false)
+}
+
+// lossOfANATSServer runs two gateways with lease TTL ttl on a 3-node
+// cluster, kills the server that leads the cluster bucket mid-ingest and
+// restarts it, and checks the totals; with noLeaseLost, also that no
+// partition changed owner.
+func lossOfANATSServer(t *testing.T, ttl time.Duration, noLeaseLost bool) {
 	c := harness.StartCluster(t, 3)
 	e := &env{t: t, s3: harness.StartS3(t), root: t.TempDir(), cluster: c,
 		extra: []string{"AOF2_INGEST_REPLICAS=3", "AOF2_CLUSTER_REPLICAS=3"}}
 	a, b := e.newNode("gw-a"), e.newNode("gw-b")
-	// The default lease TTL: a new stream leader is elected well within
-	// it, so no partition changes owner.
-	a.leaseTTL, b.leaseTTL = 10*time.Second, 10*time.Second
+	// A lease TTL longer than a stream election: the streams the killed
+	// server led elect a new leader after nats-server's raft election
+	// timeout (4 to 9 s, random) and the gateways reconnect, and a lease
+	// is valid for 0.9 TTL after a renewal made up to TTL/3 before the
+	// kill. At the default 10 s that leaves 5.7 s, which about half of
+	// the elections outlast (leases lost and taken over, nothing lost:
+	// docs/architecture.md, "A NATS node lost"); at 30 s it leaves 17 s,
+	// and no partition may change owner.
+	a.leaseTTL, b.leaseTTL = ttl, ttl
 	a.start()
 	b.start()
 	nc := c.Connect(t)
@@ -110,9 +131,8 @@ func TestGatewaysRideThroughTheLossOfANATSServer(t *testing.T) {
 	// about.
 	waitSpread(t, time.Minute, a, b)
 	time.Sleep(time.Second)
-	// The server that leads the cluster bucket is killed: a SIGKILLed
-	// stream leader costs its streams about six seconds of election,
-	// within the default lease TTL, so no lease is lost.
+	// The server that leads the cluster bucket is killed: its streams
+	// elect a new leader within the lease TTL, so no lease is lost.
 	victim, ingestLeader := streamLeader(t, c, "KV_AOF_CLUSTER"), streamLeader(t, c, "AOF_INGEST")
 	t.Logf("killing n%d (leads the cluster bucket; AOF_INGEST is led by n%d)", victim, ingestLeader)
 	c.Kill(victim)
@@ -142,10 +162,17 @@ func TestGatewaysRideThroughTheLossOfANATSServer(t *testing.T) {
 			t.Errorf("%s has %d replicas, want 3", name, r)
 		}
 	}
-	if lost := strings.Count(e.fullGatewayLog(), "msg=cluster_partition_lost"); lost > 0 {
+	lost := strings.Count(e.fullGatewayLog(), "msg=cluster_partition_lost")
+	if lost > 0 && noLeaseLost {
+		for _, line := range strings.Split(e.fullGatewayLog(), "\n") {
+			if strings.Contains(line, "msg=cluster_partition_lost") || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				t.Log(line)
+			}
+		}
 		t.Errorf("%d partition leases lost across the loss of one NATS server", lost)
 	}
-	t.Logf("%d messages acked across the loss of a NATS server (%d publishes failed while it was down)", pub.count(), fails)
+	t.Logf("%d messages acked across the loss of a NATS server (%d publishes failed while it was down), %d leases lost at TTL %v",
+		pub.count(), fails, lost, ttl)
 }
 
 // streamLeader is the index of the server that leads stream.
