@@ -26,7 +26,7 @@ type publishStats struct {
 
 func newPublisher(nc *nats.Conn, useJetStream bool, window int, timeout time.Duration) (publisher, error) {
 	if !useJetStream {
-		return &corePublisher{nc: nc}, nil
+		return &corePublisher{nc: nc, timeout: timeout}, nil
 	}
 	// No WithPublishAsyncTimeout: it arms a timer for every publish.
 	// awaitOldest's one timer bounds the wait for each ack instead, and
@@ -44,6 +44,7 @@ func newPublisher(nc *nats.Conn, useJetStream bool, window int, timeout time.Dur
 // so the server has every message when it returns.
 type corePublisher struct {
 	nc      *nats.Conn
+	timeout time.Duration // for the final flush
 	flushed bool
 	pending uint64 // first offset not flushed
 	started bool
@@ -60,6 +61,10 @@ func (p *corePublisher) publish(_ context.Context, m *nats.Msg, offset uint64) e
 }
 
 func (p *corePublisher) finish(ctx context.Context) (publishStats, error) {
+	// FlushWithContext refuses a context without a deadline, which the
+	// command's is (it ends on a signal).
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
 	if err := p.nc.FlushWithContext(ctx); err != nil {
 		return publishStats{}, fmt.Errorf("flush the published records to the NATS server: %w", err)
 	}

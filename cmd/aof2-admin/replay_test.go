@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -319,5 +320,26 @@ func TestPacerHoldsPublishesToTheRate(t *testing.T) {
 	}
 	if took := time.Since(start); took > 100*time.Millisecond {
 		t.Fatalf("1000 publishes without --rate took %v", took)
+	}
+}
+
+// The binary runs replay with a context that has no deadline (it ends on
+// a signal); a core NATS replay must still flush and succeed, as a test
+// context with a deadline hid once.
+func TestCoreReplayFinishesWithoutADeadlineOnItsContext(t *testing.T) {
+	url, _ := online(t)
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{url, "replay", "--stream", "demo", "--to", "5", "--subject", "restore.{{stream}}"},
+			&out, &errOut, []string{"HOME=" + t.TempDir()})
+	}()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(out.String(), "replayed 5 records of demo") {
+			t.Fatalf("replay without a deadline: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("replay without a deadline did not end within 60 s")
 	}
 }
