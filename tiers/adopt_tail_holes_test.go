@@ -1,9 +1,12 @@
 package tiers
 
 import (
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/bop-aof/aof/internal/vfs"
 	"github.com/bop-aof/aof/manifest"
 	"github.com/bop-aof/aof/tiers/tier2"
 	"github.com/bop-aof/aof/tiers/tier2/memory"
@@ -97,4 +100,40 @@ func waitRecordCoversSealAndTail(t *testing.T, c tier2.Bucket, old *Store, strea
 	}
 	t.Fatalf("the archived position never covered the seal of segment %d and an open tail", id)
 	return manifest.Archived{}
+}
+
+// The layout TestARefillIntoTheRestoredOpenTailCountsAsStored reaches only
+// now and then, built directly: the adopted index ends with an open
+// segment whose bounds the record knows and which Tier 2 does not hold.
+// Its records are a hole to be stored again, but the segment itself is
+// restored empty and holds the refill: it must count among the segments
+// after the holes, and never among their lost segments, or it would be
+// retired, refill and all, once the refill reached Tier 2.
+func TestTheRestoredOpenTailIsNeverAmongTheLostSegments(t *testing.T) {
+	const stream = "orders"
+	idx := manifest.NewIndex(stream)
+	apply := func(seg uint64, p manifest.Payload) {
+		idx.Apply(manifest.Record{Type: p.RecordType(), Segment: seg, Payload: p})
+	}
+	for seg, base := range map[uint64]uint64{4: 123, 5: 162, 6: 170} {
+		apply(seg, manifest.SegmentOpenedPayload{BaseOffset: base})
+	}
+	apply(4, manifest.SealSegmentPayload{ExtID: 162})
+	apply(4, manifest.UploadDonePayload{Key: "k4"})
+	apply(5, manifest.SealSegmentPayload{ExtID: 170}) // sealed, not uploaded: lost
+	apply(6, manifest.SegmentBoundsPayload{FirstExtID: 171, LastExtID: 190})
+	root := t.TempDir()
+	o := RecoverOptions{Root: root, FS: vfs.Default, Logger: slog.New(slog.DiscardHandler)}
+	if err := recordAdoptedLoss(o, stream, idx); err != nil {
+		t.Fatal(err)
+	}
+	all, err := loadHoles(vfs.Default, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := all[stream]
+	if h.AfterSegment != 5 || len(h.Holes) != 1 || h.Holes[0].From != 162 || h.Holes[0].To != 190 ||
+		fmt.Sprint(h.Holes[0].Segments) != "[5]" {
+		t.Fatalf("holes %+v; want after segment 5, one range 162..190 of lost segment 5 alone", h)
+	}
 }

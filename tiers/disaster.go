@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -713,6 +714,15 @@ func restoreEmptyTail(o RecoverOptions, stream string, idx *manifest.Index) erro
 	return w.Close()
 }
 
+// withoutSegment is holes with id taken out of every range's lost
+// segments.
+func withoutSegment(holes []ExtRange, id uint64) []ExtRange {
+	for i := range holes {
+		holes[i].Segments = slices.DeleteFunc(holes[i].Segments, func(s uint64) bool { return s == id })
+	}
+	return holes
+}
+
 // recordAdoptedLoss records in HolesFile the sequences of the sealed
 // segments the adopted index does not show in Tier 2: the record's
 // position covers their seal but not their upload, and no copy of them
@@ -743,6 +753,11 @@ func recordAdoptedLoss(o RecoverOptions, stream string, idx *manifest.Index) err
 		// so it counts among the segments after the holes.
 		if t := segs[n-1]; !t.Sealed && !t.Deleted && t.InTier0 && t.Segment > 0 && t.Segment <= after {
 			after = t.Segment - 1
+			// Its records before the adoption are a hole (stored again),
+			// but the segment is not lost: it is restored and holds the
+			// refill. Listed among a hole's lost segments it would be
+			// retired once the refill is in Tier 2, the refill with it.
+			holes = withoutSegment(holes, t.Segment)
 		}
 	}
 	var entry streamHoles
