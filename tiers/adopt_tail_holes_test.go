@@ -137,3 +137,64 @@ func TestTheRestoredOpenTailIsNeverAmongTheLostSegments(t *testing.T) {
 		t.Fatalf("holes %+v; want after segment 5, one range 162..190 of lost segment 5 alone", h)
 	}
 }
+
+// A holes file written before the fix above lists the restored tail among
+// a hole's lost segments. Upgraded, the store must still never retire it:
+// a segment above AfterSegment was written after the adoption and holds
+// the refill. The refill then stays in the stream, in Tier 2, whatever
+// the file says.
+func TestAHolesFileListingTheRestoredTailNeverRetiresIt(t *testing.T) {
+	c := memory.New()
+	const stream = "orders"
+	var alog, blog syncBuffer
+	old, lost := storeWithALostSegment(t, c, stream, &alog)
+	rec := waitRecordCoversSealAndTail(t, c, old, stream, lost)
+	old.Close()
+
+	root := t.TempDir()
+	owner := epochStore(t, root, c, 0, &blog)
+	if err := owner.Adopt(testCtx(t), stream, rec, 2); err != nil {
+		t.Fatalf("adopt: %v", err)
+	}
+	segs := owner.Segments(stream)
+	tail := segs[len(segs)-1].Segment
+	owner.Close()
+	// The file as the release before wrote it: the tail among the lost.
+	all, err := loadHoles(vfs.Default, root)
+	if err != nil || len(all[stream].Holes) == 0 {
+		t.Fatalf("holes after the adoption: %+v, %v", all, err)
+	}
+	h := all[stream]
+	h.Holes[len(h.Holes)-1].Segments = append(h.Holes[len(h.Holes)-1].Segments, tail)
+	h.Holes[len(h.Holes)-1].To = max(h.Holes[len(h.Holes)-1].To, 190)
+	if err := setStreamHoles(vfs.Default, root, stream, h); err != nil {
+		t.Fatal(err)
+	}
+	owner = epochStore(t, root, c, 2, &blog)
+	defer owner.Close()
+	for ext := rec.Through + 1; ext <= 190; ext++ {
+		d, _ := owner.DedupeView(stream)
+		if d.Stored(ext) {
+			continue
+		}
+		if err := owner.AppendDurable(testCtx(t), stream, []Record{{Payload: payload(stream, int(ext-1)), ExtID: ext}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := owner.Seal(testCtx(t), stream, true); err != nil {
+		t.Fatal(err)
+	}
+	waitUploaded(t, owner, stream)
+	for i := 0; i < 20; i++ { // retirements run in the background
+		owner.DedupeView(stream)
+		time.Sleep(20 * time.Millisecond)
+	}
+	found := false
+	for _, st := range owner.Segments(stream) {
+		found = found || st.Segment == tail
+	}
+	d, _ := owner.DedupeView(stream)
+	if !found || !d.Stored(190) {
+		t.Fatalf("the restored tail %d was retired (still listed: %v); dedupe %+v; log:\n%s", tail, found, d, blog.String())
+	}
+}

@@ -169,6 +169,10 @@ func (l *Log) DedupeView() Dedupe {
 		// them lost.
 		for _, id := range h.Segments {
 			switch {
+			case id > l.holes.AfterSegment:
+				// Written after the recovery: it holds the refill, it is
+				// not one of the lost (a holes file of a release before
+				// 2026-12-02 could list an adoption's restored tail).
 			case l.segmentLocked(id) == nil:
 				// Retired (or never in the log): done.
 			case l.lostRetired[id]:

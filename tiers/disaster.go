@@ -743,22 +743,21 @@ func recordAdoptedLoss(o RecoverOptions, stream string, idx *manifest.Index) err
 		o.Logger.Error("stream_adopt_segment_range_unknown", "stream", stream, "segment", id,
 			"note", "the segment held records stored again by an earlier recovery; they are not stored again")
 	}
-	for _, h := range holes {
-		o.Logger.Warn("stream_adopt_segments_lost", "stream", stream, "after_sequence", h.From, "to_sequence", h.To,
-			"segments", h.Segments, "note", "sealed but not uploaded by the owner before; stored again from the ingest stream")
-	}
 	if n := len(segs); n > 0 {
 		// The open tail is restored empty (restoreEmptyTail): everything
 		// it will hold is written after the adoption, refills included,
-		// so it counts among the segments after the holes.
+		// so it counts among the segments after the holes. Its records
+		// before the adoption are a hole (stored again), but the segment
+		// is not lost: listed among a hole's lost segments it would be
+		// retired once the refill is in Tier 2, the refill with it.
 		if t := segs[n-1]; !t.Sealed && !t.Deleted && t.InTier0 && t.Segment > 0 && t.Segment <= after {
 			after = t.Segment - 1
-			// Its records before the adoption are a hole (stored again),
-			// but the segment is not lost: it is restored and holds the
-			// refill. Listed among a hole's lost segments it would be
-			// retired once the refill is in Tier 2, the refill with it.
 			holes = withoutSegment(holes, t.Segment)
 		}
+	}
+	for _, h := range holes {
+		o.Logger.Warn("stream_adopt_segments_lost", "stream", stream, "after_sequence", h.From, "to_sequence", h.To,
+			"segments", h.Segments, "note", "sealed but not uploaded by the owner before; stored again from the ingest stream")
 	}
 	var entry streamHoles
 	if len(holes) > 0 {

@@ -458,6 +458,9 @@ func (b *background) retireLost(l *Log, id uint64) error {
 	if si == nil {
 		return nil
 	}
+	if l.isActive(id) {
+		return fmt.Errorf("segment %d is the active segment: it is being written, not lost", id)
+	}
 	for _, r := range []manifest.Record{
 		{Type: manifest.LocalEvicted, Segment: id, Payload: manifest.LocalEvictedPayload{}},
 		{Type: manifest.LocalEvicted, Flags: manifest.FlagTier1Copy, Segment: id, Payload: manifest.LocalEvictedPayload{}},

@@ -466,3 +466,10 @@ func (l *Log) olderAwaitingUpload(id uint64) uint64 {
 	}
 	return 0
 }
+
+// isActive reports whether id is the segment being written.
+func (l *Log) isActive(id uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.active != nil && l.active.Header().SegmentID == id
+}
