@@ -22,30 +22,14 @@ import (
 func TestARefillIntoTheRestoredOpenTailCountsAsStored(t *testing.T) {
 	c := memory.New()
 	const stream = "orders"
-	var alog, blog syncBuffer
-	old, lost := storeWithALostSegment(t, c, stream, &alog)
-	rec := waitRecordCoversSealAndTail(t, c, old, stream, lost)
-	old.Close()
-
-	owner := epochStore(t, t.TempDir(), c, 0, &blog)
+	var blog syncBuffer
+	owner, rec := adoptAfterALostUpload(t, c, stream, t.TempDir(), &blog)
 	defer owner.Close()
-	if err := owner.Adopt(testCtx(t), stream, rec, 2); err != nil {
-		t.Fatalf("adopt: %v", err)
-	}
 	for _, st := range owner.Segments(stream) {
 		t.Logf("after adopt: segment %d state=%s base=%d next=%d", st.Segment, st.State, st.BaseOffset, st.NextOffset)
 	}
-	// The pipeline takes a fresh DedupeView per batch: one record per batch.
 	const upTo = 190 // the lost range ends here; the tail does not roll over before
-	for ext := rec.Through + 1; ext <= upTo; ext++ {
-		d, _ := owner.DedupeView(stream)
-		if d.Stored(ext) {
-			continue
-		}
-		if err := owner.AppendDurable(testCtx(t), stream, []Record{{Payload: payload(stream, int(ext-1)), ExtID: ext}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	refillTo(t, owner, stream, rec, upTo)
 	for _, st := range owner.Segments(stream) {
 		t.Logf("after refill: segment %d state=%s base=%d next=%d ext %d..%d", st.Segment, st.State, st.BaseOffset, st.NextOffset, st.FirstExtID, st.LastExtID)
 	}
@@ -74,6 +58,39 @@ func TestARefillIntoTheRestoredOpenTailCountsAsStored(t *testing.T) {
 	if len(again) > 0 {
 		t.Fatalf("after storing every sequence through %d once, a redelivery of %d of them (%d..%d) would be stored again; dedupe %+v",
 			upTo, len(again), again[0], again[len(again)-1], d)
+	}
+}
+
+// adoptAfterALostUpload is a takeover at root after a crash: the old
+// owner sealed a segment it never uploaded, and its record covers that
+// seal and an open segment after it. It returns the new owner and the
+// record it adopted.
+func adoptAfterALostUpload(t *testing.T, c *memory.Bucket, stream, root string, log *syncBuffer) (*Store, manifest.Archived) {
+	t.Helper()
+	var alog syncBuffer
+	old, lost := storeWithALostSegment(t, c, stream, &alog)
+	rec := waitRecordCoversSealAndTail(t, c, old, stream, lost)
+	old.Close()
+	owner := epochStore(t, root, c, 0, log)
+	if err := owner.Adopt(testCtx(t), stream, rec, 2); err != nil {
+		t.Fatalf("adopt: %v", err)
+	}
+	return owner, rec
+}
+
+// refillTo stores the sequences after rec.Through up to upTo as the
+// pipeline would, redelivered from the ingest stream: a fresh DedupeView
+// per batch, one record per batch, and what it says is stored skipped.
+func refillTo(t *testing.T, owner *Store, stream string, rec manifest.Archived, upTo uint64) {
+	t.Helper()
+	for ext := rec.Through + 1; ext <= upTo; ext++ {
+		d, _ := owner.DedupeView(stream)
+		if d.Stored(ext) {
+			continue
+		}
+		if err := owner.AppendDurable(testCtx(t), stream, []Record{{Payload: payload(stream, int(ext-1)), ExtID: ext}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -146,16 +163,9 @@ func TestTheRestoredOpenTailIsNeverAmongTheLostSegments(t *testing.T) {
 func TestAHolesFileListingTheRestoredTailNeverRetiresIt(t *testing.T) {
 	c := memory.New()
 	const stream = "orders"
-	var alog, blog syncBuffer
-	old, lost := storeWithALostSegment(t, c, stream, &alog)
-	rec := waitRecordCoversSealAndTail(t, c, old, stream, lost)
-	old.Close()
-
+	var blog syncBuffer
 	root := t.TempDir()
-	owner := epochStore(t, root, c, 0, &blog)
-	if err := owner.Adopt(testCtx(t), stream, rec, 2); err != nil {
-		t.Fatalf("adopt: %v", err)
-	}
+	owner, rec := adoptAfterALostUpload(t, c, stream, root, &blog)
 	segs := owner.Segments(stream)
 	tail := segs[len(segs)-1].Segment
 	owner.Close()
@@ -172,15 +182,7 @@ func TestAHolesFileListingTheRestoredTailNeverRetiresIt(t *testing.T) {
 	}
 	owner = epochStore(t, root, c, 2, &blog)
 	defer owner.Close()
-	for ext := rec.Through + 1; ext <= 190; ext++ {
-		d, _ := owner.DedupeView(stream)
-		if d.Stored(ext) {
-			continue
-		}
-		if err := owner.AppendDurable(testCtx(t), stream, []Record{{Payload: payload(stream, int(ext-1)), ExtID: ext}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	refillTo(t, owner, stream, rec, 190)
 	if _, err := owner.Seal(testCtx(t), stream, true); err != nil {
 		t.Fatal(err)
 	}
