@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/bop-aof/aof/readapi"
 	"github.com/bop-aof/aof/tiers"
 	"github.com/bop-aof/aof/tiers/backpressure"
@@ -75,9 +77,10 @@ func (b *batch) run(ctx context.Context) (string, error) {
 	r.Seek(b.next)
 	r.SetRangedReads(b.req.MaxMsgs <= rangedReadMaxMsgs)
 	r.SetReadAhead(b.req.MaxMsgs > rangedReadMaxMsgs)
-	b.w = newRecordWriter(b.reply, b.stream)
 	if b.req.Pack {
 		b.pack = newPacker(b.reply, b.stream, b.s.nc.MaxPayload())
+	} else {
+		b.w = newRecordWriter(b.reply, b.stream)
 	}
 	reason, err := b.send(ctx)
 	if err != nil {
@@ -202,25 +205,49 @@ func (b *batch) sendRecords(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if b.pack != nil {
-			if reason, err := b.packRecord(e); reason != "" || err != nil {
-				return reason, err
-			}
-			continue
+		if reason, err := b.emit(e); reason != "" || err != nil {
+			return reason, err
 		}
-		m := b.w.msg(e)
-		// The first record goes out whatever its size, or the read could
-		// never pass it.
-		if b.sent > 0 && b.bytes+int64(len(m.Data)) > int64(b.req.MaxBytes) {
-			return readapi.ReasonMaxBytes, nil
-		}
-		if err := b.pub.publish(m); err != nil {
-			return "", err
-		}
-		b.sent++
-		b.bytes += int64(len(m.Data))
-		b.next = e.Offset + 1
 	}
+}
+
+// emit sends e, as a message of its own or into the open pack (which is
+// published first if e would take it past its size), and counts it. It
+// says max_bytes when e would pass the request's bound (e is not sent);
+// the first record goes out whatever its size, or the read could never
+// pass it.
+func (b *batch) emit(e tiers.Entry) (string, error) {
+	var m *nats.Msg
+	var r readapi.PackRecord
+	var body int
+	if b.pack != nil {
+		r = packRecordOf(e)
+		body = len(r.Body)
+	} else {
+		m = b.w.msg(e)
+		body = len(m.Data)
+	}
+	if b.sent > 0 && b.bytes+int64(body) > int64(b.req.MaxBytes) {
+		return readapi.ReasonMaxBytes, nil
+	}
+	var err error
+	switch {
+	case b.pack == nil:
+		err = b.pub.publish(m)
+	case b.pack.full(r):
+		if err = b.flush(); err == nil {
+			err = b.pack.add(r)
+		}
+	default:
+		err = b.pack.add(r)
+	}
+	if err != nil {
+		return "", err
+	}
+	b.sent++
+	b.bytes += int64(body)
+	b.next = e.Offset + 1
+	return "", nil
 }
 
 // read returns the next record without waiting at the tail (errTail);
@@ -280,29 +307,6 @@ func (b *batch) end(reason string) error {
 		eob.Pending = limit - b.next
 	}
 	return b.pub.publish(endOfBatchMsg(b.reply, eob))
-}
-
-// packRecord adds e to the open pack, publishing the pack first if e
-// would take it past its size. It says max_bytes when e would pass the
-// request's bound (e is not sent).
-func (b *batch) packRecord(e tiers.Entry) (string, error) {
-	r := packRecordOf(e)
-	// The first record goes out whatever its size, as above.
-	if b.sent > 0 && b.bytes+int64(len(r.Body)) > int64(b.req.MaxBytes) {
-		return readapi.ReasonMaxBytes, nil
-	}
-	if b.pack.full(r) {
-		if err := b.flush(); err != nil {
-			return "", err
-		}
-	}
-	if err := b.pack.add(r); err != nil {
-		return "", err
-	}
-	b.sent++
-	b.bytes += int64(len(r.Body))
-	b.next = e.Offset + 1
-	return "", nil
 }
 
 // flush publishes the open pack, if any. A pack that cannot be published

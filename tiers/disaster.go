@@ -690,12 +690,8 @@ func indexArchived(segs []manifest.SegmentState) (through, next uint64) {
 // segment the manifest holds in Tier 0 and no copy of it, and mark it
 // missing: an error on every handover, for a segment that lost nothing.
 func restoreEmptyTail(o RecoverOptions, stream string, idx *manifest.Index) error {
-	segs := idx.Segments()
-	if len(segs) == 0 {
-		return nil
-	}
-	tail := segs[len(segs)-1]
-	if tail.Sealed || tail.Deleted || !tail.InTier0 {
+	tail, ok := restoredTail(idx.Segments())
+	if !ok {
 		return nil
 	}
 	dir0 := filepath.Join(o.Root, "tier0", stream)
@@ -712,6 +708,17 @@ func restoreEmptyTail(o RecoverOptions, stream string, idx *manifest.Index) erro
 		return fmt.Errorf("restore the open segment %d empty: %w", tail.Segment, err)
 	}
 	return w.Close()
+}
+
+// restoredTail is the adopted index's last segment when it is open: the
+// one restoreEmptyTail restores empty and recordAdoptedLoss counts among
+// the segments after the holes.
+func restoredTail(segs []manifest.SegmentState) (manifest.SegmentState, bool) {
+	if len(segs) == 0 {
+		return manifest.SegmentState{}, false
+	}
+	t := segs[len(segs)-1]
+	return t, !t.Sealed && !t.Deleted && t.InTier0
 }
 
 // withoutSegment is holes with id taken out of every range's lost
@@ -743,17 +750,15 @@ func recordAdoptedLoss(o RecoverOptions, stream string, idx *manifest.Index) err
 		o.Logger.Error("stream_adopt_segment_range_unknown", "stream", stream, "segment", id,
 			"note", "the segment held records stored again by an earlier recovery; they are not stored again")
 	}
-	if n := len(segs); n > 0 {
-		// The open tail is restored empty (restoreEmptyTail): everything
-		// it will hold is written after the adoption, refills included,
-		// so it counts among the segments after the holes. Its records
-		// before the adoption are a hole (stored again), but the segment
-		// is not lost: listed among a hole's lost segments it would be
-		// retired once the refill is in Tier 2, the refill with it.
-		if t := segs[n-1]; !t.Sealed && !t.Deleted && t.InTier0 && t.Segment > 0 && t.Segment <= after {
-			after = t.Segment - 1
-			holes = withoutSegment(holes, t.Segment)
-		}
+	// The open tail is restored empty (restoreEmptyTail): everything it
+	// will hold is written after the adoption, refills included, so it
+	// counts among the segments after the holes. Its records before the
+	// adoption are a hole (stored again), but the segment is not lost:
+	// listed among a hole's lost segments it would be retired once the
+	// refill is in Tier 2, the refill with it.
+	if t, ok := restoredTail(segs); ok && t.Segment > 0 && t.Segment <= after {
+		after = t.Segment - 1
+		holes = withoutSegment(holes, t.Segment)
 	}
 	for _, h := range holes {
 		o.Logger.Warn("stream_adopt_segments_lost", "stream", stream, "after_sequence", h.From, "to_sequence", h.To,
